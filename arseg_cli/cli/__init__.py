@@ -1,0 +1,20 @@
+"""The `arseg` command line: assembles the commands; each lives in its own module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from arseg_cli.cli import encode, info, motion
+from arseg_cli.cli._app import app, run_app
+
+app.command("info")(info.info_command)
+app.command("encode")(encode.encode_command)
+app.command("motion")(motion.motion_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 ok, 1 runtime/input error, 2 usage error, 130 Ctrl-C)."""
+    return run_app(argv)
+
+
+__all__ = ["app", "main"]

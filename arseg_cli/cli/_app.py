@@ -1,0 +1,126 @@
+"""The Typer app, the stderr console and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from typer.core import TyperGroup
+
+from arseg_cli import __version__
+from arseg_cli.errors import ArsegError
+
+# Control flow of the CLI framework that must pass through untouched. Newer Typer vendors Click,
+# older Typer uses it directly: find its exception base class through a public Typer name.
+_CLI_FLOW: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    *(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"),
+)
+
+#: The one console for messages and progress; stdout is left to data.
+console = Console(stderr=True, highlight=False)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _ArsegGroup(TyperGroup):
+    """Turns known errors into one red line and an exit code; tracebacks only with --debug."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _CLI_FLOW:
+            raise
+        except ArsegError as error:
+            _report(ctx, error, str(error))
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader of our stdout went away (`arseg ... -o - | head`): not an error of ours.
+            _silence_stdout()
+            raise typer.Exit(EXIT_OK) from None
+        except Exception as error:  # noqa: BLE001 - the last line of defence, by design
+            _report(ctx, error, f"internal error: {type(error).__name__}: {error} (run with --debug for details)")
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+def _report(ctx: typer.Context, error: BaseException, message: str) -> None:
+    if ctx.obj and ctx.obj.get("debug"):
+        console.print_exception(show_locals=False)
+    console.print(f"[bold red]error:[/bold red] {message}", soft_wrap=True, markup=True)
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+app = typer.Typer(
+    cls=_ArsegGroup,
+    name="arseg",
+    help="Efficient semantic segmentation of compressed videos by altering resolutions (AR-Seg).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"arseg {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main_options(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail on stderr."),
+) -> None:
+    """Efficient semantic segmentation of compressed videos by altering resolutions (AR-Seg)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    _configure_logging(logging.DEBUG if (debug or verbose) else logging.INFO)
+
+
+def _configure_logging(level: int) -> None:
+    """Library modules log through `logging`; the CLI shows those records on stderr."""
+    logger = logging.getLogger("arseg_cli")
+    logger.handlers.clear()
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def run_app(argv: Sequence[str] | None = None) -> int:
+    """Run the app without letting it call sys.exit, and return the exit code."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="arseg", standalone_mode=True)
+    except SystemExit as stop:
+        code = stop.code
+        if code is None:
+            return EXIT_OK
+        return code if isinstance(code, int) else EXIT_ERROR
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""The compressed-video stages: decode (with bitstream motion vectors), motion fields, writers."""
