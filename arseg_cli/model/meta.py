@@ -1,0 +1,71 @@
+"""The metadata that travels with weights and decides how a model is built and fed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+WarpConvention = Literal["official", "exact"]
+
+CAMVID_MEAN = (0.39068785, 0.40521392, 0.41434407)
+CAMVID_STD = (0.29652068, 0.30514979, 0.30080369)
+CITYSCAPES_BISE_MEAN = (0.3257, 0.3690, 0.3223)
+CITYSCAPES_BISE_STD = (0.2112, 0.2148, 0.2115)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model is and how to use it.
+
+    arch:       registry id, e.g. 'camvid-psp18', 'camvid-bise18', 'cityscapes-psp18', 'cityscapes-bise18'.
+    classes:    class names; their count is the classifier's output size.
+    palette:    RGB colour per class.
+    mean, std:  normalisation of RGB in [0, 1] (per channel).
+    scale:      LR scale s of the non-keyframe branch (None: no LR branch).
+    keyframe_interval: default L.
+    warp:       CReFF warp convention: 'official' (the released checkpoints' quirk) or 'exact'.
+    has_creff:  the LR branch fuses the keyframe feature (AR); False for a plain LR baseline.
+    provenance: free-form facts: data, command, date, source files, ...
+    metrics:    measured figures (e.g. {"miou_hr": ..., "miou_ar": ...}).
+    """
+
+    arch: str
+    classes: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    scale: float | None = None
+    keyframe_interval: int = 12
+    warp: WarpConvention = "exact"
+    has_creff: bool = True
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        data["palette"] = [list(c) for c in self.palette]
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelMeta:
+        return cls(
+            arch=str(data["arch"]),
+            classes=tuple(str(c) for c in data["classes"]),
+            palette=tuple(tuple(int(v) for v in c) for c in data["palette"]),  # type: ignore[misc]
+            mean=tuple(float(v) for v in data["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in data["std"]),  # type: ignore[arg-type]
+            scale=None if data.get("scale") is None else float(data["scale"]),
+            keyframe_interval=int(data.get("keyframe_interval", 12)),
+            warp=data.get("warp", "exact"),
+            has_creff=bool(data.get("has_creff", True)),
+            provenance=dict(data.get("provenance", {})),
+            metrics=dict(data.get("metrics", {})),
+        )
