@@ -120,6 +120,44 @@ def _create_temp(final: Path) -> Path:
         return candidate
 
 
+class AtomicFile:
+    """The class form of `atomic_path`, for writers that live across many calls (videos, raw streams).
+
+    Construction checks `final` (OutputExistsError without `force`) and creates the empty temporary
+    `temp` beside it; `commit()` renames it to `final`, `discard()` deletes it. Exactly one of them
+    should end its life; both are idempotent and a second, different call is ignored.
+    """
+
+    def __init__(self, final: str | Path, *, force: bool) -> None:
+        self.final = check_writable(final, force)
+        self.force = force
+        with os_errors_as_output_errors(self.final):
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            self.temp = _create_temp(self.final)
+        self._done = False
+
+    def commit(self) -> Path:
+        """Rename the temporary to the final name (OutputExistsError if it appeared meanwhile, without force)."""
+        if self._done:
+            return self.final
+        try:
+            if not self.force and (self.final.exists() or self.final.is_symlink()):
+                raise OutputExistsError(f"{self.final} exists; use --force to overwrite")
+            with os_errors_as_output_errors(self.final):
+                os.replace(self.temp, self.final)
+        except BaseException:
+            self.discard()
+            raise
+        self._done = True
+        return self.final
+
+    def discard(self) -> None:
+        """Delete the temporary; the final name is left as it was."""
+        if not self._done:
+            self._done = True
+            self.temp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(final: str | Path, *, force: bool) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success rename it to `final`, on failure remove it.
@@ -131,16 +169,10 @@ def atomic_path(final: str | Path, *, force: bool) -> Iterator[Path]:
     become OutputError; errors raised inside the block are not translated (see
     `os_errors_as_output_errors`).
     """
-    final = check_writable(final, force)
-    with os_errors_as_output_errors(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = _create_temp(final)
+    atomic = AtomicFile(final, force=force)
     try:
-        yield temp
-        if not force and (final.exists() or final.is_symlink()):
-            raise OutputExistsError(f"{final} exists; use --force to overwrite")
-        with os_errors_as_output_errors(final):
-            os.replace(temp, final)
+        yield atomic.temp
     except BaseException:
-        temp.unlink(missing_ok=True)
+        atomic.discard()
         raise
+    atomic.commit()

@@ -10,6 +10,7 @@ import pytest
 
 from arseg_cli.errors import OutputError, OutputExistsError
 from arseg_cli.outputs import (
+    AtomicFile,
     atomic_path,
     check_writable,
     is_stdout,
@@ -196,3 +197,15 @@ def test_temp_names_are_recognised_and_others_are_not(tmp_path: Path) -> None:
 def test_dash_means_stdout() -> None:
     assert is_stdout("-") and is_stdout(Path("-"))
     assert not is_stdout("-.mp4") and not is_stdout("out")
+
+
+def test_atomic_file_commit_and_discard(tmp_path: Path) -> None:
+    kept = AtomicFile(tmp_path / "kept.bin", force=False)
+    kept.temp.write_bytes(b"k")
+    assert kept.commit() == tmp_path / "kept.bin"
+    kept.discard()  # after commit: ignored
+    dropped = AtomicFile(tmp_path / "dropped.bin", force=False)
+    dropped.temp.write_bytes(b"d")
+    dropped.discard()
+    assert _names(tmp_path) == ["kept.bin"]
+    assert (tmp_path / "kept.bin").read_bytes() == b"k"
