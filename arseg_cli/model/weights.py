@@ -1,0 +1,372 @@
+"""arseg's own weight format: a safetensors file holding an ARSeg state_dict plus JSON metadata.
+
+Layout: the tensors are the model's `state_dict()` (HR and LR branches). Tensors that are one
+object under several names (the official nets register some modules twice, e.g. `final_conv` =
+`cls.4`) are stored once under their first name; safetensors refuses shared tensors, and storing
+copies would let the copies drift apart. The header's `__metadata__` (string values only) holds:
+
+    format          "arseg-weights"
+    format_version  "1"
+    meta            ModelMeta as JSON (arch, classes, palette, normalisation, scale, L, warp, ...)
+    aliases         JSON {alias name: stored name}
+    storage_dtype   "float32" or "float16" (floating tensors; integer buffers keep their dtype)
+    parameters      JSON {branch: parameter count}, so `arseg weights info` needs only the header
+
+Reading never unpickles anything: the header is parsed here and the tensors are read by the
+safetensors library. Every problem becomes one WeightsError line naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from arseg_cli.errors import WeightsError
+from arseg_cli.model.meta import ModelMeta, WarpConvention
+from arseg_cli.outputs import atomic_path, os_errors_as_output_errors
+
+FORMAT_NAME = "arseg-weights"
+FORMAT_VERSION = 1
+_FLOAT16_MAX = float(torch.finfo(torch.float16).max)
+# A safetensors header is JSON describing the tensors; anything claiming more is not one.
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_NAMES_SHOWN = 3
+
+
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """The weights path does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsInfo:
+    """What the header of an arseg weights file says (read without touching the tensor data).
+
+    tensors:     stored tensor names -> shape (aliases not included).
+    aliases:     alias name -> stored name.
+    parameters:  branch name ('hr', 'lr', ...) -> number of parameters (shared ones counted in
+                 each branch that uses them).
+    """
+
+    path: Path
+    meta: ModelMeta
+    format_version: int
+    storage_dtype: str
+    tensors: dict[str, tuple[int, ...]]
+    aliases: dict[str, str]
+    parameters: dict[str, int]
+    file_bytes: int
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def save_weights(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    meta: ModelMeta | None = None,
+    dtype: torch.dtype | None = None,
+    force: bool = False,
+) -> Path:
+    """Write `model`'s state_dict and metadata to `path` (atomically); return the path.
+
+    meta:  defaults to `model.meta`.
+    dtype: None keeps each tensor's dtype; torch.float16 stores floating tensors in half precision
+           (half the size, for embedded defaults; `load_weights` restores float32). Integer buffers
+           such as BatchNorm's `num_batches_tracked` (int64) are always kept as they are.
+    force: replace an existing file (otherwise OutputExistsError).
+    """
+    meta = meta if meta is not None else getattr(model, "meta", None)
+    if not isinstance(meta, ModelMeta):
+        raise WeightsError("save_weights needs a ModelMeta: pass meta= or give the model a .meta")
+    if dtype not in (None, torch.float32, torch.float16):
+        raise WeightsError(f"weights can be stored as float32 or float16, not {dtype}")
+    state = model.state_dict()
+    _check_finite(state.items(), "the model")
+    tensors, aliases = _deduplicate(state)
+    if dtype is not None:
+        tensors = {name: _cast_floating(name, t, dtype) for name, t in tensors.items()}
+    storage = "float16" if dtype == torch.float16 else "float32"
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "meta": json.dumps(meta.to_json(), sort_keys=True),
+        "aliases": json.dumps(aliases, sort_keys=True),
+        "storage_dtype": storage,
+        "parameters": json.dumps(branch_parameter_counts(model)),
+    }
+    with atomic_path(path, force=force) as temp, os_errors_as_output_errors(path):
+        save_file(tensors, str(temp), metadata=header)
+    return Path(path)
+
+
+def branch_parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Parameters per top-level child module (the branches: 'hr', 'lr'); shared ones count in each."""
+    counts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    counts = {name: n for name, n in counts.items() if n}
+    counts["total"] = sum(p.numel() for p in model.parameters())  # shared parameters once
+    return counts
+
+
+def _deduplicate(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Store each tensor object once: (stored name -> contiguous CPU copy, alias -> stored name)."""
+    for name, tensor in state.items():
+        if tensor.device.type == "meta":
+            raise WeightsError(f"cannot save {name}: it is a meta tensor without data")
+    aliases = _alias_map(state)
+    stored = {n: t.detach().to("cpu").contiguous().clone() for n, t in state.items() if n not in aliases}
+    return stored, aliases
+
+
+def _alias_map(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """alias -> first name, for names that are the same view of the same memory.
+
+    Tensors that merely overlap another one's memory are not aliases: they are stored as
+    independent copies (safetensors cannot express partial sharing).
+    """
+    first_name_of_view: dict[tuple[Any, ...], str] = {}
+    aliases: dict[str, str] = {}
+    for name, tensor in state.items():
+        key = _view_key(tensor)
+        if key is None:
+            continue
+        if key in first_name_of_view:
+            aliases[name] = first_name_of_view[key]
+        else:
+            first_name_of_view[key] = name
+    return aliases
+
+
+def _view_key(tensor: torch.Tensor) -> tuple[Any, ...] | None:
+    """Identity of a tensor view (same memory, same layout); None for empty tensors (no memory)."""
+    if tensor.numel() == 0:
+        return None
+    return (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.dtype,
+            tuple(tensor.shape), tensor.stride())  # fmt: skip
+
+
+def _cast_floating(name: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if not tensor.is_floating_point():
+        return tensor
+    if dtype == torch.float16 and tensor.numel() and tensor.abs().max().item() > _FLOAT16_MAX:
+        raise WeightsError(f"cannot store {name} as float16: values exceed {_FLOAT16_MAX:g}; store float32")
+    return tensor.to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def read_meta(path: str | Path) -> ModelMeta:
+    """The ModelMeta of an arseg weights file, from its header only (cheap)."""
+    return read_info(path).meta
+
+
+def read_info(path: str | Path) -> WeightsInfo:
+    """Everything the header says; checks that the file is a complete arseg weights file."""
+    path = Path(path)
+    header, file_bytes = _read_safetensors_header(path)
+    metadata = header.pop("__metadata__", None)
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        raise WeightsError(f"{path} is a safetensors file without arseg metadata (not written by arseg?)")
+    version = metadata.get("format_version", "")
+    if not version.isdigit():
+        raise WeightsError(f"{path}: arseg metadata has no valid format_version ({version!r})")
+    if int(version) != FORMAT_VERSION:
+        raise WeightsError(f"{path}: weights format version {version} is not supported (this arseg reads {FORMAT_VERSION})")
+    meta_json = _metadata_json(path, metadata, "meta", dict)
+    try:
+        meta = ModelMeta.from_json(meta_json)
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f"{path}: model metadata is invalid ({type(error).__name__}: {error})") from None
+    aliases = _metadata_json(path, metadata, "aliases", dict)
+    parameters = _metadata_json(path, metadata, "parameters", dict)
+    tensors = {name: tuple(int(d) for d in entry["shape"]) for name, entry in header.items()}
+    missing_targets = sorted(a for a, target in aliases.items() if target not in tensors)
+    if missing_targets:
+        raise WeightsError(f"{path}: aliases point to tensors that are not stored: {_some(missing_targets)}")
+    return WeightsInfo(
+        path=path,
+        meta=meta,
+        format_version=int(version),
+        storage_dtype=str(metadata.get("storage_dtype", "float32")),
+        tensors=tensors,
+        aliases={str(a): str(t) for a, t in aliases.items()},
+        parameters={str(k): int(v) for k, v in parameters.items()},
+        file_bytes=file_bytes,
+    )
+
+
+def read_state_dict(path: str | Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
+    """The metadata and the full state_dict of a weights file (aliases restored as shared tensors).
+
+    Floating tensors come back as float32 whatever the storage dtype; integer buffers as stored.
+    Raises WeightsError on any damage, including NaN/Inf values.
+    """
+    info = read_info(path)
+    try:
+        with safe_open(str(info.path), framework="pt", device="cpu") as handle:
+            state = {name: handle.get_tensor(name) for name in info.tensors}
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise WeightsError(f"{info.path}: tensor data cannot be read ({error})") from None
+    state = {name: t.float() if t.is_floating_point() else t for name, t in state.items()}
+    _check_finite(state.items(), str(info.path))
+    for alias, target in info.aliases.items():
+        state[alias] = state[target]
+    return info.meta, state
+
+
+def load_weights(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    num_classes: int | None = None,
+    warp: WarpConvention | None = None,
+) -> nn.Module:
+    """Build the ARSeg model a weights file describes and load its tensors; returns it in eval mode.
+
+    The architecture, class count and warp convention come from the file's metadata. `num_classes`
+    and `warp` are optional expectations of the caller: a value that contradicts the file raises
+    WeightsError instead of silently winning.
+    """
+    meta, state = read_state_dict(path)
+    if num_classes is not None and num_classes != meta.num_classes:
+        raise WeightsError(f"{path} has {meta.num_classes} classes, but {num_classes} were asked for")
+    if warp is not None and warp != meta.warp:
+        raise WeightsError(f"{path} uses the {meta.warp!r} warp convention, but {warp!r} was asked for")
+    model = _build_model(meta, path)
+    load_state_strict(model, state, source=str(path))
+    return model.to(device).eval()
+
+
+def _build_model(meta: ModelMeta, path: str | Path) -> nn.Module:
+    from arseg_cli.model import _registry
+
+    if meta.arch not in _registry.list_archs():
+        known = ", ".join(_registry.list_archs())
+        raise WeightsError(f"{path}: unknown architecture {meta.arch!r} (known: {known})")
+    return _registry.build_arseg(meta)
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """`model.load_state_dict(state, strict=True)` with one-line errors naming keys and shapes.
+
+    Also refuses a file that stores different values under two names the model ties to one tensor
+    (loading would silently keep only one of them).
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = [f"missing {len(missing)} keys ({_some(missing)})"] if missing else []
+        parts += [f"unexpected {len(unexpected)} keys ({_some(unexpected)})"] if unexpected else []
+        raise WeightsError(f"{source} does not fit the model: " + "; ".join(parts))
+    for name, tensor in expected.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise WeightsError(
+                f"{source}: {name} has shape {tuple(state[name].shape)} but the model expects {tuple(tensor.shape)}"
+            )
+    for alias, target in _alias_map(expected).items():
+        if state[alias] is not state[target] and not torch.equal(state[alias], state[target]):
+            raise WeightsError(f"{source}: {alias} and {target} are one tensor in the model but differ in the file")
+    with torch.no_grad():
+        model.load_state_dict(state, strict=True)
+
+
+def _read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """Parse and check the safetensors header of `path`: (header dict, file size in bytes)."""
+    if not path.exists():
+        raise WeightsNotFoundError(f"weights file {path} does not exist")
+    if not path.is_file():
+        raise WeightsError(f"{path} is not a file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            file_bytes = os.fstat(handle.fileno()).st_size
+            if _looks_like_pickle(head):
+                raise WeightsError(
+                    f"{path} looks like a PyTorch pickle, not arseg weights; convert it with `arseg weights import`"
+                )
+            if len(head) < 8:
+                raise WeightsError(f"{path} is not a safetensors file ({file_bytes} bytes)")
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > _MAX_HEADER_BYTES:
+                raise WeightsError(f"{path} is not a safetensors file (no valid header)")
+            raw = handle.read(header_len)
+    except OSError as error:
+        raise WeightsError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(raw) < header_len:
+        if raw[:1] == b"{":
+            raise WeightsError(f"{path} is truncated: its header is incomplete")
+        raise WeightsError(f"{path} is not a safetensors file (no valid header)")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeightsError(f"{path} is not a safetensors file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path} is not a safetensors file (header is not a JSON object)")
+    data_bytes = file_bytes - 8 - header_len
+    needed = _check_entries(path, header)
+    if needed > data_bytes:
+        raise WeightsError(f"{path} is truncated: tensor data needs {needed} bytes, the file has {data_bytes}")
+    return header, file_bytes
+
+
+def _check_entries(path: Path, header: dict[str, Any]) -> int:
+    """Validate each tensor entry of a safetensors header; return the bytes of tensor data it needs."""
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, stop = (int(v) for v in entry["data_offsets"])
+            count = 1
+            for d in entry["shape"]:
+                count *= int(d)
+            item = _DTYPE_BYTES[entry["dtype"]]
+        except (KeyError, TypeError, ValueError):
+            raise WeightsError(f"{path} is not a valid safetensors file (bad entry for {name!r})") from None
+        if stop - begin != count * item or begin < 0:
+            raise WeightsError(f"{path} is not a valid safetensors file (bad entry for {name!r})")
+        end = max(end, stop)
+    return end
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    """torch.save writes a zip archive (new format) or a raw pickle (protocol 2+ starts with 0x80)."""
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+def _metadata_json(path: Path, metadata: Mapping[str, str], key: str, kind: type) -> Any:
+    if key not in metadata:
+        raise WeightsError(f"{path}: arseg metadata lacks {key!r}")
+    try:
+        value = json.loads(metadata[key])
+    except (TypeError, json.JSONDecodeError):
+        raise WeightsError(f"{path}: arseg metadata {key!r} is not valid JSON") from None
+    if not isinstance(value, kind):
+        raise WeightsError(f"{path}: arseg metadata {key!r} is not a JSON {kind.__name__}")
+    return value
+
+
+def _check_finite(items: Iterable[tuple[str, torch.Tensor]], source: str) -> None:
+    bad = [name for name, t in items if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise WeightsError(f"{source} has NaN or Inf values in {len(bad)} tensors ({_some(bad)})")
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    return shown + (f", ... {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")

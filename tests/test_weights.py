@@ -1,0 +1,317 @@
+"""arseg's weight format: exact round trips, aliases kept, no unpickling, one clear error per defect."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from arseg_cli.errors import OutputExistsError, WeightsError
+from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.model.weights import (
+    FORMAT_VERSION,
+    WeightsNotFoundError,
+    load_state_strict,
+    read_info,
+    read_meta,
+    read_state_dict,
+    save_weights,
+)
+from arseg_cli.palettes import CAMVID
+
+
+def _meta(**changes: object) -> ModelMeta:
+    meta = ModelMeta(
+        arch="camvid-psp18",
+        classes=CAMVID.classes,
+        palette=CAMVID.colors,
+        mean=CAMVID_MEAN,
+        std=CAMVID_STD,
+        scale=0.5,
+        warp="official",
+        provenance={"data": "unit test"},
+    )
+    return replace(meta, **changes)  # type: ignore[arg-type]
+
+
+class _Branch(nn.Module):
+    """A tiny segmentation branch that registers its classifier twice, as the official nets do."""
+
+    def __init__(self, classes: int = 12) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.cls = nn.Sequential(nn.ReLU(), nn.Conv2d(8, classes, 1))
+        self.final_conv = self.cls[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cls(self.bn(self.conv(x)))
+
+
+class _StandIn(nn.Module):
+    """HR and LR branches side by side, like ARSeg, with random weights and BN statistics."""
+
+    def __init__(self, classes: int = 12, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.hr = _Branch(classes)
+        self.lr = _Branch(classes)
+        self.meta = _meta()
+        for branch in (self.hr, self.lr):
+            branch.bn.running_mean.normal_()
+            branch.bn.running_var.uniform_(0.5, 2.0)
+            branch.bn.num_batches_tracked.fill_(1234)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hr(x) + self.lr(x)
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[_StandIn, Path]:
+    model = _StandIn().eval()
+    path = save_weights(model, tmp_path / "m.safetensors")
+    return model, path
+
+
+def _fresh_loaded(path: Path, seed: int = 1) -> _StandIn:
+    model = _StandIn(seed=seed).eval()
+    _, state = read_state_dict(path)
+    load_state_strict(model, state, source=str(path))
+    return model
+
+
+def _rewrite(source: Path, target: Path, *, tensors: dict | None = None, metadata: dict | None = None) -> Path:
+    """Write a safetensors file with `source`'s tensors/metadata, parts replaced."""
+    with safe_open(str(source), framework="pt") as handle:
+        stored = {k: handle.get_tensor(k) for k in handle.keys()}
+        header = dict(handle.metadata())
+    save_file(tensors if tensors is not None else stored, str(target), metadata=metadata or header)
+    return target
+
+
+def _header(path: Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata())
+
+
+# --- round trips --------------------------------------------------------------------------------
+
+
+def test_round_trip_gives_identical_state_and_outputs(saved: tuple[_StandIn, Path]) -> None:
+    model, path = saved
+    loaded = _fresh_loaded(path)
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert list(original) == list(restored)
+    for name in original:
+        assert original[name].dtype == restored[name].dtype
+        assert torch.equal(original[name], restored[name]), name
+    x = torch.randn(2, 3, 9, 13)
+    assert torch.equal(model(x), loaded(x))
+
+
+def test_metadata_round_trips_and_reads_from_header_only(saved: tuple[_StandIn, Path]) -> None:
+    model, path = saved
+    assert read_meta(path) == model.meta
+    info = read_info(path)
+    assert info.format_version == FORMAT_VERSION and info.storage_dtype == "float32"
+    per_branch = sum(p.numel() for p in model.hr.parameters())
+    assert info.parameters == {"hr": per_branch, "lr": per_branch, "total": 2 * per_branch}
+
+
+def test_aliases_are_stored_once_and_restored_as_one_tensor(saved: tuple[_StandIn, Path]) -> None:
+    _, path = saved
+    info = read_info(path)
+    assert info.aliases == {
+        "hr.final_conv.weight": "hr.cls.1.weight",
+        "hr.final_conv.bias": "hr.cls.1.bias",
+        "lr.final_conv.weight": "lr.cls.1.weight",
+        "lr.final_conv.bias": "lr.cls.1.bias",
+    }
+    assert "hr.final_conv.weight" not in info.tensors
+    _, state = read_state_dict(path)
+    assert state["hr.final_conv.weight"] is state["hr.cls.1.weight"]
+    loaded = _fresh_loaded(path)
+    assert loaded.hr.final_conv.weight is loaded.hr.cls[1].weight  # the model's tie survives loading
+
+
+def test_float16_storage_halves_the_file_and_restores_float32(tmp_path: Path) -> None:
+    model = _StandIn().eval()
+    full = save_weights(model, tmp_path / "full.safetensors")
+    half = save_weights(model, tmp_path / "half.safetensors", dtype=torch.float16)
+    assert read_info(half).storage_dtype == "float16"
+    floats = sum(t.numel() for n, t in model.state_dict().items() if t.is_floating_point() and "final_conv" not in n)
+    saved_bytes = full.stat().st_size - half.stat().st_size
+    assert abs(saved_bytes - 2 * floats) < 64  # 2 bytes per stored float; headers differ by a few bytes
+    with safe_open(str(half), framework="pt") as handle:
+        assert handle.get_tensor("hr.conv.weight").dtype == torch.float16
+        assert handle.get_tensor("hr.bn.num_batches_tracked").dtype == torch.int64
+    loaded = _fresh_loaded(half)
+    for name, tensor in model.state_dict().items():
+        restored = loaded.state_dict()[name]
+        assert restored.dtype == tensor.dtype
+        if tensor.is_floating_point():
+            # float16 keeps 11 significant bits: relative rounding error <= 2**-11.
+            torch.testing.assert_close(restored, tensor, rtol=2**-11, atol=1e-7)
+        else:
+            assert torch.equal(restored, tensor)  # num_batches_tracked = 1234 exactly
+
+
+def test_float16_storage_refuses_values_that_overflow(tmp_path: Path) -> None:
+    model = _StandIn()
+    model.hr.bn.running_var[0] = 1e6
+    with pytest.raises(WeightsError, match="hr.bn.running_var.*float16"):
+        save_weights(model, tmp_path / "x.safetensors", dtype=torch.float16)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_to_overwrite_without_force(saved: tuple[_StandIn, Path]) -> None:
+    model, path = saved
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        save_weights(model, path)
+    assert path.read_bytes() == before
+    other = _StandIn(seed=5)
+    save_weights(other, path, force=True)
+    assert path.read_bytes() != before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.safetensors"]  # no temporaries left
+
+
+def test_save_needs_metadata(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="ModelMeta"):
+        save_weights(_Branch(), tmp_path / "x.safetensors")
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        read_meta(tmp_path / "nope.safetensors")
+    with pytest.raises(WeightsError, match="is not a file"):
+        read_meta(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"abc", os.urandom(4096), b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!", b"\x02\x00\x00\x00\x00\x00\x00\x00[]"],
+    ids=["empty", "tiny", "random", "bad-json", "json-list"],
+)
+def test_non_safetensors_bytes_are_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match="not a safetensors file"):
+        read_state_dict(path)
+
+
+def test_a_pytorch_pickle_is_recognised_and_not_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "official.pth"
+    torch.save(_Branch().state_dict(), path)
+    with pytest.raises(WeightsError, match="PyTorch pickle.*arseg weights import"):
+        read_state_dict(path)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(_Branch().state_dict(), legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(WeightsError, match="PyTorch pickle"):
+        read_meta(legacy)
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command (creates a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"weight": _RunsCode(marker)}, path)
+    with pytest.raises(WeightsError, match="PyTorch pickle"):
+        read_state_dict(path)
+    assert not marker.exists()
+
+
+def test_truncated_file_is_reported_as_truncated(saved: tuple[_StandIn, Path], tmp_path: Path) -> None:
+    _, path = saved
+    data = path.read_bytes()
+    for cut, part in ((len(data) - 100, "tensor data"), (40, "header is incomplete")):
+        short = tmp_path / f"short{cut}.safetensors"
+        short.write_bytes(data[:cut])
+        with pytest.raises(WeightsError, match=f"truncated.*{part}"):
+            read_state_dict(short)
+
+
+def test_safetensors_without_arseg_metadata_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(WeightsError, match="without arseg metadata"):
+        read_meta(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"meta": "{not json"}, "'meta' is not valid JSON"),
+        ({"meta": json.dumps({"arch": "camvid-psp18"})}, "model metadata is invalid.*classes"),
+        ({"format_version": "7"}, "format version 7 is not supported"),
+        ({"format_version": "one"}, "no valid format_version"),
+        ({"aliases": "[]"}, "'aliases' is not a JSON dict"),
+    ],
+)
+def test_broken_metadata_is_named(saved: tuple[_StandIn, Path], tmp_path: Path, change: dict, message: str) -> None:
+    _, path = saved
+    broken = _rewrite(path, tmp_path / "broken.safetensors", metadata={**_header(path), **change})
+    with pytest.raises(WeightsError, match=message):
+        read_state_dict(broken)
+
+
+def test_missing_and_unexpected_keys_are_named(saved: tuple[_StandIn, Path], tmp_path: Path) -> None:
+    _, path = saved
+    _, state = read_state_dict(path)
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {k: handle.get_tensor(k) for k in handle.keys()}
+    stored.pop("lr.conv.weight")
+    stored["lr.extra.weight"] = torch.zeros(3)
+    odd = _rewrite(path, tmp_path / "odd.safetensors", tensors=stored)
+    _, state = read_state_dict(odd)
+    with pytest.raises(WeightsError, match=r"missing 1 keys \(lr.conv.weight\); unexpected 1 keys \(lr.extra.weight\)"):
+        load_state_strict(_StandIn(), state, source=str(odd))
+
+
+def test_shape_mismatch_is_named(saved: tuple[_StandIn, Path]) -> None:
+    _, path = saved
+    _, state = read_state_dict(path)
+    with pytest.raises(WeightsError, match=r"hr.cls.1.weight has shape \(12, 8, 1, 1\).*expects \(19, 8, 1, 1\)"):
+        load_state_strict(_StandIn(classes=19), state, source=str(path))
+
+
+def test_differing_values_for_tied_names_are_refused(saved: tuple[_StandIn, Path]) -> None:
+    _, path = saved
+    _, state = read_state_dict(path)
+    state["hr.final_conv.weight"] = state["hr.final_conv.weight"] + 1
+    with pytest.raises(WeightsError, match="one tensor in the model but differ"):
+        load_state_strict(_StandIn(), state, source=str(path))
+
+
+def test_non_finite_weights_are_refused(saved: tuple[_StandIn, Path], tmp_path: Path) -> None:
+    _, path = saved
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {k: handle.get_tensor(k) for k in handle.keys()}
+    stored["lr.bn.weight"][3] = float("nan")
+    stored["hr.conv.bias"][0] = float("inf")
+    bad = _rewrite(path, tmp_path / "nan.safetensors", tensors=stored)
+    with pytest.raises(WeightsError, match="NaN or Inf values in 2 tensors"):
+        read_state_dict(bad)
+    model = _StandIn()
+    model.hr.conv.bias.data[0] = float("nan")
+    with pytest.raises(WeightsError, match="NaN or Inf.*hr.conv.bias"):
+        save_weights(model, tmp_path / "never.safetensors")
