@@ -370,3 +370,4 @@ def _check_finite(items: Iterable[tuple[str, torch.Tensor]], source: str) -> Non
 def _some(names: list[str]) -> str:
     shown = ", ".join(names[:_NAMES_SHOWN])
     return shown + (f", ... {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
+
