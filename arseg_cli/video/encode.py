@@ -1,0 +1,481 @@
+"""Writers for segmentation results: label PNGs, colour and overlay videos, lossless label video, raw bytes.
+
+Every writer streams (one frame in, written out, memory flat), has `write(...)` per frame and
+`close()`, and is a context manager. Labels are always (H, W) uint8 class ids; 255 (ignore) and any
+id outside the palette is drawn black.
+
+Atomicity and interruption (docs/CLI.md): files are written under a temporary name beside the final
+one (arseg_cli.outputs) and renamed when complete, and an existing output needs `force`.
+When the code *using* a writer fails or is interrupted (Ctrl-C, a corrupt input mid-stream), leaving
+the `with` block still finalises the output: the frames written so far form a valid, playable file
+under the final name. When the writer itself fails (disk full), the temporary is deleted and the
+final name is left as it was. A video with no frames is never written. Label PNGs are atomic one by
+one, so every PNG present is complete.
+
+Timing: videos take each frame's `pts` in units of `time_base` (pass the input stream's values to
+keep variable timing) and optionally its `duration`; without them frames are 1/fps apart. The last
+frame lasts `duration` or 1/fps, so the output's duration equals the input's.
+
+Sizes: H.264 in yuv420p needs even width and height (its frame cropping works in 2-pixel steps for
+4:2:0, so an odd size cannot be signalled): colour and overlay videos of odd-sized input are padded
+by one replicated row/column on the bottom/right. Label PNGs, the lossless label video and raw
+output keep the exact size.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import av
+import numpy as np
+from av.video.reformatter import Colorspace, VideoReformatter
+from PIL import Image
+
+from arseg_cli.errors import InputError, OutputError
+from arseg_cli.outputs import AtomicFile, atomic_path, is_stdout, os_errors_as_output_errors, prepare_output_dir
+from arseg_cli.palettes import Palette
+from arseg_cli.video.x264 import as_fraction, x264_params
+
+Target = str | Path | IO[bytes]
+
+# Colour videos are converted and tagged as BT.709, limited range, so players and decoders
+# (PyAV uses the tags) agree on the colours; an untagged stream is read as BT.601 or BT.709
+# depending on the player.
+_BT709 = 1  # AVCOL_SPC/PRI/TRC_BT709
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
+_FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
+def _check_labels(labels: np.ndarray) -> np.ndarray:
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"labels must be (H, W) uint8 class ids, got {labels.shape} {labels.dtype}")
+    return labels
+
+
+def colorize(labels: np.ndarray, palette: Palette) -> np.ndarray:
+    """(H, W) uint8 class ids -> (H, W, 3) uint8 RGB palette colours (ids outside the palette: black)."""
+    return palette.lut()[_check_labels(labels)]
+
+
+def blend(rgb: np.ndarray, labels: np.ndarray, palette: Palette, opacity: float = 0.5) -> np.ndarray:
+    """(H, W, 3) uint8 image blended with the palette colours of (H, W) uint8 `labels`.
+
+    out = (1 - opacity) * rgb + opacity * colour, in 1/256 steps with rounding (integer maths is
+    ~3x faster than float here). Pixels whose id is outside the palette (255 = ignore) keep the image.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    if rgb.shape != (*labels.shape, 3) or rgb.dtype != np.uint8:
+        raise ValueError(f"image must be {(*labels.shape, 3)} uint8 to match the labels, got {rgb.shape} {rgb.dtype}")
+    alpha = np.zeros(256, np.uint16)
+    alpha[: palette.num_classes] = round(opacity * 256)
+    a = alpha[_check_labels(labels)][..., None]
+    mixed = rgb.astype(np.uint16) * (256 - a) + palette.lut().astype(np.uint16)[labels] * a
+    return ((mixed + 128) >> 8).astype(np.uint8)
+
+
+def _stream_name(target: Target) -> str:
+    """How messages name an output: its path, or the stream's name."""
+    if isinstance(target, (str, Path)):
+        return "standard output" if is_stdout(target) else str(target)
+    return str(getattr(target, "name", "the output stream"))
+
+
+class _Writer:
+    """Closing, aborting and the failure policy shared by all writers (see the module docstring).
+
+    Subclasses write to `_atomic.temp` (or a stream, `_atomic` None) and implement `_finish` (flush,
+    trailer) and `_release` (free resources after a failure).
+    """
+
+    _failed = False
+    _closed = False
+    _atomic: AtomicFile | None = None
+    _name = ""
+
+    def _has_output(self) -> bool:
+        return True
+
+    def _finish(self) -> None:
+        """Complete the output (flush the encoder, write the trailer)."""
+
+    def _release(self) -> None:
+        """Free resources without completing the output."""
+
+    def close(self) -> None:
+        """Complete the output and rename it into place; idempotent.
+
+        After a failed write (or, for videos, without any frame) there is nothing valid to keep:
+        the temporary is removed instead.
+        """
+        if self._closed:
+            return
+        if self._failed or not self._has_output():
+            self.abort()
+            return
+        try:
+            with self._writing(self._name):
+                self._finish()
+            if self._atomic is not None:
+                self._atomic.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Give up: remove the temporary output, keep the final name as it was."""
+        self._closed = True
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - the output is being thrown away anyway
+            pass
+        if self._atomic is not None:
+            self._atomic.discard()
+
+    @contextmanager
+    def _writing(self, path: object) -> Iterator[None]:
+        """Mark the writer failed if the enclosed write fails (Ctrl-C is not a failure of ours)."""
+        try:
+            with os_errors_as_output_errors(str(path)):
+                yield
+        except Exception:
+            self._failed = True
+            raise
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._failed:
+            self.abort()
+        else:
+            self.close()
+
+
+class LabelPngWriter(_Writer):
+    """One palette-mode ("P") PNG per frame in `directory`: pixel values are class ids, and the
+    stored 256-entry palette makes viewers show class colours. Names are the zero-padded frame
+    index, `digits` wide (000123.png); wider indices just get longer names.
+
+    Pillow's compress_level=1 is ~3x faster than its default 6 for ~20% larger label files
+    (benchmarks/bench_writers.py). Each file is written atomically.
+    """
+
+    def __init__(
+        self, directory: str | Path, palette: Palette, *, force: bool = False, digits: int = 6, compress_level: int = 1
+    ) -> None:
+        self.directory = prepare_output_dir(directory, force)
+        self.force = force
+        self.digits = digits
+        self.compress_level = compress_level
+        self._palette = palette.lut().tobytes()
+        self.frames_written = 0
+
+    def path_for(self, index: int) -> Path:
+        return self.directory / f"{index:0{self.digits}d}.png"
+
+    def write(self, labels: np.ndarray, index: int | None = None) -> Path:
+        """Write (H, W) uint8 ids as frame `index` (default: the number of frames written so far)."""
+        image = Image.fromarray(_check_labels(labels))
+        image.putpalette(self._palette)  # mode L -> P, pixel values unchanged
+        final = self.path_for(self.frames_written if index is None else index)
+        with self._writing(final), atomic_path(final, force=self.force) as temp:
+            image.save(temp, format="PNG", compress_level=self.compress_level)
+        self.frames_written += 1
+        return final
+
+
+class _Timeline:
+    """Presentation timestamps and durations in `time_base` units, strictly increasing."""
+
+    def __init__(self, fps: Fraction, time_base: Fraction) -> None:
+        self.frame_ticks = max(1, round(1 / (fps * time_base)))
+        self._next = 0
+        self._last: int | None = None
+
+    def stamp(self, pts: int | None, duration: int | None) -> tuple[int, int]:
+        pts = self._next if pts is None else int(pts)
+        if self._last is not None and pts <= self._last:
+            raise ValueError(f"timestamps must increase: pts {pts} after {self._last}")
+        duration = self.frame_ticks if duration is None else max(1, int(duration))
+        self._last, self._next = pts, pts + duration
+        return pts, duration
+
+
+class _VideoSink(_Writer):
+    """One video stream in one container, written to a temporary file renamed at close, or to a
+    binary stream ('-' = stdout). The container opens on the first frame, when the size is known."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        fps: float | Fraction,
+        time_base: Fraction | None,
+        force: bool,
+        format: str | None,
+        stream_format: str,
+    ) -> None:
+        self.fps = as_fraction(fps)
+        self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
+        self._timeline = _Timeline(self.fps, self.time_base)
+        self._format = format
+        self._name = _stream_name(target)
+        if isinstance(target, (str, Path)) and not is_stdout(target):
+            self._atomic = AtomicFile(target, force=force)
+            self._target: str | Path | IO[bytes] = self._atomic.temp
+            if not self._atomic.final.suffix:
+                self._format = format or stream_format
+        else:
+            self._target = sys.stdout.buffer if isinstance(target, (str, Path)) else target
+            self._format = format or stream_format
+        self._container: Any = None
+        self._stream: Any = None
+        self._durations: dict[int, int] = {}
+        self.frames_written = 0
+
+    @property
+    def path(self) -> Path | None:
+        """The final file, or None when writing to a stream."""
+        return self._atomic.final if self._atomic else None
+
+    def _open(self, codec: str, pix_fmt: str, width: int, height: int, options: dict[str, str]) -> Any:
+        container_options: dict[str, str] = {}
+        if self._atomic is None and (self._format or "") in ("mp4", "mov", "ipod"):
+            container_options = dict(_FRAGMENTED_MP4)  # a pipe cannot be seeked back to write the index
+        try:
+            self._container = av.open(self._target, mode="w", format=self._format, options=container_options)
+            stream = self._container.add_stream(codec, rate=self.fps)
+        except (av.FFmpegError, ValueError) as error:  # unknown format, codec not allowed in it
+            self._failed = True
+            raise OutputError(f"cannot write {self._name}: {error}") from None
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        stream.options = options
+        self._stream = stream
+        return stream
+
+    def _encode(self, frame: av.VideoFrame, pts: int | None, duration: int | None) -> None:
+        frame.pts, frame.duration = self._timeline.stamp(pts, duration)
+        frame.time_base = self.time_base
+        self._durations[frame.pts] = frame.duration
+        with self._writing(self._name):
+            for packet in self._stream.encode(frame):
+                self._mux(packet)
+        self.frames_written += 1
+
+    def _mux(self, packet: av.Packet) -> None:
+        # Encoders leave packet durations at 0; the muxer needs the last one for the total duration.
+        packet.duration = self._durations.pop(packet.pts, self._timeline.frame_ticks)
+        self._container.mux(packet)
+
+    def _has_output(self) -> bool:
+        return self._stream is not None  # a video without frames is not written
+
+    def _finish(self) -> None:
+        for packet in self._stream.encode(None):
+            self._mux(packet)
+        container, self._container = self._container, None
+        container.close()
+
+    def _release(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            container.close()
+
+
+class _H264Sink(_VideoSink):
+    """RGB frames -> H.264 yuv420p (BT.709, limited range), odd sizes padded to even."""
+
+    def __init__(
+        self,
+        target: Target,
+        palette: Palette,
+        fps: float | Fraction,
+        *,
+        time_base: Fraction | None = None,
+        force: bool = False,
+        crf: float = 18,
+        preset: str = "veryfast",
+        format: str | None = None,
+    ) -> None:
+        super().__init__(target, fps=fps, time_base=time_base, force=force, format=format, stream_format="mp4")
+        self.palette = palette
+        self._options = {"crf": f"{crf:g}", "preset": preset}
+        self._reformatter = VideoReformatter()
+        self.size: tuple[int, int] | None = None
+
+    def _write_rgb(self, rgb: np.ndarray, pts: int | None, duration: int | None) -> None:
+        height, width = rgb.shape[:2]
+        if self._stream is None:
+            keyint = max(1, round(2 * self.fps))  # a keyframe every ~2 s keeps seeking cheap
+            options = {**self._options, "x264-params": x264_params(keyint)}
+            stream = self._open("libx264", "yuv420p", width + width % 2, height + height % 2, options)
+            stream.thread_type = "FRAME"  # one slice per frame, output independent of the core count
+            context = stream.codec_context
+            context.colorspace = context.color_primaries = context.color_trc = _BT709
+            context.color_range = _LIMITED_RANGE
+            self.size = (width, height)
+        elif (width, height) != self.size:
+            raise ValueError(f"frame size changed from {self.size} to {(width, height)}")
+        if width % 2 or height % 2:
+            rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = self._reformatter.reformat(frame, format="yuv420p", dst_colorspace=Colorspace.ITU709)
+        frame.colorspace, frame.color_range = _BT709, _LIMITED_RANGE
+        self._encode(frame, pts, duration)
+
+
+class ColorVideoWriter(_H264Sink):
+    """Colour mask video: each frame's class ids drawn in palette colours, H.264 yuv420p.
+
+    `target`: a path (container from the extension, .mp4 usual), '-' for stdout or a binary file
+    object (then `format`, default 'mp4', written fragmented so no seeking is needed).
+    `fps` is the nominal rate; `time_base` the unit of `pts`/`duration` (default 1/fps); `crf` and
+    `preset` are libx264's quality and speed settings. Colours survive only approximately (4:2:0
+    chroma and lossy coding: within 3 per channel on flat areas); use LabelVideoWriter for ids.
+    """
+
+    def write(self, labels: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        """Write (H, W) uint8 ids; `pts`, `duration` in units of `time_base` (default: 1/fps steps)."""
+        self._write_rgb(colorize(labels, self.palette), pts, duration)
+
+
+class OverlayVideoWriter(_H264Sink):
+    """Overlay video: the input frame blended with the palette colours at `opacity` (see `blend`).
+
+    `options`: the keyword options of ColorVideoWriter (time_base, force, crf, preset, format).
+    """
+
+    def __init__(
+        self, target: Target, palette: Palette, fps: float | Fraction, *, opacity: float = 0.5, **options: Any
+    ) -> None:
+        if not 0.0 <= opacity <= 1.0:
+            raise InputError(f"opacity must be between 0 and 1, got {opacity}")
+        super().__init__(target, palette, fps, **options)
+        self.opacity = opacity
+
+    def write(
+        self, labels: np.ndarray, rgb: np.ndarray, pts: int | None = None, duration: int | None = None
+    ) -> None:
+        """Write (H, W) uint8 ids over the (H, W, 3) uint8 RGB input frame they belong to."""
+        self._write_rgb(blend(rgb, labels, self.palette, self.opacity), pts, duration)
+
+
+LOSSLESS_CODECS = ("ffv1", "png")
+
+
+class LabelVideoWriter(_VideoSink):
+    """Lossless label video: class ids as 8-bit grey frames, FFV1 in .mkv (default) or PNG in .mov.
+
+    Decodes back to identical ids (`read_label_video`), at the exact input size. FFV1 is smaller and
+    faster; PNG is more widely readable. FFmpeg muxes PNG into MOV/AVI/NUT but not Matroska, and
+    FFV1 not into MOV. Matroska stores times in milliseconds.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        fps: float | Fraction,
+        *,
+        codec: str = "ffv1",
+        time_base: Fraction | None = None,
+        force: bool = False,
+        format: str | None = None,
+    ) -> None:
+        if codec not in LOSSLESS_CODECS:
+            raise InputError(f"lossless codec must be one of {', '.join(LOSSLESS_CODECS)}, got {codec!r}")
+        stream_format = "matroska" if codec == "ffv1" else "mov"  # Matroska has no PNG mapping in FFmpeg
+        super().__init__(target, fps=fps, time_base=time_base, force=force, format=format, stream_format=stream_format)
+        self.codec = codec
+        self.size: tuple[int, int] | None = None
+
+    def write(self, labels: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        """Write (H, W) uint8 ids; `pts`, `duration` in units of `time_base` (default: 1/fps steps)."""
+        height, width = _check_labels(labels).shape
+        if self._stream is None:
+            options = {"level": "3", "slices": "4", "threads": "auto"} if self.codec == "ffv1" else {}
+            self._open(self.codec, "gray", width, height, options)
+            self.size = (width, height)
+        elif (width, height) != self.size:
+            raise ValueError(f"frame size changed from {self.size} to {(width, height)}")
+        self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(labels), format="gray"), pts, duration)
+
+
+def read_label_video(source: str | Path | IO[bytes]) -> Iterator[np.ndarray]:
+    """Yield the (H, W) uint8 class ids of each frame of a lossless label video, in order."""
+    try:
+        container = av.open(source if not isinstance(source, Path) else str(source))
+    except (av.FFmpegError, OSError) as error:
+        raise InputError(f"cannot open label video {source}: {error}") from None
+    with container:
+        for frame in container.decode(video=0):
+            if frame.format.name != "gray":
+                raise InputError(f"{source} is not a label video (pixel format {frame.format.name}, expected gray)")
+            yield frame.to_ndarray()
+
+
+class RawLabelWriter(_Writer):
+    """Raw labels: each frame as H*W uint8 bytes, row-major, no header and no separator.
+
+    For pipelines (`arseg segment in.mp4 -o - | ffmpeg -f rawvideo -pix_fmt gray -s WxH -i - ...`):
+    the reader must know W and H, so every frame must have the first frame's size. `target`: '-'
+    (stdout, flushed but not closed), a binary file object, or a path (written atomically; an
+    interrupted run keeps the whole frames written so far).
+    """
+
+    def __init__(self, target: Target = "-", *, force: bool = False) -> None:
+        self._owned: IO[bytes] | None = None
+        if isinstance(target, (str, Path)) and is_stdout(target):
+            self._out: IO[bytes] = sys.stdout.buffer
+        elif isinstance(target, (str, Path)):
+            self._atomic = AtomicFile(target, force=force)
+            self._out = self._owned = open(self._atomic.temp, "wb")  # noqa: SIM115 - closed in close()
+        else:
+            self._out = target
+        self._name = _stream_name(target)
+        self.shape: tuple[int, int] | None = None
+        self.frames_written = 0
+
+    def write(self, labels: np.ndarray) -> None:
+        """Append one frame's (H, W) uint8 ids."""
+        if self.shape is None:
+            self.shape = _check_labels(labels).shape  # type: ignore[assignment]
+        elif _check_labels(labels).shape != self.shape:
+            raise ValueError(f"raw frames must all be {self.shape}, got {labels.shape}")
+        with self._writing(self._name):
+            self._out.write(np.ascontiguousarray(labels).tobytes())
+        self.frames_written += 1
+
+    def _finish(self) -> None:
+        if self._owned is not None:
+            self._owned.close()  # a file arseg opened; stdout and callers' streams stay open
+        else:
+            self._out.flush()
+
+    def _release(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+
+
+__all__ = [
+    "LOSSLESS_CODECS",
+    "ColorVideoWriter",
+    "LabelPngWriter",
+    "LabelVideoWriter",
+    "OverlayVideoWriter",
+    "RawLabelWriter",
+    "blend",
+    "colorize",
+    "read_label_video",
+]
