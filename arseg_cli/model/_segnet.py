@@ -1,0 +1,85 @@
+"""The small interface every segmentation network family shares (features, classifier, output size)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+from arseg_cli.model.meta import WarpConvention
+
+if TYPE_CHECKING:
+    from arseg_cli.model.creff import CReFF
+
+
+class SegNet(nn.Module):
+    """One branch of AR-Seg (HR, or LR with an optional CReFF): image -> feature F -> class scores.
+
+    F is the input of the 1x1 classifier `final_conv`, the feature CReFF fuses. Families differ in where F
+    lives (resolution, channels) and in how class scores reach image size; `to_image_size` holds that rule.
+    Attribute names mirror the official AR-Seg modules, so official state dicts load with `strict=True`.
+    """
+
+    arch: str
+    num_classes: int
+    feature_channels: int
+    final_conv: nn.Conv2d
+
+    def features_and_aux(self, x: Tensor, *, aux: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """F (N, C, Hf, Wf) float of normalised images x (N, 3, H, W), and the auxiliary training
+        outputs when `aux` (family-specific; empty otherwise)."""
+        raise NotImplementedError
+
+    def features(self, x: Tensor) -> Tensor:
+        """F (N, C, Hf, Wf) of normalised images x (N, 3, H, W)."""
+        return self.features_and_aux(x, aux=False)[0]
+
+    def classify(self, feat: Tensor) -> Tensor:
+        """Raw class scores (N, K, Hf, Wf) of F: the 1x1 classifier `final_conv`."""
+        return self.final_conv(feat)
+
+    def to_image_size(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
+        """The scores the official evaluation takes argmax of, (N, K, *size), from `classify`'s output."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(scores at x's size (N, K, H, W), F): the per-frame forward of this branch."""
+        feat = self.features(x)
+        return self.to_image_size(self.classify(feat), (x.shape[-2], x.shape[-1])), feat
+
+    # --- CReFF ---------------------------------------------------------------------------------------
+    def add_fusion(self, warp: WarpConvention) -> None:
+        """Attach CReFF as `fuse_attention` (the official AR network's name, so its keys load)."""
+        from arseg_cli.model.creff import CReFF  # late: the HR branch never needs it
+
+        self.fuse_attention = CReFF(self.feature_channels, warp=warp)
+
+    @property
+    def has_fusion(self) -> bool:
+        return isinstance(getattr(self, "fuse_attention", None), nn.Module)
+
+    def fuse(self, lr_feat: Tensor, key_feat: Tensor, flow_px: Tensor) -> Tensor:
+        """Fused feature (N, C, Hf, Wf) at key_feat's size: CReFF(LR feature, keyframe feature, flow).
+
+        flow_px (N, 2, H, W) float: backward flow (x, y) at image resolution in image pixels, from the
+        current frame to the keyframe.
+        """
+        creff: CReFF | None = getattr(self, "fuse_attention", None)
+        if creff is None:
+            raise RuntimeError(f"this {self.arch} network has no CReFF module (built without fuse=True)")
+        return creff(lr_feat, key_feat, flow_px)
+
+
+def finish(net: SegNet, *, fuse: bool, warp: WarpConvention) -> SegNet:
+    """`net`, with CReFF attached when `fuse` (the builders' common last step)."""
+    if fuse:
+        net.add_fusion(warp)
+    return net
+
+
+def resize_bilinear(x: Tensor, size: tuple[int, int], *, align_corners: bool) -> Tensor:
+    """Bilinear resize of (N, C, h, w) to `size`; returns x itself when the size already matches."""
+    if (x.shape[-2], x.shape[-1]) == tuple(size):
+        return x
+    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+

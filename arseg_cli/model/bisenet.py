@@ -1,0 +1,165 @@
+"""bise18: the official AR-Seg BiSeNetV1 with a plain ResNet-18 (registered as camvid-bise18, cityscapes-bise18).
+
+F is the 256-channel output of the head's 3x3 ConvBNReLU (`conv_out.conv`, also stored as
+`feat_conv_out`) at output stride 8; the scores are the head's 1x1 conv (`conv_out.conv_out`, also stored as
+`final_conv`) of F, upsampled x8 (bilinear, align_corners=False) as the head does, then - only when that is
+not already the image size - resized to it (bilinear, align_corners=True) as the official evaluation does.
+Key names: `cp.*` (context path, backbone at `cp.resnet`), `sp.*` (spatial path), `ffm.*`, `conv_out.*`,
+`feat_conv_out.*`, `final_conv.*`, `conv_out16.*`, `conv_out32.*` (training-only auxiliary heads), and
+`fuse_attention.*` in AR networks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from arseg_cli.model._registry import register
+from arseg_cli.model._segnet import SegNet, finish, resize_bilinear
+from arseg_cli.model.backbones import resnet18
+from arseg_cli.model.meta import WarpConvention
+
+
+class ConvBNReLU(nn.Module):
+    """conv (no bias) - BN - ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+class OutputHead(nn.Module):
+    """3x3 ConvBNReLU to `mid` channels, 1x1 conv (with bias) to classes, x`up` bilinear upsampling."""
+
+    def __init__(self, in_ch: int, mid_ch: int, num_classes: int, up: int) -> None:
+        super().__init__()
+        self.up = up
+        self.conv = ConvBNReLU(in_ch, mid_ch)
+        self.conv_out = nn.Conv2d(mid_ch, num_classes, 1)
+
+    def upsample(self, scores: Tensor) -> Tensor:
+        return F.interpolate(scores, scale_factor=float(self.up), mode="bilinear", align_corners=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.upsample(self.conv_out(self.conv(x)))
+
+
+def _channel_attention(feat: Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tensor:
+    """Per-channel gate of `feat`: sigmoid(BN(1x1 conv(global average)))."""
+    return torch.sigmoid(bn(conv(feat.mean(dim=(2, 3), keepdim=True))))
+
+
+class AttentionRefinement(nn.Module):
+    """3x3 ConvBNReLU, then the result times its channel attention."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(in_ch, out_ch)
+        self.conv_atten = nn.Conv2d(out_ch, out_ch, 1, bias=False)
+        self.bn_atten = nn.BatchNorm2d(out_ch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feat = self.conv(x)
+        return feat * _channel_attention(feat, self.conv_atten, self.bn_atten)
+
+
+class ContextPath(nn.Module):
+    """ResNet-18 with ARMs on layer3 (OS 16) and layer4 (OS 32) plus a global-average branch.
+
+    Returns (OS-8 context feature, OS-16 context feature), 128 channels each. Upsampling is nearest x2;
+    the OS-32 branch is then resized to layer3's size (bilinear, align_corners=True), which only matters
+    when the input is not a multiple of 32.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resnet = resnet18("plain")
+        self.arm16 = AttentionRefinement(256, 128)
+        self.arm32 = AttentionRefinement(512, 128)
+        self.conv_head32 = ConvBNReLU(128, 128)
+        self.conv_head16 = ConvBNReLU(128, 128)
+        self.conv_avg = ConvBNReLU(512, 128, kernel=1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        _, feat16, feat32 = self.resnet(x)
+        global_context = self.conv_avg(feat32.mean(dim=(2, 3), keepdim=True))
+        up32 = F.interpolate(self.arm32(feat32) + global_context, scale_factor=2.0, mode="nearest")
+        up32 = self.conv_head32(resize_bilinear(up32, (feat16.shape[-2], feat16.shape[-1]), align_corners=True))
+        up16 = F.interpolate(self.arm16(feat16) + up32, scale_factor=2.0, mode="nearest")
+        return self.conv_head16(up16), up32
+
+
+class SpatialPath(nn.Module):
+    """Three stride-2 ConvBNReLUs (7x7, 3x3, 3x3; 64 channels) and a 1x1 ConvBNReLU to 128: OS 8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = ConvBNReLU(3, 64, kernel=7, stride=2)
+        self.conv2 = ConvBNReLU(64, 64, stride=2)
+        self.conv3 = ConvBNReLU(64, 64, stride=2)
+        self.conv_out = ConvBNReLU(64, 128, kernel=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv_out(self.conv3(self.conv2(self.conv1(x))))
+
+
+class FeatureFusion(nn.Module):
+    """concat [spatial, context] -> 1x1 ConvBNReLU -> plus itself times its channel attention."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.convblk = ConvBNReLU(in_ch, out_ch, kernel=1)
+        self.conv = nn.Conv2d(out_ch, out_ch, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_ch)
+
+    def forward(self, spatial: Tensor, context: Tensor) -> Tensor:
+        feat = self.convblk(torch.cat([spatial, context], dim=1))
+        return feat + feat * _channel_attention(feat, self.conv, self.bn)
+
+
+class BiSeNet18(SegNet):
+    """The network; `features_and_aux(aux=True)` also returns the two auxiliary heads' scores, upsampled
+    x8 (from the OS-8 context feature) and x16 (from the OS-16 one), as the official training uses them."""
+
+    feature_channels = 256
+
+    def __init__(self, arch: str, num_classes: int) -> None:
+        super().__init__()
+        self.arch = arch
+        self.num_classes = num_classes
+        self.cp = ContextPath()
+        self.sp = SpatialPath()
+        self.ffm = FeatureFusion(256, 256)
+        self.conv_out = OutputHead(256, 256, num_classes, up=8)
+        # The same modules under second names, as in the official checkpoints.
+        self.feat_conv_out = self.conv_out.conv
+        self.final_conv = self.conv_out.conv_out
+        self.conv_out16 = OutputHead(128, 64, num_classes, up=8)
+        self.conv_out32 = OutputHead(128, 64, num_classes, up=16)
+
+    def features_and_aux(self, x: Tensor, *, aux: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
+        context8, context16 = self.cp(x)
+        spatial = resize_bilinear(self.sp(x), (context8.shape[-2], context8.shape[-1]), align_corners=True)
+        feat = self.feat_conv_out(self.ffm(spatial, context8))
+        return feat, ((self.conv_out16(context8), self.conv_out32(context16)) if aux else ())
+
+    def to_image_size(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
+        return resize_bilinear(self.conv_out.upsample(scores), size, align_corners=True)
+
+
+@register("camvid-bise18")
+def camvid_bise18(num_classes: int | None = None, fuse: bool = False, warp: WarpConvention = "exact") -> SegNet:
+    """BiSeNetV1-18 for CamVid (12 classes: 11 + Void); with `fuse`, the AR network's CReFF too."""
+    return finish(BiSeNet18("camvid-bise18", num_classes or 12), fuse=fuse, warp=warp)
+
+
+@register("cityscapes-bise18")
+def cityscapes_bise18(num_classes: int | None = None, fuse: bool = False, warp: WarpConvention = "exact") -> SegNet:
+    """BiSeNetV1-18 for Cityscapes (19 train ids); with `fuse`, the AR network's CReFF too."""
+    return finish(BiSeNet18("cityscapes-bise18", num_classes or 19), fuse=fuse, warp=warp)
