@@ -16,7 +16,6 @@ from PIL import Image
 
 from arseg_cli.errors import InputError, OutputError, OutputExistsError
 from arseg_cli.palettes import CAMVID, CITYSCAPES
-from arseg_cli.video import encode
 from arseg_cli.video.encode import (
     ColorVideoWriter,
     LabelPngWriter,
@@ -432,7 +431,7 @@ def test_disk_full_mid_video_gives_output_error_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     real_open = av.open
-    monkeypatch.setattr(encode.av, "open", lambda *a, **kw: _FillingDisk(real_open(*a, **kw), packets=2))
+    monkeypatch.setattr(av, "open", lambda *a, **kw: _FillingDisk(real_open(*a, **kw), packets=2))
     path = tmp_path / "out.mkv"
     with pytest.raises(OutputError, match="No space left on device"), VIDEO_WRITERS[kind](path) as writer:
         for frame in random_labels(30, 16, 16):

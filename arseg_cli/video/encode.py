@@ -4,7 +4,7 @@ Every writer streams (one frame in, written out, memory flat), has `write(...)` 
 `close()`, and is a context manager. Labels are always (H, W) uint8 class ids; 255 (ignore) and any
 id outside the palette is drawn black.
 
-Atomicity and interruption (docs/CLI.md): files are written under a temporary name beside the final
+Atomicity and interruption: files are written under a temporary name beside the final
 one (arseg_cli.outputs) and renamed when complete, and an existing output needs `force`.
 When the code *using* a writer fails or is interrupted (Ctrl-C, a corrupt input mid-stream), leaving
 the `with` block still finalises the output: the frames written so far form a valid, playable file
@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import av
@@ -37,19 +35,17 @@ import numpy as np
 from av.video.reformatter import Colorspace, VideoReformatter
 from PIL import Image
 
-from arseg_cli.errors import InputError, OutputError
-from arseg_cli.outputs import AtomicFile, atomic_path, is_stdout, os_errors_as_output_errors, prepare_output_dir
+from arseg_cli.errors import InputError
+from arseg_cli.outputs import AtomicFile, atomic_path, is_stdout, prepare_output_dir
 from arseg_cli.palettes import Palette
-from arseg_cli.video.x264 import as_fraction, x264_params
-
-Target = str | Path | IO[bytes]
+from arseg_cli.video._sink import Target, VideoSink, Writer, stream_name
+from arseg_cli.video.x264 import x264_params
 
 # Colour videos are converted and tagged as BT.709, limited range, so players and decoders
 # (PyAV uses the tags) agree on the colours; an untagged stream is read as BT.601 or BT.709
 # depending on the player.
 _BT709 = 1  # AVCOL_SPC/PRI/TRC_BT709
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
-_FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
@@ -79,89 +75,7 @@ def blend(rgb: np.ndarray, labels: np.ndarray, palette: Palette, opacity: float 
     mixed = rgb.astype(np.uint16) * (256 - a) + palette.lut().astype(np.uint16)[labels] * a
     return ((mixed + 128) >> 8).astype(np.uint8)
 
-
-def _stream_name(target: Target) -> str:
-    """How messages name an output: its path, or the stream's name."""
-    if isinstance(target, (str, Path)):
-        return "standard output" if is_stdout(target) else str(target)
-    return str(getattr(target, "name", "the output stream"))
-
-
-class _Writer:
-    """Closing, aborting and the failure policy shared by all writers (see the module docstring).
-
-    Subclasses write to `_atomic.temp` (or a stream, `_atomic` None) and implement `_finish` (flush,
-    trailer) and `_release` (free resources after a failure).
-    """
-
-    _failed = False
-    _closed = False
-    _atomic: AtomicFile | None = None
-    _name = ""
-
-    def _has_output(self) -> bool:
-        return True
-
-    def _finish(self) -> None:
-        """Complete the output (flush the encoder, write the trailer)."""
-
-    def _release(self) -> None:
-        """Free resources without completing the output."""
-
-    def close(self) -> None:
-        """Complete the output and rename it into place; idempotent.
-
-        After a failed write (or, for videos, without any frame) there is nothing valid to keep:
-        the temporary is removed instead.
-        """
-        if self._closed:
-            return
-        if self._failed or not self._has_output():
-            self.abort()
-            return
-        try:
-            with self._writing(self._name):
-                self._finish()
-            if self._atomic is not None:
-                self._atomic.commit()
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-
-    def abort(self) -> None:
-        """Give up: remove the temporary output, keep the final name as it was."""
-        self._closed = True
-        try:
-            self._release()
-        except Exception:  # noqa: BLE001 - the output is being thrown away anyway
-            pass
-        if self._atomic is not None:
-            self._atomic.discard()
-
-    @contextmanager
-    def _writing(self, path: object) -> Iterator[None]:
-        """Mark the writer failed if the enclosed write fails (Ctrl-C is not a failure of ours)."""
-        try:
-            with os_errors_as_output_errors(str(path)):
-                yield
-        except Exception:
-            self._failed = True
-            raise
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._failed:
-            self.abort()
-        else:
-            self.close()
-
-
-class LabelPngWriter(_Writer):
+class LabelPngWriter(Writer):
     """One palette-mode ("P") PNG per frame in `directory`: pixel values are class ids, and the
     stored 256-entry palette makes viewers show class colours. Names are the zero-padded frame
     index, `digits` wide (000123.png); wider indices just get longer names.
@@ -193,108 +107,7 @@ class LabelPngWriter(_Writer):
         self.frames_written += 1
         return final
 
-
-class _Timeline:
-    """Presentation timestamps and durations in `time_base` units, strictly increasing."""
-
-    def __init__(self, fps: Fraction, time_base: Fraction) -> None:
-        self.frame_ticks = max(1, round(1 / (fps * time_base)))
-        self._next = 0
-        self._last: int | None = None
-
-    def stamp(self, pts: int | None, duration: int | None) -> tuple[int, int]:
-        pts = self._next if pts is None else int(pts)
-        if self._last is not None and pts <= self._last:
-            raise ValueError(f"timestamps must increase: pts {pts} after {self._last}")
-        duration = self.frame_ticks if duration is None else max(1, int(duration))
-        self._last, self._next = pts, pts + duration
-        return pts, duration
-
-
-class _VideoSink(_Writer):
-    """One video stream in one container, written to a temporary file renamed at close, or to a
-    binary stream ('-' = stdout). The container opens on the first frame, when the size is known."""
-
-    def __init__(
-        self,
-        target: Target,
-        *,
-        fps: float | Fraction,
-        time_base: Fraction | None,
-        force: bool,
-        format: str | None,
-        stream_format: str,
-    ) -> None:
-        self.fps = as_fraction(fps)
-        self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
-        self._timeline = _Timeline(self.fps, self.time_base)
-        self._format = format
-        self._name = _stream_name(target)
-        if isinstance(target, (str, Path)) and not is_stdout(target):
-            self._atomic = AtomicFile(target, force=force)
-            self._target: str | Path | IO[bytes] = self._atomic.temp
-            if not self._atomic.final.suffix:
-                self._format = format or stream_format
-        else:
-            self._target = sys.stdout.buffer if isinstance(target, (str, Path)) else target
-            self._format = format or stream_format
-        self._container: Any = None
-        self._stream: Any = None
-        self._durations: dict[int, int] = {}
-        self.frames_written = 0
-
-    @property
-    def path(self) -> Path | None:
-        """The final file, or None when writing to a stream."""
-        return self._atomic.final if self._atomic else None
-
-    def _open(self, codec: str, pix_fmt: str, width: int, height: int, options: dict[str, str]) -> Any:
-        container_options: dict[str, str] = {}
-        if self._atomic is None and (self._format or "") in ("mp4", "mov", "ipod"):
-            container_options = dict(_FRAGMENTED_MP4)  # a pipe cannot be seeked back to write the index
-        try:
-            self._container = av.open(self._target, mode="w", format=self._format, options=container_options)
-            stream = self._container.add_stream(codec, rate=self.fps)
-        except (av.FFmpegError, ValueError) as error:  # unknown format, codec not allowed in it
-            self._failed = True
-            raise OutputError(f"cannot write {self._name}: {error}") from None
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.time_base = self.time_base
-        stream.codec_context.time_base = self.time_base
-        stream.options = options
-        self._stream = stream
-        return stream
-
-    def _encode(self, frame: av.VideoFrame, pts: int | None, duration: int | None) -> None:
-        frame.pts, frame.duration = self._timeline.stamp(pts, duration)
-        frame.time_base = self.time_base
-        self._durations[frame.pts] = frame.duration
-        with self._writing(self._name):
-            for packet in self._stream.encode(frame):
-                self._mux(packet)
-        self.frames_written += 1
-
-    def _mux(self, packet: av.Packet) -> None:
-        # Encoders leave packet durations at 0; the muxer needs the last one for the total duration.
-        packet.duration = self._durations.pop(packet.pts, self._timeline.frame_ticks)
-        self._container.mux(packet)
-
-    def _has_output(self) -> bool:
-        return self._stream is not None  # a video without frames is not written
-
-    def _finish(self) -> None:
-        for packet in self._stream.encode(None):
-            self._mux(packet)
-        container, self._container = self._container, None
-        container.close()
-
-    def _release(self) -> None:
-        container, self._container = self._container, None
-        if container is not None:
-            container.close()
-
-
-class _H264Sink(_VideoSink):
+class _H264Sink(VideoSink):
     """RGB frames -> H.264 yuv420p (BT.709, limited range), odd sizes padded to even."""
 
     def __init__(
@@ -375,7 +188,7 @@ class OverlayVideoWriter(_H264Sink):
 LOSSLESS_CODECS = ("ffv1", "png")
 
 
-class LabelVideoWriter(_VideoSink):
+class LabelVideoWriter(VideoSink):
     """Lossless label video: class ids as 8-bit grey frames, FFV1 in .mkv (default) or PNG in .mov.
 
     Decodes back to identical ids (`read_label_video`), at the exact input size. FFV1 is smaller and
@@ -425,7 +238,7 @@ def read_label_video(source: str | Path | IO[bytes]) -> Iterator[np.ndarray]:
             yield frame.to_ndarray()
 
 
-class RawLabelWriter(_Writer):
+class RawLabelWriter(Writer):
     """Raw labels: each frame as H*W uint8 bytes, row-major, no header and no separator.
 
     For pipelines (`arseg segment in.mp4 -o - | ffmpeg -f rawvideo -pix_fmt gray -s WxH -i - ...`):
@@ -443,7 +256,7 @@ class RawLabelWriter(_Writer):
             self._out = self._owned = open(self._atomic.temp, "wb")  # noqa: SIM115 - closed in close()
         else:
             self._out = target
-        self._name = _stream_name(target)
+        self._name = stream_name(target)
         self.shape: tuple[int, int] | None = None
         self.frames_written = 0
 
