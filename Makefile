@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ARSEG := $(VENV)/bin/arseg
 # The CPU wheel of torch is pinned here: an unpinned install pulls a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
-SAMPLE := samples/street.mp4
+SAMPLE := samples/sample.mp4
 DEMO_OUT := demo-out
 
 .PHONY: setup demo test test-all bench lint clean
