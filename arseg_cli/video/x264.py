@@ -37,6 +37,8 @@ class H264Writer:
     """Writes RGB uint8 frames to an H.264 stream (yuv420p) in any container PyAV can mux.
 
     `target` is a path or a binary file object (then `format` is required, e.g. 'mpegts').
+    `time_base` is the unit of the `pts` given to `write` (default 1/fps, i.e. frame numbers); pass a
+    source's time base to keep its timestamps.
     Frames must all have the size given at construction; odd sizes are padded by the caller's choice
     of `width`/`height` (yuv420p needs even dimensions, so odd ones are rounded up by edge padding).
     """
@@ -56,6 +58,7 @@ class H264Writer:
         preset: str = "medium",
         format: str | None = None,
         container_options: dict[str, str] | None = None,
+        time_base: Fraction | None = None,
     ) -> None:
         self._container = av.open(target, mode="w", format=format, options=container_options or {})
         self.width, self.height = int(width), int(height)
@@ -73,7 +76,9 @@ class H264Writer:
         elif crf is not None:
             options["crf"] = f"{crf:g}"
         stream.options = options
-        stream.time_base = 1 / self.fps
+        # The encoder reads frame pts in its own time base: set both, or timestamps get rescaled wrongly.
+        stream.time_base = time_base or 1 / self.fps
+        stream.codec_context.time_base = stream.time_base
         self._stream = stream
         self._count = 0
 
@@ -82,7 +87,7 @@ class H264Writer:
         return self._count
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
-        """Encode one (H, W, 3) uint8 RGB frame; `pts` in units of 1/fps (default: the frame count)."""
+        """Encode one (H, W, 3) uint8 RGB frame; `pts` in units of the time base (default: the frame count)."""
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"expected ({self.height}, {self.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
         if (self._coded_w, self._coded_h) != (self.width, self.height):

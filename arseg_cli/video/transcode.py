@@ -1,0 +1,192 @@
+"""Re-encode any video into the layout AR-Seg's motion needs: H.264, no B-frames, one reference,
+a keyframe every L frames (what `arseg encode` does).
+
+Frame rate and timestamps of the source are kept where the output container can store them (MP4,
+MOV, Matroska, MPEG-TS); AVI and raw .h264 get evenly spaced frames at the source's rate. Only the
+video stream is written (audio and subtitles are dropped, and a log line says so).
+
+The output appears whole under its final name (outputs.AtomicFile); `-` writes MPEG-TS to stdout.
+A damaged input (PartialDecodeError) still leaves the frames that decoded in the output, and the
+error is raised again once the output is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+from arseg_cli.errors import OptionsError
+from arseg_cli.outputs import AtomicFile, is_stdout, os_errors_as_output_errors
+from arseg_cli.video.decode import PartialDecodeError, VideoReader
+from arseg_cli.video.probe import Source, StreamInfo
+from arseg_cli.video.x264 import H264Writer
+
+logger = logging.getLogger(__name__)
+
+# Containers that cannot carry arbitrary timestamps: frames are numbered at the nominal rate instead.
+_NO_TIMESTAMPS = frozenset({".avi", ".h264", ".264"})
+_RAW_H264 = frozenset({".h264", ".264"})
+_DEFAULT_FPS = Fraction(25)
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeSettings:
+    """libx264 settings for `transcode`: keyframe interval (frames), then CRF or a bitrate (bit/s)."""
+
+    keyint: int = 12
+    crf: float | None = 18
+    bitrate: int | None = None
+    preset: str = "medium"
+
+    def __post_init__(self) -> None:
+        if self.keyint < 1:
+            raise OptionsError(f"--keyint must be >= 1, got {self.keyint}")
+        if self.crf is not None and self.bitrate is not None:
+            raise OptionsError("give either --crf or --bitrate, not both")
+        if self.crf is not None and not 0 <= self.crf <= 51:
+            raise OptionsError(f"--crf must be between 0 and 51, got {self.crf:g}")
+        if self.bitrate is not None and self.bitrate <= 0:
+            raise OptionsError(f"--bitrate must be positive, got {self.bitrate}")
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeResult:
+    """What was written: `frames` frames to `output` ('-' for stdout) at `fps`."""
+
+    output: str
+    frames: int
+    fps: Fraction
+    width: int
+    height: int
+
+
+def transcode(
+    source: Source,
+    output: str | Path,
+    settings: EncodeSettings,
+    *,
+    force: bool = False,
+    on_frame: ProgressCallback | None = None,
+) -> TranscodeResult:
+    """Re-encode `source` to `output` (container from the extension; '-' = MPEG-TS on stdout).
+
+    `on_frame(frames_done, total_or_None)` is called after each frame. Raises the input errors of
+    `decode_frames`, OutputExistsError (output exists, no `force`), OptionsError (output is the
+    input, or an extension no container matches) and OutputError (writing failed).
+    """
+    _refuse_same_file(source, output)
+    with VideoReader(source, motion="none") as reader:
+        info = reader.info
+        if info.other_streams:
+            logger.info("only the video stream is written (%s dropped)", ", ".join(info.other_streams))
+        if is_stdout(output):
+            frames, damage = _encode(reader, sys.stdout.buffer, settings, "mpegts", True, on_frame)
+        else:
+            frames, damage = _encode_to_file(reader, Path(output), settings, force=force, on_frame=on_frame)
+    result = TranscodeResult(str(output), frames, info.fps or _DEFAULT_FPS, info.width, info.height)
+    if damage is not None:
+        where = "stdout" if is_stdout(output) else str(output)
+        raise PartialDecodeError(f"{damage}; they were written to {where}", damage.frames_decoded)
+    return result
+
+
+def _encode_to_file(
+    reader: VideoReader, path: Path, settings: EncodeSettings, *, force: bool, on_frame: ProgressCallback | None
+) -> tuple[int, PartialDecodeError | None]:
+    suffix = path.suffix.lower()
+    container_format = "h264" if suffix in _RAW_H264 else None
+    target = AtomicFile(path, force=force)
+    try:
+        with os_errors_as_output_errors(path):
+            outcome = _encode(
+                reader, str(target.temp), settings, container_format, suffix not in _NO_TIMESTAMPS, on_frame
+            )
+    except BaseException:
+        target.discard()
+        raise
+    target.commit()
+    return outcome
+
+
+def _encode(
+    reader: VideoReader,
+    target: str | BinaryIO,
+    settings: EncodeSettings,
+    container_format: str | None,
+    keep_pts: bool,
+    on_frame: ProgressCallback | None,
+) -> tuple[int, PartialDecodeError | None]:
+    """Encode every decoded frame; returns the count and the input's damage report, if any.
+
+    The writer opens at the first frame: only then is it known whether the source has timestamps
+    (kept in the source's time base) or not (frames numbered at the nominal rate).
+    """
+    info = reader.info
+    writer: H264Writer | None = None
+    try:
+        for frame in reader:
+            if writer is None:
+                keep_pts = keep_pts and frame.pts is not None and info.time_base is not None
+                writer = _writer(target, info, settings, container_format, info.time_base if keep_pts else None)
+            pts = frame.pts if keep_pts and frame.pts is not None else _nominal_pts(frame.index, info, keep_pts)
+            writer.write(frame.rgb, pts)
+            if on_frame is not None:
+                on_frame(writer.frames_written, info.frame_count)
+    except PartialDecodeError as error:
+        damage: PartialDecodeError | None = error
+    else:
+        damage = None
+    finally:
+        if writer is not None:
+            writer.close()
+    return (writer.frames_written if writer is not None else 0), damage
+
+
+def _writer(
+    target: str | BinaryIO,
+    info: StreamInfo,
+    settings: EncodeSettings,
+    container_format: str | None,
+    time_base: Fraction | None,
+) -> H264Writer:
+    try:
+        return H264Writer(
+            target,
+            info.width,
+            info.height,
+            info.fps or _DEFAULT_FPS,
+            keyint=settings.keyint,
+            crf=settings.crf,
+            bitrate=settings.bitrate,
+            preset=settings.preset,
+            format=container_format,
+            time_base=time_base,
+        )
+    except ValueError as error:  # PyAV raises ValueError subclasses for unknown formats and bad options
+        raise OptionsError(f"cannot write that output: {getattr(error, 'strerror', None) or error}") from None
+
+
+def _nominal_pts(index: int, info: StreamInfo, source_time_base: bool) -> int:
+    """Frame `index` at the nominal rate, in the source's time base or in frames."""
+    if source_time_base and info.time_base:
+        return round(index / ((info.fps or _DEFAULT_FPS) * info.time_base))
+    return index
+
+
+def _refuse_same_file(source: Source, output: str | Path) -> None:
+    if is_stdout(output) or not isinstance(source, (str, os.PathLike)) or os.fspath(source) == "-":
+        return
+    try:
+        same = os.path.samefile(source, output)
+    except OSError:
+        return
+    if same:
+        raise OptionsError(f"the output {output} is the input; write to another file")
