@@ -15,6 +15,9 @@ Motion comes from one of two places (`motion=`):
     * several references: H.264's `max_num_ref_frames` > 1 (sequence parameter set). It is an upper
       bound: an encoder may declare more references than it uses; arseg then takes the safe side.
       When no parameter set is found in the headers the count is unknown and taken as one.
+    * intra-only streams (every frame an I-frame; H.264 or MPEG-2 at keyint 1) have no vectors at
+      all: when the first two frames decoded are both intra, 'auto' switches to the re-encode from
+      the second frame on.
   'none' decodes without motion (faster: no export, frame threading).
 
 Threading: decoding is threaded, but frame threading corrupts exported vectors on streams with
@@ -46,7 +49,9 @@ from arseg_cli.video.probe import (
     MotionRequest,
     Source,
     StreamInfo,
+    b_frames_reason,
     configure_decoder,
+    intra_only_reason,
     open_input,
     plan_motion,
 )
@@ -114,6 +119,7 @@ class VideoReader:
             self._opened.close()
             raise
         self._source = self.plan.source
+        self._reason = self.plan.reason or "re-encoding was asked for"
         self._estimator: ReencodeMotion[DecodedFrame | None] | None = None
         self._previous: av.VideoFrame | None = None
         self._previous_key = False
@@ -141,9 +147,13 @@ class VideoReader:
             if self._end is not None and index >= self._end:
                 reached_end = True
                 break
+            intra = _is_intra(frame)  # before the re-encode takes the frame over
+            if index == 1 and intra and self._previous_key and self._source == "bitstream" and self.plan.watch_intra_only:
+                self._source = "reencode"
+                self._reason = intra_only_reason(self.info.codec)
             if index >= self._start:
-                yield from self._with_motion(self._record(frame, index), frame)
-            self._previous, self._previous_key = frame, _is_intra(frame)
+                yield from self._with_motion(self._record(frame, index), frame, intra)
+            self._previous, self._previous_key = frame, intra
         if self._estimator is not None:
             yield from _attach(self._estimator.flush())
         if not reached_end:
@@ -190,24 +200,23 @@ class VideoReader:
             return max(1, round(1 / (self.info.fps * self.info.time_base)))
         return 1
 
-    def _with_motion(self, record: DecodedFrame, frame: av.VideoFrame) -> Iterator[DecodedFrame]:
+    def _with_motion(self, record: DecodedFrame, frame: av.VideoFrame, intra: bool) -> Iterator[DecodedFrame]:
+        if self._source == "none":
+            yield record
+            return
         if self._source == "bitstream":
             motion = block_motion(frame)
             if not (self.plan.watch_b_frames and _has_b_prediction(record, motion)):
                 yield dataclasses.replace(record, motion=motion)
                 return
             self._source = "reencode"
-            reason = f"{self.info.codec} stream has B-frames, so its motion vectors do not chain exactly"
-            self._estimator = self._new_estimator(frame, reason)
-        elif self._source == "none":
-            yield record
-            return
-        elif self._estimator is None or (self._estimator.width, self._estimator.height) != (frame.width, frame.height):
+            self._reason = b_frames_reason(self.info.codec)
+        if self._estimator is None or (self._estimator.width, self._estimator.height) != (frame.width, frame.height):
             if self._estimator is not None:  # the frame size changed: restart the re-encode
                 yield from _attach(self._estimator.flush())
-            self._estimator = self._new_estimator(frame, self.plan.reason or "re-encoding")
+            self._estimator = self._new_estimator(frame, self._reason)
         # Keyframes of the re-encode follow the source's, except in all-intra streams.
-        key = _is_intra(frame) and not self._previous_key
+        key = intra and not self._previous_key
         yield from _attach(self._estimator.push(frame, record, key=key))
 
     def _new_estimator(self, frame: av.VideoFrame, reason: str) -> ReencodeMotion[DecodedFrame | None]:

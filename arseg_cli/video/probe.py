@@ -31,8 +31,9 @@ from arseg_cli.video._input import (
 )
 
 __all__ = [
-    "MV_EXPORTING_CODECS", "MotionPlan", "MotionRequest", "OpenedInput", "Source", "StreamInfo",
-    "VideoReport", "configure_decoder", "open_input", "pipe_mp4_hint", "plan_motion", "probe_video",
+    "MV_EXPORTING_CODECS", "MotionPlan", "MotionRequest", "OpenedInput", "Source", "StreamInfo", "VideoReport",
+    "b_frames_reason", "configure_decoder", "intra_only_reason", "open_input", "pipe_mp4_hint", "plan_motion",
+    "probe_video",
 ]
 
 MotionRequest = Literal["auto", "bitstream", "reencode", "none"]
@@ -48,11 +49,14 @@ class MotionPlan:
     reason: one line saying why the re-encode is used (None when it is not).
     watch_b_frames: in 'auto' mode with bitstream vectors, switch to the re-encode at the first
             B-frame decoded (for codecs whose headers cannot say, MPEG-1/2).
+    watch_intra_only: in 'auto' mode with bitstream vectors, switch to the re-encode when the first
+            two frames are both intra (an intra-only stream has no vectors).
     """
 
     source: MotionSource
     reason: str | None = None
     watch_b_frames: bool = False
+    watch_intra_only: bool = False
 
 
 def plan_motion(info: StreamInfo, requested: MotionRequest) -> MotionPlan:
@@ -77,7 +81,17 @@ def plan_motion(info: StreamInfo, requested: MotionRequest) -> MotionPlan:
     problem = info.chain_problem()
     if problem is not None:
         return MotionPlan("reencode", problem)
-    return MotionPlan("bitstream", watch_b_frames=info.has_b_frames is None)
+    return MotionPlan("bitstream", watch_b_frames=info.has_b_frames is None, watch_intra_only=True)
+
+
+def b_frames_reason(codec: str) -> str:
+    """Why 'auto' switches to the re-encode when B-frames show up only once decoded."""
+    return f"{codec} stream has B-frames, so its motion vectors do not chain exactly"
+
+
+def intra_only_reason(codec: str) -> str:
+    """Why 'auto' switches to the re-encode when the first two frames are intra."""
+    return f"{codec} stream begins with two intra frames (intra-only?), so it has no motion vectors"
 
 
 def configure_decoder(stream: av.video.stream.VideoStream, info: StreamInfo, *, export_mvs: bool) -> None:
@@ -183,7 +197,9 @@ def probe_video(source: Source, *, scan_frames: int = DEFAULT_SCAN_FRAMES) -> Vi
     b_frames = bool(info.has_b_frames) or "B" in scan.types
     motion = plan_motion(info, "auto")
     if motion.watch_b_frames and b_frames:
-        motion = MotionPlan("reencode", f"{info.codec} stream has B-frames, so its motion vectors do not chain exactly")
+        motion = MotionPlan("reencode", b_frames_reason(info.codec))
+    elif motion.watch_intra_only and scan.types[:2] == ["I", "I"]:
+        motion = MotionPlan("reencode", intra_only_reason(info.codec))
     report = VideoReport(
         info=info,
         frame_count=scan.packets,
@@ -269,13 +285,13 @@ def _advice(report: VideoReport) -> list[str]:
     info = report.info
     name = "INPUT" if info.name.startswith("<") else shlex.quote(info.name)
     command = f"arseg encode {name} -o OUT.mp4 --keyint 12"
-    if not report.mvs_seen and info.exports_mvs and report.frame_count > 1:
-        return [f"no motion vectors were exported from the frames scanned; arseg will re-encode ({_REENCODE_COST})"]
     if report.motion.source == "reencode":
         return [
             f"{report.motion.reason}: arseg estimates motion by re-encoding on every run ({_REENCODE_COST}).",
             f"For exact motion at no cost, re-encode once: `{command}` (no B-frames, one reference, a keyframe every 12 frames).",
         ]
+    if not report.mvs_seen and info.exports_mvs and report.frame_count > 1:
+        return [f"no motion vectors were exported from the frames scanned; arseg will re-encode ({_REENCODE_COST})"]
     lines = ["The stream's own motion vectors chain exactly to the keyframe: no re-encode needed."]
     spacing = report.keyframes
     if spacing.min is not None and spacing.min != spacing.max:

@@ -6,8 +6,9 @@ MOV, Matroska, MPEG-TS); AVI and raw .h264 get evenly spaced frames at the sourc
 video stream is written (audio and subtitles are dropped, and a log line says so).
 
 The output appears whole under its final name (outputs.AtomicFile); `-` writes MPEG-TS to stdout.
-A damaged input (PartialDecodeError) still leaves the frames that decoded in the output, and the
-error is raised again once the output is complete.
+A damaged input (PartialDecodeError) still leaves the frames that decoded in a *new* output file (a
+salvage), and the error is raised again once it is complete; an existing file (`force`) is left as it
+was, since a failed run never replaces a user's file.
 """
 
 from __future__ import annotations
@@ -89,12 +90,13 @@ def transcode(
             logger.info("only the video stream is written (%s dropped)", ", ".join(info.other_streams))
         if is_stdout(output):
             frames, damage = _encode(reader, sys.stdout.buffer, settings, "mpegts", True, on_frame)
+            if damage is not None:
+                damage = PartialDecodeError(f"{damage}; they were written to stdout", damage.frames_decoded)
         else:
             frames, damage = _encode_to_file(reader, Path(output), settings, force=force, on_frame=on_frame)
     result = TranscodeResult(str(output), frames, info.fps or _DEFAULT_FPS, info.width, info.height)
     if damage is not None:
-        where = "stdout" if is_stdout(output) else str(output)
-        raise PartialDecodeError(f"{damage}; they were written to {where}", damage.frames_decoded)
+        raise PartialDecodeError(str(damage), damage.frames_decoded)
     return result
 
 
@@ -103,17 +105,23 @@ def _encode_to_file(
 ) -> tuple[int, PartialDecodeError | None]:
     suffix = path.suffix.lower()
     container_format = "h264" if suffix in _RAW_H264 else None
+    replacing = path.exists() or path.is_symlink()
     target = AtomicFile(path, force=force)
     try:
         with os_errors_as_output_errors(path):
-            outcome = _encode(
+            frames, damage = _encode(
                 reader, str(target.temp), settings, container_format, suffix not in _NO_TIMESTAMPS, on_frame
             )
     except BaseException:
         target.discard()
         raise
+    if damage is not None and replacing:
+        target.discard()
+        return frames, PartialDecodeError(f"{damage}; {path} was left unchanged", damage.frames_decoded)
     target.commit()
-    return outcome
+    if damage is not None:
+        return frames, PartialDecodeError(f"{damage}; they were written to {path}", damage.frames_decoded)
+    return frames, None
 
 
 def _encode(
