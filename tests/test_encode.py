@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import io
+import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +19,7 @@ from PIL import Image
 
 from arseg_cli.errors import InputError, OutputError, OutputExistsError
 from arseg_cli.palettes import CAMVID, CITYSCAPES
+from arseg_cli.video._sink import interrupts_deferred
 from arseg_cli.video.encode import (
     ColorVideoWriter,
     LabelPngWriter,
@@ -78,6 +82,39 @@ def input_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_clip(make_clip(10, 48, 64).frames, path, fps=25, preset="ultrafast")
 
 
+@pytest.fixture(scope="module")
+def ntsc_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 7-frame 33x21 clip at 30000/1001 fps (time base 1/30000, 1001 ticks a frame): a rate no
+    integer or float step of 1/fps reproduces, and an odd size."""
+    path = tmp_path_factory.mktemp("input") / "ntsc.mp4"
+    return write_clip(make_clip(7, 21, 33).frames, path, fps=Fraction(30000, 1001), preset="ultrafast")
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A variable-rate H.264 mp4 (time base 1/90000, nominal 30 fps) whose frames last 1, 2, 1, 4, 1
+    and 3 nominal frames: gaps as a phone recording or a screen capture has them."""
+    path = tmp_path_factory.mktemp("input") / "vfr.mp4"
+    durations = [3000, 6000, 3000, 12000, 3000, 9000]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 90000)
+        stream.options = {"preset": "ultrafast", "x264-params": "bframes=0"}
+        pts, by_pts = 0, {}
+        for image, duration in zip(make_clip(len(durations), 16, 32).frames, durations):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, by_pts[pts] = pts, duration
+            pts += duration
+            for packet in stream.encode(frame):
+                packet.duration = by_pts[packet.pts]
+                container.mux(packet)
+        for packet in stream.encode(None):
+            packet.duration = by_pts[packet.pts]
+            container.mux(packet)
+    return path
+
+
 def decode_input(path: Path) -> tuple[list[Any], Fraction, Fraction]:
     """Decoded frames, the stream's time base and average rate, as the pipeline passes them on."""
     container = av.open(str(path))
@@ -85,6 +122,30 @@ def decode_input(path: Path) -> tuple[list[Any], Fraction, Fraction]:
     frames = list(container.decode(stream))
     container.close()
     return frames, stream.time_base, stream.average_rate
+
+
+VIDEO_KINDS = ("colour", "overlay", "lossless")
+
+
+def video_writer(kind: str, path: Path, fps: float | Fraction = 25, **options: Any) -> Any:
+    """A fresh writer of `kind` ('colour', 'overlay', 'lossless'); fast settings for tests."""
+    if kind == "colour":
+        return ColorVideoWriter(path, CAMVID, fps, preset="ultrafast", **options)
+    if kind == "overlay":
+        return OverlayVideoWriter(path, CAMVID, fps, preset="ultrafast", **options)
+    return LabelVideoWriter(path, fps, **options)
+
+
+def video_path(directory: Path, kind: str, stem: str = "out") -> Path:
+    return directory / f"{stem}.{'mkv' if kind == 'lossless' else 'mp4'}"
+
+
+def write_one(writer: Any, labels: np.ndarray, **timing: Any) -> None:
+    """Write `labels` (over a black input frame for the overlay)."""
+    if isinstance(writer, OverlayVideoWriter):
+        writer.write(labels, np.zeros((*labels.shape, 3), np.uint8), **timing)
+    else:
+        writer.write(labels, **timing)
 
 
 # --- label PNGs ---------------------------------------------------------------------------------
@@ -236,17 +297,42 @@ def test_raw_frames_must_keep_one_size() -> None:
 # --- colour and overlay videos -----------------------------------------------------------------
 
 
-def test_colour_video_keeps_frame_count_fps_and_duration_of_the_input(tmp_path: Path, input_clip: Path) -> None:
-    frames, time_base, rate = decode_input(input_clip)
-    with ColorVideoWriter(tmp_path / "masks.mp4", CAMVID, rate, time_base=time_base) as writer:
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+@pytest.mark.parametrize("clip", ["input_clip", "ntsc_clip"])
+def test_video_keeps_frame_count_fps_times_and_duration_of_the_input(
+    tmp_path: Path, kind: str, clip: str, request: pytest.FixtureRequest
+) -> None:
+    source_path: Path = request.getfixturevalue(clip)
+    frames, time_base, rate = decode_input(source_path)
+    path = video_path(tmp_path, kind)
+    with video_writer(kind, path, rate, time_base=time_base) as writer:
         for frame in frames:
-            writer.write(np.full((frame.height, frame.width), 3, np.uint8), pts=frame.pts)
-    source, out = probe(input_clip), probe(tmp_path / "masks.mp4")
-    assert len(source.frames) == 10
-    assert len(out.frames) == len(source.frames)
-    assert out.average_rate == source.average_rate == 25
-    assert out.times_s == source.times_s
-    assert out.duration_s == source.duration_s == pytest.approx(10 / 25)
+            write_one(writer, np.full((frame.height, frame.width), 3, np.uint8), pts=frame.pts)
+    source, out = probe(source_path), probe(path)
+    assert len(out.frames) == len(source.frames) == len(frames) > 1
+    assert out.average_rate == source.average_rate == rate
+    if kind == "lossless":  # Matroska stores milliseconds
+        np.testing.assert_allclose(out.times_s, source.times_s, atol=1e-3)
+        assert out.duration_s == pytest.approx(source.duration_s, abs=1e-3)
+    else:
+        assert out.times_s == source.times_s
+        # Container durations are in microseconds.
+        assert out.duration_s == source.duration_s == pytest.approx(float(len(frames) / rate), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+def test_video_keeps_the_timing_of_a_variable_rate_input(tmp_path: Path, kind: str, vfr_clip: Path) -> None:
+    frames, time_base, rate = decode_input(vfr_clip)
+    path = video_path(tmp_path, kind)
+    with video_writer(kind, path, rate, time_base=time_base) as writer:
+        for frame in frames:
+            labels = np.zeros((frame.height, frame.width), np.uint8)
+            write_one(writer, labels, pts=frame.pts, duration=frame.duration)
+    source, out = probe(vfr_clip), probe(path)
+    assert np.diff(source.times_s).tolist() == pytest.approx([1 / 30, 2 / 30, 1 / 30, 4 / 30, 1 / 30])
+    assert source.duration_s == pytest.approx(12 / 30)  # the last frame lasts 3/30 s
+    np.testing.assert_allclose(out.times_s, source.times_s, atol=1e-3 if kind == "lossless" else 0)
+    assert out.duration_s == pytest.approx(source.duration_s, abs=1e-3 if kind == "lossless" else 1e-9)
 
 
 @pytest.mark.parametrize("kind", ["colour", "lossless"])
@@ -290,15 +376,21 @@ def test_colour_video_shows_each_class_in_its_palette_colour(tmp_path: Path) -> 
             assert (nearest == class_id).all()
 
 
-def test_colour_video_of_an_odd_size_is_padded_by_one_edge_row_and_column(tmp_path: Path) -> None:
-    labels = band_labels(273, 641, [0, 3, 8])
-    with ColorVideoWriter(tmp_path / "odd.mp4", CAMVID, 25, preset="ultrafast") as writer:
-        writer.write(labels)
-        writer.write(labels)
-    out = probe(tmp_path / "odd.mp4")
-    assert out.size == (642, 274) and len(out.frames) == 2
-    lut = CAMVID.lut().astype(np.int32)
-    np.testing.assert_allclose(out.frames[0][-1, 600:630].astype(np.int32), lut[np.full(30, 8)], atol=8)
+@pytest.mark.parametrize("kind", ["colour", "overlay"])
+def test_video_of_an_odd_size_is_padded_by_one_edge_row_and_column(tmp_path: Path, kind: str) -> None:
+    labels = band_labels(27, 65, [0, 3, 8])  # bands of 22 columns
+    path = video_path(tmp_path, kind)
+    with video_writer(kind, path) as writer:
+        write_one(writer, labels)
+        write_one(writer, labels)
+    out = probe(path)
+    assert out.size == (66, 28) and len(out.frames) == 2
+    black = np.zeros((*labels.shape, 3), np.uint8)
+    expected = colorize(labels, CAMVID) if kind == "colour" else blend(black, labels, CAMVID, 0.5)
+    # The padded bottom row repeats the last one (car, class 8, in columns 48..59), and the padded
+    # right column the last column; tolerance as in the palette-colour test.
+    for got in (out.frames[0][-1, 48:60], out.frames[0][4:-4, -1]):
+        np.testing.assert_allclose(got.astype(np.int32), np.broadcast_to(expected[-1, 50], got.shape), atol=8)
 
 
 def test_overlay_blends_the_input_with_the_given_opacity(tmp_path: Path) -> None:
@@ -360,25 +452,11 @@ def test_mp4_to_a_non_seekable_stream_is_fragmented_and_playable() -> None:
 
 # --- atomic outputs and interruption -----------------------------------------------------------
 
-VIDEO_WRITERS = {
-    "colour": lambda path, **kw: ColorVideoWriter(path, CAMVID, 25, preset="ultrafast", **kw),
-    "overlay": lambda path, **kw: OverlayVideoWriter(path, CAMVID, 25, preset="ultrafast", **kw),
-    "lossless": lambda path, **kw: LabelVideoWriter(path, 25, **kw),
-}
-
-
-def write_one(writer: Any, labels: np.ndarray) -> None:
-    if isinstance(writer, OverlayVideoWriter):
-        writer.write(labels, np.zeros((*labels.shape, 3), np.uint8))
-    else:
-        writer.write(labels)
-
-
-@pytest.mark.parametrize("kind", VIDEO_WRITERS)
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
 def test_interrupted_video_is_playable_with_the_frames_written(tmp_path: Path, kind: str) -> None:
-    path = tmp_path / ("out.mkv" if kind == "lossless" else "out.mp4")
+    path = video_path(tmp_path, kind)
     labels = random_labels(8, 16, 24) % 12
-    with pytest.raises(KeyboardInterrupt), VIDEO_WRITERS[kind](path) as writer:
+    with pytest.raises(KeyboardInterrupt), video_writer(kind, path) as writer:
         for i, frame in enumerate(labels):
             if i == 5:
                 raise KeyboardInterrupt  # Ctrl-C while frame 5 is being computed
@@ -391,14 +469,99 @@ def test_interrupted_video_is_playable_with_the_frames_written(tmp_path: Path, k
         np.testing.assert_array_equal(np.stack(list(read_label_video(path))), labels[:5])
 
 
-@pytest.mark.parametrize("kind", VIDEO_WRITERS)
+class _HookedContainer:
+    """A PyAV output container that calls `before(n)` before muxing its n-th packet (from 1)."""
+
+    def __init__(self, container: Any, before: Callable[[int], None]) -> None:
+        self._container, self._before, self._count = container, before, 0
+
+    def mux(self, packet: av.Packet) -> None:
+        self._count += 1
+        self._before(self._count)
+        self._container.mux(packet)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+
+def hook_muxing(monkeypatch: pytest.MonkeyPatch, before: Callable[[int], None]) -> None:
+    """Make every container opened with av.open call `before(n)` ahead of its n-th mux (undo before reading)."""
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **kw: _HookedContainer(real_open(*a, **kw), before))
+
+
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+def test_ctrl_c_inside_a_write_is_delivered_after_it_and_loses_no_packet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    def ctrl_c_at_the_third_packet(count: int) -> None:
+        if count == 3:  # between the encoder handing the packet out and the muxer writing it
+            signal.raise_signal(signal.SIGINT)
+
+    hook_muxing(monkeypatch, ctrl_c_at_the_third_packet)
+    path = video_path(tmp_path, kind)
+    # Frame i is all class i: a dropped or repeated frame shows as a wrong colour.
+    labels = [np.full((16, 16), i, np.uint8) for i in range(CAMVID.num_classes)]
+    writing = -1
+    with pytest.raises(KeyboardInterrupt), video_writer(kind, path) as writer:
+        for writing, frame in enumerate(labels):
+            write_one(writer, frame)
+    assert writing < len(labels) - 1  # interrupted mid-stream, not while closing
+    assert writer.frames_written == writing + 1  # the frame being written when Ctrl-C came is kept
+    monkeypatch.undo()
+    out = probe(path)
+    assert len(out.frames) == writing + 1
+    black = np.zeros((16, 16, 3), np.uint8)
+    for frame, ids in zip(out.frames, labels):
+        expected = colorize(ids, CAMVID) if kind != "overlay" else blend(black, ids, CAMVID, 0.5)
+        if kind == "lossless":
+            expected = np.repeat(ids[..., None], 3, axis=2)  # gray decoded as RGB: id in each channel
+        np.testing.assert_allclose(frame.astype(np.int32), expected, atol=8)
+
+
+def test_ctrl_c_deferred_reaches_a_custom_handler_once_and_an_ignored_one_not_at_all() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            assert calls == []  # held back inside the block
+        assert calls == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is not None
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_writing_from_another_thread_works_without_touching_signals() -> None:
+    sink = io.BytesIO()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with RawLabelWriter(sink) as writer:
+                writer.write(np.ones((2, 3), np.uint8))
+        except BaseException as error:  # noqa: BLE001 - reported to the main thread
+            errors.append(error)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert errors == [] and sink.getvalue() == bytes([1] * 6)
+
+
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
 def test_existing_video_is_not_overwritten_without_force(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "out.mkv"
     path.write_bytes(b"precious")
     with pytest.raises(OutputExistsError, match="use --force"):
-        VIDEO_WRITERS[kind](path)
+        video_writer(kind, path)
     assert path.read_bytes() == b"precious"
-    with VIDEO_WRITERS[kind](path, force=True) as writer:
+    with video_writer(kind, path, force=True) as writer:
         write_one(writer, np.zeros((16, 16), np.uint8))
     assert len(probe(path).frames) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"]
@@ -410,30 +573,17 @@ def test_video_with_no_frames_is_not_written(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-class _FillingDisk:
-    """Wraps a PyAV output container; muxing fails with ENOSPC after `packets` packets."""
-
-    def __init__(self, container: Any, packets: int) -> None:
-        self._container, self._left = container, packets
-
-    def mux(self, packet: av.Packet) -> None:
-        if self._left == 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self._left -= 1
-        self._container.mux(packet)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._container, name)
-
-
-@pytest.mark.parametrize("kind", VIDEO_WRITERS)
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
 def test_disk_full_mid_video_gives_output_error_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    real_open = av.open
-    monkeypatch.setattr(av, "open", lambda *a, **kw: _FillingDisk(real_open(*a, **kw), packets=2))
+    def disk_full_after_two_packets(count: int) -> None:
+        if count > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    hook_muxing(monkeypatch, disk_full_after_two_packets)
     path = tmp_path / "out.mkv"
-    with pytest.raises(OutputError, match="No space left on device"), VIDEO_WRITERS[kind](path) as writer:
+    with pytest.raises(OutputError, match="No space left on device"), video_writer(kind, path) as writer:
         for frame in random_labels(30, 16, 16):
             write_one(writer, frame)
     assert list(tmp_path.iterdir()) == []

@@ -5,7 +5,9 @@ Not for use outside arseg_cli.video; the policy itself is described in encode.py
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -29,6 +31,31 @@ def stream_name(target: Target) -> str:
     if isinstance(target, (str, Path)):
         return "standard output" if is_stdout(target) else str(target)
     return str(getattr(target, "name", "the output stream"))
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the enclosed block is done, then deliver it as it would have been.
+
+    A KeyboardInterrupt between an encoder handing out packets and the muxer writing them would
+    drop a reference frame and corrupt the rest of the video; deferring it to the end of the frame
+    keeps every written frame decodable. On leaving, the previous handler is restored and a signal
+    that arrived meanwhile is raised again, so it has exactly its usual effect (KeyboardInterrupt,
+    a custom handler, or nothing when ignored). Only the main thread can handle signals, and a
+    handler not installed from Python cannot be restored: in both cases this does nothing.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
 
 
 class Writer:
@@ -64,10 +91,12 @@ class Writer:
             self.abort()
             return
         try:
+            # Ctrl-C while finishing (a second one, after the one that ended the loop) must not
+            # throw the finished video away: it is delivered once the file is in place.
             with self._writing(self._name):
                 self._finish()
-            if self._atomic is not None:
-                self._atomic.commit()
+                if self._atomic is not None:
+                    self._atomic.commit()
         except BaseException:
             self.abort()
             raise
@@ -85,9 +114,9 @@ class Writer:
 
     @contextmanager
     def _writing(self, path: object) -> Iterator[None]:
-        """Mark the writer failed if the enclosed write fails (Ctrl-C is not a failure of ours)."""
+        """Run one write with Ctrl-C deferred to its end; mark the writer failed if the write fails."""
         try:
-            with os_errors_as_output_errors(str(path)):
+            with interrupts_deferred(), os_errors_as_output_errors(str(path)):
                 yield
         except Exception:
             self._failed = True
@@ -183,7 +212,7 @@ class VideoSink(Writer):
         with self._writing(self._name):
             for packet in self._stream.encode(frame):
                 self._mux(packet)
-        self.frames_written += 1
+            self.frames_written += 1  # inside: a Ctrl-C deferred to the end of this write is raised after it
 
     def _mux(self, packet: av.Packet) -> None:
         # Encoders leave packet durations at 0; the muxer needs the last one for the total duration.

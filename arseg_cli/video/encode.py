@@ -107,9 +107,10 @@ class LabelPngWriter(Writer):
         image = Image.fromarray(_check_labels(labels))
         image.putpalette(self._palette)  # mode L -> P, pixel values unchanged
         final = self.path_for(self.frames_written if index is None else index)
-        with self._writing(final), atomic_path(final, force=self.force) as temp:
-            image.save(temp, format="PNG", compress_level=self.compress_level)
-        self.frames_written += 1
+        with self._writing(final):
+            with atomic_path(final, force=self.force) as temp:
+                image.save(temp, format="PNG", compress_level=self.compress_level)
+            self.frames_written += 1  # counted before a deferred Ctrl-C is raised
         return final
 
 class _H264Sink(VideoSink):
@@ -273,7 +274,7 @@ class RawLabelWriter(Writer):
             raise ValueError(f"raw frames must all be {self.shape}, got {labels.shape}")
         with self._writing(self._name):
             self._out.write(np.ascontiguousarray(labels).tobytes())
-        self.frames_written += 1
+            self.frames_written += 1
 
     def _finish(self) -> None:
         if self._owned is not None:
