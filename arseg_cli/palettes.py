@@ -27,7 +27,7 @@ class Palette:
         if not 1 <= len(self.classes) <= 255:
             raise InputError(f"palette {self.name!r}: needs 1..255 classes, got {len(self.classes)}")
         for color in self.colors:
-            if len(color) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in color):
+            if len(color) != 3 or not all(type(c) is int and 0 <= c <= 255 for c in color):  # not bool, not 1.5
                 raise InputError(f"palette {self.name!r}: colour {color!r} is not three integers 0..255")
 
     @property
@@ -65,20 +65,30 @@ BUILTIN: dict[str, Palette] = {p.name: p for p in (CAMVID, CITYSCAPES)}
 
 
 def palette_from_json(data: object, name: str = "custom") -> Palette:
-    """A palette from `{"classes": [...], "colors": [[r, g, b], ...]}` (or a list of {"name", "color"})."""
+    """A palette from `{"classes": [...], "colors": [[r, g, b], ...]}` (or a list of {"name", "color"}).
+
+    Names must be strings and colours three integers 0..255; nothing is converted (a colour of 1.5
+    or true is an error, not silently 1).
+    """
     try:
         if isinstance(data, dict):
-            classes = tuple(str(c) for c in data["classes"])
-            colors = tuple(tuple(int(v) for v in c) for c in data["colors"])
+            classes, colors = data["classes"], data["colors"]
             name = str(data.get("name", name))
+            if not isinstance(classes, list) or not isinstance(colors, list):
+                raise TypeError('"classes" and "colors" must be lists')
         elif isinstance(data, list):
-            classes = tuple(str(item["name"]) for item in data)
-            colors = tuple(tuple(int(v) for v in item["color"]) for item in data)
+            classes = [item["name"] for item in data]
+            colors = [item["color"] for item in data]
         else:
             raise TypeError("expected an object or a list")
+        if not all(isinstance(c, str) for c in classes):
+            raise TypeError("class names must be strings")
+        if not all(isinstance(c, list) for c in colors):
+            raise TypeError("colours must be lists [r, g, b]")
     except (KeyError, TypeError, ValueError) as error:
-        raise InputError(f"palette {name!r} is not valid: {error}") from None
-    return Palette(name, classes, colors)  # type: ignore[arg-type]
+        message = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+        raise InputError(f"palette {name!r} is not valid: {message}") from None
+    return Palette(name, tuple(classes), tuple(tuple(c) for c in colors))
 
 
 def load_palette(spec: str) -> Palette:

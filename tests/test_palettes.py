@@ -12,23 +12,28 @@ from arseg_cli.errors import InputError
 from arseg_cli.palettes import BUILTIN, CAMVID, CITYSCAPES, IGNORE_INDEX, Palette, load_palette, palette_from_json
 
 
-def test_camvid_has_eleven_classes_plus_void_in_the_official_colours() -> None:
-    assert CAMVID.num_classes == 12
-    # Spot checks from reference/OFFICIAL.md (index: name, RGB).
-    assert (CAMVID.classes[0], CAMVID.colors[0]) == ("sky", (128, 128, 128))
-    assert (CAMVID.classes[3], CAMVID.colors[3]) == ("road", (128, 64, 128))
-    assert (CAMVID.classes[8], CAMVID.colors[8]) == ("car", (64, 0, 128))
-    assert (CAMVID.classes[10], CAMVID.colors[10]) == ("bicyclist", (0, 128, 192))
-    assert (CAMVID.classes[11], CAMVID.colors[11]) == ("void", (0, 0, 0))
+# Copied by hand from reference/OFFICIAL.md (index order = class id), not from palettes.py.
+OFFICIAL_CAMVID = [
+    ("sky", (128, 128, 128)), ("building", (128, 0, 0)), ("pole", (192, 192, 128)), ("road", (128, 64, 128)),
+    ("sidewalk", (0, 0, 192)), ("tree", (128, 128, 0)), ("sign", (192, 128, 128)), ("fence", (64, 64, 128)),
+    ("car", (64, 0, 128)), ("pedestrian", (64, 64, 0)), ("bicyclist", (0, 128, 192)), ("void", (0, 0, 0)),
+]  # fmt: skip
+OFFICIAL_CITYSCAPES = [
+    ("road", (128, 64, 128)), ("sidewalk", (244, 35, 232)), ("building", (70, 70, 70)), ("wall", (102, 102, 156)),
+    ("fence", (190, 153, 153)), ("pole", (153, 153, 153)), ("traffic light", (250, 170, 30)),
+    ("traffic sign", (220, 220, 0)), ("vegetation", (107, 142, 35)), ("terrain", (152, 251, 152)),
+    ("sky", (70, 130, 180)), ("person", (220, 20, 60)), ("rider", (255, 0, 0)), ("car", (0, 0, 142)),
+    ("truck", (0, 0, 70)), ("bus", (0, 60, 100)), ("train", (0, 80, 100)), ("motorcycle", (0, 0, 230)),
+    ("bicycle", (119, 11, 32)),
+]  # fmt: skip
 
 
-def test_cityscapes_has_the_nineteen_train_ids_in_the_official_colours() -> None:
-    assert CITYSCAPES.num_classes == 19
-    assert (CITYSCAPES.classes[0], CITYSCAPES.colors[0]) == ("road", (128, 64, 128))
-    assert (CITYSCAPES.classes[1], CITYSCAPES.colors[1]) == ("sidewalk", (244, 35, 232))
-    assert (CITYSCAPES.classes[11], CITYSCAPES.colors[11]) == ("person", (220, 20, 60))
-    assert (CITYSCAPES.classes[13], CITYSCAPES.colors[13]) == ("car", (0, 0, 142))
-    assert (CITYSCAPES.classes[18], CITYSCAPES.colors[18]) == ("bicycle", (119, 11, 32))
+def test_camvid_is_the_eleven_official_classes_plus_void_in_their_colours() -> None:
+    assert list(zip(CAMVID.classes, CAMVID.colors)) == OFFICIAL_CAMVID
+
+
+def test_cityscapes_is_the_nineteen_train_ids_in_their_official_colours() -> None:
+    assert list(zip(CITYSCAPES.classes, CITYSCAPES.colors)) == OFFICIAL_CITYSCAPES
 
 
 @pytest.mark.parametrize("palette", [CAMVID, CITYSCAPES], ids=lambda p: p.name)
@@ -67,21 +72,37 @@ def test_custom_palette_loads_from_a_json_file(tmp_path: Path, data: object) -> 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{not json", "cannot read palette file"),
-        ('{"classes": ["a"]}', "not valid"),
+        ("{not json", "cannot read palette file .*bad.json: Expecting property name"),
+        ('{"classes": ["a"]}', "not valid: missing key 'colors'"),
+        ('[{"name": "a"}]', "not valid: missing key 'color'"),
         ('{"classes": ["a", "b"], "colors": [[1, 2, 3]]}', "2 names but 1 colours"),
         ('{"classes": ["a"], "colors": [[1, 2, 300]]}', "three integers 0..255"),
         ('{"classes": ["a"], "colors": [[1, 2]]}', "three integers 0..255"),
-        ('{"classes": ["a"], "colors": [["red", 0, 0]]}', "not valid"),
+        ('{"classes": ["a"], "colors": [["red", 0, 0]]}', "three integers 0..255"),
+        ('{"classes": ["a"], "colors": [[1.5, 0, 0]]}', "three integers 0..255"),  # not truncated to 1
+        ('{"classes": ["a"], "colors": [[true, 0, 0]]}', "three integers 0..255"),  # not read as 1
+        ('{"classes": ["a"], "colors": ["#ff0000"]}', "colours must be lists"),
+        ('{"classes": [7], "colors": [[1, 2, 3]]}', "class names must be strings"),
+        ('{"classes": "ab", "colors": [[1, 2, 3], [4, 5, 6]]}', "must be lists"),
         ('{"classes": [], "colors": []}', "1..255 classes"),
-        ('"camvid"', "not valid"),
+        ('"camvid"', "not valid: expected an object or a list"),
+        ("", "cannot read palette file"),
     ],
 )
-def test_bad_custom_palettes_raise_input_error(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_custom_palettes_raise_a_one_line_input_error(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(text)
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as info:
         load_palette(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_a_palette_file_that_is_not_text_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "image.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(InputError, match="cannot read palette file") as info:
+        load_palette(str(path))
+    assert "\n" not in str(info.value)
 
 
 def test_more_than_255_classes_are_refused() -> None:
