@@ -48,7 +48,7 @@ class StreamInfo:
 
     name:         the input as shown in messages (a path, or '<stdin>').
     container:    FFmpeg's demuxer name ('mov,mp4,m4a,3gp,3g2,mj2', 'matroska,webm', 'mpegts', 'h264').
-    codec:        FFmpeg's decoder name ('h264', 'hevc', 'mpeg2video', ...).
+    codec:        FFmpeg's codec name ('h264', 'hevc', 'mpeg2video', 'av1', ...).
     width/height: frame size in pixels.
     fps:          nominal frame rate (frames per second) or None when unknown.
     time_base:    unit of the stream's timestamps, seconds.
@@ -271,7 +271,7 @@ def _describe(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream, name: str, *, seekable: bool
 ) -> StreamInfo:
     context = stream.codec_context
-    codec = context.name
+    codec = context.codec.canonical_name  # "av1", not the decoder's name "libdav1d"
     rate = stream.guessed_rate or stream.average_rate
     fps = Fraction(rate) if rate else None
     duration_s = None
