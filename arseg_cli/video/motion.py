@@ -1,0 +1,348 @@
+"""Block motion vectors -> dense backward flow, and its composition back to the keyframe.
+
+Conventions (see records.py): flow is backward, (2, H, W) float32 in pixels, channel 0 = dx,
+channel 1 = dy; pixel p of the current frame comes from p + flow(p) in the reference frame.
+
+Why an 8 px cell grid: FFmpeg reports H.264 partitions as 16x16, 16x8, 8x16 or 8x8 (smaller ones
+collapsed to 8x8), and MPEG-1/2/4 use the same shapes, so within an aligned 8x8 cell the codec's motion
+is constant. Per-frame fields are rasterised, filled and composed on that grid and only expanded to
+pixels at the end; composition traces each cell centre back to the keyframe (`FlowAccumulator`),
+exact for whole-frame pans of any sub-pixel size. docs/MOTION.md gives the measurements behind
+these choices and the policy for B-frames and several references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+import numpy as np
+
+from arseg_cli.video.records import BlockMotion, DecodedFrame, FlowToKey
+
+#: Side of the square cells the block vectors are rasterised onto, pixels.
+CELL_PX = 8
+
+#: Picture types a later frame may predict from, as far as arseg assumes (B-frames are taken as
+#: non-reference pictures; x264's B-pyramid breaks that assumption, see docs/MOTION.md).
+_ANCHOR_TYPES = frozenset({"I", "P", "S", "SI", "SP", "?"})
+
+#: What uncovered cells get: the mean of the nearest covered cells (default), or zero motion.
+FillRule = Literal["neighbours", "zero"]
+
+
+def grid_shape(frame_hw: tuple[int, int], cell: int = CELL_PX) -> tuple[int, int]:
+    """Cells per column and per row covering an H x W frame (partial cells at the right/bottom)."""
+    height, width = frame_hw
+    return -(-int(height) // cell), -(-int(width) // cell)
+
+
+def rasterise_blocks(
+    motion: BlockMotion | None, frame_hw: tuple[int, int], cell: int = CELL_PX
+) -> tuple[np.ndarray, np.ndarray]:
+    """Past-reference block vectors painted onto the cell grid.
+
+    Returns (grid, covered): grid (2, gh, gw) float32 backward offsets in pixels, covered (gh, gw)
+    bool. Only vectors to a past reference (source < 0) are used: a future reference cannot be
+    composed back to an earlier keyframe, so future-only blocks stay uncovered (docs/MOTION.md).
+    Blocks partly outside the frame keep their inside cells; blocks smaller than a cell set the
+    whole cell (the last one written wins).
+    """
+    gh, gw = grid_shape(frame_hw, cell)
+    grid = np.zeros((2, gh, gw), np.float32)
+    covered = np.zeros((gh, gw), bool)
+    if motion is None or len(motion) == 0:
+        return grid, covered
+    past = _usable_past(motion)
+    size = motion.size_wh[past].astype(np.int64)
+    offset = motion.offset_px[past].astype(np.float32)
+    # dst is the block centre; FFmpeg's block sizes are even, so the top-left corner is exact.
+    corner = motion.dst_xy[past].astype(np.int64) - size // 2
+    first = corner // cell
+    span = -(-(corner + size) // cell) - first  # cells touched along x and y, >= 1
+    for row in range(int(span[:, 1].max(initial=0))):
+        for col in range(int(span[:, 0].max(initial=0))):
+            cx = first[:, 0] + col
+            cy = first[:, 1] + row
+            keep = (col < span[:, 0]) & (row < span[:, 1]) & (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh)
+            grid[:, cy[keep], cx[keep]] = offset[keep].T
+            covered[cy[keep], cx[keep]] = True
+    return grid, covered
+
+
+def _usable_past(motion: BlockMotion) -> np.ndarray:
+    """(n,) bool: the blocks whose past vector is worth using.
+
+    In B-frames FFmpeg exports a partitioned macroblock's (16x8, 8x16, 8x8) vectors for a direction
+    if any of its partitions uses it; a partition predicted from the future only then also shows a
+    past vector of exactly (0, 0) (measured on libx264 B-frames: every such zero had a non-zero future
+    twin at the same block; docs/MOTION.md). Those zeros are dropped; real zero motion keeps a zero
+    future twin and stays.
+    """
+    past = motion.source < 0
+    future = motion.source > 0
+    if not future.any():
+        return past
+    block = (motion.dst_xy.astype(np.int64) @ np.array([1 << 32, 1 << 16])) + (motion.size_wh.astype(np.int64) @ np.array([1 << 8, 1]))
+    zero = ~motion.offset_px.any(axis=1)
+    spurious = past & zero & np.isin(block, block[future & ~zero])
+    return past & ~spurious
+
+
+def fill_uncovered(grid: np.ndarray, covered: np.ndarray, rule: FillRule = "neighbours") -> np.ndarray:
+    """Give every uncovered cell (intra blocks, future-only blocks, no block at all) a vector.
+
+    Rule: grow the covered region one ring of cells at a time, each new cell taking the mean of its
+    already-known 4-neighbours; with nothing covered the field is zero. On the synthetic test clips
+    this lowers the end-point error against zero-filling (figures in docs/MOTION.md): intra blocks
+    sit mostly where content enters at the border or is uncovered behind a moving object, where the
+    surrounding motion is the better guess. `rule="zero"` gives them zero motion instead (kept to
+    measure the choice). grid (2, gh, gw) float32; returns a new array.
+    """
+    if covered.all():
+        return grid.copy()
+    if rule == "zero" or not covered.any():
+        return np.where(covered, grid, 0.0).astype(np.float32)
+    values = np.where(covered, grid, 0.0).astype(np.float32)
+    known = covered.copy()
+    while not known.all():
+        padded = np.pad(values, ((0, 0), (1, 1), (1, 1)))
+        weight = np.pad(known.astype(np.float32), 1)
+        total = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
+        count = weight[:-2, 1:-1] + weight[2:, 1:-1] + weight[1:-1, :-2] + weight[1:-1, 2:]
+        grow = ~known & (count > 0)
+        values[:, grow] = total[:, grow] / count[grow]
+        known |= grow
+    return values
+
+
+def cells_to_pixels(grid: np.ndarray, frame_hw: tuple[int, int], cell: int = CELL_PX) -> np.ndarray:
+    """Expand a (2, gh, gw) cell field to (2, H, W) float32 pixels, each cell filling its cell x cell
+    pixels (cropped at the right and bottom when H or W is not a multiple of the cell)."""
+    height, width = frame_hw
+    pixels = np.repeat(np.repeat(grid, cell, axis=1), cell, axis=2)
+    if pixels.shape[1:] != (height, width):
+        pixels = np.ascontiguousarray(pixels[:, :height, :width])
+    return pixels
+
+
+def motion_cells(
+    motion: BlockMotion | None, frame_hw: tuple[int, int], cell: int = CELL_PX, fill: FillRule = "neighbours"
+) -> np.ndarray | None:
+    """The frame's own backward field on the cell grid (2, gh, gw) float32, pixels, uncovered cells
+    filled (see `fill_uncovered`); None when the frame has no past vector at all (intra frame,
+    missing side data)."""
+    grid, covered = rasterise_blocks(motion, frame_hw, cell)
+    if not covered.any():
+        return None
+    return fill_uncovered(grid, covered, fill)
+
+
+def dense_flow(
+    motion: BlockMotion | None, frame_hw: tuple[int, int], *, fill: FillRule = "neighbours"
+) -> np.ndarray:
+    """Dense backward flow (2, H, W) float32, pixels, of one frame to its past reference.
+
+    Each past-reference block's vector fills its pixels; pixels no past vector covers (intra and
+    future-only blocks) take the mean of the nearest covered cells (`fill_uncovered`); a frame
+    without any past vector gets zeros. For streams without B-frames and with one reference, the
+    reference is the previous frame.
+    """
+    cells = motion_cells(motion, frame_hw, fill=fill)
+    if cells is None:
+        return np.zeros((2, *frame_hw), np.float32)
+    return cells_to_pixels(cells, frame_hw)
+
+
+def _cell_index(x: np.ndarray, y: np.ndarray, grid_hw: tuple[int, int], cell: int) -> np.ndarray:
+    """Flat index of the cell holding each point (pixel coordinates), clamped to the border cells.
+
+    Cell i spans pixels cell*i .. cell*i + cell - 1, i.e. the interval [cell*i - 0.5, cell*(i+1) - 0.5).
+    """
+    gh, gw = grid_hw
+    cx = np.clip(((x + 0.5) * (1.0 / cell)).astype(np.intp), 0, gw - 1)
+    cy = np.clip(((y + 0.5) * (1.0 / cell)).astype(np.intp), 0, gh - 1)
+    return cy * gw + cx
+
+
+def _follow(hop: np.ndarray, x: np.ndarray, y: np.ndarray, cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """Move points (pixel coordinates) by a piecewise-constant cell field (2, gh, gw): p -> p + hop(p).
+
+    Exact: the field is constant over each cell, so the cell holding p gives hop(p). Points outside
+    the frame take the nearest border cell's vector.
+    """
+    index = _cell_index(x, y, hop.shape[1:], cell)
+    flat = hop.reshape(2, -1)
+    return x + flat[0].take(index), y + flat[1].take(index)
+
+
+def _sample_bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray, cell: int) -> np.ndarray:
+    """A field given at cell centres (2, gh, gw), sampled bilinearly at points in pixel coordinates
+    (clamped to the outermost centres). Returns (2, *x.shape) float32."""
+    gh, gw = field.shape[1:]
+    gx = np.clip((x - (cell - 1) / 2) / cell, 0, gw - 1)
+    gy = np.clip((y - (cell - 1) / 2) / cell, 0, gh - 1)
+    x0 = np.minimum(gx.astype(np.intp), max(gw - 2, 0))
+    y0 = np.minimum(gy.astype(np.intp), max(gh - 2, 0))
+    x1 = np.minimum(x0 + 1, gw - 1)
+    y1 = np.minimum(y0 + 1, gh - 1)
+    fx = gx - x0
+    fy = gy - y0
+    top = field[:, y0, x0] * (1 - fx) + field[:, y0, x1] * fx
+    bottom = field[:, y1, x0] * (1 - fx) + field[:, y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def has_past_motion(frame: DecodedFrame) -> bool:
+    """Whether the frame carries at least one vector to a past reference (else its hop is unknown)."""
+    return frame.motion is not None and bool(np.any(frame.motion.source < 0))
+
+
+def _reencoded(frame: DecodedFrame) -> bool:
+    """Motion from arseg's libx264 re-encode: every frame is predicted from the one right before it,
+    whatever picture type the source stream gave it."""
+    return frame.motion is not None and frame.motion.method == "x264-reencode"
+
+
+def _is_anchor(frame: DecodedFrame) -> bool:
+    """Whether later frames are taken to predict from this one (see `FlowAccumulator`)."""
+    return frame.pict_type in _ANCHOR_TYPES or _reencoded(frame)
+
+
+def _single_hop(frame: DecodedFrame, reference_index: int) -> bool:
+    """Whether the frame's past vectors certainly point to `reference_index`, the frame right before it."""
+    return (frame.pict_type == "P" or _reencoded(frame)) and reference_index == frame.index - 1
+
+
+class FlowAccumulator:
+    """Composes per-frame backward fields into flow to the most recent keyframe.
+
+    Call `push(frame, is_key=...)` once per frame in display order; the keyframe decision is the
+    caller's (arseg_cli.schedule, or `flows_to_key` for a fixed cadence). A keyframe gets zero flow.
+    Any other frame composes its own vectors with those of its assumed reference, the latest earlier
+    I/P frame ("anchor"; the previous frame when the stream has no B-frames), and so on back to the
+    keyframe: flow_to_key(p) = hop(p) + flow_to_key_ref(p + hop(p)).
+
+    How: each cell centre is traced back hop by hop through the stored per-anchor cell fields, at
+    its exact sub-pixel position. The fields are constant per cell, so looking up the cell holding a
+    point gives the exact per-pixel composition at the cell centre: no rounding per hop and no
+    smoothing across motion boundaries (bilinear re-sampling of an accumulated field blurs an object
+    edge a little more at every hop; docs/MOTION.md). Cost grows with the distance to the keyframe, so
+    after `max_trace_hops` anchors the accumulated field is stored and later frames sample it
+    bilinearly at their traced position (the one approximation, once per `max_trace_hops` frames).
+    Positions outside the frame use the nearest border cell: entering content moves like the border.
+
+    Policy where the bitstream is ambiguous (docs/MOTION.md):
+    - B-frames: only past vectors are used, taken to point to the latest I/P frame (exact without
+      B-pyramid and with one reference); future-only blocks are filled from their neighbours.
+      B-frames never serve as a reference for later frames.
+    - Several references: FFmpeg does not say which past frame a vector points to; it is taken as
+      the assumed reference above, which is wrong for blocks that point further back.
+    - Motion from the libx264 re-encode (decode.py's fallback): every frame, whatever its picture
+      type in the source, is predicted from the frame right before it, so the chain is exact.
+    - A non-key frame without past vectors (an I-frame the caller did not make a key, a B-frame
+      predicted only from the future, missing side data): zero motion over that hop is assumed, so
+      it inherits its reference's field.
+    `FlowToKey.exact` is True only when every hop was a P-frame (or a re-encoded frame) predicted
+    from the frame right before it, from a keyframe that is not a B-frame; several references in a
+    stream's own vectors cannot be detected (decode.py's 'auto' re-encodes such streams).
+    """
+
+    def __init__(self, cell: int = CELL_PX, max_trace_hops: int = 16, fill: FillRule = "neighbours") -> None:
+        if max_trace_hops < 1:
+            raise ValueError(f"max_trace_hops must be >= 1, got {max_trace_hops}")
+        self.cell = cell
+        self.max_trace_hops = max_trace_hops
+        self.fill: FillRule = fill
+        self._frame_hw: tuple[int, int] | None = None
+        self._key_index = -1
+        self._anchor_index = -1
+        self._anchor_exact = False
+        self._centres: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+        self._chain: list[np.ndarray] = []  # cell fields of the anchors after `_base`, oldest first
+        self._base: np.ndarray | None = None  # accumulated cell field of an anchor; None: the keyframe
+
+    def push(self, frame: DecodedFrame, *, is_key: bool) -> FlowToKey:
+        """Flow of `frame` to the current keyframe (itself when `is_key`; forced for the first frame
+        and when the frame size changes)."""
+        frame_hw = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
+        if is_key or frame_hw != self._frame_hw:
+            return self._reset(frame, frame_hw)
+        hop = motion_cells(frame.motion, frame_hw, self.cell, self.fill)
+        cells = self._trace(hop)
+        exact = hop is not None and self._anchor_exact and _single_hop(frame, self._anchor_index)
+        if _is_anchor(frame):
+            self._anchor_index, self._anchor_exact = frame.index, exact
+            if hop is not None:  # no vectors: zero motion assumed, nothing to add to the chain
+                self._chain.append(hop)
+            if len(self._chain) >= self.max_trace_hops:
+                self._base, self._chain = cells, []
+        return FlowToKey(frame.index, self._key_index, cells_to_pixels(cells, frame_hw, self.cell), exact)
+
+    def _trace(self, hop: np.ndarray | None) -> np.ndarray:
+        """Accumulated (2, gh, gw) field: cell centres followed through `hop`, then the anchor chain."""
+        x0, y0 = self._centres
+        x, y = x0, y0
+        for field in ([hop] if hop is not None else []) + self._chain[::-1]:
+            x, y = _follow(field, x, y, self.cell)
+        cells = np.stack([x - x0, y - y0])
+        if self._base is not None:
+            cells += _sample_bilinear(self._base, x, y, self.cell)
+        return cells
+
+    def _reset(self, frame: DecodedFrame, frame_hw: tuple[int, int]) -> FlowToKey:
+        if frame_hw != self._frame_hw:
+            rows, cols = np.indices(grid_shape(frame_hw, self.cell), dtype=np.float32)
+            centre = (self.cell - 1) / 2
+            self._centres = (cols * self.cell + centre, rows * self.cell + centre)
+            self._frame_hw = frame_hw
+        self._key_index = self._anchor_index = frame.index
+        self._anchor_exact = _is_anchor(frame)
+        self._chain, self._base = [], None
+        return FlowToKey(frame.index, frame.index, np.zeros((2, *frame_hw), np.float32), True)
+
+
+def flows_to_key(
+    frames: Iterable[DecodedFrame], every: int | None = None
+) -> Iterator[tuple[DecodedFrame, FlowToKey]]:
+    """Each frame with its flow to the keyframe, keyframes chosen by a fixed cadence.
+
+    A frame is a keyframe when it is the first, when it has no past motion vector and is not a
+    B-frame (an I-frame: no chain leads back through it), or when `every` frames have passed since
+    the last keyframe. The count restarts at every keyframe, so keyframes line up with the stream's
+    I-frames whenever those come every `every` frames (e.g. after `arseg encode --keyint L`), and no
+    frame is ever `every` or more frames from its keyframe. `every=None`: keyframes only at the
+    first frame and at frames without past motion.
+    """
+    if every is not None and every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    accumulator = FlowAccumulator()
+    since_key: int | None = None  # frames since the last keyframe, the keyframe counting as 1
+    for frame in frames:
+        intra = not has_past_motion(frame) and frame.pict_type != "B"
+        is_key = since_key is None or intra or (every is not None and since_key >= every)
+        since_key = 1 if is_key else since_key + 1
+        yield frame, accumulator.push(frame, is_key=is_key)
+
+
+def flows_to_reference(frames: Iterable[DecodedFrame]) -> Iterator[tuple[DecodedFrame, FlowToKey]]:
+    """Each frame with its own backward field to its reference frame (no accumulation).
+
+    The reference is the frame right before it for streams with one reference and no B-frames, and
+    for motion from the libx264 re-encode; otherwise it is the assumed one of `FlowAccumulator` (the
+    latest earlier I/P frame). `FlowToKey.key_index` names that frame. Frames without a past vector
+    (intra frames, the first frame) get zero flow and their own index.
+    """
+    anchor: int | None = None
+    anchor_hw: tuple[int, int] | None = None
+    for frame in frames:
+        frame_hw = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
+        cells = motion_cells(frame.motion, frame_hw) if anchor is not None and anchor_hw == frame_hw else None
+        if cells is None:
+            record = FlowToKey(frame.index, frame.index, np.zeros((2, *frame_hw), np.float32), True)
+        else:
+            assert anchor is not None
+            record = FlowToKey(frame.index, anchor, cells_to_pixels(cells, frame_hw), _single_hop(frame, anchor))
+        if _is_anchor(frame):
+            anchor, anchor_hw = frame.index, frame_hw
+        yield frame, record
