@@ -1,1 +1,14 @@
-"""AR-Seg networks (PSPNet18, BiSeNet18) with CReFF, official checkpoint loading, arseg weights."""
+"""AR-Seg networks (PSPNet18, BiSeNet18) with CReFF, official checkpoint loading, arseg weights.
+
+Importing this package registers every architecture family (`list_archs()`).
+"""
+
+from arseg_cli.model import bisenet, psp_camvid, psp_cityscapes  # noqa: F401  (registers the families)
+from arseg_cli.model._registry import build, build_arseg, list_archs
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.official import load_official
+
+# Re-exported from weights.py (owned by the weights/flops helper).
+from arseg_cli.model.weights import load_weights, save_weights
+
+__all__ = ["ARSeg", "build", "build_arseg", "list_archs", "load_official", "load_weights", "save_weights"]

@@ -42,6 +42,17 @@ class SegNet(nn.Module):
         """The scores the official evaluation takes argmax of, (N, K, *size), from `classify`'s output."""
         raise NotImplementedError
 
+    def use_classifier(self, classifier: nn.Conv2d) -> None:
+        """Make `classifier` this network's `final_conv` under every name the current one has (the
+        official nets register it twice, e.g. `cls.4`), so that two branches can share one module."""
+        current = self.final_conv
+        if classifier.weight.shape != current.weight.shape:
+            raise ValueError(f"classifier of shape {tuple(classifier.weight.shape)} cannot replace {tuple(current.weight.shape)}")
+        for module in list(self.modules()):
+            for name, child in list(module._modules.items()):  # every name, duplicates included
+                if child is current:
+                    setattr(module, name, classifier)
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(scores at x's size (N, K, H, W), F): the per-frame forward of this branch."""
         feat = self.features(x)

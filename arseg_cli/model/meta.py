@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 WarpConvention = Literal["official", "exact"]
+ClassifierSharing = Literal["shared", "own"]
 
 CAMVID_MEAN = (0.39068785, 0.40521392, 0.41434407)
 CAMVID_STD = (0.29652068, 0.30514979, 0.30080369)
@@ -27,6 +28,9 @@ class ModelMeta:
     keyframe_interval: default L.
     warp:       CReFF warp convention: 'official' (the released checkpoints' quirk) or 'exact'.
     has_creff:  the LR branch fuses the keyframe feature (AR); False for a plain LR baseline.
+    lr_classifier: in a model with HR and AR branches, 'shared': the LR branch's final_conv is the HR
+                one (FST); 'own': a separate copy (official AR files whose classifier differs from the
+                HR file's, used as stored, as the official evaluation does).
     provenance: free-form facts: data, command, date, source files, ...
     metrics:    measured figures (e.g. {"miou_hr": ..., "miou_ar": ...}).
     """
@@ -40,6 +44,7 @@ class ModelMeta:
     keyframe_interval: int = 12
     warp: WarpConvention = "exact"
     has_creff: bool = True
+    lr_classifier: ClassifierSharing = "shared"
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +71,7 @@ class ModelMeta:
             keyframe_interval=int(data.get("keyframe_interval", 12)),
             warp=data.get("warp", "exact"),
             has_creff=bool(data.get("has_creff", True)),
+            lr_classifier=data.get("lr_classifier", "shared"),
             provenance=dict(data.get("provenance", {})),
             metrics=dict(data.get("metrics", {})),
         )
