@@ -86,18 +86,17 @@ def transcode(
     _refuse_same_file(source, output)
     with VideoReader(source, motion="none") as reader:
         info = reader.info
-        if info.other_streams:
-            logger.info("only the video stream is written (%s dropped)", ", ".join(info.other_streams))
         if is_stdout(output):
             frames, damage = _encode(reader, sys.stdout.buffer, settings, "mpegts", True, on_frame)
             if damage is not None:
                 damage = PartialDecodeError(f"{damage}; they were written to stdout", damage.frames_decoded)
         else:
             frames, damage = _encode_to_file(reader, Path(output), settings, force=force, on_frame=on_frame)
-    result = TranscodeResult(str(output), frames, info.fps or _DEFAULT_FPS, info.width, info.height)
     if damage is not None:
         raise PartialDecodeError(str(damage), damage.frames_decoded)
-    return result
+    if info.other_streams:  # said after success, so that a failure stays a one-line message
+        logger.info("only the video stream was written (%s dropped)", ", ".join(info.other_streams))
+    return TranscodeResult(str(output), frames, info.fps or _DEFAULT_FPS, info.width, info.height)
 
 
 def _encode_to_file(
