@@ -42,6 +42,9 @@ class Video:
     average_rate: Fraction
     duration_s: float  # container duration
     size: tuple[int, int]  # (W, H) of the coded stream
+    codec: str
+    pix_fmt: str
+    container: str  # FFmpeg's demuxer name
 
 
 def probe(source: Path | io.BytesIO) -> Video:
@@ -54,6 +57,9 @@ def probe(source: Path | io.BytesIO) -> Video:
             stream.average_rate,
             container.duration / av.time_base,
             (stream.width, stream.height),
+            stream.codec_context.name,
+            stream.codec_context.pix_fmt,
+            container.format.name,
         )
 
 
@@ -287,6 +293,17 @@ def test_raw_labels_to_a_file_are_atomic_and_keep_whole_frames_on_interrupt(tmp_
     assert (tmp_path / "labels.raw").read_bytes() == labels[:2].tobytes()
 
 
+def test_raw_labels_do_not_overwrite_an_existing_file_without_force(tmp_path: Path) -> None:
+    path = tmp_path / "labels.raw"
+    path.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match="use --force"):
+        RawLabelWriter(path)
+    assert path.read_bytes() == b"precious" and [p.name for p in tmp_path.iterdir()] == ["labels.raw"]
+    with RawLabelWriter(path, force=True) as writer:
+        writer.write(np.full((2, 2), 7, np.uint8))
+    assert path.read_bytes() == bytes([7] * 4)
+
+
 def test_raw_frames_must_keep_one_size() -> None:
     writer = RawLabelWriter(io.BytesIO())
     writer.write(np.zeros((4, 4), np.uint8))
@@ -309,6 +326,10 @@ def test_video_keeps_frame_count_fps_times_and_duration_of_the_input(
         for frame in frames:
             write_one(writer, np.full((frame.height, frame.width), 3, np.uint8), pts=frame.pts)
     source, out = probe(source_path), probe(path)
+    if kind == "lossless":
+        assert (out.codec, out.pix_fmt, out.container) == ("ffv1", "gray", "matroska,webm")
+    else:
+        assert (out.codec, out.pix_fmt, out.container) == ("h264", "yuv420p", "mov,mp4,m4a,3gp,3g2,mj2")
     assert len(out.frames) == len(source.frames) == len(frames) > 1
     assert out.average_rate == source.average_rate == rate
     if kind == "lossless":  # Matroska stores milliseconds
@@ -459,6 +480,7 @@ def test_interrupted_video_is_playable_with_the_frames_written(tmp_path: Path, k
     with pytest.raises(KeyboardInterrupt), video_writer(kind, path) as writer:
         for i, frame in enumerate(labels):
             if i == 5:
+                assert not path.exists() and len(list(tmp_path.iterdir())) == 1  # a temporary until closed
                 raise KeyboardInterrupt  # Ctrl-C while frame 5 is being computed
             write_one(writer, frame)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
@@ -470,24 +492,33 @@ def test_interrupted_video_is_playable_with_the_frames_written(tmp_path: Path, k
 
 
 class _HookedContainer:
-    """A PyAV output container that calls `before(n)` before muxing its n-th packet (from 1)."""
+    """A PyAV output container that calls `before_mux(n)` before muxing its n-th packet (from 1) and
+    `before_close()` before closing (writing the trailer)."""
 
-    def __init__(self, container: Any, before: Callable[[int], None]) -> None:
-        self._container, self._before, self._count = container, before, 0
+    def __init__(self, container: Any, before_mux: Callable[[int], None], before_close: Callable[[], None]) -> None:
+        self._container, self._before_mux, self._before_close, self._count = container, before_mux, before_close, 0
 
     def mux(self, packet: av.Packet) -> None:
         self._count += 1
-        self._before(self._count)
+        self._before_mux(self._count)
         self._container.mux(packet)
+
+    def close(self) -> None:
+        self._before_close()
+        self._container.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._container, name)
 
 
-def hook_muxing(monkeypatch: pytest.MonkeyPatch, before: Callable[[int], None]) -> None:
-    """Make every container opened with av.open call `before(n)` ahead of its n-th mux (undo before reading)."""
+def hook_containers(
+    monkeypatch: pytest.MonkeyPatch,
+    before_mux: Callable[[int], None] = lambda count: None,
+    before_close: Callable[[], None] = lambda: None,
+) -> None:
+    """Make every container opened with av.open call the hooks (monkeypatch.undo() before reading)."""
     real_open = av.open
-    monkeypatch.setattr(av, "open", lambda *a, **kw: _HookedContainer(real_open(*a, **kw), before))
+    monkeypatch.setattr(av, "open", lambda *a, **kw: _HookedContainer(real_open(*a, **kw), before_mux, before_close))
 
 
 @pytest.mark.parametrize("kind", VIDEO_KINDS)
@@ -498,7 +529,7 @@ def test_ctrl_c_inside_a_write_is_delivered_after_it_and_loses_no_packet(
         if count == 3:  # between the encoder handing the packet out and the muxer writing it
             signal.raise_signal(signal.SIGINT)
 
-    hook_muxing(monkeypatch, ctrl_c_at_the_third_packet)
+    hook_containers(monkeypatch, ctrl_c_at_the_third_packet)
     path = video_path(tmp_path, kind)
     # Frame i is all class i: a dropped or repeated frame shows as a wrong colour.
     labels = [np.full((16, 16), i, np.uint8) for i in range(CAMVID.num_classes)]
@@ -517,6 +548,20 @@ def test_ctrl_c_inside_a_write_is_delivered_after_it_and_loses_no_packet(
         if kind == "lossless":
             expected = np.repeat(ids[..., None], 3, axis=2)  # gray decoded as RGB: id in each channel
         np.testing.assert_allclose(frame.astype(np.int32), expected, atol=8)
+
+
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+def test_second_ctrl_c_while_closing_does_not_throw_the_video_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    hook_containers(monkeypatch, before_close=lambda: signal.raise_signal(signal.SIGINT))
+    path = video_path(tmp_path, kind)
+    with pytest.raises(KeyboardInterrupt), video_writer(kind, path) as writer:
+        for frame in random_labels(3, 16, 16):
+            write_one(writer, frame)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert len(probe(path).frames) == 3
 
 
 def test_ctrl_c_deferred_reaches_a_custom_handler_once_and_an_ignored_one_not_at_all() -> None:
@@ -581,7 +626,7 @@ def test_disk_full_mid_video_gives_output_error_and_leaves_nothing(
         if count > 2:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    hook_muxing(monkeypatch, disk_full_after_two_packets)
+    hook_containers(monkeypatch, disk_full_after_two_packets)
     path = tmp_path / "out.mkv"
     with pytest.raises(OutputError, match="No space left on device"), video_writer(kind, path) as writer:
         for frame in random_labels(30, 16, 16):
