@@ -10,7 +10,9 @@ When the code *using* a writer fails or is interrupted (Ctrl-C, a corrupt input 
 the `with` block still finalises the output: the frames written so far form a valid, playable file
 under the final name. When the writer itself fails (disk full), the temporary is deleted and the
 final name is left as it was. A video with no frames is never written. Label PNGs are atomic one by
-one, so every PNG present is complete.
+one, so every PNG present is complete. Ctrl-C arriving *inside* a write or while a video is being
+finished is held until that step is done (a packet lost between encoder and muxer would break every
+frame after it), then raised as usual; `frames_written` already counts that frame.
 
 Timing: videos take each frame's `pts` in units of `time_base` (pass the input stream's values to
 keep variable timing) and optionally its `duration`; without them frames are 1/fps apart. The last
@@ -80,6 +82,7 @@ def blend(rgb: np.ndarray, labels: np.ndarray, palette: Palette, opacity: float 
     mixed >>= 8
     return mixed.astype(np.uint8)
 
+
 class LabelPngWriter(Writer):
     """One palette-mode ("P") PNG per frame in `directory`: pixel values are class ids, and the
     stored 256-entry palette makes viewers show class colours. Names are the zero-padded frame
@@ -112,6 +115,7 @@ class LabelPngWriter(Writer):
                 image.save(temp, format="PNG", compress_level=self.compress_level)
             self.frames_written += 1  # counted before a deferred Ctrl-C is raised
         return final
+
 
 class _H264Sink(VideoSink):
     """RGB frames -> H.264 yuv420p (BT.709, limited range), odd sizes padded to even."""
