@@ -372,6 +372,19 @@ def test_video_keeps_variable_frame_timing_and_the_last_frame_duration(tmp_path:
     assert out.duration_s == pytest.approx(33 / 90, abs=1e-3)
 
 
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+def test_video_starting_at_a_negative_timestamp_keeps_every_frame(tmp_path: Path, kind: str) -> None:
+    # Decoders can give the first frames negative pts (B-frame delay without an edit list).
+    path = video_path(tmp_path, kind)
+    with video_writer(kind, path, 25, time_base=Fraction(1, 12800)) as writer:
+        for i in range(4):
+            write_one(writer, np.zeros((16, 16), np.uint8), pts=-1024 + 512 * i)
+    out = probe(path)
+    assert len(out.frames) == 4
+    np.testing.assert_allclose(out.times_s, [0, 0.04, 0.08, 0.12], atol=1e-3)
+    assert out.duration_s == pytest.approx(0.16, abs=1e-3)
+
+
 def test_colour_video_refuses_timestamps_that_do_not_increase(tmp_path: Path) -> None:
     with ColorVideoWriter(tmp_path / "c.mp4", CAMVID, 25) as writer:
         writer.write(np.zeros((16, 16), np.uint8), pts=5)

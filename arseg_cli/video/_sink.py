@@ -135,17 +135,24 @@ class Writer:
 
 
 class Timeline:
-    """Presentation timestamps and durations in `time_base` units, strictly increasing."""
+    """Presentation timestamps and durations in `time_base` units, strictly increasing.
+
+    A stream whose first timestamp is negative (a start shifted by B-frame delay) is moved to start
+    at 0: the MP4 muxer's edit list would otherwise hide the frames before 0 from players.
+    """
 
     def __init__(self, fps: Fraction, time_base: Fraction) -> None:
         self.frame_ticks = max(1, round(1 / (fps * time_base)))
         self._next = 0
         self._last: int | None = None
+        self._shift = 0
 
     def stamp(self, pts: int | None, duration: int | None) -> tuple[int, int]:
-        pts = self._next if pts is None else int(pts)
+        if pts is not None and self._last is None and pts < 0:
+            self._shift = -int(pts)
+        pts = self._next if pts is None else int(pts) + self._shift
         if self._last is not None and pts <= self._last:
-            raise ValueError(f"timestamps must increase: pts {pts} after {self._last}")
+            raise ValueError(f"timestamps must increase: pts {pts - self._shift} after {self._last - self._shift}")
         duration = self.frame_ticks if duration is None else max(1, int(duration))
         self._last, self._next = pts, pts + duration
         return pts, duration

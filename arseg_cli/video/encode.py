@@ -16,7 +16,8 @@ frame after it), then raised as usual; `frames_written` already counts that fram
 
 Timing: videos take each frame's `pts` in units of `time_base` (pass the input stream's values to
 keep variable timing) and optionally its `duration`; without them frames are 1/fps apart. The last
-frame lasts `duration` or 1/fps, so the output's duration equals the input's.
+frame lasts `duration` or 1/fps, so the output's duration equals the input's. Times are kept as
+given, a non-zero start included, except that a negative start is moved to 0 (_sink.Timeline).
 
 Sizes: H.264 in yuv420p needs even width and height (its frame cropping works in 2-pixel steps for
 4:2:0, so an odd size cannot be signalled): colour and overlay videos of odd-sized input are padded
