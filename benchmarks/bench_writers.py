@@ -26,6 +26,7 @@ import PIL
 from PIL import Image
 
 from arseg_cli.palettes import CAMVID
+from arseg_cli.video._sink import interrupts_deferred
 from arseg_cli.video.encode import (
     ColorVideoWriter,
     LabelPngWriter,
@@ -35,6 +36,7 @@ from arseg_cli.video.encode import (
     blend,
     colorize,
 )
+from arseg_cli.video.mask_outputs import MaskOutputs, Timing
 from arseg_cli.video.synthetic import make_texture
 
 HEIGHT, WIDTH = 720, 960
@@ -63,7 +65,7 @@ def run(write: Callable[[Path], Path], repeats: int, frames: int) -> dict[str, o
             start = time.perf_counter()
             out = write(Path(tmp))
             times.append((time.perf_counter() - start) * 1000 / frames)
-            files = [out] if out.is_file() else list(out.iterdir())
+            files = [out] if out.is_file() else [f for f in out.rglob("*") if f.is_file()]
             sizes.append(sum(f.stat().st_size for f in files) / frames)
     return {
         "ms_per_frame": round(statistics.median(times), 2),
@@ -80,6 +82,16 @@ def time_per_frame(work: Callable[[], object], repeats: int, frames: int) -> dic
         work()
         times.append((time.perf_counter() - start) * 1000 / frames)
     return {"ms_per_frame": round(statistics.median(times), 2), "ms_per_frame_all": [round(t, 2) for t in times]}
+
+
+DEFERRALS = 10000
+
+
+def defer_many() -> None:
+    """Enter and leave the Ctrl-C deferral that wraps every write, DEFERRALS times."""
+    for _ in range(DEFERRALS):
+        with interrupts_deferred():
+            pass
 
 
 def main() -> None:
@@ -116,12 +128,18 @@ def main() -> None:
         "lossless_ffv1_mkv": video(lambda p: LabelVideoWriter(p, 30), "l.mkv"),
         "lossless_png_mov": video(lambda p: LabelVideoWriter(p, 30, codec="png"), "l.mov"),
         "raw_file": video(lambda p: RawLabelWriter(p), "l.raw"),
+        "mask_outputs_all_five": video(
+            lambda p: MaskOutputs(p, ["png", "colour", "overlay", "lossless", "raw"], CAMVID, Timing.of(30)),
+            "all",
+            overlay=True,
+        ),
     }
     results = {name: run(write, args.repeats, args.frames) for name, write in cases.items()}
     results["colorize_only"] = time_per_frame(lambda: [colorize(f, CAMVID) for f in labels], args.repeats, args.frames)
     results["blend_only"] = time_per_frame(
         lambda: [blend(i, f, CAMVID, 0.5) for f, i in zip(labels, images)], args.repeats, args.frames
     )
+    results["ctrl_c_deferral_per_write"] = time_per_frame(defer_many, args.repeats, DEFERRALS)
     baseline = results["label_png_pillow_default"]["ms_per_frame"]
     print(
         json.dumps(
@@ -139,7 +157,11 @@ def main() -> None:
                     "pillow": PIL.__version__,
                 },
                 "cpu": {"machine": platform.machine(), "cpus": os.cpu_count()},
-                "settings": {"colour_overlay": "libx264 veryfast crf 18 yuv420p", "png_compress_level": 1},
+                "settings": {
+                    "colour_overlay": "libx264 veryfast crf 18 yuv420p",
+                    "png_compress_level": 1,
+                    "ctrl_c_deferral_per_write": "ms per enter+leave of interrupts_deferred (units, not frames)",
+                },
                 "results": results,
                 "speedup_png_compress1_vs_default": round(baseline / results["label_png_compress1"]["ms_per_frame"], 2),
             }

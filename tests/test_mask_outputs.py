@@ -134,6 +134,16 @@ def test_an_existing_output_is_refused_before_anything_is_written(tmp_path: Path
     assert len(decoded(tmp_path / "overlay.mp4")[0]) == 1
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"opacity": 1.5}, "opacity must be between 0 and 1"), ({"lossless_codec": "h264"}, "ffv1, png, got 'h264'")],
+)
+def test_bad_options_are_usage_errors_that_create_nothing(tmp_path: Path, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(OptionsError, match=message):
+        MaskOutputs(tmp_path / "out", ALL, CAMVID, Timing.of(25), **options)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_overlay_without_the_input_frame_is_refused(tmp_path: Path) -> None:
     with MaskOutputs(tmp_path, ["overlay"], CAMVID, Timing.of(25)) as outputs:
         with pytest.raises(ValueError, match="needs the input frame"):

@@ -25,6 +25,7 @@ from arseg_cli.outputs import is_stdout
 from arseg_cli.palettes import Palette
 from arseg_cli.video._sink import Writer, interrupts_deferred
 from arseg_cli.video.encode import (
+    LOSSLESS_CODECS,
     ColorVideoWriter,
     LabelPngWriter,
     LabelVideoWriter,
@@ -129,6 +130,11 @@ class MaskOutputs:
         crf: float = 18,
         preset: str = "veryfast",
     ) -> None:
+        # Option errors first, before any output (or the directory) is created.
+        if lossless_codec not in LOSSLESS_CODECS:
+            raise OptionsError(f"lossless codec must be one of {', '.join(LOSSLESS_CODECS)}, got {lossless_codec!r}")
+        if not 0.0 <= opacity <= 1.0:
+            raise OptionsError(f"opacity must be between 0 and 1, got {opacity}")
         self.kinds = parse_kinds(kinds)
         self.paths = output_paths(directory, self.kinds, lossless_codec)
         self.frames_written = 0
