@@ -647,6 +647,23 @@ def test_disk_full_mid_video_gives_output_error_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+def test_ctrl_c_and_a_failed_write_together_still_discard_the_broken_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    def ctrl_c_then_disk_full(count: int) -> None:
+        if count == 3:
+            signal.raise_signal(signal.SIGINT)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    hook_containers(monkeypatch, ctrl_c_then_disk_full)
+    with pytest.raises(KeyboardInterrupt) as info, video_writer(kind, video_path(tmp_path, kind)) as writer:
+        for frame in random_labels(30, 16, 16):
+            write_one(writer, frame)
+    assert isinstance(info.value.__context__, OutputError)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_disk_full_on_a_stream_gives_output_error(tmp_path: Path) -> None:
     with open("/dev/full", "wb", buffering=0) as full:
         with pytest.raises(OutputError, match="/dev/full: No space left on device"), RawLabelWriter(full) as writer:

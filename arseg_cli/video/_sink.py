@@ -115,12 +115,13 @@ class Writer:
     @contextmanager
     def _writing(self, path: object) -> Iterator[None]:
         """Run one write with Ctrl-C deferred to its end; mark the writer failed if the write fails."""
-        try:
-            with interrupts_deferred(), os_errors_as_output_errors(str(path)):
-                yield
-        except Exception:
-            self._failed = True
-            raise
+        with interrupts_deferred():
+            try:
+                with os_errors_as_output_errors(str(path)):
+                    yield
+            except Exception:
+                self._failed = True  # before a deferred Ctrl-C replaces the error: the output is broken
+                raise
 
     def __enter__(self) -> Any:
         return self
