@@ -78,9 +78,10 @@ def share_within_half_pixel(frames: list[DecodedFrame], clip: SyntheticClip) -> 
         # The square's pixels move differently: keep blocks whose corners and centre are all background.
         mask = clip.object_mask[frame.index]
         background = inside.copy()
-        for xs, ys in ((x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1), (motion.dst_xy[:, 0], motion.dst_xy[:, 1])):
+        cx, cy = motion.dst_xy.T
+        for xs, ys in ((x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1), (cx, cy)):
             background &= ~mask[np.clip(ys, 0, HEIGHT - 1), np.clip(xs, 0, WIDTH - 1)]
-        truth = clip.flow_prev[frame.index][:, motion.dst_xy[:, 1].clip(0, HEIGHT - 1), motion.dst_xy[:, 0].clip(0, WIDTH - 1)].T
+        truth = clip.flow_prev[frame.index][:, cy.clip(0, HEIGHT - 1), cx.clip(0, WIDTH - 1)].T
         error = np.abs(motion.offset_px - truth).max(axis=1)
         good += int((error[background] <= 0.5).sum())
         total += int(background.sum())
@@ -129,7 +130,8 @@ def main() -> None:
 
     result = {
         "benchmark": "decode",
-        "what": "ms per 960x720 frame, median of repeats (variants interleaved); H.264 crf 18, no B-frames, 1 ref, keyint 12",
+        "what": "ms per 960x720 frame, median of repeats (variants interleaved); "
+        "H.264 crf 18, no B-frames, 1 ref, keyint 12",
         "python": platform.python_version(),
         "av": av.__version__,
         "ffmpeg": ".".join(map(str, av.library_versions["libavcodec"])) + " (libavcodec)",

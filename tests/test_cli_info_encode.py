@@ -30,7 +30,9 @@ def info_json(path: Path | str, capsys: pytest.CaptureFixture[str]) -> dict[str,
     return json.loads(capsys.readouterr().out)
 
 
-def test_info_reports_a_clean_stream_exactly(clip: SyntheticClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_reports_a_clean_stream_exactly(
+    clip: SyntheticClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_clip(clip.frames, tmp_path / "clip.mp4", fps=FPS, keyint=KEYINT)
     report = info_json(path, capsys)
     assert report["codec"] == "h264" and (report["width"], report["height"]) == (WIDTH, HEIGHT)
@@ -42,7 +44,9 @@ def test_info_reports_a_clean_stream_exactly(clip: SyntheticClip, tmp_path: Path
     assert report["bitstream_mvs"] is True and report["motion_auto"] == "bitstream"
 
 
-def test_info_table_names_the_essentials(clip: SyntheticClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_table_names_the_essentials(
+    clip: SyntheticClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_clip(clip.frames, tmp_path / "clip.mkv", fps=FPS, keyint=KEYINT)
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
@@ -70,7 +74,8 @@ def test_info_describes_bikes(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("suffix", [".ts", ".mkv", ".h264"])
 def test_info_reads_stdin(clip: SyntheticClip, tmp_path: Path, suffix: str) -> None:
-    path = write_clip(clip.frames, tmp_path / f"clip{suffix}", fps=FPS, keyint=KEYINT, format="h264" if suffix == ".h264" else None)
+    container = "h264" if suffix == ".h264" else None
+    path = write_clip(clip.frames, tmp_path / f"clip{suffix}", fps=FPS, keyint=KEYINT, format=container)
     done = run_arseg("info", "-", "--json", stdin=path.read_bytes())
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -114,7 +119,9 @@ def test_encode_to_stdout_pipes_into_info(b_frame_mkv: Path) -> None:
     assert report["container"] == "mpegts" and report["gop_pattern"] == "IPPP" and report["frame_count"] == FRAMES
 
 
-def test_encode_never_overwrites_without_force(b_frame_mkv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_never_overwrites_without_force(
+    b_frame_mkv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "taken.mp4"
     out.write_bytes(b"precious")
     assert main(["encode", str(b_frame_mkv), "-o", str(out)]) == 1
@@ -135,7 +142,9 @@ def test_encode_contradictory_or_bad_options_are_usage_errors(
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_encode_refuses_to_write_over_its_input(b_frame_mkv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_refuses_to_write_over_its_input(
+    b_frame_mkv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     copy = tmp_path / "same.mkv"
     copy.write_bytes(b_frame_mkv.read_bytes())
     assert main(["encode", str(copy), "-o", str(copy), "--force"]) == 2

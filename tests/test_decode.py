@@ -152,7 +152,10 @@ def test_several_reference_stream_is_detected_and_reencoded(clip: SyntheticClip,
 
 
 def test_mpeg2_vectors_are_read_from_the_bitstream(clip: SyntheticClip, tmp_path: Path) -> None:
-    path = encode_frames(clip.frames, tmp_path / "clip.mpg", "mpeg2video", format="mpeg", gop_size=KEYINT, max_b_frames=0, bit_rate=3_000_000)
+    path = encode_frames(
+        clip.frames, tmp_path / "clip.mpg", "mpeg2video", format="mpeg", gop_size=KEYINT, max_b_frames=0,
+        bit_rate=3_000_000,
+    )
     with open_video(path) as reader:
         assert reader.info.codec == "mpeg2video" and reader.plan.source == "bitstream"
         frames = list(reader)
@@ -162,17 +165,22 @@ def test_mpeg2_vectors_are_read_from_the_bitstream(clip: SyntheticClip, tmp_path
 
 
 def test_mpeg2_b_frames_switch_auto_to_the_reencode_at_the_first_b_frame(clip: SyntheticClip, tmp_path: Path) -> None:
-    path = encode_frames(clip.frames, tmp_path / "clip.ts", "mpeg2video", gop_size=KEYINT, max_b_frames=2, bit_rate=3_000_000)
+    path = encode_frames(
+        clip.frames, tmp_path / "clip.ts", "mpeg2video", gop_size=KEYINT, max_b_frames=2, bit_rate=3_000_000
+    )
     with open_video(path) as reader:
         assert reader.info.has_b_frames is None  # MPEG-2 headers cannot say
         frames = list(reader)
     assert frames[1].pict_type == "B"
-    assert all(frame.motion is not None and frame.motion.method == "x264-reencode" for frame in frames[1:] if frame.pict_type != "I")
+    predicted = [frame for frame in frames[1:] if frame.pict_type != "I"]
+    assert all(frame.motion is not None and frame.motion.method == "x264-reencode" for frame in predicted)
     assert_pan_on_p_frames([_as_p(frame) for frame in frames], clip, "x264-reencode")
 
 
 def test_mpeg4_part2_vectors_are_read_from_the_bitstream(clip: SyntheticClip, tmp_path: Path) -> None:
-    path = encode_frames(clip.frames, tmp_path / "clip.avi", "mpeg4", gop_size=KEYINT, max_b_frames=0, bit_rate=3_000_000)
+    path = encode_frames(
+        clip.frames, tmp_path / "clip.avi", "mpeg4", gop_size=KEYINT, max_b_frames=0, bit_rate=3_000_000
+    )
     with open_video(path) as reader:
         assert reader.info.codec == "mpeg4" and reader.plan.source == "bitstream"
         frames = list(reader)
@@ -181,7 +189,9 @@ def test_mpeg4_part2_vectors_are_read_from_the_bitstream(clip: SyntheticClip, tm
 
 
 def test_mpeg4_part2_with_b_frames_is_known_from_the_headers(clip: SyntheticClip, tmp_path: Path) -> None:
-    path = encode_frames(clip.frames, tmp_path / "clip.mkv", "mpeg4", gop_size=KEYINT, max_b_frames=2, bit_rate=3_000_000)
+    path = encode_frames(
+        clip.frames, tmp_path / "clip.mkv", "mpeg4", gop_size=KEYINT, max_b_frames=2, bit_rate=3_000_000
+    )
     with open_video(path) as reader:
         assert reader.info.has_b_frames is True and reader.plan.source == "reencode"
 
@@ -244,7 +254,9 @@ def _as_p(frame: DecodedFrame) -> DecodedFrame:
     return replace(frame, pict_type="P") if frame.pict_type == "B" else frame
 
 
-@pytest.mark.parametrize(("bframes", "export", "expected"), [(2, True, "SLICE"), (0, True, "FRAME"), (2, False, "FRAME")])
+@pytest.mark.parametrize(
+    ("bframes", "export", "expected"), [(2, True, "SLICE"), (0, True, "FRAME"), (2, False, "FRAME")]
+)
 def test_frame_threading_is_used_only_where_it_keeps_vectors_intact(
     clip: SyntheticClip, tmp_path: Path, bframes: int, export: bool, expected: str
 ) -> None:

@@ -95,7 +95,9 @@ def test_intra_only_h264_switches_auto_to_the_reencode(clip: SyntheticClip, tmp_
     assert all(frame.motion is None for frame in decode_frames(path, motion="bitstream"))
 
 
-def test_forced_reencode_replaces_clean_bitstream_vectors_and_keeps_keyframes(clip: SyntheticClip, tmp_path: Path) -> None:
+def test_forced_reencode_replaces_clean_bitstream_vectors_and_keeps_keyframes(
+    clip: SyntheticClip, tmp_path: Path
+) -> None:
     path = write_clip(clip.frames, tmp_path / "clip.mp4", fps=FPS, keyint=KEYINT)
     with open_video(path, motion="reencode") as reader:
         assert reader.plan.source == "reencode"

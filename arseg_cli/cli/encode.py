@@ -16,11 +16,13 @@ def encode_command(
     output: str = typer.Option(
         ..., "--output", "-o", help="Output file (.mp4, .mkv, .mov, .ts, .avi, .h264), or '-' for MPEG-TS on stdout."
     ),
-    keyint: int = typer.Option(12, "--keyint", min=1, help="Keyframe interval L in frames (AR-Seg's keyframe spacing)."),
+    keyint: int = typer.Option(12, "--keyint", min=1, help="Keyframe interval L in frames (AR-Seg's spacing)."),
     crf: float | None = typer.Option(
         None, "--crf", min=0, max=51, help="Constant quality, 0 (lossless) to 51; default 18 unless --bitrate is given."
     ),
-    bitrate: int | None = typer.Option(None, "--bitrate", min=1, help="Target bitrate in bits per second, instead of --crf."),
+    bitrate: int | None = typer.Option(
+        None, "--bitrate", min=1, help="Target bitrate in bits per second, instead of --crf."
+    ),
     preset: str = typer.Option("medium", "--preset", help="libx264 preset (ultrafast ... veryslow)."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUTPUT if it exists."),
 ) -> None:

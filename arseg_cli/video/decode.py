@@ -20,6 +20,9 @@ Motion comes from one of two places (`motion=`):
       the second frame on.
   'none' decodes without motion (faster: no export, frame threading).
 
+Known gap: FFmpeg's MPEG-1/2 decoder returns a stream's last picture at flush without its vectors, so
+with 'bitstream' motion that one frame has motion None.
+
 Threading: decoding is threaded, but frame threading corrupts exported vectors on streams with
 B-frames (reference/PYAV.md), so with export on it is used only when the headers rule B-frames out.
 
@@ -148,7 +151,8 @@ class VideoReader:
                 reached_end = True
                 break
             intra = _is_intra(frame)  # before the re-encode takes the frame over
-            if index == 1 and intra and self._previous_key and self._source == "bitstream" and self.plan.watch_intra_only:
+            watching = self._source == "bitstream" and self.plan.watch_intra_only
+            if watching and index == 1 and intra and self._previous_key:
                 self._source = "reencode"
                 self._reason = intra_only_reason(self.info.codec)
             if index >= self._start:

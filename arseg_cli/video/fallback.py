@@ -81,7 +81,9 @@ class ReencodeMotion(Generic[Token]):
         timed = self._seconds[1:] or self._seconds
         return statistics.median(timed) * 1e3 if timed else None
 
-    def push(self, frame: av.VideoFrame | np.ndarray, token: Token, *, key: bool = False) -> list[tuple[Token, BlockMotion | None]]:
+    def push(
+        self, frame: av.VideoFrame | np.ndarray, token: Token, *, key: bool = False
+    ) -> list[tuple[Token, BlockMotion | None]]:
         """Add the next frame: an av.VideoFrame (this object takes it over and may change its pts and
         picture type) or an (H, W, 3) uint8 RGB array. Returns the pairs that became ready."""
         started = time.perf_counter()

@@ -288,12 +288,15 @@ def _advice(report: VideoReport) -> list[str]:
     if report.motion.source == "reencode":
         return [
             f"{report.motion.reason}: arseg estimates motion by re-encoding on every run ({_REENCODE_COST}).",
-            f"For exact motion at no cost, re-encode once: `{command}` (no B-frames, one reference, a keyframe every 12 frames).",
+            f"For exact motion at no cost, re-encode once: `{command}` "
+            "(no B-frames, one reference, a keyframe every 12 frames).",
         ]
     if not report.mvs_seen and info.exports_mvs and report.frame_count > 1:
         return [f"no motion vectors were exported from the frames scanned; arseg will re-encode ({_REENCODE_COST})"]
     lines = ["The stream's own motion vectors chain exactly to the keyframe: no re-encode needed."]
     spacing = report.keyframes
     if spacing.min is not None and spacing.min != spacing.max:
-        lines.append(f"Keyframes are irregular ({spacing.min}-{spacing.max} frames apart); `{command}` makes them regular.")
+        lines.append(
+            f"Keyframes are irregular ({spacing.min}-{spacing.max} frames apart); `{command}` makes them regular."
+        )
     return lines
