@@ -49,12 +49,14 @@ def output_error(error: OSError, path: str | Path) -> OutputError:
 def os_errors_as_output_errors(path: str | Path) -> Iterator[None]:
     """Re-raise OSErrors of the enclosed writing code as OutputError naming `path`.
 
-    ArsegErrors (some of which are OSErrors too) pass through unchanged. Wrap only code that
-    writes: an OSError from reading an input would be mislabelled.
+    ArsegErrors (some of which are OSErrors too) pass through unchanged, and so does
+    BrokenPipeError: the reader of a pipe went away (`arseg ... -o - | head`), which the CLI treats
+    as a normal end, not as a failed write. Wrap only code that writes: an OSError from reading an
+    input would be mislabelled.
     """
     try:
         yield
-    except ArsegError:
+    except (ArsegError, BrokenPipeError):
         raise
     except OSError as error:
         raise output_error(error, path) from error
@@ -63,12 +65,15 @@ def os_errors_as_output_errors(path: str | Path) -> Iterator[None]:
 def check_writable(path: str | Path, force: bool) -> Path:
     """Check, before any work starts, that a file may be written at `path`; return it as a Path.
 
-    Raises OutputExistsError if it exists and `force` is False, OutputError if it is a directory or
-    its parent is not a directory.
+    Raises OutputExistsError if it exists and `force` is False, OutputError if it is a directory,
+    something other than a regular file (a device, a FIFO: replacing it by renaming would destroy
+    it, even with `force`; '-' is the way to write to a stream), or its parent is not a directory.
     """
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a directory; give a file name")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} is not a regular file; give a file name, or '-' for standard output")
     if path.exists() or path.is_symlink():
         if not force:
             raise OutputExistsError(f"{path} exists; use --force to overwrite")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from arseg_cli.errors import InputError, OutputError, OutputExistsError
+from arseg_cli.errors import InputError, OptionsError, OutputError, OutputExistsError
 from arseg_cli.palettes import CAMVID, CITYSCAPES
 from arseg_cli.video._sink import interrupts_deferred
 from arseg_cli.video.encode import (
@@ -304,6 +305,15 @@ def test_raw_labels_do_not_overwrite_an_existing_file_without_force(tmp_path: Pa
     assert path.read_bytes() == bytes([7] * 4)
 
 
+def test_raw_labels_to_a_pipe_whose_reader_left_raise_broken_pipe() -> None:
+    # `arseg segment in.mp4 -o - | head -c 10`: the CLI ends quietly on BrokenPipeError.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "wb", buffering=0) as pipe, pytest.raises(BrokenPipeError):
+        with RawLabelWriter(pipe) as writer:
+            writer.write(np.zeros((4, 4), np.uint8))
+
+
 def test_raw_frames_must_keep_one_size() -> None:
     writer = RawLabelWriter(io.BytesIO())
     writer.write(np.zeros((4, 4), np.uint8))
@@ -459,6 +469,17 @@ def test_blend_is_exact_integer_maths() -> None:
 def test_overlay_refuses_an_opacity_outside_0_to_1(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="opacity"):
         OverlayVideoWriter(tmp_path / "o.mp4", CAMVID, 25, opacity=-0.1)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"), [({"preset": "quick"}, "unknown x264 preset 'quick'"), ({"crf": 60}, "crf")]
+)
+def test_bad_h264_settings_are_usage_errors_before_any_file(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(OptionsError, match=message):
+        ColorVideoWriter(tmp_path / "c.mp4", CAMVID, 25, **options)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_mp4_to_a_non_seekable_stream_is_fragmented_and_playable() -> None:

@@ -138,7 +138,9 @@ def test_an_existing_output_is_refused_before_anything_is_written(tmp_path: Path
     ("options", "message"),
     [({"opacity": 1.5}, "opacity must be between 0 and 1"), ({"lossless_codec": "h264"}, "ffv1, png, got 'h264'")],
 )
-def test_bad_options_are_usage_errors_that_create_nothing(tmp_path: Path, options: dict[str, Any], message: str) -> None:
+def test_bad_options_are_usage_errors_that_create_nothing(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(OptionsError, match=message):
         MaskOutputs(tmp_path / "out", ALL, CAMVID, Timing.of(25), **options)
     assert list(tmp_path.iterdir()) == []

@@ -109,8 +109,9 @@ def test_disk_full_on_rename_becomes_output_error_and_removes_temp(
 
 def test_disk_full_while_writing_becomes_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="out.bin: No space left on device"):
-        with atomic_path(tmp_path / "out.bin", force=False) as temp, os_errors_as_output_errors(temp.parent / "out.bin"):
-            raise OSError(errno.ENOSPC, "disk full")
+        with atomic_path(tmp_path / "out.bin", force=False) as temp:
+            with os_errors_as_output_errors(temp.parent / "out.bin"):
+                raise OSError(errno.ENOSPC, "disk full")
     assert _names(tmp_path) == []
 
 
@@ -157,6 +158,23 @@ def test_check_writable_refuses_directories_and_existing_files(tmp_path: Path) -
         check_writable(existing, force=False)
     assert check_writable(existing, force=True) == existing
     assert check_writable(tmp_path / "new.png", force=False) == tmp_path / "new.png"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_check_writable_refuses_a_special_file_even_with_force(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="not a regular file"):
+        check_writable(fifo, force=True)
+    with pytest.raises(OutputError, match="not a regular file"):
+        check_writable("/dev/null", force=True)
+    assert fifo.exists() and not fifo.is_file()
+
+
+def test_a_broken_pipe_is_not_turned_into_an_output_error() -> None:
+    # The CLI ends quietly when the reader of stdout goes away; an OutputError would report a failure.
+    with pytest.raises(BrokenPipeError), os_errors_as_output_errors("-"):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def test_prepare_output_dir_creates_and_accepts_an_empty_directory(tmp_path: Path) -> None:

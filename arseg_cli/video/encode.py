@@ -38,7 +38,7 @@ import numpy as np
 from av.video.reformatter import Colorspace, VideoReformatter
 from PIL import Image
 
-from arseg_cli.errors import InputError
+from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.outputs import AtomicFile, atomic_path, is_stdout, prepare_output_dir
 from arseg_cli.palettes import Palette
 from arseg_cli.video._sink import Target, VideoSink, Writer, stream_name
@@ -118,6 +118,13 @@ class LabelPngWriter(Writer):
         return final
 
 
+# libx264's preset names (x264_preset_names in x264.h). Checked up front: libx264 itself rejects an
+# unknown one only when the first frame opens the encoder, with a generic FFmpeg error.
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+)  # fmt: skip
+
+
 class _H264Sink(VideoSink):
     """RGB frames -> H.264 yuv420p (BT.709, limited range), odd sizes padded to even."""
 
@@ -133,6 +140,10 @@ class _H264Sink(VideoSink):
         preset: str = "veryfast",
         format: str | None = None,
     ) -> None:
+        if preset not in X264_PRESETS:
+            raise OptionsError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
+        if not 0 <= crf <= 51:
+            raise OptionsError(f"crf must be between 0 and 51, got {crf:g}")
         super().__init__(target, fps=fps, time_base=time_base, force=force, format=format, stream_format="mp4")
         self.palette = palette
         self._options = {"crf": f"{crf:g}", "preset": preset}
@@ -294,6 +305,7 @@ class RawLabelWriter(Writer):
 
 __all__ = [
     "LOSSLESS_CODECS",
+    "X264_PRESETS",
     "ColorVideoWriter",
     "LabelPngWriter",
     "LabelVideoWriter",
