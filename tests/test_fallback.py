@@ -96,7 +96,7 @@ def test_intra_only_h264_switches_auto_to_the_reencode(clip: SyntheticClip, tmp_
 
 
 def test_forced_reencode_replaces_clean_bitstream_vectors_and_keeps_keyframes(
-    clip: SyntheticClip, tmp_path: Path
+    clip: SyntheticClip, tmp_path: Path, notices: pytest.LogCaptureFixture
 ) -> None:
     path = write_clip(clip.frames, tmp_path / "clip.mp4", fps=FPS, keyint=KEYINT)
     with open_video(path, motion="reencode") as reader:
@@ -105,6 +105,7 @@ def test_forced_reencode_replaces_clean_bitstream_vectors_and_keeps_keyframes(
     # The re-encode restarts where the source has keyframes, so chains end at the same frames.
     assert [frame.motion is None for frame in frames] == [index % KEYINT == 0 for index in range(FRAMES)]
     assert_reencoded_pan([frames[0], *frames[1:KEYINT]], clip)
+    assert [record.getMessage().split(":")[0] for record in notices.records] == ["h264 stream"]
 
 
 def test_reencode_from_a_start_frame_primes_with_the_frame_before(clip: SyntheticClip, tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ class VideoReader:
             self._opened.close()
             raise
         self._source = self.plan.source
-        self._reason = self.plan.reason or "re-encoding was asked for"
+        self._reason = self.plan.reason or f"{self.info.codec} stream"
         self._estimator: ReencodeMotion[DecodedFrame | None] | None = None
         self._previous: av.VideoFrame | None = None
         self._previous_key = False

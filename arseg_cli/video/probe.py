@@ -68,7 +68,7 @@ def plan_motion(info: StreamInfo, requested: MotionRequest) -> MotionPlan:
     if requested == "none":
         return MotionPlan("none")
     if requested == "reencode":
-        return MotionPlan("reencode", "re-encoding was asked for")
+        return MotionPlan("reencode", f"{info.codec} stream: re-encoding was asked for")
     if requested == "bitstream":
         if not info.exports_mvs:
             raise UnsupportedCodecError(
