@@ -1,10 +1,82 @@
-"""`arseg motion`: placeholder until the video front end lands."""
+"""`arseg motion INPUT -o DIR`: dense flow from the stream's motion vectors, one file per frame."""
 
 from __future__ import annotations
 
-from arseg_cli.errors import ArsegError
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from arseg_cli.cli._app import console
+from arseg_cli.video.flowio import INDEX_NAME, MotionExport, MotionExportResult, export_motion
 
 
-def motion_command() -> None:
-    """Not implemented yet."""
-    raise ArsegError("`arseg motion` is not implemented yet")
+class FlowFormatChoice(str, Enum):
+    flo = "flo"
+    npy = "npy"
+
+
+class MotionChoice(str, Enum):
+    auto = "auto"
+    bitstream = "bitstream"
+    reencode = "reencode"
+
+
+def motion_command(
+    input: str = typer.Argument(..., help="Video file, or '-' for standard input (MPEG-TS, Matroska, raw H.264)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for the flow files (new or empty)."),
+    to_key: int | None = typer.Option(
+        None,
+        "--to-key",
+        min=1,
+        metavar="L",
+        help="Accumulate the flow to a keyframe every L frames (and at every I-frame); "
+        "default: each frame's flow to the previous frame.",
+    ),
+    fmt: FlowFormatChoice = typer.Option(
+        FlowFormatChoice.flo, "--format", help="Middlebury .flo (interleaved u, v float32) or NumPy .npy (2 x H x W)."
+    ),
+    png: bool = typer.Option(False, "--png", help="Also write a colour-wheel picture of each flow."),
+    motion: MotionChoice = typer.Option(
+        MotionChoice.auto,
+        "--motion",
+        help="Motion vectors from the bitstream, from a libx264 re-encode, or auto "
+        "(the bitstream when its vectors chain exactly, else the re-encode).",
+    ),
+    force: bool = typer.Option(False, "--force", help="Write into DIR even if it is not empty (same names replaced)."),
+) -> None:
+    """Write the backward flow of every frame: pixel p comes from p + flow(p) in the reference frame.
+
+    Files are named by frame index (000000.flo, ...); keyframes and intra frames get zero flow.
+    docs/MOTION.md describes the conventions, B-frames and several references.
+    """
+    settings = MotionExport(to_key=to_key, fmt=fmt.value, png=png, motion=motion.value)
+    with Progress(
+        TextColumn("motion"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as progress:
+        task = progress.add_task("motion", total=None)
+
+        def on_frame(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = export_motion(input, output, settings, force=force, on_frame=on_frame)
+    console.print(_summary(result, settings), highlight=False, soft_wrap=True)
+
+
+def _summary(result: MotionExportResult, settings: MotionExport) -> str:
+    target = f"to the keyframe (every {settings.to_key} frames)" if settings.to_key else "to the previous frame"
+    source = "libx264 re-encode" if result.motion == "reencode" else "bitstream"
+    return (
+        f"wrote {result.frames} .{settings.fmt} flows {target} to {result.directory} "
+        f"({result.keyframes} zero at keyframes, {result.exact}/{result.frames} exact, vectors from the {source}; "
+        f"index in {INDEX_NAME})"
+    )

@@ -1,8 +1,9 @@
-"""Flow fields to and from bytes: Middlebury `.flo`, NumPy `.npy`, and colour-wheel PNG pictures.
+"""Flow files: Middlebury `.flo`, NumPy `.npy` and colour-wheel PNGs, one per frame (`arseg motion`).
 
 Arrays are arseg's flow layout: (2, H, W) float32, pixels, channel 0 = dx (u), channel 1 = dy (v).
-Functions here turn arrays into bytes and back; where the bytes go (atomically, into which file) is
-the caller's business, so one atomic writer serves every format.
+The format functions turn arrays into bytes and back; `FlowFileWriter` puts them in a directory (one
+atomic file per frame, named by the zero-padded frame index) and `export_motion` runs the whole
+stage for the CLI: decode -> per-frame or to-keyframe flow (motion.py) -> files.
 
 `.flo` (Middlebury, Baker et al. 2011): the float 202021.25 (bytes "PIEH"), int32 width, int32
 height, then H*W interleaved (u, v) float32 pairs, row by row, all little-endian.
@@ -11,12 +12,26 @@ height, then H*W interleaved (u, v) float32 pairs, row by row, all little-endian
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from arseg_cli.errors import InputError
+from arseg_cli.errors import InputError, OptionsError
+from arseg_cli.outputs import atomic_path, os_errors_as_output_errors, prepare_output_dir
+from arseg_cli.video.decode import PartialDecodeError, VideoReader
+from arseg_cli.video.motion import flows_to_key, flows_to_reference
+from arseg_cli.video.probe import MotionRequest, Source
+from arseg_cli.video.records import DecodedFrame, FlowToKey
+
+FlowFormat = Literal["flo", "npy"]
+FLOW_FORMATS: tuple[FlowFormat, ...] = ("flo", "npy")
+#: Name of the per-run index written beside the flow files.
+INDEX_NAME = "motion.json"
 
 FLO_MAGIC = 202021.25
 _FLO_HEADER = np.dtype([("magic", "<f4"), ("width", "<i4"), ("height", "<i4")])
@@ -134,3 +149,143 @@ def png_bytes(rgb: np.ndarray, compress_level: int = 1) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
+
+
+def flow_bytes(flow: np.ndarray, fmt: FlowFormat) -> bytes:
+    """A (2, H, W) flow as the bytes of a `.flo` or `.npy` file."""
+    if fmt == "flo":
+        return flo_bytes(flow)
+    if fmt == "npy":
+        return npy_bytes(flow)
+    raise OptionsError(f"unknown flow format {fmt!r}; choose one of {', '.join(FLOW_FORMATS)}")
+
+
+class FlowFileWriter:
+    """One flow file per frame in `directory`: `000123.flo` (or `.npy`), and `000123.png` colour-wheel
+    pictures with `png`. Names are the frame index, zero-padded to `digits`; each file is written
+    atomically. The directory must be new or empty unless `force` (then namesakes are replaced and
+    other files left alone, see outputs.prepare_output_dir). `close()` writes the index (INDEX_NAME):
+    each frame's picture type, the frame its flow points into, and whether the chain was exact.
+    """
+
+    def __init__(
+        self, directory: str | Path, *, fmt: FlowFormat = "flo", png: bool = False, force: bool = False, digits: int = 6
+    ) -> None:
+        if fmt not in FLOW_FORMATS:
+            raise OptionsError(f"unknown flow format {fmt!r}; choose one of {', '.join(FLOW_FORMATS)}")
+        self.directory = prepare_output_dir(directory, force)
+        self.fmt: FlowFormat = fmt
+        self.png = png
+        self.force = force
+        self.digits = digits
+        self.entries: list[dict[str, object]] = []
+
+    def path_for(self, index: int, suffix: str) -> Path:
+        return self.directory / f"{index:0{self.digits}d}.{suffix}"
+
+    def write(self, record: FlowToKey, pict_type: str = "?") -> None:
+        """Write one frame's flow (and its picture)."""
+        self._put(self.path_for(record.index, self.fmt), flow_bytes(record.flow_px, self.fmt))
+        if self.png:
+            self._put(self.path_for(record.index, "png"), png_bytes(flow_to_rgb(record.flow_px)))
+        self.entries.append(
+            {"index": record.index, "pict_type": pict_type, "reference": record.key_index, "exact": record.exact}
+        )
+
+    def close(self, settings: dict[str, object]) -> Path:
+        """Write the index with the run's `settings`; returns its path."""
+        header = json.dumps({**settings, "format": self.fmt}, indent=1)
+        frames = ",\n".join(f"  {json.dumps(entry)}" for entry in self.entries)  # one line per frame
+        text = f'{header[:-2]},\n "frames": [\n{frames}\n ]\n}}\n'
+        path = self.directory / INDEX_NAME
+        self._put(path, text.encode())
+        return path
+
+    def _put(self, final: Path, data: bytes) -> None:
+        with os_errors_as_output_errors(final), atomic_path(final, force=self.force) as temp:
+            temp.write_bytes(data)
+
+
+@dataclass(frozen=True, slots=True)
+class MotionExport:
+    """What `export_motion` writes.
+
+    to_key: L, flow accumulated to a keyframe chosen every L frames (and at every intra frame, see
+            motion.flows_to_key); None: each frame's own flow to its reference (the previous frame).
+    fmt/png: file format, and whether colour-wheel pictures are written too.
+    motion: where the vectors come from (decode.decode_frames' `motion`).
+    """
+
+    to_key: int | None = None
+    fmt: FlowFormat = "flo"
+    png: bool = False
+    motion: MotionRequest = "auto"
+
+    def __post_init__(self) -> None:
+        if self.to_key is not None and self.to_key < 1:
+            raise OptionsError(f"--to-key must be >= 1, got {self.to_key}")
+        if self.fmt not in FLOW_FORMATS:
+            raise OptionsError(f"unknown flow format {self.fmt!r}; choose one of {', '.join(FLOW_FORMATS)}")
+        if self.motion == "none":
+            raise OptionsError("motion 'none' gives no flow; use auto, bitstream or reencode")
+
+
+@dataclass(frozen=True, slots=True)
+class MotionExportResult:
+    """What was written: `frames` flow files in `directory`, `keyframes` of them zero (keyframes or
+    intra frames), `exact` of them from exact chains; `motion` is where the vectors came from."""
+
+    directory: Path
+    frames: int
+    keyframes: int
+    exact: int
+    motion: str
+
+
+def export_motion(
+    source: Source,
+    directory: str | Path,
+    settings: MotionExport,
+    *,
+    force: bool = False,
+    on_frame: Callable[[int, int | None], None] | None = None,
+) -> MotionExportResult:
+    """Decode `source` (a path or '-') and write one flow file per frame into `directory`.
+
+    The input is opened and checked before the directory is touched. `on_frame(done, total_or_None)`
+    is called after each frame. A damaged input keeps the files of the frames that decoded and
+    raises PartialDecodeError afterwards; an interrupted run leaves whole files only.
+    """
+    with VideoReader(source, motion=settings.motion) as reader:
+        writer = FlowFileWriter(directory, fmt=settings.fmt, png=settings.png, force=force)
+        index_settings: dict[str, object] = {
+            "input": reader.info.name,
+            "mode": "to-key" if settings.to_key is not None else "previous",
+            "to_key": settings.to_key,
+            "motion": reader.plan.source,
+        }
+        methods: set[str] = set()
+        try:
+            for decoded, record in _flows(reader, settings.to_key):
+                writer.write(record, decoded.pict_type)
+                if decoded.motion is not None:
+                    methods.add(decoded.motion.method)
+                    index_settings["motion"] = "reencode" if "x264-reencode" in methods else "bitstream"
+                if on_frame is not None:
+                    on_frame(len(writer.entries), reader.info.frame_count)
+        except PartialDecodeError as error:
+            writer.close(index_settings)
+            raise PartialDecodeError(f"{error}; their flows are in {writer.directory}", error.frames_decoded) from None
+        writer.close(index_settings)
+    entries = writer.entries
+    return MotionExportResult(
+        directory=writer.directory,
+        frames=len(entries),
+        keyframes=sum(e["reference"] == e["index"] for e in entries),
+        exact=sum(bool(e["exact"]) for e in entries),
+        motion=str(index_settings["motion"]),
+    )
+
+
+def _flows(frames: Iterable[DecodedFrame], to_key: int | None) -> Iterator[tuple[DecodedFrame, FlowToKey]]:
+    return flows_to_key(frames, every=to_key) if to_key is not None else flows_to_reference(frames)
