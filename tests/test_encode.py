@@ -482,20 +482,33 @@ def test_bad_h264_settings_are_usage_errors_before_any_file(
     assert list(tmp_path.iterdir()) == []
 
 
+class Pipe(io.RawIOBase):
+    """A write-only stream without seek, as a pipe is; once `broken`, writes fail as when the reader left."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.broken = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        if self.broken:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        self.data += bytes(b)
+        return len(b)
+
+
+@pytest.mark.parametrize("kind", VIDEO_KINDS)
+def test_video_to_a_pipe_whose_reader_left_raises_broken_pipe_even_while_closing(kind: str) -> None:
+    pipe = Pipe()
+    with pytest.raises(BrokenPipeError), video_writer(kind, pipe) as writer:  # type: ignore[arg-type]
+        for frame in random_labels(3, 16, 16):
+            write_one(writer, frame)
+        pipe.broken = True  # the reader leaves before the last packets and the trailer
+
+
 def test_mp4_to_a_non_seekable_stream_is_fragmented_and_playable() -> None:
-    class Pipe(io.RawIOBase):
-        """A write-only stream without seek, as a pipe is."""
-
-        def __init__(self) -> None:
-            self.data = bytearray()
-
-        def writable(self) -> bool:
-            return True
-
-        def write(self, b: Any) -> int:
-            self.data += bytes(b)
-            return len(b)
-
     pipe = Pipe()
     with ColorVideoWriter(pipe, CAMVID, 25) as writer:
         for i in range(5):
