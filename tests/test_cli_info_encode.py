@@ -150,3 +150,13 @@ def test_encode_refuses_to_write_over_its_input(
     assert main(["encode", str(copy), "-o", str(copy), "--force"]) == 2
     assert "is the input" in capsys.readouterr().err
     assert copy.read_bytes() == b_frame_mkv.read_bytes()
+
+
+def test_encode_reads_stdin(clip: SyntheticClip, tmp_path: Path) -> None:
+    source = write_clip(clip.frames, tmp_path / "clip.ts", fps=FPS, keyint=KEYINT, bframes=2)
+    out = tmp_path / "from-pipe.mkv"
+    done = run_arseg("encode", "-", "-o", str(out), "--keyint", "7", stdin=source.read_bytes())
+    assert done.returncode == 0, done.stderr
+    frames = list(decode_frames(out))
+    assert "".join(frame.pict_type for frame in frames) == "IPPPPPPIPPPPPP"
+    assert all((frame.motion is None) == (frame.pict_type == "I") for frame in frames)
