@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from arseg_cli import __version__
@@ -124,3 +126,28 @@ def run_app(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         return code if isinstance(code, int) else EXIT_ERROR
     return EXIT_OK
+
+
+@contextmanager
+def frame_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar for a loop over frames, on stderr and only when it is a terminal.
+
+    Yields `on_frame(done, total_or_None)` for the library function to call after each frame.
+    """
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def on_frame(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield on_frame

@@ -6,9 +6,8 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from arseg_cli.cli._app import console
+from arseg_cli.cli._app import console, frame_progress
 from arseg_cli.video.flowio import INDEX_NAME, MotionExport, MotionExportResult, export_motion
 
 
@@ -52,22 +51,7 @@ def motion_command(
     docs/MOTION.md describes the conventions, B-frames and several references.
     """
     settings = MotionExport(to_key=to_key, fmt=fmt.value, png=png, motion=motion.value)
-    with Progress(
-        TextColumn("motion"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as progress:
-        task = progress.add_task("motion", total=None)
-
-        def on_frame(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with frame_progress("motion") as on_frame:
         result = export_motion(input, output, settings, force=force, on_frame=on_frame)
     console.print(_summary(result, settings), highlight=False, soft_wrap=True)
 
@@ -77,6 +61,6 @@ def _summary(result: MotionExportResult, settings: MotionExport) -> str:
     source = "libx264 re-encode" if result.motion == "reencode" else "bitstream"
     return (
         f"wrote {result.frames} .{settings.fmt} flows {target} to {result.directory} "
-        f"({result.keyframes} zero at keyframes, {result.exact}/{result.frames} exact, vectors from the {source}; "
+        f"({result.keyframes} keyframes with zero flow, {result.exact}/{result.frames} exact, vectors from the {source}; "
         f"index in {INDEX_NAME})"
     )
