@@ -46,6 +46,9 @@ OFFICIAL_DATA: dict[str, tuple[Palette, tuple[float, float, float], tuple[float,
     "cityscapes-bise18": (CITYSCAPES, CITYSCAPES_BISE_MEAN, CITYSCAPES_BISE_STD),
 }
 _NAMES_SHOWN = 3
+# torch.save writes a zip archive; files from before PyTorch 1.6 are a bare pickle (protocol 2 opcode).
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02"
 
 # Cityscapes PSP HR files from phase-1 training lack this alias of `cls.4`.
 _CITYSCAPES_PSP_ALIAS = {"final_conv.weight": "cls.4.weight", "final_conv.bias": "cls.4.bias"}
@@ -57,15 +60,22 @@ def read_official(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_ZIP_MAGIC))
+    except OSError as error:
+        raise WeightsError(f"{path.name}: cannot be read ({error.strerror or error})") from None
+    if not head.startswith((_ZIP_MAGIC, _LEGACY_MAGIC)):
+        raise WeightsError(f"{path.name}: not a PyTorch checkpoint (it starts with {head!r})")
+    try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error).lower():
+        if "unsupported global" in str(error).lower():
             raise WeightsError(
                 f"{path.name}: refused, it holds pickled objects other than tensors (read with weights_only=True, nothing was run)"
             ) from None
-        raise WeightsError(f"{path.name}: not a PyTorch checkpoint or truncated ({_first_line(error)})") from None
+        raise WeightsError(f"{path.name}: damaged or truncated PyTorch checkpoint ({_unpickling_reason(error)})") from None
     except (OSError, RuntimeError, EOFError, ValueError, KeyError, IndexError) as error:
-        raise WeightsError(f"{path.name}: not a PyTorch checkpoint or truncated ({_first_line(error)})") from None
+        raise WeightsError(f"{path.name}: damaged or truncated PyTorch checkpoint ({_first_line(error)})") from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping) or not loaded:
@@ -240,6 +250,13 @@ def _alias_groups(state: Mapping[str, Tensor]) -> list[list[str]]:
 def _listing(keys: list[str], what: str) -> str:
     shown = ", ".join(keys[:_NAMES_SHOWN]) + (", ..." if len(keys) > _NAMES_SHOWN else "")
     return f"{len(keys)} {what}" + (f" ({shown})" if keys else "")
+
+
+def _unpickling_reason(error: BaseException) -> str:
+    """The line of torch's long weights-only message that says what went wrong."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if not line.startswith(("Weights only", "Please file", "Check the", "("))), "")
+    return reason[:160] or _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
