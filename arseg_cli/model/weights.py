@@ -10,6 +10,7 @@ copies would let the copies drift apart. The header's `__metadata__` (string val
     meta            ModelMeta as JSON (arch, classes, palette, normalisation, scale, L, warp, ...)
     aliases         JSON {alias name: stored name}
     storage_dtype   "float32" or "float16" (floating tensors; integer buffers keep their dtype)
+    branches        JSON list of the model's branches ("hr", "lr"): a plain LR baseline has no "hr"
     parameters      JSON {branch: parameter count}, so `arseg weights info` needs only the header
 
 Reading never unpickles anything: the header is parsed here and the tensors are read by the
@@ -24,7 +25,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -35,8 +36,12 @@ from arseg_cli.errors import WeightsError
 from arseg_cli.model.meta import ModelMeta, WarpConvention
 from arseg_cli.outputs import atomic_path, os_errors_as_output_errors
 
+if TYPE_CHECKING:
+    from arseg_cli.model.arseg import ARSeg
+
 FORMAT_NAME = "arseg-weights"
 FORMAT_VERSION = 1
+BRANCHES = ("hr", "lr")
 _FLOAT16_MAX = float(torch.finfo(torch.float16).max)
 # A safetensors header is JSON describing the tensors; anything claiming more is not one.
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -54,6 +59,7 @@ class WeightsInfo:
 
     tensors:     stored tensor names -> shape (aliases not included).
     aliases:     alias name -> stored name.
+    branches:    the model's branches, 'hr' and/or 'lr'.
     parameters:  branch name ('hr', 'lr', ...) -> number of parameters (shared ones counted in
                  each branch that uses them).
     """
@@ -64,6 +70,7 @@ class WeightsInfo:
     storage_dtype: str
     tensors: dict[str, tuple[int, ...]]
     aliases: dict[str, str]
+    branches: tuple[str, ...]
     parameters: dict[str, int]
     file_bytes: int
 
@@ -105,11 +112,17 @@ def save_weights(
         "meta": json.dumps(meta.to_json(), sort_keys=True),
         "aliases": json.dumps(aliases, sort_keys=True),
         "storage_dtype": storage,
+        "branches": json.dumps(model_branches(model)),
         "parameters": json.dumps(branch_parameter_counts(model)),
     }
     with atomic_path(path, force=force) as temp, os_errors_as_output_errors(path):
         save_file(tensors, str(temp), metadata=header)
     return Path(path)
+
+
+def model_branches(model: nn.Module) -> list[str]:
+    """The AR-Seg branches ('hr', 'lr') that `model` has (an attribute that is a module)."""
+    return [name for name in BRANCHES if isinstance(getattr(model, name, None), nn.Module)]
 
 
 def branch_parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -191,8 +204,14 @@ def read_info(path: str | Path) -> WeightsInfo:
         meta = ModelMeta.from_json(meta_json)
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(f"{path}: model metadata is invalid ({type(error).__name__}: {error})") from None
+    _check_meta(path, meta)
     aliases = _metadata_json(path, metadata, "aliases", dict)
     parameters = _metadata_json(path, metadata, "parameters", dict)
+    branches = _metadata_json(path, metadata, "branches", list)
+    if not branches or not set(branches) <= set(BRANCHES):
+        raise WeightsError(f"{path}: arseg metadata 'branches' must list 'hr' and/or 'lr', not {branches}")
+    if "lr" in branches and meta.scale is None:
+        raise WeightsError(f"{path}: the model has an LR branch but its metadata gives no LR scale")
     tensors = {name: tuple(int(d) for d in entry["shape"]) for name, entry in header.items()}
     missing_targets = sorted(a for a, target in aliases.items() if target not in tensors)
     if missing_targets:
@@ -204,9 +223,25 @@ def read_info(path: str | Path) -> WeightsInfo:
         storage_dtype=str(metadata.get("storage_dtype", "float32")),
         tensors=tensors,
         aliases={str(a): str(t) for a, t in aliases.items()},
+        branches=tuple(str(b) for b in branches),
         parameters={str(k): int(v) for k, v in parameters.items()},
         file_bytes=file_bytes,
     )
+
+
+def _check_meta(path: Path, meta: ModelMeta) -> None:
+    """Values the model is built from must make sense (JSON can say anything)."""
+    problems = []
+    if meta.warp not in ("official", "exact"):
+        problems.append(f"warp {meta.warp!r} is neither 'official' nor 'exact'")
+    if meta.scale is not None and not 0.0 < meta.scale <= 1.0:
+        problems.append(f"LR scale {meta.scale} is not in (0, 1]")
+    if meta.keyframe_interval < 1:
+        problems.append(f"keyframe interval {meta.keyframe_interval} is below 1")
+    if not meta.classes or len(meta.palette) != len(meta.classes):
+        problems.append(f"{len(meta.classes)} classes but {len(meta.palette)} palette colours")
+    if problems:
+        raise WeightsError(f"{path}: model metadata is invalid ({'; '.join(problems)})")
 
 
 def read_state_dict(path: str | Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
@@ -215,6 +250,36 @@ def read_state_dict(path: str | Path) -> tuple[ModelMeta, dict[str, torch.Tensor
     Floating tensors come back as float32 whatever the storage dtype; integer buffers as stored.
     Raises WeightsError on any damage, including NaN/Inf values.
     """
+    info, state = _read(path)
+    return info.meta, state
+
+
+def load_weights(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    arch: str | None = None,
+    num_classes: int | None = None,
+    warp: WarpConvention | None = None,
+) -> ARSeg:
+    """Build the ARSeg model a weights file describes and load its tensors; returns it in eval mode.
+
+    The architecture, branches, class count, LR scale and warp convention come from the file's
+    metadata. `arch`, `num_classes` and `warp` are optional expectations of the caller: a value that
+    contradicts the file raises WeightsError instead of silently winning.
+    """
+    info, state = _read(path)
+    meta = info.meta
+    expected = {"architecture": (arch, meta.arch), "class count": (num_classes, meta.num_classes), "warp convention": (warp, meta.warp)}
+    for what, (asked, stored) in expected.items():
+        if asked is not None and asked != stored:
+            raise WeightsError(f"{info.path}: its {what} is {stored!r}, but {asked!r} was asked for")
+    model = _build_model(meta, has_hr="hr" in info.branches, path=info.path)
+    load_state_strict(model, state, source=str(info.path))
+    return model.to(device).eval()
+
+
+def _read(path: str | Path) -> tuple[WeightsInfo, dict[str, torch.Tensor]]:
     info = read_info(path)
     try:
         with safe_open(str(info.path), framework="pt", device="cpu") as handle:
@@ -225,39 +290,16 @@ def read_state_dict(path: str | Path) -> tuple[ModelMeta, dict[str, torch.Tensor
     _check_finite(state.items(), str(info.path))
     for alias, target in info.aliases.items():
         state[alias] = state[target]
-    return info.meta, state
+    return info, state
 
 
-def load_weights(
-    path: str | Path,
-    *,
-    device: str | torch.device = "cpu",
-    num_classes: int | None = None,
-    warp: WarpConvention | None = None,
-) -> nn.Module:
-    """Build the ARSeg model a weights file describes and load its tensors; returns it in eval mode.
-
-    The architecture, class count and warp convention come from the file's metadata. `num_classes`
-    and `warp` are optional expectations of the caller: a value that contradicts the file raises
-    WeightsError instead of silently winning.
-    """
-    meta, state = read_state_dict(path)
-    if num_classes is not None and num_classes != meta.num_classes:
-        raise WeightsError(f"{path} has {meta.num_classes} classes, but {num_classes} were asked for")
-    if warp is not None and warp != meta.warp:
-        raise WeightsError(f"{path} uses the {meta.warp!r} warp convention, but {warp!r} was asked for")
-    model = _build_model(meta, path)
-    load_state_strict(model, state, source=str(path))
-    return model.to(device).eval()
-
-
-def _build_model(meta: ModelMeta, path: str | Path) -> nn.Module:
+def _build_model(meta: ModelMeta, *, has_hr: bool, path: Path) -> ARSeg:
     from arseg_cli.model import _registry
 
     if meta.arch not in _registry.list_archs():
         known = ", ".join(_registry.list_archs())
         raise WeightsError(f"{path}: unknown architecture {meta.arch!r} (known: {known})")
-    return _registry.build_arseg(meta)
+    return _registry.build_arseg(meta, has_hr=has_hr)
 
 
 def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
