@@ -1,0 +1,125 @@
+"""CReFF: fuse the keyframe's HR feature into a non-keyframe's LR feature (warp + 7x7 local attention).
+
+What the released AR-Seg networks compute (see docs and shared/reference/OFFICIAL.md, "CReFF as released"):
+the flow is scaled to feature pixels and resized to the feature size, the keyframe feature is warped with
+`grid_sample`, the LR feature is upsampled (bilinear, align_corners=True) to the HR feature size, depthwise
+3x3 convolutions give Q (from the LR feature), K and V (from the warped feature), and each pixel attends to
+its window x window neighbours: logits = sum over channels of Q * K (no 1/sqrt(C)), neighbours outside the
+image have logit 0 and value 0 but still take part in the softmax, output = LR_up + sum_k w_k V_k.
+
+This file states that computation plainly (`warp_feature`, `local_attention`): it is the path for
+training (autograd), ONNX export, tracing and non-CPU devices. CPU inference takes the tiled kernel in
+`_local_attention.py`, which computes the same numbers without materialising full-size intermediates.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from arseg_cli.model._local_attention import fused_creff
+from arseg_cli.model._segnet import resize_bilinear
+from arseg_cli.model.meta import WarpConvention
+
+
+def resize_flow(flow_px: Tensor, size: tuple[int, int]) -> Tensor:
+    """Backward flow (N, 2, H, W) in image pixels (x, y) -> (N, 2, *size) in feature pixels.
+
+    Each component is scaled by feature/image size along its axis, then the field is resized with
+    bilinear align_corners=True, as the official evaluation does.
+    """
+    height, width = flow_px.shape[-2:]
+    scale = flow_px.new_tensor([size[1] / width, size[0] / height]).view(1, 2, 1, 1)
+    return resize_bilinear(flow_px * scale, size, align_corners=True)
+
+
+def sampling_grid(flow_feat: Tensor) -> Tensor:
+    """grid_sample grid (N, Hf, Wf, 2) of pixel coordinates + flow (N, 2, Hf, Wf), normalised as 2v/(W-1)-1.
+
+    The official normalisation; a size-1 axis is normalised by 1 instead of 0.
+    """
+    height, width = flow_feat.shape[-2:]
+    ys = torch.arange(height, dtype=flow_feat.dtype, device=flow_feat.device).view(1, height, 1)
+    xs = torch.arange(width, dtype=flow_feat.dtype, device=flow_feat.device).view(1, 1, width)
+    gx = 2.0 * (xs + flow_feat[:, 0]) / max(width - 1, 1) - 1.0
+    gy = 2.0 * (ys + flow_feat[:, 1]) / max(height - 1, 1) - 1.0
+    return torch.stack((gx, gy), dim=-1)
+
+
+def warp_feature(feat: Tensor, flow_px: Tensor, convention: WarpConvention) -> Tensor:
+    """Keyframe feature (N, C, Hf, Wf) warped to the current frame with backward flow (N, 2, H, W) in image px.
+
+    'official': grid_sample with align_corners=False on a grid normalised by (W-1), the released models'
+    quirk: zero flow is not the identity (x0.5 on edges, x0.25 on corners, content shifted by up to half
+    a pixel). 'exact': align_corners=True, so zero flow is the identity and an integer flow moves content
+    by exactly that many pixels. Samples outside the feature are zero.
+    """
+    flow_feat = resize_flow(flow_px, (feat.shape[-2], feat.shape[-1]))
+    grid = sampling_grid(flow_feat).to(feat.dtype)
+    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=convention == "exact")
+
+
+def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int = 7) -> Tensor:
+    """sum_k softmax_k(<q, k_k>) v_k over each pixel's window x window neighbours; all (N, C, H, W).
+
+    Neighbours outside the image have key 0 (logit 0) and value 0. Plain shifted products: exportable and
+    differentiable; it keeps window^2 logit maps (N, H, W) alive.
+    """
+    r = window // 2
+    height, width = q.shape[-2:]
+    k_pad, v_pad = F.pad(k, (r, r, r, r)), F.pad(v, (r, r, r, r))
+    shifts = [(dy, dx) for dy in range(window) for dx in range(window)]
+    logits = torch.stack([(q * k_pad[..., dy : dy + height, dx : dx + width]).sum(1) for dy, dx in shifts], 1)
+    weights = logits.softmax(dim=1)
+    out = torch.zeros_like(q)
+    for i, (dy, dx) in enumerate(shifts):
+        out = out + weights[:, i : i + 1] * v_pad[..., dy : dy + height, dx : dx + width]
+    return out
+
+
+def _depthwise(channels: int) -> nn.Conv2d:
+    return nn.Conv2d(channels, channels, kernel_size=3, padding=1, groups=channels, bias=True)
+
+
+class CReFF(nn.Module):
+    """Cross-resolution feature fusion. Submodule names are the official ones (`fuse_attention.*` keys).
+
+    forward(lr_feat (N, C, h, w), key_feat (N, C, Hf, Wf), flow_px (N, 2, H, W)) -> (N, C, Hf, Wf), float.
+    flow_px: backward flow (x, y) at image resolution in image pixels: current pixel p shows what the
+    keyframe shows at p + flow(p).
+    """
+
+    def __init__(self, channels: int, *, window: int = 7, warp: WarpConvention = "official") -> None:
+        super().__init__()
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"CReFF window must be a positive odd number, got {window}")
+        if warp not in ("official", "exact"):
+            raise ValueError(f"unknown warp convention {warp!r} (expected 'official' or 'exact')")
+        self.channels, self.window, self.warp = channels, window, warp
+        self.lr_query_conv = _depthwise(channels)
+        self.hr_key_conv = _depthwise(channels)
+        self.hr_value_conv = _depthwise(channels)
+
+    def forward(self, lr_feat: Tensor, key_feat: Tensor, flow_px: Tensor) -> Tensor:
+        size = (key_feat.shape[-2], key_feat.shape[-1])
+        if self._takes_fast_path(lr_feat, key_feat, flow_px):
+            up = resize_bilinear(lr_feat.contiguous(memory_format=torch.channels_last), size, align_corners=True)
+            flow_feat = resize_flow(flow_px.to(key_feat.dtype), size)
+            convs = (self.lr_query_conv, self.hr_key_conv, self.hr_value_conv)
+            # The kernel adds the attention into `up` in place: never into the caller's tensor.
+            up = up.clone() if up.data_ptr() == lr_feat.data_ptr() else up
+            return fused_creff(up, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
+        up = resize_bilinear(lr_feat, size, align_corners=True)
+        warped = warp_feature(key_feat, flow_px, self.warp)
+        q, k, v = self.lr_query_conv(up), self.hr_key_conv(warped), self.hr_value_conv(warped)
+        return up + local_attention(q, k, v, self.window)
+
+    def _takes_fast_path(self, *inputs: Tensor) -> bool:
+        """The tiled kernel serves CPU float32/float64 inference; anything that records the graph
+        (autograd, tracing, export, compile) gets the plain path."""
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+            return False
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (*inputs, *self.parameters())):
+            return False
+        return all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in inputs)
