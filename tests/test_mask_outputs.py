@@ -56,10 +56,13 @@ def ntsc_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_output_kinds_are_parsed_by_name_with_aliases() -> None:
     assert parse_kinds(["labels", "Color", "overlay"]) == {OutputKind.PNG, OutputKind.COLOUR, OutputKind.OVERLAY}
+    assert parse_kinds("png, lossless") == parse_kinds(["png,lossless"]) == {OutputKind.PNG, OutputKind.LOSSLESS}
+    assert parse_kinds([OutputKind.RAW]) == {OutputKind.RAW}
     with pytest.raises(OptionsError, match="unknown output 'gif': choose from png, colour, overlay, lossless, raw"):
         parse_kinds(["png", "gif"])
-    with pytest.raises(OptionsError, match="no output requested"):
-        parse_kinds([])
+    for nothing in ([], "", [" , "]):
+        with pytest.raises(OptionsError, match="no output requested"):
+            parse_kinds(nothing)
 
 
 def test_outputs_have_fixed_names_in_the_directory_and_raw_alone_may_go_to_stdout(tmp_path: Path) -> None:

@@ -45,20 +45,20 @@ class OutputKind(StrEnum):
     RAW = "raw"  # DIR/labels.raw, or standard output when DIR is '-': H*W uint8 bytes per frame
 
 
-_ALIASES = {"labels": OutputKind.PNG, "color": OutputKind.COLOUR}
+_BY_NAME = {kind.value: kind for kind in OutputKind} | {"labels": OutputKind.PNG, "color": OutputKind.COLOUR}
 
 
-def parse_kinds(names: Iterable[OutputKind | str]) -> frozenset[OutputKind]:
-    """Output kinds from their names ('labels' = 'png', 'color' = 'colour'); OptionsError if unknown or none."""
+def parse_kinds(names: str | Iterable[OutputKind | str]) -> frozenset[OutputKind]:
+    """Output kinds from their names, given one by one or comma-separated ('png,colour'); 'labels' =
+    'png', 'color' = 'colour'. OptionsError if a name is unknown or none is given."""
+    if isinstance(names, str):
+        names = [names]
     kinds = set()
-    for name in names:
-        key = str(name).lower()
-        if key in _ALIASES:
-            kinds.add(_ALIASES[key])
-        elif key in OutputKind._value2member_map_:
-            kinds.add(OutputKind(key))
-        else:
+    for name in (part.strip() for entry in names for part in str(entry).split(",") if part.strip()):
+        kind = _BY_NAME.get(name.lower())
+        if kind is None:
             raise OptionsError(f"unknown output {name!r}: choose from {', '.join(OutputKind)}")
+        kinds.add(kind)
     if not kinds:
         raise OptionsError(f"no output requested: choose from {', '.join(OutputKind)}")
     return frozenset(kinds)
@@ -120,7 +120,7 @@ class MaskOutputs:
     def __init__(
         self,
         directory: str | Path,
-        kinds: Iterable[OutputKind | str],
+        kinds: str | Iterable[OutputKind | str],
         palette: Palette,
         timing: Timing,
         *,
