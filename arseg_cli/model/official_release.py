@@ -14,9 +14,12 @@ from pathlib import Path
 import torch
 
 from arseg_cli.errors import WeightsError
+from arseg_cli.model.official import load_official
+from arseg_cli.model.official import scale_from_name as official_file_scale
 from arseg_cli.model.weights import save_weights
 from arseg_cli.outputs import check_writable
 
+__all__ = ["OfficialFiles", "file_sha256", "find_official_files", "import_official", "official_file_scale"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +64,6 @@ def find_official_files(release: str | Path, *, arch: str, scale: float | None =
     return OfficialFiles(hr=hr_files[0], ar=chosen[0])
 
 
-def official_file_scale(path: str | Path) -> float | None:
-    """The LR scale in an official checkpoint name (`PSPNet_resnet18_0.5_87_.pth` -> 0.5), or None."""
-    fields = Path(path).name.split("_")
-    try:
-        return float(fields[2])
-    except (IndexError, ValueError):
-        return None
-
-
 def import_official(
     files: OfficialFiles,
     output: str | Path,
@@ -85,8 +79,6 @@ def import_official(
     The files are read by `load_official` (torch.load with weights_only=True: no code runs). The
     provenance records each source file's name and sha256, the date (UTC) and `command`.
     """
-    from arseg_cli.model.official import load_official
-
     check_writable(output, force)
     model = load_official(hr=files.hr, ar=files.ar, lr=files.lr, arch=arch, scale=scale)
     sources = {role: path for role, path in (("hr", files.hr), ("ar", files.ar), ("lr", files.lr)) if path}
