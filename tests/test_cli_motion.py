@@ -84,7 +84,9 @@ def test_reads_mpegts_from_stdin(tmp_path: Path) -> None:
 )
 def test_bad_input_and_options_create_nothing(video: Path, tmp_path: Path, args: list[str], code: int) -> None:
     (tmp_path / "notes.txt").write_text("not a video\n")
-    values = {"missing": tmp_path / "nope.mp4", "out": tmp_path / "flows", "video": video, "text": tmp_path / "notes.txt"}
+    values = {
+        "missing": tmp_path / "nope.mp4", "out": tmp_path / "flows", "video": video, "text": tmp_path / "notes.txt"
+    }
     done = run_arseg(*(a.format(**values) for a in args))
     assert done.returncode == code
     assert b"Traceback" not in done.stderr

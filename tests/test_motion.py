@@ -226,7 +226,8 @@ def test_b_frames_chain_through_the_latest_i_or_p_frame() -> None:
         frame(1, "B", blocks([(0, 0, 32, 16, 1.0, 0.0, -1), *future], hw), hw),
         frame(2, "B", blocks([(0, 0, 32, 16, 2.0, 0.0, -1), *future], hw), hw),
         frame(3, "P", uniform(hw, 3.0, 0.0), hw),
-        frame(4, "B", blocks([(0, 0, 16, 16, 1.0, 0.0, -1), (16, 0, 16, 16, -9.0, 0.0, 1)], hw), hw),  # right: future only
+        # B4: the right half is predicted from the future only.
+        frame(4, "B", blocks([(0, 0, 16, 16, 1.0, 0.0, -1), (16, 0, 16, 16, -9.0, 0.0, 1)], hw), hw),
         frame(5, "P", uniform(hw, 2.0, 0.0), hw),
     ]
     records = [r for _, r in flows_to_key(frames)]
@@ -307,7 +308,9 @@ def ip_frames(clip: SyntheticClip, tmp_path_factory: pytest.TempPathFactory) -> 
     return list(decode_frames(path, motion="bitstream"))
 
 
-def test_one_hop_flow_matches_known_motion_on_interior_blocks(clip: SyntheticClip, ip_frames: list[DecodedFrame]) -> None:
+def test_one_hop_flow_matches_known_motion_on_interior_blocks(
+    clip: SyntheticClip, ip_frames: list[DecodedFrame]
+) -> None:
     records = [r for _, r in flows_to_reference(ip_frames)]
     assert [r.index - r.key_index for r in records] == [0 if i % KEYINT == 0 else 1 for i in range(24)]
     for record in records[1:]:
@@ -318,7 +321,9 @@ def test_one_hop_flow_matches_known_motion_on_interior_blocks(clip: SyntheticCli
         assert epe.max() <= 0.5 and on_square.max() <= 0.5, (record.index, epe.max())
 
 
-def test_flow_to_keyframe_over_eleven_hops_matches_known_motion(clip: SyntheticClip, ip_frames: list[DecodedFrame]) -> None:
+def test_flow_to_keyframe_over_eleven_hops_matches_known_motion(
+    clip: SyntheticClip, ip_frames: list[DecodedFrame]
+) -> None:
     records = {r.index: r for _, r in flows_to_key(ip_frames, every=KEYINT)}
     for index in (11, 23):
         record = records[index]

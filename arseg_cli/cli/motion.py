@@ -61,6 +61,7 @@ def _summary(result: MotionExportResult, settings: MotionExport) -> str:
     source = "libx264 re-encode" if result.motion == "reencode" else "bitstream"
     return (
         f"wrote {result.frames} .{settings.fmt} flows {target} to {result.directory} "
-        f"({result.keyframes} keyframes with zero flow, {result.exact}/{result.frames} exact, vectors from the {source}; "
+        f"({result.keyframes} keyframes with zero flow, {result.exact}/{result.frames} exact, "
+        f"vectors from the {source}; "
         f"index in {INDEX_NAME})"
     )

@@ -44,7 +44,8 @@ def rasterise_blocks(
 
     Returns (grid, covered): grid (2, gh, gw) float32 backward offsets in pixels, covered (gh, gw)
     bool. Only vectors to a past reference (source < 0) are used: a future reference cannot be
-    composed back to an earlier keyframe, so future-only blocks stay uncovered (docs/MOTION.md).
+    composed back to an earlier keyframe, so future-only blocks stay uncovered (docs/MOTION.md),
+    and so do B-frame partitions whose past vector is an export artefact (`_usable_past`).
     Blocks partly outside the frame keep their inside cells; blocks smaller than a cell set the
     whole cell (the last one written wins).
     """
@@ -60,6 +61,7 @@ def rasterise_blocks(
     corner = motion.dst_xy[past].astype(np.int64) - size // 2
     first = corner // cell
     span = -(-(corner + size) // cell) - first  # cells touched along x and y, >= 1
+    # Loops over the (at most 2 x 2) cells a block spans, each step vectorised over all blocks.
     for row in range(int(span[:, 1].max(initial=0))):
         for col in range(int(span[:, 0].max(initial=0))):
             cx = first[:, 0] + col
@@ -83,7 +85,9 @@ def _usable_past(motion: BlockMotion) -> np.ndarray:
     future = motion.source > 0
     if not future.any():
         return past
-    block = (motion.dst_xy.astype(np.int64) @ np.array([1 << 32, 1 << 16])) + (motion.size_wh.astype(np.int64) @ np.array([1 << 8, 1]))
+    # One integer per block position and size (coordinates < 2**16, sizes < 2**8).
+    block = motion.dst_xy.astype(np.int64) @ np.array([1 << 32, 1 << 16])
+    block += motion.size_wh.astype(np.int64) @ np.array([1 << 8, 1])
     zero = ~motion.offset_px.any(axis=1)
     spurious = past & zero & np.isin(block, block[future & ~zero])
     return past & ~spurious
