@@ -91,3 +91,15 @@ def test_bad_input_and_options_create_nothing(video: Path, tmp_path: Path, args:
     assert done.returncode == code
     assert b"Traceback" not in done.stderr
     assert not (tmp_path / "flows").exists()
+
+
+def test_truncated_input_keeps_the_flows_of_the_frames_that_decoded(tmp_path: Path) -> None:
+    whole = write_clip(small_clip().frames, tmp_path / "clip.mkv", keyint=KEYINT).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) * 2 // 3])
+    done = run_arseg("motion", str(tmp_path / "cut.mkv"), "-o", str(tmp_path / "flows"))
+    assert done.returncode == 1 and b"Traceback" not in done.stderr
+    assert b"truncated" in done.stderr and b"their flows are in" in done.stderr
+    index = json.loads((tmp_path / "flows" / INDEX_NAME).read_text())
+    decoded = len(index["frames"])
+    assert 0 < decoded < FRAMES
+    assert sorted(p.name for p in (tmp_path / "flows").iterdir()) == sorted([*names(decoded, "flo"), INDEX_NAME])

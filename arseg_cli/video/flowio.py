@@ -11,6 +11,7 @@ height, then H*W interleaved (u, v) float32 pairs, row by row, all little-endian
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -153,11 +154,13 @@ def png_bytes(rgb: np.ndarray, compress_level: int = 1) -> bytes:
 
 def flow_bytes(flow: np.ndarray, fmt: FlowFormat) -> bytes:
     """A (2, H, W) flow as the bytes of a `.flo` or `.npy` file."""
-    if fmt == "flo":
-        return flo_bytes(flow)
-    if fmt == "npy":
-        return npy_bytes(flow)
-    raise OptionsError(f"unknown flow format {fmt!r}; choose one of {', '.join(FLOW_FORMATS)}")
+    return flo_bytes(flow) if _check_format(fmt) == "flo" else npy_bytes(flow)
+
+
+def _check_format(fmt: str) -> FlowFormat:
+    if fmt not in FLOW_FORMATS:
+        raise OptionsError(f"unknown flow format {fmt!r}; choose one of {', '.join(FLOW_FORMATS)}")
+    return fmt  # type: ignore[return-value]
 
 
 class FlowFileWriter:
@@ -171,10 +174,8 @@ class FlowFileWriter:
     def __init__(
         self, directory: str | Path, *, fmt: FlowFormat = "flo", png: bool = False, force: bool = False, digits: int = 6
     ) -> None:
-        if fmt not in FLOW_FORMATS:
-            raise OptionsError(f"unknown flow format {fmt!r}; choose one of {', '.join(FLOW_FORMATS)}")
+        self.fmt: FlowFormat = _check_format(fmt)
         self.directory = prepare_output_dir(directory, force)
-        self.fmt: FlowFormat = fmt
         self.png = png
         self.force = force
         self.digits = digits
@@ -224,8 +225,7 @@ class MotionExport:
     def __post_init__(self) -> None:
         if self.to_key is not None and self.to_key < 1:
             raise OptionsError(f"--to-key must be >= 1, got {self.to_key}")
-        if self.fmt not in FLOW_FORMATS:
-            raise OptionsError(f"unknown flow format {self.fmt!r}; choose one of {', '.join(FLOW_FORMATS)}")
+        _check_format(self.fmt)
         if self.motion == "none":
             raise OptionsError("motion 'none' gives no flow; use auto, bitstream or reencode")
 
@@ -257,6 +257,7 @@ def export_motion(
     raises PartialDecodeError afterwards; an interrupted run leaves whole files only.
     """
     with VideoReader(source, motion=settings.motion) as reader:
+        created = not Path(directory).exists()
         writer = FlowFileWriter(directory, fmt=settings.fmt, png=settings.png, force=force)
         index_settings: dict[str, object] = {
             "input": reader.info.name,
@@ -276,6 +277,11 @@ def export_motion(
         except PartialDecodeError as error:
             writer.close(index_settings)
             raise PartialDecodeError(f"{error}; their flows are in {writer.directory}", error.frames_decoded) from None
+        except BaseException:
+            if created and not writer.entries:  # nothing decoded: leave no empty directory behind
+                with contextlib.suppress(OSError):
+                    writer.directory.rmdir()
+            raise
         writer.close(index_settings)
     entries = writer.entries
     return MotionExportResult(
