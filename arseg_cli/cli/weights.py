@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -18,34 +18,54 @@ app = typer.Typer(
 )
 
 
+class ReleaseKind(str, Enum):
+    ar = "ar"
+    hr = "hr"
+    lr = "lr"
+
+
 @app.command("import")
 def import_command(
-    official: Path = typer.Argument(
-        ..., help="An official HR .pth file, or the official release directory (checkpoints/ or checkpoints/ARCH)."
+    source: Path | None = typer.Argument(
+        None,
+        help="An official HR .pth file, or an official release directory (checkpoints/ or checkpoints/ARCH). "
+        "Leave out to convert an LR file (--lr) alone.",
     ),
-    arch: str = typer.Option(..., "--arch", help="Architecture id, e.g. camvid-psp18, cityscapes-bise18."),
     output: Path = typer.Option(..., "--output", "-o", help="The arseg weights file to write (.safetensors)."),
+    arch: str | None = typer.Option(
+        None, "--arch", help="Architecture id (camvid-psp18, camvid-bise18, cityscapes-psp18, cityscapes-bise18); "
+        "default: recognised from the files."
+    ),
     ar: Path | None = typer.Option(None, "--ar", help="Official AR file (LR network + CReFF) to pair with the HR file."),
-    lr: Path | None = typer.Option(None, "--lr", help="Official plain LR-baseline file to pair with the HR file."),
+    lr: Path | None = typer.Option(None, "--lr", help="Official plain LR file: with an HR file, or alone."),
+    kind: ReleaseKind | None = typer.Option(
+        None, "--kind", help="From a release directory: 'ar' (HR + AR, the default), 'hr' (HR alone) or 'lr' (LR alone)."
+    ),
     scale: float | None = typer.Option(
         None, "--scale", help="LR scale s; default: from the AR/LR file name (release directory: the only one)."
     ),
     fp16: bool = typer.Option(False, "--fp16", help="Store floating tensors as float16 (half the size)."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUTPUT if it exists."),
 ) -> None:
-    """Convert official AR-Seg checkpoints (HR + AR or LR) into one arseg weights file."""
+    """Convert official AR-Seg checkpoints (HR + AR, HR alone, HR + LR, or LR alone) into one arseg weights file."""
     import torch
 
     from arseg_cli.model.official_release import OfficialFiles, find_official_files, import_official
 
     if ar is not None and lr is not None:
         raise OptionsError("give either --ar or --lr, not both")
-    if official.is_dir():
+    if source is not None and source.is_dir():
         if ar is not None or lr is not None:
-            raise OptionsError("--ar/--lr pair with an HR file; a release directory provides its own AR file")
-        files = find_official_files(official, arch=arch, scale=scale)
+            raise OptionsError("--ar/--lr pair with an HR file; a release directory provides its own files")
+        files = find_official_files(source, arch=arch, scale=scale, kind=(kind or ReleaseKind.ar).value)
     else:
-        files = OfficialFiles(hr=official, ar=ar, lr=lr)
+        if kind is not None:
+            raise OptionsError("--kind chooses files in a release directory; with files, give --ar or --lr")
+        if source is None and ar is not None:
+            raise OptionsError("an AR file needs the HR file of the same model (its keyframes)")
+        if source is None and lr is None:
+            raise OptionsError("nothing to import: give an HR file, a release directory, or --lr FILE")
+        files = OfficialFiles(hr=source, ar=ar, lr=lr)
     written = import_official(
         files,
         output,
@@ -53,9 +73,20 @@ def import_command(
         scale=scale,
         dtype=torch.float16 if fp16 else None,
         force=force,
-        command=shlex.join(["arseg", *sys.argv[1:]]),
+        command=_command_line(source, output, arch=arch, ar=ar, lr=lr, kind=kind, scale=scale, fp16=fp16),
     )
     typer.echo(str(written))
+
+
+def _command_line(source: Path | None, output: Path, **options: object) -> str:
+    """The import as one shell command with the values it ran with (for the provenance record)."""
+    words = ["arseg", "weights", "import", *([str(source)] if source is not None else []), "-o", str(output)]
+    for name, value in options.items():
+        if value is True:
+            words.append(f"--{name}")
+        elif value not in (None, False):
+            words += [f"--{name}", value.value if isinstance(value, Enum) else str(value)]
+    return shlex.join(words)
 
 
 @app.command("info")
@@ -76,6 +107,7 @@ def info_command(
             "storage_dtype": info.storage_dtype,
             "tensors": len(info.tensors),
             "aliases": len(info.aliases),
+            "branches": list(info.branches),
             "parameters": info.parameters,
             "meta": meta.to_json(),
         }
@@ -88,6 +120,7 @@ def info_command(
         ("scale", "none (HR only)" if meta.scale is None else f"{meta.scale:g}"),
         ("keyframe interval", str(meta.keyframe_interval)),
         ("warp", meta.warp),
+        ("branches", ", ".join(info.branches)),
         ("CReFF", "yes" if meta.has_creff else "no"),
         ("mean / std", f"{_floats(meta.mean)} / {_floats(meta.std)}"),
         ("parameters", ", ".join(f"{branch} {count:,}" for branch, count in info.parameters.items())),
