@@ -5,8 +5,9 @@ or several references has vectors that do not chain exactly to the keyframe. For
 frames are re-encoded in process with libx264 (ultrafast, no B-frames, one reference, no scene-cut
 keyframes) and that bitstream is decoded at once with MV export: every P-frame of the re-encode
 refers to the frame right before it, so its vectors chain exactly. The vectors are x264's estimate
-of the motion, not the original stream's; measured at ~9 ms/frame for 960x720 with 99.6% of interior
-blocks matching a known pan (reference/PYAV.md, benchmarks/bench_decode.py).
+of the motion, not the original stream's. Cost at 960x720: 5-10 ms per frame on top of decoding (~6 ms
+of CPU), with 99.97% of background blocks within 0.5 px of a known pan (benchmarks/bench_decode.py;
+reference/PYAV.md measured 8.8 ms in total and 99.6% of interior 16 px cells).
 
 Streaming: the encoder and the decoder run in lock step; only the few frames inside the encoder's
 latency are held, so memory does not grow with the length of the video.

@@ -109,8 +109,9 @@ def configure_decoder(stream: av.video.stream.VideoStream, info: StreamInfo, *, 
 
 #: Frames decoded by `probe_video` to find the first GOP's pattern and the vectors (the rest is only demuxed).
 DEFAULT_SCAN_FRAMES = 300
-# Cost of the re-encode fallback, measured by benchmarks/bench_decode.py (reference/PYAV.md).
-_REENCODE_COST = "~9 ms per 960x720 frame"
+# Cost of the re-encode fallback on top of decoding, measured by benchmarks/bench_decode.py on a
+# shared 2-core machine (5-10 ms wall, ~6 ms CPU per frame; reference/PYAV.md: 8.8 ms in total).
+_REENCODE_COST = "about 6-10 ms per 960x720 frame"
 
 
 @dataclass(frozen=True, slots=True)
