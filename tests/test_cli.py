@@ -61,3 +61,76 @@ def test_module_entry_point_runs() -> None:
     assert done.returncode == 0
     assert done.stdout.strip() == f"arseg {__version__}"
     assert done.stderr == ""
+
+
+def _stderr_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["info"], ["info", "--no-such-option", "x.mp4"], ["no-such-command"], ["encode", "in.mp4", "-o", "o.mp4", "--keyint", "0"]],
+)
+def test_usage_errors_are_one_line_with_exit_2(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "arseg_cli", *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = _stderr_lines(done.stderr)
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "--help" in lines[0]
+    assert done.stdout == ""
+
+
+def test_error_text_is_not_read_as_markup() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "arseg_cli", "info", "/no/such/[bold]clip[/bold].mp4"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "[bold]clip[/bold].mp4" in done.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    app = _app_raising(InputError("bad input here"))
+
+    @app.callback()
+    def options(ctx: typer.Context, debug: bool = typer.Option(False, "--debug")) -> None:
+        ctx.obj = {"debug": debug}
+
+    quiet = CliRunner().invoke(app, ["boom"])
+    loud = CliRunner().invoke(app, ["--debug", "boom"])
+    assert quiet.exit_code == loud.exit_code == 1
+    assert "Traceback" not in quiet.output
+    assert "Traceback" in loud.output and "bad input here" in loud.output
+
+
+def test_broken_pipe_ends_quietly_with_exit_0() -> None:
+    result = CliRunner().invoke(_app_raising(BrokenPipeError()), ["boom"])
+    assert result.exit_code == 0
+    assert "error" not in result.output
+
+
+def test_arseg_error_while_parsing_options_is_one_line() -> None:
+    def reject(value: str) -> str:
+        raise OptionsError(f"cannot use {value!r} here")
+
+    app = typer.Typer(cls=_ArsegGroup, pretty_exceptions_enable=False)
+
+    @app.command("run")
+    def run(mode: str = typer.Option("x", callback=reject)) -> None:
+        typer.echo("never")
+
+    @app.command("other")
+    def other() -> None:
+        pass
+
+    result = CliRunner().invoke(app, ["run", "--mode", "fast"])
+    assert result.exit_code == 2
+    assert _stderr_lines(result.output) == ["error: cannot use 'fast' here"]
+
+
+def test_errors_of_a_sub_command_group_are_handled_too() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "arseg_cli", "weights", "info", "/no/such/file.safetensors"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert len(_stderr_lines(done.stderr)) == 1 and "Traceback" not in done.stderr

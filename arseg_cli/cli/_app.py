@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
@@ -37,6 +38,30 @@ EXIT_INTERRUPTED = 130
 class _ArsegGroup(TyperGroup):
     """Turns known errors into one red line and an exit code; tracebacks only with --debug."""
 
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Parse and run; usage errors become one line too (not the framework's multi-line panel)."""
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK
+        except _CLI_FLOW[2:] as error:
+            code = _report_usage(error)
+        except typer.Abort:
+            console.print("[yellow]interrupted[/yellow]")
+            code = EXIT_INTERRUPTED
+        except ArsegError as error:  # raised while parsing, e.g. by an option callback
+            _print_error(str(error))
+            code = error.exit_code
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -57,10 +82,27 @@ class _ArsegGroup(TyperGroup):
             raise typer.Exit(EXIT_ERROR) from None
 
 
+def _report_usage(error: BaseException) -> int:
+    """One line for a usage error of the framework (unknown option, bad value, missing argument)."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # `arseg` alone: the help is the answer
+        error.show()  # type: ignore[attr-defined]
+        return int(getattr(error, "exit_code", EXIT_USAGE))
+    ctx = getattr(error, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    message = error.format_message()  # type: ignore[attr-defined]
+    _print_error(message + hint)
+    return int(getattr(error, "exit_code", EXIT_USAGE))
+
+
 def _report(ctx: typer.Context, error: BaseException, message: str) -> None:
     if ctx.obj and ctx.obj.get("debug"):
         console.print_exception(show_locals=False)
-    console.print(f"[bold red]error:[/bold red] {message}", soft_wrap=True, markup=True)
+    _print_error(message)
+
+
+def _print_error(message: str) -> None:
+    """`error: <message>` on stderr, one line; the message is text, never markup."""
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True, markup=True)
 
 
 def _silence_stdout() -> None:
