@@ -133,7 +133,8 @@ def test_encode_never_overwrites_without_force(
 
 
 @pytest.mark.parametrize(
-    "options", [["--crf", "20", "--bitrate", "100000"], ["--keyint", "0"], ["--crf", "60"]]
+    "options",
+    [["--crf", "20", "--bitrate", "100000"], ["--keyint", "0"], ["--crf", "60"], ["--preset", "bogus"]],
 )
 def test_encode_contradictory_or_bad_options_are_usage_errors(
     b_frame_mkv: Path, tmp_path: Path, options: list[str]
@@ -160,3 +161,38 @@ def test_encode_reads_stdin(clip: SyntheticClip, tmp_path: Path) -> None:
     frames = list(decode_frames(out))
     assert "".join(frame.pict_type for frame in frames) == "IPPPPPPIPPPPPP"
     assert all((frame.motion is None) == (frame.pict_type == "I") for frame in frames)
+
+
+@pytest.mark.parametrize("name", ["out.xyz", "no-extension"])
+def test_encode_names_an_output_whose_container_is_unknown(
+    b_frame_mkv: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["encode", str(b_frame_mkv), "-o", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and ".mp4" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_encode_to_a_pipe_whose_reader_leaves_ends_quietly(b_frame_mkv: Path) -> None:
+    """`arseg encode IN -o - | head -c 100`: the reader going away is not an error of arseg's."""
+    import subprocess
+    import sys
+
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "arseg_cli", "encode", str(b_frame_mkv), "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert producer.stdout is not None and producer.stderr is not None
+    assert len(producer.stdout.read(100)) == 100
+    producer.stdout.close()  # what `head -c 100` does once it has its bytes
+    err = producer.stderr.read().decode()
+    assert producer.wait(timeout=120) == 0, err
+    assert "error" not in err
+
+
+def test_empty_input_path_and_empty_stdin_say_so() -> None:
+    empty_path = run_arseg("info", "")
+    assert empty_path.returncode == 1 and b"input path is empty" in empty_path.stderr
+    empty_stdin = run_arseg("info", "-", stdin=b"")
+    assert empty_stdin.returncode == 1 and b"standard input is empty" in empty_stdin.stderr

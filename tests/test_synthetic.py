@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from arseg_cli.video.synthetic import make_clip, write_clip
-from arseg_cli.video.x264 import x264_params
+from arseg_cli.video.x264 import as_fraction, x264_params
 
 
 def test_true_flow_maps_every_pixel_to_identical_content() -> None:
@@ -55,3 +56,11 @@ def test_writer_gives_ip_gop_without_b_frames_at_the_given_rate(tmp_path: Path) 
         assert stream.average_rate == 25
         types = "".join(av.video.frame.PictureType(f.pict_type).name for f in container.decode(stream))
     assert types == "IPPPPIPPPPIPPP"
+
+
+@pytest.mark.parametrize(
+    ("fps", "exact"),
+    [(29.97, Fraction(30000, 1001)), (23.976, Fraction(24000, 1001)), (59.94, Fraction(60000, 1001)), (25.0, Fraction(25)), (30, Fraction(30)), (12.5, Fraction(25, 2))],
+)
+def test_frame_rates_become_exact_fractions(fps: float, exact: Fraction) -> None:
+    assert as_fraction(fps) == exact

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from arseg_cli.cli._app import console
+from arseg_cli.cli._app import console, frame_progress
 from arseg_cli.video.transcode import EncodeSettings, TranscodeResult, transcode
 
 _DEFAULT_CRF = 18.0
@@ -34,22 +33,7 @@ def encode_command(
     if crf is None and bitrate is None:
         crf = _DEFAULT_CRF
     settings = EncodeSettings(keyint=keyint, crf=crf, bitrate=bitrate, preset=preset)
-    with Progress(
-        TextColumn("encoding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as progress:
-        task = progress.add_task("encode", total=None)
-
-        def on_frame(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with frame_progress("encoding") as on_frame:
         result = transcode(input, output, settings, force=force, on_frame=on_frame)
     console.print(_summary(result, settings), highlight=False, soft_wrap=True)
 

@@ -207,10 +207,14 @@ def pipe_mp4_hint(info: StreamInfo) -> str | None:
 def _resolve_source(source: Source) -> tuple[str | BinaryIO, str]:
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
+        if not text:
+            raise InputError("the input path is empty; give a video file, or '-' for standard input")
         if text == "-":
             stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
             if hasattr(stdin, "isatty") and stdin.isatty():
                 raise InputError("'-' reads a video from standard input, but stdin is a terminal; pipe a video in")
+            if hasattr(stdin, "peek") and not stdin.peek(1):  # peek waits for data but consumes none
+                raise VideoDecodeError("<stdin>: standard input is empty; pipe a video in")
             return stdin, "<stdin>"  # type: ignore[return-value]
         return _check_path(Path(text)), text
     return source, getattr(source, "name", None) or "<stream>"

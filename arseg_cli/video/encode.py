@@ -42,7 +42,7 @@ from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.outputs import AtomicFile, atomic_path, is_stdout, prepare_output_dir
 from arseg_cli.palettes import Palette
 from arseg_cli.video._sink import Target, VideoSink, Writer, stream_name
-from arseg_cli.video.x264 import x264_params
+from arseg_cli.video.x264 import X264_PRESETS, x264_params
 
 # Colour videos are converted and tagged as BT.709, limited range, so players and decoders
 # (PyAV uses the tags) agree on the colours; an untagged stream is read as BT.601 or BT.709
@@ -118,11 +118,6 @@ class LabelPngWriter(Writer):
         return final
 
 
-# libx264's preset names (x264_preset_names in x264.h). Checked up front: libx264 itself rejects an
-# unknown one only when the first frame opens the encoder, with a generic FFmpeg error.
-X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
-)  # fmt: skip
 
 
 class _H264Sink(VideoSink):

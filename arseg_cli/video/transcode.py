@@ -22,17 +22,21 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
+import av
+
 from arseg_cli.errors import OptionsError
 from arseg_cli.outputs import AtomicFile, is_stdout, os_errors_as_output_errors
 from arseg_cli.video.decode import PartialDecodeError, VideoReader
 from arseg_cli.video.probe import Source, StreamInfo
-from arseg_cli.video.x264 import H264Writer
+from arseg_cli.video.x264 import X264_PRESETS, H264Writer
 
 logger = logging.getLogger(__name__)
 
 # Containers that cannot carry arbitrary timestamps: frames are numbered at the nominal rate instead.
 _NO_TIMESTAMPS = frozenset({".avi", ".h264", ".264"})
 _RAW_H264 = frozenset({".h264", ".264"})
+# Containers an H.264 stream is written to, by file extension.
+OUTPUT_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".ts", ".m2ts", ".mts", ".avi"}) | _RAW_H264
 _DEFAULT_FPS = Fraction(25)
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -56,6 +60,8 @@ class EncodeSettings:
             raise OptionsError(f"--crf must be between 0 and 51, got {self.crf:g}")
         if self.bitrate is not None and self.bitrate <= 0:
             raise OptionsError(f"--bitrate must be positive, got {self.bitrate}")
+        if self.preset not in X264_PRESETS:
+            raise OptionsError(f"unknown --preset {self.preset!r}: use one of {', '.join(X264_PRESETS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ def transcode(
     input, or an extension no container matches) and OutputError (writing failed).
     """
     _refuse_same_file(source, output)
+    _check_container(output)
     with VideoReader(source, motion="none") as reader:
         info = reader.info
         if is_stdout(output):
@@ -149,11 +156,25 @@ def _encode(
                 on_frame(writer.frames_written, info.frame_count)
     except PartialDecodeError as error:
         damage: PartialDecodeError | None = error
-    else:
-        damage = None
-    finally:
+    except BaseException as error:
+        if writer is not None and _is_broken_pipe(error):
+            # Flushing into a closed pipe would only raise PyAV's wrapper of the same BrokenPipeError.
+            writer.abort()
+            if isinstance(error, BrokenPipeError):
+                raise
+            raise BrokenPipeError(str(error)) from None
         if writer is not None:
             writer.close()
+        raise
+    else:
+        damage = None
+    if writer is not None:
+        try:
+            writer.close()
+        except av.FFmpegError as error:
+            if _is_broken_pipe(error):
+                raise BrokenPipeError(str(error)) from None
+            raise
     return (writer.frames_written if writer is not None else 0), damage
 
 
@@ -186,6 +207,25 @@ def _nominal_pts(index: int, info: StreamInfo, source_time_base: bool) -> int:
     if source_time_base and info.time_base:
         return round(index / ((info.fps or _DEFAULT_FPS) * info.time_base))
     return index
+
+
+def _is_broken_pipe(error: BaseException) -> bool:
+    """A BrokenPipeError, or PyAV's wrapper of one raised in its write callback."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _check_container(output: str | Path) -> None:
+    if is_stdout(output):
+        return
+    suffix = Path(output).suffix.lower()
+    if suffix not in OUTPUT_CONTAINERS:
+        known = ", ".join(sorted(OUTPUT_CONTAINERS))
+        raise OptionsError(f"{output}: cannot tell the container from {suffix or 'a name without extension'}; use {known}")
 
 
 def _refuse_same_file(source: Source, output: str | Path) -> None:

@@ -26,10 +26,20 @@ def x264_params(keyint: int, *, bframes: int = 0, refs: int = 1, scenecut: bool 
     return ":".join(parts)
 
 
+# libx264's preset names (x264_preset_names in x264.h). Checked up front: libx264 itself rejects an
+# unknown one only when the first frame opens the encoder, with a generic FFmpeg error.
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+)  # fmt: skip
+
+
 def as_fraction(fps: float | Fraction) -> Fraction:
-    """A frame rate as an exact fraction (29.97 -> 30000/1001)."""
+    """A frame rate as an exact fraction: NTSC rates become n*1000/1001 (29.97 -> 30000/1001)."""
     if isinstance(fps, Fraction):
         return fps
+    ntsc = round(fps * 1.001)
+    if ntsc > 0 and abs(fps * 1.001 - ntsc) < 1e-3 and abs(fps - ntsc) > 1e-3:
+        return Fraction(ntsc * 1000, 1001)
     return Fraction(fps).limit_denominator(1001)
 
 
@@ -98,6 +108,17 @@ class H264Writer:
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self._count += 1
+
+    def abort(self) -> None:
+        """Close without flushing the encoder, for a writer whose output is gone (e.g. a closed pipe)."""
+        if self._container is None:
+            return
+        try:
+            self._container.close()
+        except (av.FFmpegError, OSError):
+            pass
+        finally:
+            self._container = None  # type: ignore[assignment]
 
     def close(self) -> None:
         """Flush the encoder and finalise the container (idempotent)."""
