@@ -6,10 +6,11 @@ nothing and takes well under a second):
 `branch_costs` - what arseg reports. Each convolution and linear layer that the inference path
 executes is counted once, by `torch.utils.flop_counter.FlopCounterMode` (which reports 2 x MACs;
 halved here). Bias additions, BatchNorm, activations, pooling, resizing, grid_sample and softmax
-are not counted (elementwise work, well under 1% of these networks). Only the counter's
-`convolution` and `mm`/`addmm` entries are kept, so a matrix product an attention implementation
-happens to use cannot be counted twice. Training-only heads are not run. CReFF's local attention
-is invisible to such counters and is added analytically (`creff_attention_macs`).
+are not counted (elementwise work, well under 1% of these networks); only the counter's
+`convolution` and `mm`/`addmm` entries are kept. Training-only heads are not run. CReFF never runs
+under the counter: its three depthwise convolutions are counted on stand-ins of their shape and
+its local attention analytically (`creff_attention_macs`), so however the attention is
+implemented (unfold, shifted sums, band GEMMs) it is counted exactly once.
 
 `paper_costs` - the paper's "GFLOPs", which are MACs from `thop` (0.1.x) run on the authors' model
 classes. Reading thop and the official code shows three things arseg's count leaves out, and this
@@ -30,7 +31,7 @@ function puts them back so that the published figures can be reproduced (within 
    11 per output element (bilinear) or 1 (nearest); ReLU, max pooling and dropout 0; conv bias 0.
    Resizing is counted only for the family whose official code resizes with nn.Upsample modules
    (BiSeNet); the PSP code resizes with F.interpolate, which thop does not see. (The official
-   BiSeNet also names the main head's nn.Upsample twice; that 4x is not reproduced: ~0.4%.)
+   BiSeNet also names the main head's nn.Upsample twice; that 4x is not reproduced: ~0.5%.)
 
 `paper_costs` exists to validate the networks against the published numbers; report
 `branch_costs`.
