@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from arseg_cli.cli import encode, info, motion
-from arseg_cli.cli import weights
+from arseg_cli.cli import synth, weights
 from arseg_cli.cli._app import app, run_app
 
 app.command("info")(info.info_command)
 app.command("encode")(encode.encode_command)
 app.command("motion")(motion.motion_command)
 app.add_typer(weights.app, name="weights")
+app.command("synth")(synth.synth_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
