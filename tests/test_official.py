@@ -274,3 +274,13 @@ def test_pickled_code_is_never_run(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="evil.pth: refused, it holds pickled objects other than tensors"):
         load_official(hr=path)
     assert not target.exists()
+
+
+def test_an_imported_ar_model_keeps_its_shared_classifier_through_arseg_weights(tmp_path: Path) -> None:
+    from arseg_cli.model import load_weights, save_weights
+
+    files = release(tmp_path, "camvid-bise18")
+    model = load_official(hr=files["hr"], ar=files["ar"])
+    back = load_weights(save_weights(model, tmp_path / "model.safetensors"))
+    assert back.classifier_shared and back.meta.warp == "official" and back.scale == 0.5
+    assert all(torch.equal(value, back.state_dict()[key]) for key, value in model.state_dict().items())
