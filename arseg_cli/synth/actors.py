@@ -27,8 +27,13 @@ _TEXELS_PER_M = 40.0
 class ActorBuilder:
     """Creates actors and their trajectories; mover ids start at 1 (0 is the static scenery)."""
 
-    def __init__(self, rng: np.random.Generator, bank: NoiseBank, look: Look, street: Street, frames: int, fps: float) -> None:
+    def __init__(
+        self, rng: np.random.Generator, bank: NoiseBank, look: Look, street: Street, frames: int, fps: float,
+        detail: float = 1.0,
+    ) -> None:
+        """`detail` scales texture resolution (1: for about 480-pixel-wide frames)."""
         self.rng, self.bank, self.look, self.street, self.fps = rng, bank, look, street, fps
+        self.texels_per_m = _TEXELS_PER_M * detail
         self.seconds = np.arange(frames, dtype=np.float64) / fps
         self.quads: list[Quad] = []
         self.tracks: list[np.ndarray] = [np.zeros((frames, 2))]  # mover 0: static
@@ -55,11 +60,11 @@ class ActorBuilder:
         gap = 0.12
         sides, ends = [], []
         for end in ("side", "side"):
-            rows, cols = texel_size(length, height, _TEXELS_PER_M)
+            rows, cols = texel_size(length, height, self.texels_per_m)
             sides.append(Skin(paint.car_body(rng, self.bank, rows, cols, colour, end),
                               shapes.car_side(rows, cols, length / height, gap)))
         for end in ("front", "back"):
-            rows, cols = texel_size(breadth, height, _TEXELS_PER_M)
+            rows, cols = texel_size(breadth, height, self.texels_per_m)
             ends.append(Skin(paint.car_body(rng, self.bank, rows, cols, colour, end), shapes.car_end(rows, cols, gap)))
         return box(self.look, (sides[0], sides[1]), (ends[0], ends[1]), centre, heading, length, breadth, 0.0, height,
                    Label.CAR, mover)
@@ -91,9 +96,9 @@ class ActorBuilder:
         height = rng.uniform(1.5, 1.95)
         breadth, length = 0.5 * height / 1.75, (0.65 if walking else 0.4) * height / 1.75
         outfit = paint.outfit(rng)
-        rows, cols = texel_size(breadth, height, _TEXELS_PER_M)
+        rows, cols = texel_size(breadth, height, self.texels_per_m)
         front = Skin(paint.person(outfit, rows, cols), shapes.pedestrian_front(rows, cols, breadth / height))
-        rows_s, cols_s = texel_size(length, height, _TEXELS_PER_M)
+        rows_s, cols_s = texel_size(length, height, self.texels_per_m)
         side = Skin(paint.person(outfit, rows_s, cols_s),
                     shapes.pedestrian_side(rows_s, cols_s, length / height, rng.uniform(0.5, 1.0) if walking else 0.1))
         self.quads += crossed(self.look, side, front, centre, heading, length, breadth, 0.0, height, Label.PEDESTRIAN,
@@ -140,10 +145,10 @@ class ActorBuilder:
                 heading = heading if side > 0 else (-heading[0], -heading[1])
                 height = rng.uniform(1.65, 1.9)
                 length, breadth = 1.75, 0.6
-                rows, cols = texel_size(length, height, _TEXELS_PER_M)
+                rows, cols = texel_size(length, height, self.texels_per_m)
                 clothes = paint.person(paint.outfit(rng), rows, cols)
                 bike = Skin(clothes, shapes.bicyclist_side(rows, cols, length / height))
-                rows_b, cols_b = texel_size(breadth, height, _TEXELS_PER_M)
+                rows_b, cols_b = texel_size(breadth, height, self.texels_per_m)
                 back = Skin(clothes[:, :cols_b], shapes.bicyclist_back(rows_b, cols_b, breadth / height))
                 self.quads += crossed(self.look, bike, back, begin, heading, length, breadth, 0.0, height,
                                       Label.BICYCLIST, self._new_mover(track))

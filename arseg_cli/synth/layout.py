@@ -39,12 +39,15 @@ def heading_at(street: Street, z: float) -> tuple[float, float]:
 class SceneryBuilder:
     """Collects the quads of the static scenery between z_from and z_to (metres along the street)."""
 
-    def __init__(self, rng: np.random.Generator, bank: NoiseBank, look: Look, street: Street) -> None:
+    def __init__(self, rng: np.random.Generator, bank: NoiseBank, look: Look, street: Street, detail: float = 1.0) -> None:
+        """`detail` scales texture resolution (1: for about 480-pixel-wide frames; less for small frames)."""
         self.rng, self.bank, self.look, self.street = rng, bank, look, street
+        self.facade_k = FACADE_TEXELS_PER_M * detail
+        self.thing_k = THING_TEXELS_PER_M * detail
         self.quads: list[Quad] = []
 
-    def _skin_rough(self, width: float, height: float, colour: np.ndarray, texels_per_m: float = THING_TEXELS_PER_M) -> Skin:
-        rows, cols = texel_size(width, height, texels_per_m)
+    def _skin_rough(self, width: float, height: float, colour: np.ndarray) -> Skin:
+        rows, cols = texel_size(width, height, self.thing_k)
         return Skin(paint.rough(self.rng, self.bank, rows, cols, colour))
 
     def buildings(self, side: int, z_from: float, z_to: float) -> None:
@@ -65,12 +68,12 @@ class SceneryBuilder:
             chord = float(np.linalg.norm(b - a))
             direction = tuple((b - a) / chord)
             outward = (side * direction[1], -side * direction[0])
-            rows, cols = texel_size(chord, height, FACADE_TEXELS_PER_M)
-            front = Skin(paint.facade(rng, self.bank, rows, cols, FACADE_TEXELS_PER_M))
+            rows, cols = texel_size(chord, height, self.facade_k)
+            front = Skin(paint.facade(rng, self.bank, rows, cols, self.facade_k))
             # Faces are seen only from outside the block (scene.Quad.facing): the front from the street.
             self.quads.append(panel(self.look, front, tuple(a), direction, chord, 0.0, height, Label.BUILDING,
                                     facing=side))
-            rows, cols = texel_size(depth, height, FACADE_TEXELS_PER_M / 2)
+            rows, cols = texel_size(depth, height, self.facade_k / 2)
             wall = Skin(paint.side_wall(rng, self.bank, rows, cols))
             for corner, facing in ((a, -side), (b, side)):
                 self.quads.append(panel(self.look, wall, tuple(corner), outward, depth, 0.0, height, Label.BUILDING,
@@ -87,7 +90,7 @@ class SceneryBuilder:
         length = float(np.linalg.norm(b - a))
         if length < 0.5:
             return
-        k = THING_TEXELS_PER_M
+        k = self.thing_k
         rows, cols = texel_size(length, height, k)
         if rng.random() < 0.6:
             colour = POLE_GREYS[rng.integers(len(POLE_GREYS))]
@@ -133,7 +136,7 @@ class SceneryBuilder:
             size = rng.uniform(0.4, 0.9)
             kind = str(rng.choice(["circle", "triangle", "diamond", "octagon", "rectangle"]))
             tall = size * (rng.uniform(1.0, 1.6) if kind == "rectangle" else 1.0)
-            rows, cols = texel_size(size, tall, 2 * THING_TEXELS_PER_M)
+            rows, cols = texel_size(size, tall, 2 * self.thing_k)
             skin = Skin(paint.sign_face(rng, rows, cols), shapes.sign_plate(rows, cols, kind))
             # Slightly in front of the post (towards the oncoming traffic) so it is not inside it.
             facing = -side
@@ -150,7 +153,7 @@ class SceneryBuilder:
         height = rng.uniform(2.8, 4.2)
         post = self._skin_rough(0.14, height, np.array([0.25, 0.27, 0.25], np.float32))
         self.quads += crossed(self.look, post, post, centre, heading, 0.14, 0.14, 0.0, height, Label.POLE)
-        rows, cols = texel_size(0.35, 1.0, 2 * THING_TEXELS_PER_M)
+        rows, cols = texel_size(0.35, 1.0, 2 * self.thing_k)
         housing = paint.rough(rng, self.bank, rows, cols, np.array([0.1, 0.1, 0.1], np.float32), 0.2)
         lit = rng.integers(3)
         v = (np.arange(rows) + 0.5) / rows
@@ -171,7 +174,7 @@ class SceneryBuilder:
         width, height = rng.uniform(2.5, 6.5), rng.uniform(3.0, 7.0)
         crowns = []
         for _ in range(2):
-            rows, cols = texel_size(width, height, THING_TEXELS_PER_M / 2)
+            rows, cols = texel_size(width, height, self.thing_k / 2)
             albedo, noise = paint.foliage(rng, self.bank, rows, cols)
             crowns.append(Skin(albedo, shapes.crown(rows, cols, noise)))
         # Crossed at 45 degrees to the street, so that neither plane is seen edge-on from the road.
@@ -186,7 +189,7 @@ class SceneryBuilder:
         centre = street_point(street, z, lateral)
         heading = heading_at(street, z)
         width, depth, height = rng.uniform(0.4, 1.4), rng.uniform(0.3, 0.8), rng.uniform(0.6, 2.2)
-        rows, cols = texel_size(max(width, depth), height, THING_TEXELS_PER_M / 2)
+        rows, cols = texel_size(max(width, depth), height, self.thing_k / 2)
         faces = [Skin(paint.poster(rng, rows, cols)) for _ in range(4)]
         self.quads += box(self.look, (faces[0], faces[1]), (faces[2], faces[3]), centre, heading, depth, width, 0.0,
                           height, Label.VOID)

@@ -80,8 +80,7 @@ class MipTexture:
         chunks, offsets, widths, start = [], [], [], 0
         for index in range(MIP_LEVELS):
             if index:
-                rows, cols = level.shape[0] // 2, level.shape[1] // 2
-                level = level.reshape(rows, 2, cols, 2, -1).mean(axis=(1, 3))
+                level = 0.25 * (level[0::2, 0::2] + level[1::2, 0::2] + level[0::2, 1::2] + level[1::2, 1::2])
             chunks.append(np.round(level).astype(np.uint8).reshape(-1, img.shape[2]))
             offsets.append(start)
             widths.append(level.shape[1])
@@ -100,4 +99,4 @@ class MipTexture:
 def mip_level(texels_per_pixel: np.ndarray | float) -> np.ndarray:
     """The mip level for a footprint of `texels_per_pixel` level-0 texels per pixel (int64, 0..MIP_LEVELS-1)."""
     ratio = np.maximum(np.asarray(texels_per_pixel, np.float32), 1.0)
-    return np.minimum(np.log2(ratio).astype(np.int64), MIP_LEVELS - 1)
+    return np.minimum(np.ceil(np.log2(ratio)).astype(np.int64), MIP_LEVELS - 1)

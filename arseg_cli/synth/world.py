@@ -17,6 +17,9 @@ from arseg_cli.synth.surfaces import make_ground, make_sky
 from arseg_cli.synth.textures import NoiseBank
 
 
+FULL_DETAIL_F_PX = 400.0
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class World:
     """Everything needed to render a clip: the scene, the camera's intrinsics and its path."""
@@ -35,7 +38,7 @@ def build_world(rng: np.random.Generator, frames: int, height: int, width: int, 
         raise ValueError(f"need frames >= 1 and a size of at least 2 x 2, got {frames} frames of {height} x {width}")
     street = random_street(rng)
     look = random_look(rng)
-    intrinsics = Intrinsics.for_size(height, width, hfov_deg=rng.uniform(50, 68), horizon=rng.uniform(0.36, 0.5))
+    intrinsics = Intrinsics.for_size(height, width, hfov_deg=rng.uniform(50, 68), horizon=rng.uniform(0.42, 0.55))
     ego_lane = int(rng.integers(street.lanes_each_way))
     camera = make_camera_path(
         rng, frames, fps, street.center, street.slope, street.lane_offset(ego_lane), height_m=rng.uniform(1.1, 1.35)
@@ -44,8 +47,10 @@ def build_world(rng: np.random.Generator, frames: int, height: int, width: int, 
     crosswalks = np.arange(z_from + rng.uniform(15, 120), z_to, rng.uniform(70, 200))
     street = dataclasses.replace(street, crosswalks_z=tuple(float(z) for z in crosswalks))
     bank = NoiseBank(rng)
-    actors = ActorBuilder(rng, bank, look, street, frames, fps)
-    scenery = SceneryBuilder(rng, bank, look, street).populate(z_from, z_to, actors.car_quads)
+    # Textures as fine as the frames need: full detail from about 480 pixels wide, less below.
+    detail = float(np.clip(intrinsics.f / FULL_DETAIL_F_PX, 0.25, 1.0))
+    actors = ActorBuilder(rng, bank, look, street, frames, fps, detail)
+    scenery = SceneryBuilder(rng, bank, look, street, detail).populate(z_from, z_to, actors.car_quads)
     actors.traffic(z_from, z_to, camera, ego_lane)
     actors.pedestrians(z_from, z_to, crossings_from_z=float(camera.z[-1]) + 10.0)
     actors.bicyclists(z_from, z_to)

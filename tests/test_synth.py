@@ -1,0 +1,214 @@
+"""SynthStreet: deterministic from a seed, labels and colours move with the content along the exact
+ground-truth flow, every class appears, thin objects are thin, and `arseg synth` writes a data set."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from arseg_cli.cli import app
+from arseg_cli.palettes import CAMVID
+from arseg_cli.synth.classes import NUM_CLASSES, Label
+from arseg_cli.synth.clip import SynthClip, SynthFrame
+from arseg_cli.synth.render import GROUND, SKY
+
+H, W = 64, 96
+
+
+@cache
+def _frames(seed: int, index: int = 0, frames: int = 6, height: int = H, width: int = W) -> tuple[SynthFrame, ...]:
+    return tuple(SynthClip(seed, index, frames, height, width).frames())
+
+
+def _warp_nearest(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """image sampled at p + flow(p), nearest pixel; and where that lies inside the image."""
+    height, width = flow.shape[1:]
+    rows, cols = np.mgrid[0:height, 0:width]
+    x, y = np.rint(cols + flow[0]).astype(int), np.rint(rows + flow[1]).astype(int)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    return image[np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)], inside
+
+
+def _warp_bilinear(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(H, W, C) float image sampled at p + flow(p) with bilinear interpolation (clamped at the border)."""
+    height, width = flow.shape[1:]
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    x = np.clip(cols + flow[0], 0, width - 1)
+    y = np.clip(rows + flow[1], 0, height - 1)
+    x0, y0 = np.minimum(np.floor(x).astype(int), width - 2), np.minimum(np.floor(y).astype(int), height - 2)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    img = image.astype(np.float64)
+    top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
+    bottom = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _interior(labels: np.ndarray) -> np.ndarray:
+    """Pixels whose 3x3 neighbourhood has a single label: away from object and occlusion boundaries."""
+    padded = np.pad(labels, 1, mode="edge")
+    same = np.ones(labels.shape, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            same &= padded[1 + dy : 1 + dy + labels.shape[0], 1 + dx : 1 + dx + labels.shape[1]] == labels
+    return same
+
+
+def test_same_seed_gives_identical_frames_and_labels() -> None:
+    first = list(SynthClip(7, 0, 3, H, W).frames())
+    again = list(SynthClip(7, 0, 3, H, W).frames())
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.flow_prev, b.flow_prev)
+
+
+def test_other_seed_or_clip_index_gives_another_clip() -> None:
+    base = SynthClip(7, 0, 1, H, W).render(0)
+    for other in (SynthClip(8, 0, 1, H, W).render(0), SynthClip(7, 1, 1, H, W).render(0)):
+        assert np.mean(other.labels != base.labels) > 0.05
+        assert not np.array_equal(other.rgb, base.rgb)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_labels_move_with_the_content_along_the_ground_truth_flow(seed: int) -> None:
+    for previous, frame in zip(_frames(seed), _frames(seed)[1:]):
+        warped, inside = _warp_nearest(previous.labels, frame.flow_prev)
+        away = inside & _interior(frame.labels)
+        agree = np.mean(warped[away] == frame.labels[away])
+        assert away.mean() > 0.5
+        assert agree >= 0.95, f"frame {frame.index}: {agree:.3f}"
+        # Where the flow says the point is visible in the previous frame, the label matches almost always.
+        assert np.mean(warped[frame.visible_prev] == frame.labels[frame.visible_prev]) >= 0.98
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_colours_move_with_the_content_along_the_ground_truth_flow(seed: int) -> None:
+    clip = SynthClip(seed, 0, 6, 120, 160)
+    key, frame = clip.render(0), clip.render(5)
+    truth = clip.flow(5, frame, 0, key)  # five frames apart: large, varied motion
+    steady = truth.visible & _interior(frame.labels)
+    assert steady.mean() > 0.6
+    error = np.abs(_warp_bilinear(key.rgb, truth.flow_px) - frame.rgb).max(axis=-1)[steady]
+    unmoved = np.abs(key.rgb.astype(np.int16) - frame.rgb).max(axis=-1)[steady]
+    # Textures are point-sampled, so edges inside a surface (windows, paint, paving seams) land on
+    # pixels by rounding and can differ by a pixel between frames: colours match up to that, with
+    # small typical errors, far below those of ignoring the motion.
+    assert np.median(error) <= 3, np.median(error)
+    assert error.mean() < 0.5 * unmoved.mean(), (error.mean(), unmoved.mean())
+    assert np.mean(np.hypot(*truth.flow_px[:, steady]) > 2) > 0.3  # the motion is not trivial
+
+
+def test_flow_to_the_same_frame_is_zero_and_fully_visible() -> None:
+    clip = SynthClip(3, 0, 2, H, W)
+    frame = clip.render(1)
+    truth = clip.flow(1, frame, 1, frame)
+    np.testing.assert_allclose(truth.flow_px, 0.0, atol=1e-3)
+    assert truth.visible.all()
+
+
+def test_flow_there_and_back_returns_to_the_pixel() -> None:
+    clip = SynthClip(4, 0, 8, H, W)
+    a, b = clip.render(0), clip.render(7)
+    back = clip.flow(7, b, 0, a).flow_px  # frame 7 -> frame 0
+    forth = clip.flow(0, a, 7, b).flow_px  # frame 0 -> frame 7
+    rows, cols = np.mgrid[0:H, 0:W]
+    x, y = cols + back[0], rows + back[1]
+    # Only where frame 0 shows the same surface on all four pixels around the landing point.
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    ok = (x0 >= 0) & (x0 < W - 1) & (y0 >= 0) & (y0 < H - 1)
+    x0, y0 = np.where(ok, x0, 0), np.where(ok, y0, 0)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            ok &= a.surface[y0 + dy, x0 + dx] == b.surface
+    assert ok.mean() > 0.3
+    returned = _warp_bilinear(np.moveaxis(forth, 0, -1), back)
+    miss = np.hypot(back[0] + returned[..., 0], back[1] + returned[..., 1])[ok]
+    # Bilinear interpolation of a smooth (projective) flow within one plane: far below a pixel.
+    assert np.percentile(miss, 95) < 0.1, np.percentile(miss, 95)
+
+
+def test_sky_and_ground_surfaces_are_where_the_horizon_says() -> None:
+    clip = SynthClip(5, 0, 1, H, W)
+    frame = clip.render(0)
+    sky_rows = clip.renderer.horizon_row
+    assert np.all((frame.surface[:sky_rows] == SKY) | (frame.surface[:sky_rows] > GROUND))
+    assert np.all(frame.surface[sky_rows:] >= GROUND)
+    assert np.all(np.isinf(frame.depth[frame.surface == SKY]))
+    assert np.all(frame.labels[frame.surface == SKY] == Label.SKY)
+
+
+def test_every_class_appears_in_a_few_clips() -> None:
+    seen = np.zeros(NUM_CLASSES, bool)
+    for index in range(4):
+        for frame in _frames(0, index, frames=6):
+            seen |= np.bincount(frame.labels.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES] > 0
+    missing = [CAMVID.classes[c] for c in np.flatnonzero(~seen)]
+    assert not missing, missing
+
+
+def test_poles_are_a_few_pixels_wide_and_signs_small() -> None:
+    frames = _frames(0, 0, frames=2, height=180, width=240)
+    runs: list[int] = []
+    for frame in frames:
+        pole = np.pad(frame.labels == Label.POLE, ((0, 0), (1, 1)))
+        edges = np.diff(pole.astype(np.int8), axis=1)
+        for row in range(pole.shape[0]):
+            starts, ends = np.flatnonzero(edges[row] == 1), np.flatnonzero(edges[row] == -1)
+            runs += (ends - starts).tolist()
+    runs_arr = np.asarray(runs)
+    assert runs_arr.size > 100
+    assert np.mean(runs_arr <= 3) > 0.5, np.bincount(runs_arr)[:10]
+    sign_share = np.mean([np.mean(f.labels == Label.SIGN) for f in frames])
+    assert 0 < sign_share < 0.02
+
+
+def test_cli_writes_videos_labels_flow_and_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    args = ["synth", "-o", str(out), "--clips", "2", "--frames", "5", "--size", f"{H}x{W}", "--seed", "3",
+            "--keyint", "3", "--crf", "18", "--flow"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["seed"], manifest["height"], manifest["width"], manifest["fps"]) == (3, H, W, 30.0)
+    assert manifest["classes"]["classes"] == list(CAMVID.classes)
+    assert sum(manifest["class_frequencies"].values()) == pytest.approx(1.0, abs=1e-4)
+    clip = manifest["clip_list"][1]
+    expected = list(SynthClip(3, 1, 5, H, W).frames())
+    with av.open(str(out / clip["video"])) as container:
+        decoded = list(container.decode(video=0))
+    assert "".join(av.video.frame.PictureType(f.pict_type).name for f in decoded) == "IPPIP"
+    for frame, want, label, flow in zip(decoded, expected, clip["labels"], clip["flow"], strict=True):
+        image = Image.open(out / label)
+        assert image.mode == "P"
+        np.testing.assert_array_equal(np.asarray(image), want.labels)
+        np.testing.assert_array_equal(np.load(out / flow), want.flow_prev)
+        error = np.abs(frame.to_ndarray(format="rgb24").astype(int) - want.rgb).mean()
+        assert error < 8  # lossy H.264 at crf 18 on a tiny frame
+    assert (out / "clip_0001" / "flow" / "motion.json").is_file()
+
+
+def test_cli_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    args = ["synth", "-o", str(out), "--frames", "1", "--size", "32x48"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = (out / "clip_0000" / "labels" / "000000.png").read_bytes()
+    result = CliRunner().invoke(app, [*args, "--seed", "9"])
+    assert result.exit_code == 1
+    assert "--force" in result.output
+    assert (out / "clip_0000" / "labels" / "000000.png").read_bytes() == before
+    assert CliRunner().invoke(app, [*args, "--seed", "9", "--force"]).exit_code == 0
+    assert (out / "clip_0000" / "labels" / "000000.png").read_bytes() != before
+
+
+@pytest.mark.parametrize("size", ["63x96", "64x95", "8x8", "64by96"])
+def test_cli_rejects_sizes_h264_cannot_take(tmp_path: Path, size: str) -> None:
+    result = CliRunner().invoke(app, ["synth", "-o", str(tmp_path / "x"), "--size", size])
+    assert result.exit_code == 2
+    assert not (tmp_path / "x").exists()
