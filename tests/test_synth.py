@@ -163,8 +163,9 @@ def test_poles_are_a_few_pixels_wide_and_signs_small() -> None:
             starts, ends = np.flatnonzero(edges[row] == 1), np.flatnonzero(edges[row] == -1)
             runs += (ends - starts).tolist()
     runs_arr = np.asarray(runs)
-    assert runs_arr.size > 100
-    assert np.mean(runs_arr <= 3) > 0.5, np.bincount(runs_arr)[:10]
+    # Row by row, a pole is a few pixels wide at most, and often only one or two.
+    assert np.median(runs_arr) <= 4, np.bincount(runs_arr)[:10]
+    assert np.sum(runs_arr <= 2) >= 100, np.bincount(runs_arr)[:10]
     sign_share = np.mean([np.mean(f.labels == Label.SIGN) for f in frames])
     assert 0 < sign_share < 0.02
 

@@ -29,11 +29,8 @@ def texel_size(width_m: float, height_m: float, texels_per_m: float) -> tuple[in
     return max(1, round(height_m * texels_per_m)), max(1, round(width_m * texels_per_m))
 
 
-def bake(look: Look, skin: Skin, normal_x: float, normal_z: float, facing: int = 0) -> MipTexture:
-    """Light `skin` as a vertical face with horizontal normal (normal_x, normal_z) and mip-map it.
-
-    A two-sided face (`facing` 0) is lit as if it turned towards the sun; a one-sided one (+1: the
-    normal points outwards, -1: the opposite) only when its outside faces the sun.
+def bake(look: Look, skin: Skin, light: np.ndarray) -> MipTexture:
+    """Light `skin` with `light` ((3,) linear RGB) and mip-map it.
 
     Texels outside the silhouette take the mean visible colour, so coarse mip levels do not bleed
     the background colour of the painter into the object's edges.
@@ -42,38 +39,42 @@ def bake(look: Look, skin: Skin, normal_x: float, normal_z: float, facing: int =
     if skin.alpha is not None and skin.alpha.any() and not skin.alpha.all():
         albedo = albedo.copy()
         albedo[~skin.alpha] = albedo[skin.alpha].mean(axis=0)
-    if facing:
-        light = look.face_light(facing * normal_x, facing * normal_z, two_sided=False)
-    else:
-        light = look.face_light(normal_x, normal_z)
     return MipTexture.from_image(look.shade(albedo, light))
+
+
+def face_light(look: Look, direction: tuple[float, float], facing: int) -> np.ndarray:
+    """The light on a vertical quad running along `direction`: a two-sided one (`facing` 0) is lit
+    as if turned towards the sun; a one-sided one (scene.Quad.facing) only when its outside is."""
+    normal_x, normal_z = -direction[1], direction[0]
+    if facing:
+        return look.face_light(facing * normal_x, facing * normal_z, two_sided=False)
+    return look.face_light(normal_x, normal_z)
 
 
 def panel(
     look: Look,
     skin: Skin,
-    start: tuple[float, float],
+    at: tuple[float, float],
     direction: tuple[float, float],
     width: float,
     y0: float,
     y1: float,
     label: int,
+    *,
+    centred: bool = False,
     mover: int = STATIC,
     facing: int = 0,
+    light: np.ndarray | None = None,
 ) -> Quad:
-    """A quad whose bottom edge starts at `start` (X, Z) and runs `width` metres along `direction`
-    (`facing`: see scene.Quad)."""
+    """A quad whose bottom edge runs `width` metres along `direction`, starting at `at` (X, Z), or
+    centred on it with `centred`. `facing`: see scene.Quad. Lit by `light` (default: `face_light`)."""
     ax, az = direction
+    x0, z0 = (at[0] - ax * width / 2, at[1] - az * width / 2) if centred else at
+    texture = bake(look, skin, face_light(look, direction, facing) if light is None else light)
     return Quad(
-        x0=float(start[0]), z0=float(start[1]), ax=float(ax), az=float(az), width=float(width),
-        y0=float(y0), y1=float(y1), texture=bake(look, skin, -az, ax, facing), alpha=skin.alpha, label=int(label),
-        mover=int(mover), facing=facing,
+        x0=float(x0), z0=float(z0), ax=float(ax), az=float(az), width=float(width), y0=float(y0), y1=float(y1),
+        texture=texture, alpha=skin.alpha, label=int(label), mover=int(mover), facing=facing,
     )  # fmt: skip
-
-
-def start_of(centre: tuple[float, float], direction: tuple[float, float], width: float) -> tuple[float, float]:
-    """The start point of a `width` metres long edge along `direction` centred on `centre` (X, Z)."""
-    return centre[0] - direction[0] * width / 2, centre[1] - direction[1] * width / 2
 
 
 def crossed(
@@ -89,11 +90,15 @@ def crossed(
     label: int,
     mover: int = STATIC,
 ) -> list[Quad]:
-    """Two quads crossing at `centre`: one `length` long along `heading`, one `breadth` wide across it."""
+    """Two quads crossing at `centre`: one `length` long along `heading`, one `breadth` wide across it.
+
+    They stand for one rounded object (a trunk, a crown, a person), so both get its mean light.
+    """
     side = (heading[1], -heading[0])
+    light = look.round_light()
     return [
-        panel(look, along, start_of(centre, heading, length), heading, length, y0, y1, label, mover),
-        panel(look, across, start_of(centre, side, breadth), side, breadth, y0, y1, label, mover),
+        panel(look, along, centre, heading, length, y0, y1, label, centred=True, mover=mover, light=light),
+        panel(look, across, centre, side, breadth, y0, y1, label, centred=True, mover=mover, light=light),
     ]
 
 
@@ -121,8 +126,8 @@ def box(
     for sign, skin in zip((1, -1), side_skins):
         mid = (cx + sign * sx * breadth / 2, cz + sign * sz * breadth / 2)
         # A side's left-hand normal points to the box's left, so the right side (+1) faces -1.
-        quads.append(panel(look, skin, start_of(mid, heading, length), heading, length, y0, y1, label, mover, facing=-sign))
+        quads.append(panel(look, skin, mid, heading, length, y0, y1, label, centred=True, mover=mover, facing=-sign))
     for sign, skin in zip((1, -1), end_skins):
         mid = (cx + sign * hx * length / 2, cz + sign * hz * length / 2)
-        quads.append(panel(look, skin, start_of(mid, (sx, sz), breadth), (sx, sz), breadth, y0, y1, label, mover, facing=sign))
+        quads.append(panel(look, skin, mid, (sx, sz), breadth, y0, y1, label, centred=True, mover=mover, facing=sign))
     return quads

@@ -69,10 +69,14 @@ class SynthSpec:
         if self.seed < 0:
             raise OptionsError(f"the seed must be >= 0, got {self.seed}")
         if self.keyint < 1 or not 0 <= self.crf <= 51 or self.fps <= 0:
-            raise OptionsError(f"need keyint >= 1, 0 <= crf <= 51 and fps > 0 (got {self.keyint}, {self.crf}, {self.fps})")
+            raise OptionsError(
+                f"need keyint >= 1, 0 <= crf <= 51 and fps > 0 (got {self.keyint}, {self.crf}, {self.fps})"
+            )
 
 
-def write_dataset(out_dir: str | Path, spec: SynthSpec, *, force: bool = False, on_frame: OnFrame | None = None) -> Path:
+def write_dataset(
+    out_dir: str | Path, spec: SynthSpec, *, force: bool = False, on_frame: OnFrame | None = None
+) -> Path:
     """Generate and write the data set described by `spec` into `out_dir`; returns the manifest's path.
 
     `out_dir` must be new or empty unless `force` (then namesakes are replaced, other files kept).

@@ -76,7 +76,10 @@ def backward_flow(
     height, width = frame.depth.shape
     col = np.float32(k.cx) + np.float32(k.f) * ref_x / safe_z
     row = np.float32(k.cy) - np.float32(k.f) * ref_y / safe_z
-    flow = np.stack([col - np.arange(width, dtype=np.float32)[None, :], row - np.arange(height, dtype=np.float32)[:, None]])
+    flow = np.stack([
+        col - np.arange(width, dtype=np.float32)[None, :],
+        row - np.arange(height, dtype=np.float32)[:, None],
+    ])  # fmt: skip
     flow[:, ~in_front] = 0.0
     c, r = np.rint(col), np.rint(row)
     inside = in_front & (c >= 0) & (c <= width - 1) & (r >= 0) & (r <= height - 1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from arseg_cli.synth import paint, shapes
-from arseg_cli.synth.assemble import Skin, box, crossed, panel, start_of, texel_size
+from arseg_cli.synth.assemble import Skin, box, crossed, panel, texel_size
 from arseg_cli.synth.classes import Label
 from arseg_cli.synth.lighting import Look
 from arseg_cli.synth.scene import STATIC, Quad
@@ -39,7 +39,9 @@ def heading_at(street: Street, z: float) -> tuple[float, float]:
 class SceneryBuilder:
     """Collects the quads of the static scenery between z_from and z_to (metres along the street)."""
 
-    def __init__(self, rng: np.random.Generator, bank: NoiseBank, look: Look, street: Street, detail: float = 1.0) -> None:
+    def __init__(
+        self, rng: np.random.Generator, bank: NoiseBank, look: Look, street: Street, detail: float = 1.0
+    ) -> None:
         """`detail` scales texture resolution (1: for about 480-pixel-wide frames; less for small frames)."""
         self.rng, self.bank, self.look, self.street = rng, bank, look, street
         self.facade_k = FACADE_TEXELS_PER_M * detail
@@ -119,7 +121,8 @@ class SceneryBuilder:
         self.quads.append(panel(self.look, arm, centre, across, reach, height - 0.25, height - 0.15, Label.POLE))
         head_at = (centre[0] + across[0] * reach, centre[1] + across[1] * reach)
         head = self._skin_rough(0.6, 0.18, colour * 0.8)
-        self.quads.append(panel(self.look, head, start_of(head_at, across, 0.6), across, 0.6, height - 0.35, height - 0.12, Label.POLE))
+        self.quads.append(panel(self.look, head, head_at, across, 0.6, height - 0.35, height - 0.12, Label.POLE,
+                                centred=True))
 
     def sign(self, side: int, z: float) -> None:
         """A sign post (pole) with one or two small plates (sign) facing the traffic."""
@@ -141,7 +144,8 @@ class SceneryBuilder:
             # Slightly in front of the post (towards the oncoming traffic) so it is not inside it.
             facing = -side
             plate = (centre[0] + facing * heading[0] * 0.05, centre[1] + facing * heading[1] * 0.05)
-            self.quads.append(panel(self.look, skin, start_of(plate, across, size), across, size, top - tall, top, Label.SIGN))
+            self.quads.append(panel(self.look, skin, plate, across, size, top - tall, top, Label.SIGN,
+                                centred=True))
             top -= tall + 0.05
 
     def traffic_light(self, side: int, z: float) -> None:
@@ -161,7 +165,8 @@ class SceneryBuilder:
             band = np.abs(v - (i + 0.5) / 3) < 0.1
             housing[band, cols // 4 : 3 * cols // 4] = np.array(colour) * (1.0 if i == lit else 0.25)
         front = (centre[0] - side * heading[0] * 0.12, centre[1] - side * heading[1] * 0.12)
-        self.quads.append(panel(self.look, Skin(housing), start_of(front, across, 0.35), across, 0.35, height, height + 1.0, Label.SIGN))
+        self.quads.append(panel(self.look, Skin(housing), front, across, 0.35, height, height + 1.0, Label.SIGN,
+                                centred=True))
 
     def tree(self, side: int, z: float, lateral: float) -> None:
         """A tree: a trunk and a ragged crown of leaves, each two crossed quads (tree class)."""
@@ -173,9 +178,10 @@ class SceneryBuilder:
         self.quads += crossed(self.look, bark, bark, centre, heading, trunk_w, trunk_w, 0.0, trunk_h + 0.5, Label.TREE)
         width, height = rng.uniform(2.5, 6.5), rng.uniform(3.0, 7.0)
         crowns = []
+        green = paint.leaf_colour(rng)
         for _ in range(2):
             rows, cols = texel_size(width, height, self.thing_k / 2)
-            albedo, noise = paint.foliage(rng, self.bank, rows, cols)
+            albedo, noise = paint.foliage(self.bank, rows, cols, green)
             crowns.append(Skin(albedo, shapes.crown(rows, cols, noise)))
         # Crossed at 45 degrees to the street, so that neither plane is seen edge-on from the road.
         diagonal = (np.sqrt(0.5) * (heading[0] + heading[1]), np.sqrt(0.5) * (heading[1] - heading[0]))
@@ -222,7 +228,8 @@ class SceneryBuilder:
             for z in self._poisson(z_from, z_to, sign_rate):
                 self.sign(side, z)
             for z in self._poisson(z_from, z_to, tree_rate):
-                lateral = street.sidewalk_inner + 0.9 if rng.random() < 0.7 else street.sidewalk_outer + rng.uniform(1, 3)
+                on_sidewalk = rng.random() < 0.7
+                lateral = street.sidewalk_inner + 0.9 if on_sidewalk else street.sidewalk_outer + rng.uniform(1, 3)
                 self.tree(side, z, lateral)
             for z in self._poisson(z_from, z_to, clutter_rate):
                 self.clutter(side, z)

@@ -49,6 +49,11 @@ class Look:
         facing = abs(facing) if two_sided else max(facing, 0.0)
         return self.ambient + self.sun * (facing * np.cos(self.sun_elevation))
 
+    def round_light(self) -> np.ndarray:
+        """(3,) mean light on an upright rounded object (a crown, a person): the sun's |cos| averaged
+        over all facing directions is 2 / pi."""
+        return self.ambient + self.sun * (2 / np.pi * np.cos(self.sun_elevation))
+
     def ground_light(self) -> np.ndarray:
         """(3,) light falling on the ground."""
         return self.ambient + self.sun * np.sin(self.sun_elevation)

@@ -23,6 +23,9 @@ CLOTH_COLOURS = np.array(
     [[0.1, 0.1, 0.12], [0.2, 0.25, 0.45], [0.6, 0.1, 0.1], [0.85, 0.85, 0.8], [0.4, 0.35, 0.25],
      [0.2, 0.4, 0.25], [0.55, 0.5, 0.45], [0.9, 0.6, 0.1], [0.3, 0.3, 0.35], [0.5, 0.2, 0.45]], np.float32
 )  # fmt: skip
+SIGN_COLOURS = np.array(
+    [[0.75, 0.1, 0.1], [0.1, 0.25, 0.7], [0.95, 0.8, 0.1], [0.1, 0.5, 0.2], [0.9, 0.9, 0.9]], np.float32
+)
 SKIN_COLOURS = np.array([[0.85, 0.65, 0.5], [0.6, 0.42, 0.3], [0.35, 0.24, 0.18], [0.92, 0.75, 0.62]], np.float32)
 
 
@@ -76,24 +79,32 @@ def side_wall(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int) -
     return np.clip(_modulate(_pick(rng, WALL_COLOURS, 0.1) * 0.9, bank.window(rows, cols, 8.0), 0.3), 0, 1)
 
 
-def foliage(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Leaves: dark and light greens in clumps. Returns (albedo, the noise used, for the crown's outline)."""
-    green = np.array([rng.uniform(0.12, 0.3), rng.uniform(0.3, 0.45), rng.uniform(0.05, 0.15)], np.float32)
-    if rng.random() < 0.15:  # autumn
-        green = np.array([0.55, 0.35, 0.08], np.float32)
+def leaf_colour(rng: np.random.Generator) -> np.ndarray:
+    """(3,) float32 mean colour of a tree's leaves: greens, sometimes autumn."""
+    if rng.random() < 0.15:
+        return np.array([0.55, 0.35, 0.08], np.float32) * np.float32(rng.uniform(0.8, 1.1))
+    return np.array([rng.uniform(0.12, 0.3), rng.uniform(0.3, 0.45), rng.uniform(0.05, 0.15)], np.float32)
+
+
+def foliage(bank: NoiseBank, rows: int, cols: int, green: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leaves of colour `green`: dark and light clumps. Returns (albedo, the noise used, for the crown's outline)."""
     clumps = bank.window(rows, cols, 8.0)
     fine = bank.window(rows, cols, 2.0)
     img = _modulate(green, 0.55 * clumps + 0.45 * fine, 1.1)
     return np.clip(img, 0, 1).astype(np.float32), clumps
 
 
-def rough(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, colour: np.ndarray, amount: float = 0.4) -> np.ndarray:
+def rough(
+    rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, colour: np.ndarray, amount: float = 0.4
+) -> np.ndarray:
     """A plain material (bark, painted metal, plastic) of `colour` with some grain."""
     tint = colour * rng.uniform(0.85, 1.15, 3).astype(np.float32)
     return np.clip(_modulate(tint, bank.window(rows, cols, 2.0), amount), 0, 1).astype(np.float32)
 
 
-def car_body(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, paint: np.ndarray, end: str) -> np.ndarray:
+def car_body(
+    rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, paint: np.ndarray, end: str
+) -> np.ndarray:
     """A car face: paint, dark windows above the belt line, dark tyres, lights and plate on the ends.
 
     end: 'side', 'front' or 'back'.
@@ -135,7 +146,7 @@ def sign_face(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
     """A sign's face: a coloured field, a light border and a simple dark or light symbol."""
     v = ((np.arange(rows) + 0.5) / rows)[:, None]
     u = ((np.arange(cols) + 0.5) / cols)[None, :]
-    field = np.array(rng.choice([[0.75, 0.1, 0.1], [0.1, 0.25, 0.7], [0.95, 0.8, 0.1], [0.1, 0.5, 0.2], [0.9, 0.9, 0.9]]), np.float32)
+    field = SIGN_COLOURS[rng.integers(len(SIGN_COLOURS))]
     img = np.broadcast_to(field, (rows, cols, 3)).copy()
     edge = np.minimum(np.minimum(u, 1 - u), np.minimum(v, 1 - v))
     img[edge < 0.08] = [0.92, 0.92, 0.92]

@@ -16,7 +16,9 @@ NOISE_SIZE = 512  # side of the NoiseBank's periodic fields, texels
 _ALIGN = 1 << (MIP_LEVELS - 1)
 
 
-def periodic_noise(rng: np.random.Generator, height: int, width: int, cell: float, roughness: float = 1.0) -> np.ndarray:
+def periodic_noise(
+    rng: np.random.Generator, height: int, width: int, cell: float, roughness: float = 1.0
+) -> np.ndarray:
     """(height, width) float32 noise in [0, 1] that tiles seamlessly (it is periodic by construction).
 
     White noise filtered in the Fourier domain: features about `cell` texels across, plus finer
