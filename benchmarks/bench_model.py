@@ -7,7 +7,8 @@ For each architecture, two ways of running the same network with the same (rando
   `torch.inference_mode()` (BatchNorm folded into the convolutions, channels-last tensors).
 HR: the network on the (H, W) image; LR: on the (int(H*s), int(W*s)) image, scores resized to (H, W).
 Runs alternate between the two ways (so machine load hits both alike); medians of `--repeats` runs
-after one warm-up each. MACs (conv + linear, arseg_cli.model.flops) are given beside every latency.
+after one warm-up each, and minima too (on a machine shared with other work, the minimum is the run least
+disturbed by it). MACs (conv + linear, arseg_cli.model.flops) are given beside every latency.
 
 Usage: `python benchmarks/bench_model.py [--archs camvid-psp18 camvid-bise18] [--height 720 --width 960]
 [--scale 0.5] [--repeats 5]`.
@@ -56,14 +57,11 @@ def _eager(net: SegNet, x: Tensor, size: tuple[int, int]) -> Tensor:
         return net.to_image_size(net.classify(net.features(x)), size)
 
 
-def _median_ms(run: Callable[[], Tensor], repeats: int) -> tuple[list[float], Tensor]:
-    times = []
+def _timed(run: Callable[[], Tensor]) -> tuple[float, Tensor]:
+    """(milliseconds, output) of one call of `run`."""
+    start = time.perf_counter()
     out = run()
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = run()
-        times.append(1000.0 * (time.perf_counter() - start))
-    return times, out
+    return 1000.0 * (time.perf_counter() - start), out
 
 
 def bench_arch(arch: str, height: int, width: int, scale: float, repeats: int) -> dict[str, object]:
@@ -90,14 +88,15 @@ def bench_arch(arch: str, height: int, width: int, scale: float, repeats: int) -
     }
     result: dict[str, object] = {}
     for name, (cost, eager, fast) in cases.items():
+        eager(), fast()  # warm-up: allocator, oneDNN primitives, the folded copies
         eager_times: list[float] = []
         fast_times: list[float] = []
         eager_out = fast_out = torch.empty(0)
         for _ in range(repeats):  # alternate, so that load from other processes hits both alike
-            times, eager_out = _median_ms(eager, 1)
-            eager_times += times
-            times, fast_out = _median_ms(fast, 1)
-            fast_times += times
+            ms, eager_out = _timed(eager)
+            eager_times.append(ms)
+            ms, fast_out = _timed(fast)
+            fast_times.append(ms)
         eager_ms, fast_ms = statistics.median(eager_times), statistics.median(fast_times)
         result[name] = {
             "input_hw": list(cost.input_hw),
@@ -105,11 +104,26 @@ def bench_arch(arch: str, height: int, width: int, scale: float, repeats: int) -
             "eager_ms": round(eager_ms, 1),
             "arseg_ms": round(fast_ms, 1),
             "speedup": round(eager_ms / fast_ms, 3),
+            "eager_min_ms": round(min(eager_times), 1),
+            "arseg_min_ms": round(min(fast_times), 1),
+            "speedup_of_minima": round(min(eager_times) / min(fast_times), 3),
             "eager_runs_ms": [round(t, 1) for t in eager_times],
             "arseg_runs_ms": [round(t, 1) for t in fast_times],
             "max_abs_diff": float((eager_out - fast_out).abs().max()),
         }
     return result
+
+
+def _cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
         "threads": torch.get_num_threads(),
         "image_hw": [args.height, args.width],
         "scale": args.scale,
