@@ -204,6 +204,8 @@ def test_wrong_architecture_is_named(tmp_path: Path) -> None:
         load_official(hr=files["hr"], ar=other["ar"])
     with pytest.raises(OptionsError, match="unknown architecture"):
         load_official(hr=files["hr"], arch="psp50")
+    with pytest.raises(WeightsError, match=r"has shape \(12, .* expected \(19, .*looks like a camvid-bise18"):
+        load_official(hr=files["hr"], arch="cityscapes-bise18")
 
 
 @pytest.mark.parametrize(

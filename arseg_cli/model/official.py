@@ -193,13 +193,14 @@ def load_branch(net: SegNet, state: Mapping[str, Tensor], *, name: str) -> None:
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
+    guess = detect_arch(state)
+    hint = f"; it looks like a {guess} checkpoint" if guess and guess != net.arch else ""
     if missing or unexpected:
-        guess = detect_arch(state)
-        hint = f"; it looks like a {guess} checkpoint" if guess and guess != net.arch else ""
         raise WeightsError(f"{name} does not fit {net.arch}: {_listing(missing, 'missing')}, {_listing(unexpected, 'unexpected')}{hint}")
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
-            raise WeightsError(f"{name} does not fit {net.arch}: {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}")
+            found = tuple(state[key].shape)
+            raise WeightsError(f"{name} does not fit {net.arch}: {key} has shape {found}, expected {tuple(tensor.shape)}{hint}")
     for group in _alias_groups(expected):
         first = state[group[0]]
         for other in group[1:]:
