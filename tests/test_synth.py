@@ -93,16 +93,21 @@ def test_colours_move_with_the_content_along_the_ground_truth_flow(seed: int) ->
     clip = SynthClip(seed, 0, 6, 120, 160)
     key, frame = clip.render(0), clip.render(5)
     truth = clip.flow(5, frame, 0, key)  # five frames apart: large, varied motion
-    steady = truth.visible & _interior(frame.labels)
-    assert steady.mean() > 0.6
-    error = np.abs(_warp_bilinear(key.rgb, truth.flow_px) - frame.rgb).max(axis=-1)[steady]
-    unmoved = np.abs(key.rgb.astype(np.int16) - frame.rgb).max(axis=-1)[steady]
+    moving = truth.visible & _interior(frame.labels) & (np.hypot(*truth.flow_px) > 2)
+    assert moving.mean() > 0.3
+
+    def error(flow: np.ndarray) -> np.ndarray:
+        return np.abs(_warp_bilinear(key.rgb, flow) - frame.rgb).max(axis=-1)[moving]
+
+    exact = error(truth.flow_px)
     # Textures are point-sampled, so edges inside a surface (windows, paint, paving seams) land on
-    # pixels by rounding and can differ by a pixel between frames: colours match up to that, with
-    # small typical errors, far below those of ignoring the motion.
-    assert np.median(error) <= 3, np.median(error)
-    assert error.mean() < 0.5 * unmoved.mean(), (error.mean(), unmoved.mean())
-    assert np.mean(np.hypot(*truth.flow_px[:, steady]) > 2) > 0.3  # the motion is not trivial
+    # pixels by rounding and may differ by a pixel between frames: small typical errors...
+    assert np.median(exact) <= 3, np.median(exact)
+    # ... and the colours are registered to well within a pixel and a half: the same flow shifted by
+    # 1.5 px in any direction matches clearly worse.
+    for shift in ((1.5, 0.0), (-1.5, 0.0), (0.0, 1.5), (0.0, -1.5)):
+        shifted = truth.flow_px + np.array(shift, np.float32)[:, None, None]
+        assert exact.mean() < 0.7 * error(shifted).mean(), shift
 
 
 def test_flow_to_the_same_frame_is_zero_and_fully_visible() -> None:

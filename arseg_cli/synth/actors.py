@@ -130,9 +130,14 @@ class ActorBuilder:
                 track = np.stack([across[0] * abs(speed) * self.seconds, across[1] * abs(speed) * self.seconds], axis=1)
                 self.pedestrian(begin, across, self._new_mover(track), True)
 
-    def bicyclists(self, z_from: float, z_to: float) -> None:
-        """Bicyclists riding with the traffic near the right edge of the driving lanes."""
+    def bicyclists(self, z_from: float, z_to: float, camera: CameraPath, ego_lane: int) -> None:
+        """Bicyclists riding with the traffic near the right edge of the driving lanes.
+
+        When the camera drives in the outer lane, it never comes alongside a bicyclist of its own
+        side: there is no room to pass in the lane, and this camera does not swerve.
+        """
         rng, street = self.rng, self.street
+        shares_lane = ego_lane == street.lanes_each_way - 1
         rate = rng.uniform(0.004, 0.02)
         duration = float(self.seconds[-1]) if self.seconds.size else 0.0
         for side in (-1, 1):
@@ -141,6 +146,9 @@ class ActorBuilder:
             for z in rng.uniform(*span, rng.poisson(rate * (span[1] - span[0]))):
                 lateral = side * (street.lanes_each_way * street.lane_width - rng.uniform(0.5, 0.9))
                 begin, track = self._along_street(float(z), lateral, speed)
+                ahead = float(z) + track[:, 1] - camera.z
+                if side > 0 and shares_lane and np.any((ahead > -3.0) & (ahead < 10.0)):
+                    continue
                 heading = heading_at(street, float(z))
                 heading = heading if side > 0 else (-heading[0], -heading[1])
                 height = rng.uniform(1.65, 1.9)

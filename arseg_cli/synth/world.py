@@ -53,7 +53,7 @@ def build_world(rng: np.random.Generator, frames: int, height: int, width: int, 
     scenery = SceneryBuilder(rng, bank, look, street, detail).populate(z_from, z_to, actors.car_quads)
     actors.traffic(z_from, z_to, camera, ego_lane)
     actors.pedestrians(z_from, z_to, crossings_from_z=float(camera.z[-1]) + 10.0)
-    actors.bicyclists(z_from, z_to)
+    actors.bicyclists(z_from, z_to, camera, ego_lane)
     tan_max = float((intrinsics.cy + 1) / intrinsics.f)
     scene = Scene(
         street=street,
