@@ -9,10 +9,13 @@ every object's motion a pure translation, for which the ground-truth flow is exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 
 from arseg_cli.synth import paint, shapes
-from arseg_cli.synth.assemble import Skin, box, crossed, texel_size
+from arseg_cli.synth.assemble import Skin, box, crossed, recipe
 from arseg_cli.synth.camera import CameraPath
 from arseg_cli.synth.classes import Label
 from arseg_cli.synth.layout import heading_at, street_point
@@ -22,6 +25,19 @@ from arseg_cli.synth.street import Street
 from arseg_cli.synth.textures import NoiseBank
 
 _TEXELS_PER_M = 40.0
+
+Outline = Callable[[int, int], np.ndarray]  # (rows, cols) -> bool silhouette
+
+
+def _car_face(
+    rng: np.random.Generator, rows: int, cols: int, *, bank: NoiseBank, colour: np.ndarray, end: str, outline: Outline
+) -> Skin:
+    return Skin(paint.car_body(rng, bank, rows, cols, colour, end), outline(rows, cols))
+
+
+def _dressed(rng: np.random.Generator, rows: int, cols: int, *, outfit: np.ndarray, outline: Outline) -> Skin:
+    """A person's (or a bicyclist's) clothes in the shape `outline`."""
+    return Skin(paint.person(outfit, rows, cols), outline(rows, cols))
 
 
 class ActorBuilder:
@@ -58,14 +74,13 @@ class ActorBuilder:
         height = rng.uniform(1.9, 2.4) if van else rng.uniform(1.42, 1.75)
         colour = paint.CAR_COLOURS[rng.integers(len(paint.CAR_COLOURS))]
         gap = 0.12
-        sides, ends = [], []
-        for end in ("side", "side"):
-            rows, cols = texel_size(length, height, self.texels_per_m)
-            sides.append(Skin(paint.car_body(rng, self.bank, rows, cols, colour, end),
-                              shapes.car_side(rows, cols, length / height, gap)))
-        for end in ("front", "back"):
-            rows, cols = texel_size(breadth, height, self.texels_per_m)
-            ends.append(Skin(paint.car_body(rng, self.bank, rows, cols, colour, end), shapes.car_end(rows, cols, gap)))
+        face = partial(_car_face, bank=self.bank, colour=colour)
+        side_outline = partial(shapes.car_side, aspect=length / height, ground_gap=gap)
+        end_outline = partial(shapes.car_end, ground_gap=gap)
+        sides = [recipe(rng, partial(face, end="side", outline=side_outline), length, height, self.texels_per_m)
+                 for _ in range(2)]
+        ends = [recipe(rng, partial(face, end=end, outline=end_outline), breadth, height, self.texels_per_m)
+                for end in ("front", "back")]
         return box(self.look, (sides[0], sides[1]), (ends[0], ends[1]), centre, heading, length, breadth, 0.0, height,
                    Label.CAR, mover)
 
@@ -96,11 +111,11 @@ class ActorBuilder:
         height = rng.uniform(1.5, 1.95)
         breadth, length = 0.5 * height / 1.75, (0.65 if walking else 0.4) * height / 1.75
         outfit = paint.outfit(rng)
-        rows, cols = texel_size(breadth, height, self.texels_per_m)
-        front = Skin(paint.person(outfit, rows, cols), shapes.pedestrian_front(rows, cols, breadth / height))
-        rows_s, cols_s = texel_size(length, height, self.texels_per_m)
-        side = Skin(paint.person(outfit, rows_s, cols_s),
-                    shapes.pedestrian_side(rows_s, cols_s, length / height, rng.uniform(0.5, 1.0) if walking else 0.1))
+        stride = rng.uniform(0.5, 1.0) if walking else 0.1
+        front_outline = partial(shapes.pedestrian_front, aspect=breadth / height)
+        side_outline = partial(shapes.pedestrian_side, aspect=length / height, stride=stride)
+        front = recipe(rng, partial(_dressed, outfit=outfit, outline=front_outline), breadth, height, self.texels_per_m)
+        side = recipe(rng, partial(_dressed, outfit=outfit, outline=side_outline), length, height, self.texels_per_m)
         self.quads += crossed(self.look, side, front, centre, heading, length, breadth, 0.0, height, Label.PEDESTRIAN,
                               mover)
 
@@ -153,11 +168,13 @@ class ActorBuilder:
                 heading = heading if side > 0 else (-heading[0], -heading[1])
                 height = rng.uniform(1.65, 1.9)
                 length, breadth = 1.75, 0.6
-                rows, cols = texel_size(length, height, self.texels_per_m)
-                clothes = paint.person(paint.outfit(rng), rows, cols)
-                bike = Skin(clothes, shapes.bicyclist_side(rows, cols, length / height))
-                rows_b, cols_b = texel_size(breadth, height, self.texels_per_m)
-                back = Skin(clothes[:, :cols_b], shapes.bicyclist_back(rows_b, cols_b, breadth / height))
+                outfit = paint.outfit(rng)
+                side_outline = partial(shapes.bicyclist_side, aspect=length / height)
+                back_outline = partial(shapes.bicyclist_back, aspect=breadth / height)
+                bike = recipe(rng, partial(_dressed, outfit=outfit, outline=side_outline), length, height,
+                              self.texels_per_m)
+                back = recipe(rng, partial(_dressed, outfit=outfit, outline=back_outline), breadth, height,
+                              self.texels_per_m)
                 self.quads += crossed(self.look, bike, back, begin, heading, length, breadth, 0.0, height,
                                       Label.BICYCLIST, self._new_mover(track))
 

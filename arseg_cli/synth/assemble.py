@@ -1,18 +1,20 @@
-"""Turns painted albedos and silhouettes into lit, textured quads: single panels, crossed pairs, boxes.
+"""Turns skin recipes into lit, textured quads: single panels, crossed pairs, boxes.
 
-A placement is given by a point on the ground and a heading (a unit vector (hx, hz) in the world's
-horizontal plane); quads are centred on that point. Shading is baked here (lighting.py), so a quad's
-colours never change during the clip.
+A skin (albedo and silhouette) is described by a `Recipe`: a painter and its own random seed, drawn
+when the scene is built. It is painted, lit and mip-mapped only when the quad is first drawn
+(scene.Surface), and the same recipe always paints the same skin, whenever that happens. Shading is
+baked in (lighting.py), so a quad's colours never change during the clip.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from arseg_cli.synth.lighting import Look
-from arseg_cli.synth.scene import STATIC, Quad
+from arseg_cli.synth.scene import STATIC, Quad, Surface
 from arseg_cli.synth.textures import MipTexture
 
 
@@ -24,9 +26,27 @@ class Skin:
     alpha: np.ndarray | None = None
 
 
-def texel_size(width_m: float, height_m: float, texels_per_m: float) -> tuple[int, int]:
-    """(rows, cols) of a texture covering width_m x height_m at `texels_per_m` (at least 1 x 1)."""
-    return max(1, round(height_m * texels_per_m)), max(1, round(width_m * texels_per_m))
+#: paint(rng, rows, cols) -> Skin of rows x cols texels.
+Painter = Callable[[np.random.Generator, int, int], Skin]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A skin of rows x cols texels to paint later with `paint`, from a generator seeded with `seed`."""
+
+    paint: Painter
+    rows: int
+    cols: int
+    seed: int
+
+    def skin(self) -> Skin:
+        return self.paint(np.random.default_rng(self.seed), self.rows, self.cols)
+
+
+def recipe(rng: np.random.Generator, paint: Painter, width_m: float, height_m: float, texels_per_m: float) -> Recipe:
+    """A recipe for a width_m x height_m skin at `texels_per_m` (at least 1 x 1 texel); its seed comes from `rng`."""
+    rows, cols = max(1, round(height_m * texels_per_m)), max(1, round(width_m * texels_per_m))
+    return Recipe(paint, rows, cols, int(rng.integers(2**63)))
 
 
 def bake(look: Look, skin: Skin, light: np.ndarray) -> MipTexture:
@@ -51,9 +71,17 @@ def face_light(look: Look, direction: tuple[float, float], facing: int) -> np.nd
     return look.face_light(normal_x, normal_z)
 
 
+def _surface(look: Look, skin: Recipe, light: np.ndarray) -> Surface:
+    def make() -> tuple[MipTexture, np.ndarray | None]:
+        painted = skin.skin()
+        return bake(look, painted, light), painted.alpha
+
+    return Surface(skin.rows, skin.cols, make)
+
+
 def panel(
     look: Look,
-    skin: Skin,
+    skin: Recipe,
     at: tuple[float, float],
     direction: tuple[float, float],
     width: float,
@@ -70,17 +98,17 @@ def panel(
     centred on it with `centred`. `facing`: see scene.Quad. Lit by `light` (default: `face_light`)."""
     ax, az = direction
     x0, z0 = (at[0] - ax * width / 2, at[1] - az * width / 2) if centred else at
-    texture = bake(look, skin, face_light(look, direction, facing) if light is None else light)
+    surface = _surface(look, skin, face_light(look, direction, facing) if light is None else light)
     return Quad(
         x0=float(x0), z0=float(z0), ax=float(ax), az=float(az), width=float(width), y0=float(y0), y1=float(y1),
-        texture=texture, alpha=skin.alpha, label=int(label), mover=int(mover), facing=facing,
+        surface=surface, label=int(label), mover=int(mover), facing=facing,
     )  # fmt: skip
 
 
 def crossed(
     look: Look,
-    along: Skin,
-    across: Skin,
+    along: Recipe,
+    across: Recipe,
     centre: tuple[float, float],
     heading: tuple[float, float],
     length: float,
@@ -104,8 +132,8 @@ def crossed(
 
 def box(
     look: Look,
-    side_skins: tuple[Skin, Skin],
-    end_skins: tuple[Skin, Skin],
+    side_skins: tuple[Recipe, Recipe],
+    end_skins: tuple[Recipe, Recipe],
     centre: tuple[float, float],
     heading: tuple[float, float],
     length: float,

@@ -9,10 +9,12 @@ where a low-resolution segmentation fails.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from arseg_cli.synth import paint, shapes
-from arseg_cli.synth.assemble import Skin, box, crossed, panel, texel_size
+from arseg_cli.synth.assemble import Recipe, Skin, box, crossed, panel, recipe
 from arseg_cli.synth.classes import Label
 from arseg_cli.synth.lighting import Look
 from arseg_cli.synth.scene import STATIC, Quad
@@ -36,6 +38,50 @@ def heading_at(street: Street, z: float) -> tuple[float, float]:
     return slope / norm, 1.0 / norm
 
 
+def _rough(rng: np.random.Generator, rows: int, cols: int, *, bank: NoiseBank, colour: np.ndarray) -> Skin:
+    return Skin(paint.rough(rng, bank, rows, cols, colour))
+
+
+def _facade(rng: np.random.Generator, rows: int, cols: int, *, bank: NoiseBank, texels_per_m: float) -> Skin:
+    return Skin(paint.facade(rng, bank, rows, cols, texels_per_m))
+
+
+def _side_wall(rng: np.random.Generator, rows: int, cols: int, *, bank: NoiseBank) -> Skin:
+    return Skin(paint.side_wall(rng, bank, rows, cols))
+
+
+def _fence(
+    rng: np.random.Generator, rows: int, cols: int, *, bank: NoiseBank, colour: np.ndarray, bar_every: int,
+    bar_width: int, rails: tuple[float, ...],
+) -> Skin:
+    """Bars every `bar_every` texels, `bar_width` wide, and rails at fractions `rails` of the height."""
+    rail_rows = tuple(min(round(r * rows), rows - bar_width) for r in rails)
+    alpha = shapes.lattice(rows, cols, bar_every=bar_every, bar_width=bar_width, rail_rows=rail_rows)
+    return Skin(paint.rough(rng, bank, rows, cols, colour, 0.3), alpha)
+
+
+def _sign(rng: np.random.Generator, rows: int, cols: int, *, kind: str) -> Skin:
+    return Skin(paint.sign_face(rng, rows, cols), shapes.sign_plate(rows, cols, kind))
+
+
+def _traffic_light(rng: np.random.Generator, rows: int, cols: int, *, bank: NoiseBank, lit: int) -> Skin:
+    housing = paint.rough(rng, bank, rows, cols, np.array([0.1, 0.1, 0.1], np.float32), 0.2)
+    v = (np.arange(rows) + 0.5) / rows
+    for i, colour in enumerate(([1.0, 0.15, 0.1], [1.0, 0.75, 0.1], [0.2, 1.0, 0.4])):
+        band = np.abs(v - (i + 0.5) / 3) < 0.1
+        housing[band, cols // 4 : 3 * cols // 4] = np.array(colour) * (1.0 if i == lit else 0.25)
+    return Skin(housing)
+
+
+def _crown(rng: np.random.Generator, rows: int, cols: int, *, bank: NoiseBank, green: np.ndarray) -> Skin:
+    albedo, noise = paint.foliage(rng, bank, rows, cols, green)
+    return Skin(albedo, shapes.crown(rows, cols, noise))
+
+
+def _poster(rng: np.random.Generator, rows: int, cols: int) -> Skin:
+    return Skin(paint.poster(rng, rows, cols))
+
+
 class SceneryBuilder:
     """Collects the quads of the static scenery between z_from and z_to (metres along the street)."""
 
@@ -48,9 +94,8 @@ class SceneryBuilder:
         self.thing_k = THING_TEXELS_PER_M * detail
         self.quads: list[Quad] = []
 
-    def _skin_rough(self, width: float, height: float, colour: np.ndarray) -> Skin:
-        rows, cols = texel_size(width, height, self.thing_k)
-        return Skin(paint.rough(self.rng, self.bank, rows, cols, colour))
+    def _rough(self, width: float, height: float, colour: np.ndarray) -> Recipe:
+        return recipe(self.rng, partial(_rough, bank=self.bank, colour=colour), width, height, self.thing_k)
 
     def buildings(self, side: int, z_from: float, z_to: float) -> None:
         """A row of building blocks: front facade, two side walls; sometimes set back, sometimes an alley."""
@@ -70,13 +115,12 @@ class SceneryBuilder:
             chord = float(np.linalg.norm(b - a))
             direction = tuple((b - a) / chord)
             outward = (side * direction[1], -side * direction[0])
-            rows, cols = texel_size(chord, height, self.facade_k)
-            front = Skin(paint.facade(rng, self.bank, rows, cols, self.facade_k))
+            front = recipe(rng, partial(_facade, bank=self.bank, texels_per_m=self.facade_k), chord, height,
+                           self.facade_k)
             # Faces are seen only from outside the block (scene.Quad.facing): the front from the street.
             self.quads.append(panel(self.look, front, tuple(a), direction, chord, 0.0, height, Label.BUILDING,
                                     facing=side))
-            rows, cols = texel_size(depth, height, self.facade_k / 2)
-            wall = Skin(paint.side_wall(rng, self.bank, rows, cols))
+            wall = recipe(rng, partial(_side_wall, bank=self.bank), depth, height, self.facade_k / 2)
             for corner, facing in ((a, -side), (b, side)):
                 self.quads.append(panel(self.look, wall, tuple(corner), outward, depth, 0.0, height, Label.BUILDING,
                                         facing=facing))
@@ -93,16 +137,15 @@ class SceneryBuilder:
         if length < 0.5:
             return
         k = self.thing_k
-        rows, cols = texel_size(length, height, k)
         if rng.random() < 0.6:
             colour = POLE_GREYS[rng.integers(len(POLE_GREYS))]
-            alpha = shapes.lattice(rows, cols, bar_every=max(3, round(rng.uniform(0.1, 0.25) * k)), bar_width=2,
-                                   rail_rows=(1, rows // 2 if rng.random() < 0.5 else -9, rows - 4))
+            spacing, bar, rails = rng.uniform(0.1, 0.25), 2, (0.0, 0.5 if rng.random() < 0.5 else 0.85, 0.95)
         else:
             colour = np.array([0.5, 0.36, 0.22], np.float32)
-            alpha = shapes.lattice(rows, cols, bar_every=max(4, round(0.15 * k)), bar_width=max(3, round(0.11 * k)),
-                                   rail_rows=(round(0.2 * rows), round(0.75 * rows)))
-        skin = Skin(paint.rough(rng, self.bank, rows, cols, colour, 0.3), alpha)
+            spacing, bar, rails = 0.15, max(3, round(0.11 * k)), (0.2, 0.75)
+        style = partial(_fence, bank=self.bank, colour=colour, bar_every=max(bar + 1, round(spacing * k)),
+                        bar_width=bar, rails=rails)
+        skin = recipe(rng, style, length, height, k)
         self.quads.append(panel(self.look, skin, tuple(a), tuple((b - a) / length), length, 0.0, height, Label.FENCE))
 
     def lamp(self, side: int, z: float) -> None:
@@ -113,14 +156,14 @@ class SceneryBuilder:
         heading = heading_at(street, z)
         height, width = rng.uniform(5.5, 9.5), rng.uniform(0.12, 0.25)
         colour = POLE_GREYS[rng.integers(len(POLE_GREYS))]
-        mast = self._skin_rough(width, height, colour)
+        mast = self._rough(width, height, colour)
         self.quads += crossed(self.look, mast, mast, centre, heading, width, width, 0.0, height, Label.POLE)
         reach = rng.uniform(0.8, 2.2)
         across = (-side * heading[1], side * heading[0])  # towards the road
-        arm = self._skin_rough(reach, 0.1, colour)
+        arm = self._rough(reach, 0.1, colour)
         self.quads.append(panel(self.look, arm, centre, across, reach, height - 0.25, height - 0.15, Label.POLE))
         head_at = (centre[0] + across[0] * reach, centre[1] + across[1] * reach)
-        head = self._skin_rough(0.6, 0.18, colour * 0.8)
+        head = self._rough(0.6, 0.18, colour * 0.8)
         self.quads.append(panel(self.look, head, head_at, across, 0.6, height - 0.35, height - 0.12, Label.POLE,
                                 centred=True))
 
@@ -132,20 +175,17 @@ class SceneryBuilder:
         heading = heading_at(street, z)
         across = (heading[1], -heading[0])
         post_w, post_h = rng.uniform(0.05, 0.09), rng.uniform(2.2, 3.4)
-        post = self._skin_rough(post_w, post_h, np.array([0.55, 0.55, 0.57], np.float32))
+        post = self._rough(post_w, post_h, np.array([0.55, 0.55, 0.57], np.float32))
         self.quads += crossed(self.look, post, post, centre, heading, post_w, post_w, 0.0, post_h, Label.POLE)
         top = post_h
         for _ in range(1 if rng.random() < 0.7 else 2):
             size = rng.uniform(0.4, 0.9)
             kind = str(rng.choice(["circle", "triangle", "diamond", "octagon", "rectangle"]))
             tall = size * (rng.uniform(1.0, 1.6) if kind == "rectangle" else 1.0)
-            rows, cols = texel_size(size, tall, 2 * self.thing_k)
-            skin = Skin(paint.sign_face(rng, rows, cols), shapes.sign_plate(rows, cols, kind))
+            skin = recipe(rng, partial(_sign, kind=kind), size, tall, 2 * self.thing_k)
             # Slightly in front of the post (towards the oncoming traffic) so it is not inside it.
-            facing = -side
-            plate = (centre[0] + facing * heading[0] * 0.05, centre[1] + facing * heading[1] * 0.05)
-            self.quads.append(panel(self.look, skin, plate, across, size, top - tall, top, Label.SIGN,
-                                centred=True))
+            plate = (centre[0] - side * heading[0] * 0.05, centre[1] - side * heading[1] * 0.05)
+            self.quads.append(panel(self.look, skin, plate, across, size, top - tall, top, Label.SIGN, centred=True))
             top -= tall + 0.05
 
     def traffic_light(self, side: int, z: float) -> None:
@@ -155,17 +195,12 @@ class SceneryBuilder:
         heading = heading_at(street, z)
         across = (heading[1], -heading[0])
         height = rng.uniform(2.8, 4.2)
-        post = self._skin_rough(0.14, height, np.array([0.25, 0.27, 0.25], np.float32))
+        post = self._rough(0.14, height, np.array([0.25, 0.27, 0.25], np.float32))
         self.quads += crossed(self.look, post, post, centre, heading, 0.14, 0.14, 0.0, height, Label.POLE)
-        rows, cols = texel_size(0.35, 1.0, 2 * self.thing_k)
-        housing = paint.rough(rng, self.bank, rows, cols, np.array([0.1, 0.1, 0.1], np.float32), 0.2)
-        lit = rng.integers(3)
-        v = (np.arange(rows) + 0.5) / rows
-        for i, colour in enumerate(([1.0, 0.15, 0.1], [1.0, 0.75, 0.1], [0.2, 1.0, 0.4])):
-            band = np.abs(v - (i + 0.5) / 3) < 0.1
-            housing[band, cols // 4 : 3 * cols // 4] = np.array(colour) * (1.0 if i == lit else 0.25)
+        housing = recipe(rng, partial(_traffic_light, bank=self.bank, lit=int(rng.integers(3))), 0.35, 1.0,
+                         2 * self.thing_k)
         front = (centre[0] - side * heading[0] * 0.12, centre[1] - side * heading[1] * 0.12)
-        self.quads.append(panel(self.look, Skin(housing), front, across, 0.35, height, height + 1.0, Label.SIGN,
+        self.quads.append(panel(self.look, housing, front, across, 0.35, height, height + 1.0, Label.SIGN,
                                 centred=True))
 
     def tree(self, side: int, z: float, lateral: float) -> None:
@@ -174,15 +209,11 @@ class SceneryBuilder:
         centre = street_point(street, z, side * lateral)
         heading = heading_at(street, z)
         trunk_h, trunk_w = rng.uniform(1.8, 3.5), rng.uniform(0.18, 0.4)
-        bark = self._skin_rough(trunk_w, trunk_h, np.array([0.3, 0.22, 0.15], np.float32))
+        bark = self._rough(trunk_w, trunk_h, np.array([0.3, 0.22, 0.15], np.float32))
         self.quads += crossed(self.look, bark, bark, centre, heading, trunk_w, trunk_w, 0.0, trunk_h + 0.5, Label.TREE)
         width, height = rng.uniform(2.5, 6.5), rng.uniform(3.0, 7.0)
-        crowns = []
-        green = paint.leaf_colour(rng)
-        for _ in range(2):
-            rows, cols = texel_size(width, height, self.thing_k / 2)
-            albedo, noise = paint.foliage(self.bank, rows, cols, green)
-            crowns.append(Skin(albedo, shapes.crown(rows, cols, noise)))
+        leaves = partial(_crown, bank=self.bank, green=paint.leaf_colour(rng))
+        crowns = [recipe(rng, leaves, width, height, self.thing_k / 2) for _ in range(2)]
         # Crossed at 45 degrees to the street, so that neither plane is seen edge-on from the road.
         diagonal = (np.sqrt(0.5) * (heading[0] + heading[1]), np.sqrt(0.5) * (heading[1] - heading[0]))
         self.quads += crossed(self.look, crowns[0], crowns[1], centre, diagonal, width, width, trunk_h,
@@ -195,9 +226,9 @@ class SceneryBuilder:
         centre = street_point(street, z, lateral)
         heading = heading_at(street, z)
         width, depth, height = rng.uniform(0.4, 1.4), rng.uniform(0.3, 0.8), rng.uniform(0.6, 2.2)
-        rows, cols = texel_size(max(width, depth), height, self.thing_k / 2)
-        faces = [Skin(paint.poster(rng, rows, cols)) for _ in range(4)]
-        self.quads += box(self.look, (faces[0], faces[1]), (faces[2], faces[3]), centre, heading, depth, width, 0.0,
+        sides = [recipe(rng, _poster, depth, height, self.thing_k / 2) for _ in range(2)]
+        ends = [recipe(rng, _poster, width, height, self.thing_k / 2) for _ in range(2)]
+        self.quads += box(self.look, (sides[0], sides[1]), (ends[0], ends[1]), centre, heading, depth, width, 0.0,
                           height, Label.VOID)
 
     def parked_cars(self, side: int, z_from: float, z_to: float, car_factory) -> None:

@@ -43,7 +43,7 @@ def facade(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, texe
     """A building front: wall (plaster, brick or glass), storeys of windows, a ground floor, a cornice."""
     style = rng.choice(["plaster", "brick", "glass"], p=[0.45, 0.35, 0.2])
     wall = _pick(rng, WALL_COLOURS, 0.1)
-    img = _modulate(wall, bank.window(rows, cols, 8.0) * 0.6 + bank.window(rows, cols, 2.0) * 0.4, 0.35)
+    img = _modulate(wall, bank.window(rows, cols, 8.0, rng) * 0.6 + bank.window(rows, cols, 2.0, rng) * 0.4, 0.35)
     r = np.arange(rows)[:, None] / texels_per_m  # metres from the top
     c = np.arange(cols)[None, :] / texels_per_m
     if style == "brick":
@@ -59,7 +59,7 @@ def facade(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, texe
     windows = (floor_pos > 0.9) & (floor_pos < 0.9 + win_h) & (col_pos < win_w) & (from_bottom > storey)
     windows &= r > rng.uniform(0.4, 1.2)  # a parapet at the top
     glass = np.array([0.12, 0.15, 0.2], np.float32) * rng.uniform(0.6, 1.6)
-    reflection = bank.window(rows, cols, 32.0)
+    reflection = bank.window(rows, cols, 32.0, rng)
     lit = rng.random((int(height_m // storey) + 2, int(cols / texels_per_m // pitch) + 2)) < 0.15
     lit_texel = lit[(from_bottom // storey).astype(int), (c // pitch).astype(int)]
     pane = _modulate(glass, reflection, 0.8) + 0.35 * lit_texel[..., None] * np.array([1.0, 0.85, 0.5], np.float32)
@@ -76,7 +76,7 @@ def facade(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, texe
 
 def side_wall(rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int) -> np.ndarray:
     """A plain side or back wall of a building."""
-    return np.clip(_modulate(_pick(rng, WALL_COLOURS, 0.1) * 0.9, bank.window(rows, cols, 8.0), 0.3), 0, 1)
+    return np.clip(_modulate(_pick(rng, WALL_COLOURS, 0.1) * 0.9, bank.window(rows, cols, 8.0, rng), 0.3), 0, 1)
 
 
 def leaf_colour(rng: np.random.Generator) -> np.ndarray:
@@ -86,10 +86,12 @@ def leaf_colour(rng: np.random.Generator) -> np.ndarray:
     return np.array([rng.uniform(0.12, 0.3), rng.uniform(0.3, 0.45), rng.uniform(0.05, 0.15)], np.float32)
 
 
-def foliage(bank: NoiseBank, rows: int, cols: int, green: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def foliage(
+    rng: np.random.Generator, bank: NoiseBank, rows: int, cols: int, green: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Leaves of colour `green`: dark and light clumps. Returns (albedo, the noise used, for the crown's outline)."""
-    clumps = bank.window(rows, cols, 8.0)
-    fine = bank.window(rows, cols, 2.0)
+    clumps = bank.window(rows, cols, 8.0, rng)
+    fine = bank.window(rows, cols, 2.0, rng)
     img = _modulate(green, 0.55 * clumps + 0.45 * fine, 1.1)
     return np.clip(img, 0, 1).astype(np.float32), clumps
 
@@ -99,7 +101,7 @@ def rough(
 ) -> np.ndarray:
     """A plain material (bark, painted metal, plastic) of `colour` with some grain."""
     tint = colour * rng.uniform(0.85, 1.15, 3).astype(np.float32)
-    return np.clip(_modulate(tint, bank.window(rows, cols, 2.0), amount), 0, 1).astype(np.float32)
+    return np.clip(_modulate(tint, bank.window(rows, cols, 2.0, rng), amount), 0, 1).astype(np.float32)
 
 
 def car_body(
@@ -110,7 +112,7 @@ def car_body(
     end: 'side', 'front' or 'back'.
     """
     v, u = np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols, indexing="ij")
-    img = np.broadcast_to(_modulate(paint, bank.window(rows, cols, 8.0), 0.15), (rows, cols, 3)).copy()
+    img = np.broadcast_to(_modulate(paint, bank.window(rows, cols, 8.0, rng), 0.15), (rows, cols, 3)).copy()
     windows = (v > 0.1) & (v < 0.42) & (u > 0.05) & (u < 0.95)
     glass = np.array([0.08, 0.1, 0.12], np.float32)
     img[windows] = glass

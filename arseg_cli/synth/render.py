@@ -25,7 +25,7 @@ from arseg_cli.synth.camera import Intrinsics, Pose
 from arseg_cli.synth.classes import Label
 from arseg_cli.synth.scene import STATIC, Scene
 from arseg_cli.synth.street import GROUND_LABELS, Ground
-from arseg_cli.synth.textures import mip_level
+from arseg_cli.synth.textures import MIP_LEVELS, mip_layout, mip_level
 
 NEAR_M = 0.3
 SKY, GROUND = -1, 0  # surface ids; quad i is i + 1
@@ -73,6 +73,12 @@ class Renderer:
         self._qy1 = np.array([q.y1 for q in quads], np.float64)
         self._qmover = np.array([q.mover for q in quads], np.int64)
         self._qfacing = np.array([q.facing for q in quads], np.float64)
+        self._qscale_u = np.array([q.texels_per_m_u for q in quads], np.float64)
+        self._qscale_v = np.array([q.texels_per_m_v for q in quads], np.float64)
+        self._qcols = np.array([q.surface.cols for q in quads], np.int64)
+        layouts = [mip_layout(q.surface.rows, q.surface.cols) for q in quads]
+        self._qmip_offsets = np.array([o for o, _ in layouts], np.int64).reshape(len(quads), MIP_LEVELS)
+        self._qmip_widths = np.array([w for _, w in layouts], np.int64).reshape(len(quads), MIP_LEVELS)
         self._bounds, kinds, self._dashed = scene.street.bands()
         self._kinds = kinds.astype(np.int32)
         sky_cols = scene.sky.image.shape[1]
@@ -200,7 +206,7 @@ class Renderer:
         keep &= (c0 < c1) & (r0 < r1)
         index = np.flatnonzero(keep)
         index = index[np.argsort(np.maximum(nearest[index], NEAR_M), kind="stable")]
-        self._cam = (ox, oz, cax, caz, np.maximum(nearest, NEAR_M))
+        self._cam = (ox, oz, cax, caz, np.maximum(nearest, NEAR_M).tolist())
         return list(zip(index.tolist(), c0[index].astype(int).tolist(), c1[index].astype(int).tolist(),
                         r0[index].astype(int).tolist(), r1[index].astype(int).tolist()))
 
@@ -208,52 +214,78 @@ class Renderer:
         self, t: int, pose: Pose, rgb: np.ndarray, labels: np.ndarray, depth: np.ndarray, surface: np.ndarray
     ) -> None:
         visible = self._visible_quads(t, pose)
-        ox, oz, cax, caz, nearest = (a.tolist() for a in self._cam)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for i, c0, c1, r0, r1 in visible:
-                zbuf = depth[r0:r1, c0:c1]
-                if nearest[i] >= zbuf.max():
-                    continue  # entirely behind what is already drawn
-                self._draw_quad(i, (ox[i], oz[i], cax[i], caz[i]), c0, c1, r0, r1, pose, rgb, labels, depth, surface)
+        if not visible:
+            return
+        index, c0, c1, r0, r1 = (np.array(v, np.int64) for v in zip(*visible))
+        columns = self._columns(index, c0, c1, pose)
+        starts, hit_from, hit_to, tex_col, depth_col, level, base, stride = columns
+        nearest = self._cam[4]
+        dy = self.dy
+        for j, i in enumerate(index.tolist()):
+            if hit_from[j] >= hit_to[j]:
+                continue  # no column's ray meets the quad
+            a, b = starts[j] + hit_from[j], starts[j] + hit_to[j]
+            left, right, top, bottom = c0[j] + hit_from[j], c0[j] + hit_to[j], r0[j], r1[j]
+            zbuf = depth[top:bottom, left:right]
+            if nearest[i] >= zbuf.max():
+                continue  # entirely behind what is already drawn
+            quad = self.scene.quads[i]
+            texture, alpha = quad.surface.get()
+            s = depth_col[a:b]
+            scale_v = np.float32(self._qscale_v[i])
+            # Texture row of each pixel: (y1 - height of the hit point) * texels per metre.
+            tex_row = np.float32((quad.y1 - pose.y) * scale_v) - (s * scale_v)[None, :] * dy[top:bottom, None]
+            mask = (tex_row >= 0) & (tex_row < texture.height) & (s[None, :] < zbuf)
+            rows = np.minimum(tex_row.astype(np.int32), texture.height - 1)
+            np.maximum(rows, 0, out=rows)
+            if alpha is not None:
+                mask &= alpha[rows, tex_col[None, a:b]]
+            if not mask.any():
+                continue
+            flat = (rows >> level[None, a:b]) * stride[None, a:b] + base[None, a:b]
+            np.copyto(rgb[top:bottom, left:right], np.take(texture.texels, flat, axis=0), where=mask[..., None])
+            labels[top:bottom, left:right][mask] = quad.label
+            np.copyto(zbuf, s, where=mask)
+            surface[top:bottom, left:right][mask] = i + 1
 
-    def _draw_quad(
-        self, index: int, geometry: tuple[float, float, float, float], c0: int, c1: int, r0: int, r1: int,
-        pose: Pose, rgb: np.ndarray, labels: np.ndarray, depth: np.ndarray, surface: np.ndarray,
-    ) -> None:
-        """Draw quad `index` into the pixels [r0, r1) x [c0, c1) where it is nearer than the z-buffer."""
+    def _columns(self, index: np.ndarray, c0: np.ndarray, c1: np.ndarray, pose: Pose) -> tuple[np.ndarray, ...]:
+        """The per-column part of drawing every visible quad, for all of them at once.
+
+        Quad j owns entries starts[j] .. starts[j] + c1[j] - c0[j] of the flat per-column arrays, one
+        per image column c0[j] .. c1[j] - 1. Returns (starts, hit_from, hit_to: the span of columns,
+        relative to c0, whose ray meets the quad; tex_col: its texture column (int32); depth_col: the
+        depth where the ray meets its plane (float32); level: the mip level; base, stride: where that
+        texture column starts in the flat mip-map and the level's row length).
+        """
         k = self.k
-        quad = self.scene.quads[index]
-        o_x, o_z, a_x, a_z = geometry
-        dx = self.dx[c0:c1]
-        # Per column: the depth s where the column's ray meets the quad's plane, and the position u
-        # along the quad's bottom edge (metres from its start).
-        s = (a_x * o_z - a_z * o_x) / (a_x - a_z * dx)
-        u = s * (a_x * dx + a_z) - (a_x * o_x + a_z * o_z)
-        hit = (s > NEAR_M) & (s < FAR_M) & (u >= 0) & (u < quad.width)
-        if not hit.any():
-            return
-        scale_u, scale_v = quad.texels_per_m_u, quad.texels_per_m_v
-        tex = quad.texture
-        s32 = s.astype(np.float32)
-        # Texture row of each pixel: (y1 - height of the hit point) * texels per metre.
-        tex_row = np.float32((quad.y1 - pose.y) * scale_v) - (s32 * np.float32(scale_v))[None, :] * self.dy[r0:r1, None]
-        zbuf = depth[r0:r1, c0:c1]
-        mask = (tex_row >= 0) & (tex_row < tex.height) & (s32[None, :] < zbuf) & hit[None, :]
-        rows = np.minimum(tex_row.astype(np.int32), tex.height - 1)
-        np.maximum(rows, 0, out=rows)
-        cols = np.minimum((u * scale_u).astype(np.int32), tex.width - 1)  # NaN or inf where not hit:
-        np.maximum(cols, 0, out=cols)  # any texel will do, those pixels are masked
-        if quad.alpha is not None:
-            mask &= quad.alpha[rows, cols[None, :]]
-        if not mask.any():
-            return
-        # Mip level from the larger of the horizontal and vertical texel footprints of a pixel.
+        ox, oz, cax, caz, _ = self._cam
+        span = c1 - c0
+        starts = np.cumsum(span) - span
+        owner = np.repeat(index, span)
+        col = np.arange(int(span.sum())) - np.repeat(starts - c0, span)
+        dx = self.dx[col].astype(np.float64)
+        a_x, a_z, o_x, o_z = cax[owner], caz[owner], ox[owner], oz[owner]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # The depth s where the column's ray meets the quad's plane, and the position u along the
+            # quad's bottom edge (metres from its start).
+            s = (a_x * o_z - a_z * o_x) / (a_x - a_z * dx)
+            u = s * (a_x * dx + a_z) - (a_x * o_x + a_z * o_z)
+            hit = (s > NEAR_M) & (s < FAR_M) & (u >= 0) & (u < self._qw[owner])
+            scale_u = self._qscale_u[owner]
+            tex_col = np.minimum((u * scale_u).astype(np.int32), self._qcols[owner] - 1)  # garbage where no hit:
+        np.maximum(tex_col, 0, out=tex_col)  # any texel will do there, those columns are never drawn
+        position = np.arange(col.size)
+        hit_from = np.minimum.reduceat(np.where(hit, position, col.size), starts) - starts
+        hit_to = np.maximum.reduceat(np.where(hit, position, -1), starts) + 1 - starts
+        # Mip level from the larger of the horizontal and vertical texel footprints of a pixel; the
+        # horizontal one from the step of u to the next column (the previous one for a quad's last).
         du = np.empty_like(u)
         du[:-1] = u[1:] - u[:-1]
-        du[-1] = du[-2] if u.size > 1 else 0.0
-        level = mip_level(np.maximum(np.abs(du) * scale_u, s * (scale_v / k.f)))
-        colours = tex.sample(rows, cols[None, :], level[None, :])
-        np.copyto(rgb[r0:r1, c0:c1], colours, where=mask[..., None])
-        labels[r0:r1, c0:c1][mask] = quad.label
-        np.copyto(zbuf, s32, where=mask)
-        surface[r0:r1, c0:c1][mask] = index + 1
+        last = starts + span - 1
+        du[last] = np.where(span > 1, du[np.maximum(last - 1, 0)], 0.0)
+        footprint = np.maximum(np.abs(du) * scale_u, s * (self._qscale_v[owner] / k.f))
+        level = mip_level(np.where(hit, footprint, 1.0))
+        offsets, widths = self._qmip_offsets[owner, level], self._qmip_widths[owner, level]
+        base = offsets + (tex_col >> level)
+        return (starts.tolist(), hit_from.tolist(), hit_to.tolist(), tex_col, s.astype(np.float32), level, base,
+                widths)

@@ -8,6 +8,7 @@ translation, which is what makes the ground-truth flow exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,14 +20,38 @@ from arseg_cli.synth.textures import MipTexture
 STATIC = 0  # mover id of everything that does not move
 
 
+class Surface:
+    """A quad's texture and silhouette, made on first use: most quads of a clip are never seen
+    (hidden behind buildings or beyond the far plane), and painting is most of a scene's cost.
+
+    `make()` returns (MipTexture of rows x cols texels, (rows, cols) bool silhouette or None); it must
+    be deterministic (it draws from its own seeded generator), so when it runs does not matter.
+    """
+
+    __slots__ = ("rows", "cols", "_make", "_made")
+
+    def __init__(self, rows: int, cols: int, make: Callable[[], tuple[MipTexture, np.ndarray | None]]) -> None:
+        self.rows, self.cols = rows, cols
+        self._make = make
+        self._made: tuple[MipTexture, np.ndarray | None] | None = None
+
+    def get(self) -> tuple[MipTexture, np.ndarray | None]:
+        if self._made is None:
+            texture, alpha = self._make()
+            if (texture.height, texture.width) != (self.rows, self.cols):
+                raise ValueError(f"painted {texture.height}x{texture.width} texels, expected {self.rows}x{self.cols}")
+            self._made = texture, alpha
+        return self._made
+
+
 @dataclass(frozen=True, slots=True)
 class Quad:
     """A textured vertical rectangle.
 
     Its bottom edge runs from (x0, z0) (world metres, at frame 0) along the horizontal unit vector
     (ax, az) for `width` metres; it spans heights y0..y1. Texture column 0 is at the (x0, z0) end,
-    texture row 0 at the top (y1). `alpha` (texture height x width, bool) cuts out its silhouette
-    (None: the whole rectangle). `texture` holds display colours with the clip's light baked in.
+    texture row 0 at the top (y1). `surface` gives the texture (display colours with the clip's
+    light baked in) and the silhouette that cuts it out (None: the whole rectangle).
     `facing`: 0 for a quad seen from both sides; +1 (-1) for the face of a solid object that is seen
     only from the side its left-hand (right-hand) normal (-az, ax) (resp. (az, -ax)) points to.
     """
@@ -38,19 +63,26 @@ class Quad:
     width: float
     y0: float
     y1: float
-    texture: MipTexture
-    alpha: np.ndarray | None
+    surface: Surface
     label: int
     mover: int = STATIC
     facing: int = 0
 
     @property
+    def texture(self) -> MipTexture:
+        return self.surface.get()[0]
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        return self.surface.get()[1]
+
+    @property
     def texels_per_m_u(self) -> float:
-        return self.texture.width / self.width
+        return self.surface.cols / self.width
 
     @property
     def texels_per_m_v(self) -> float:
-        return self.texture.height / (self.y1 - self.y0)
+        return self.surface.rows / (self.y1 - self.y0)
 
 
 @dataclass(frozen=True, slots=True)

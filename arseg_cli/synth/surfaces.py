@@ -16,8 +16,8 @@ _GROUND_TEXELS = NOISE_SIZE  # the texture repeats every 16 m
 
 def make_ground(rng: np.random.Generator, bank: NoiseBank, look: Look) -> GroundSurface:
     """Asphalt, paint, curb stone, paving and verge (grass, dirt or gravel), sharing one grain texture."""
-    grain = bank.window(_GROUND_TEXELS, _GROUND_TEXELS, 2.0)
-    patches = bank.window(_GROUND_TEXELS, _GROUND_TEXELS, 32.0)
+    grain = bank.window(_GROUND_TEXELS, _GROUND_TEXELS, 2.0, rng)
+    patches = bank.window(_GROUND_TEXELS, _GROUND_TEXELS, 32.0, rng)
     # A window as large as the bank's periodic fields is a cyclic shift of one: it tiles seamlessly.
     lum = np.clip(0.6 * grain + 0.4 * patches, 0, 1)
     texture = MipTexture.from_image(np.round(lum * 255).astype(np.uint8))

@@ -43,15 +43,15 @@ class NoiseBank:
     """
 
     def __init__(self, rng: np.random.Generator, size: int = NOISE_SIZE) -> None:
-        self._rng = rng
         self.fields = {cell: periodic_noise(rng, size, size, cell) for cell in (2.0, 8.0, 32.0)}
 
-    def window(self, height: int, width: int, cell: float) -> np.ndarray:
-        """(height, width) float32 in [0, 1]: a window of the field whose feature size is nearest `cell`."""
+    def window(self, height: int, width: int, cell: float, rng: np.random.Generator) -> np.ndarray:
+        """(height, width) float32 in [0, 1]: a window at an offset drawn from `rng` of the field
+        whose feature size is nearest `cell`."""
         key = min(self.fields, key=lambda c: abs(np.log(c / cell)))
         field = self.fields[key]
-        rows = (np.arange(height) + self._rng.integers(field.shape[0])) % field.shape[0]
-        cols = (np.arange(width) + self._rng.integers(field.shape[1])) % field.shape[1]
+        rows = (np.arange(height) + rng.integers(field.shape[0])) % field.shape[0]
+        cols = (np.arange(width) + rng.integers(field.shape[1])) % field.shape[1]
         return field[rows[:, None], cols[None, :]]
 
 
@@ -79,15 +79,13 @@ class MipTexture:
         height, width = img.shape[:2]
         pad = ((0, -height % _ALIGN), (0, -width % _ALIGN), (0, 0))
         level = np.pad(img, pad, mode="edge").astype(np.float32)
-        chunks, offsets, widths, start = [], [], [], 0
+        chunks = []
         for index in range(MIP_LEVELS):
             if index:
                 level = 0.25 * (level[0::2, 0::2] + level[1::2, 0::2] + level[0::2, 1::2] + level[1::2, 1::2])
             chunks.append(np.round(level).astype(np.uint8).reshape(-1, img.shape[2]))
-            offsets.append(start)
-            widths.append(level.shape[1])
-            start += chunks[-1].shape[0]
-        return cls(np.concatenate(chunks), np.asarray(offsets, np.int64), np.asarray(widths, np.int64), height, width)
+        offsets, widths = mip_layout(height, width)
+        return cls(np.concatenate(chunks), offsets, widths, height, width)
 
     def sample(self, rows: np.ndarray, cols: np.ndarray, level: np.ndarray | int) -> np.ndarray:
         """Texels at level-0 coordinates (`rows`, `cols`, int arrays, broadcast) read from mip `level`.
@@ -96,6 +94,15 @@ class MipTexture:
         """
         flat = self.offsets[level] + (rows >> level) * self.widths[level] + (cols >> level)
         return np.take(self.texels, flat, axis=0)
+
+
+def mip_layout(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, widths) of the levels of a MipTexture of height x width texels: known before any
+    texel is painted, so the renderer can address a texture it has not made yet."""
+    rows, cols = height + (-height % _ALIGN), width + (-width % _ALIGN)
+    widths = np.array([cols >> level for level in range(MIP_LEVELS)], np.int64)
+    sizes = np.array([(rows >> level) * (cols >> level) for level in range(MIP_LEVELS)], np.int64)
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]), widths
 
 
 def mip_level(texels_per_pixel: np.ndarray | float) -> np.ndarray:
