@@ -217,15 +217,20 @@ def test_float32_fast_path_agrees_with_the_plain_path(channels_last: bool) -> No
     torch.testing.assert_close(fast, plain.detach(), rtol=1e-5, atol=1e-5)
 
 
-def test_exports_to_onnx(tmp_path) -> None:
+@pytest.mark.parametrize("dynamo", [True, False])
+def test_exports_to_onnx(tmp_path, dynamo: bool) -> None:
+    """Under no_grad on CPU, so only the tracing checks keep the export off the tiled kernel."""
     onnx = pytest.importorskip("onnx")
+    if dynamo:
+        pytest.importorskip("onnxscript")
     creff = CReFF(4).eval()
+    names = ["lr", "key", "flow"]
     args = (torch.randn(1, 4, 5, 6), torch.randn(1, 4, 10, 12), torch.randn(1, 2, 20, 24))
     path = tmp_path / "creff.onnx"
-    torch.onnx.export(creff, args, str(path), opset_version=17, input_names=["lr", "key", "flow"])
+    with torch.no_grad():
+        torch.onnx.export(creff, args, str(path), opset_version=17, input_names=names, dynamo=dynamo)
+        expected = creff(*args)
     onnx.checker.check_model(onnx.load(str(path)))
     ort = pytest.importorskip("onnxruntime")
-    session = ort.InferenceSession(str(path))
-    (out,) = session.run(None, {name: a.numpy() for name, a in zip(["lr", "key", "flow"], args, strict=True)})
-    with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(out), creff(*args), rtol=1e-4, atol=1e-4)
+    (out,) = ort.InferenceSession(str(path)).run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})
+    torch.testing.assert_close(torch.from_numpy(out), expected, rtol=1e-4, atol=1e-4)
