@@ -13,9 +13,12 @@ centre with a shifted principal point (as a shift lens does) instead of pitching
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+CurveFn = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +99,13 @@ def make_camera_path(
     rng: np.random.Generator,
     frames: int,
     fps: float,
-    road_center,  # callable Z -> X of the street's centre line (metres), vectorised
-    road_slope,  # callable Z -> dX/dZ of the centre line
+    road_center: CurveFn,
+    road_slope: CurveFn,
     lane_x: float,
     height_m: float,
 ) -> CameraPath:
-    """Drive along the street in the lane at `lane_x` (metres from the centre line).
+    """Drive along the street in the lane at `lane_x` (metres from the centre line); `road_center`
+    and `road_slope` map Z to the centre line's X and dX/dZ (vectorised).
 
     Speed varies smoothly (sometimes slowing almost to a halt), the heading follows the street's
     curve plus a little steering, the lateral position drifts within the lane, and the camera bobs

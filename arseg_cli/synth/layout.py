@@ -9,6 +9,7 @@ where a low-resolution segmentation fails.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -23,6 +24,8 @@ from arseg_cli.synth.textures import NoiseBank
 
 FACADE_TEXELS_PER_M = 16.0
 THING_TEXELS_PER_M = 40.0
+#: car_factory(centre (X, Z), heading (hx, hz), mover) -> the quads of a car (actors.ActorBuilder.car_quads).
+CarFactory = Callable[[tuple[float, float], tuple[float, float], int], list[Quad]]
 POLE_GREYS = np.array([[0.45, 0.45, 0.47], [0.2, 0.22, 0.2], [0.55, 0.5, 0.42], [0.15, 0.2, 0.15]], np.float32)
 
 
@@ -231,7 +234,7 @@ class SceneryBuilder:
         self.quads += box(self.look, (sides[0], sides[1]), (ends[0], ends[1]), centre, heading, depth, width, 0.0,
                           height, Label.VOID)
 
-    def parked_cars(self, side: int, z_from: float, z_to: float, car_factory) -> None:
+    def parked_cars(self, side: int, z_from: float, z_to: float, car_factory: CarFactory) -> None:
         """Cars parked nose to tail in the parking lane, with gaps."""
         rng, street = self.rng, self.street
         if street.parking_width <= 0:
@@ -245,7 +248,7 @@ class SceneryBuilder:
                 self.quads += car_factory(street_point(street, z, lateral), heading, STATIC)
             z += rng.uniform(5.5, 8.0)
 
-    def populate(self, z_from: float, z_to: float, car_factory) -> list[Quad]:
+    def populate(self, z_from: float, z_to: float, car_factory: CarFactory) -> list[Quad]:
         """All the static scenery of both sides between z_from and z_to."""
         rng, street = self.rng, self.street
         lamp_every = rng.uniform(18, 40)
