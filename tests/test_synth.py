@@ -14,9 +14,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from arseg_cli.cli import app
+from arseg_cli.errors import OptionsError
 from arseg_cli.palettes import CAMVID
 from arseg_cli.synth.classes import NUM_CLASSES, Label
 from arseg_cli.synth.clip import SynthClip, SynthFrame
+from arseg_cli.synth.dataset import SynthSpec
 from arseg_cli.synth.render import GROUND, SKY
 
 H, W = 64, 96
@@ -67,6 +69,17 @@ def test_same_seed_gives_identical_frames_and_labels() -> None:
         np.testing.assert_array_equal(a.rgb, b.rgb)
         np.testing.assert_array_equal(a.labels, b.labels)
         np.testing.assert_array_equal(a.flow_prev, b.flow_prev)
+
+
+def test_a_frame_does_not_depend_on_what_was_rendered_before() -> None:
+    # Textures are painted on first use, each from its own seed: order must not matter.
+    alone = SynthClip(7, 2, 6, H, W).render(5)
+    clip = SynthClip(7, 2, 6, H, W)
+    for t in (3, 0, 1):
+        clip.render(t)
+    after = clip.render(5)
+    np.testing.assert_array_equal(alone.rgb, after.rgb)
+    np.testing.assert_array_equal(alone.labels, after.labels)
 
 
 def test_other_seed_or_clip_index_gives_another_clip() -> None:
@@ -211,6 +224,15 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert (out / "clip_0000" / "labels" / "000000.png").read_bytes() == before
     assert CliRunner().invoke(app, [*args, "--seed", "9", "--force"]).exit_code == 0
     assert (out / "clip_0000" / "labels" / "000000.png").read_bytes() != before
+
+
+@pytest.mark.parametrize(
+    "changes", [{"height": 63}, {"width": 8}, {"clips": 0}, {"frames": 0}, {"seed": -1}, {"keyint": 0}, {"crf": 60}]
+)
+def test_spec_rejects_what_cannot_be_made(changes: dict[str, int]) -> None:
+    settings = {"clips": 1, "frames": 2, "height": 64, "width": 96, **changes}
+    with pytest.raises(OptionsError):
+        SynthSpec(**settings)
 
 
 @pytest.mark.parametrize("size", ["63x96", "64x95", "8x8", "64by96"])
