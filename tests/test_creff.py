@@ -193,9 +193,11 @@ def test_gradients_match_finite_differences() -> None:
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
 
 
-def test_eval_forward_is_deterministic_and_leaves_inputs_alone() -> None:
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_eval_forward_is_deterministic_and_leaves_inputs_alone(memory_format: torch.memory_format) -> None:
     creff = CReFF(8).eval()
     lr, key, flow = torch.randn(1, 8, 13, 17), torch.randn(1, 8, 13, 17), torch.randn(1, 2, 26, 34)
+    lr, key = lr.contiguous(memory_format=memory_format), key.contiguous(memory_format=memory_format)
     lr_copy = lr.clone()
     with torch.inference_mode():
         first, second = creff(lr, key, flow), creff(lr, key, flow)
@@ -215,6 +217,13 @@ def test_float32_fast_path_agrees_with_the_plain_path(channels_last: bool) -> No
     with torch.enable_grad():
         plain = creff(lr, key, flow.requires_grad_())  # requires grad: the plain path
     torch.testing.assert_close(fast, plain.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_mixed_dtypes_take_the_plain_path() -> None:
+    creff = CReFF(3).eval()
+    lr, key, flow = torch.randn(1, 3, 4, 5, dtype=F64), torch.randn(1, 3, 8, 9), torch.randn(1, 2, 8, 9)
+    assert not creff._takes_fast_path(lr, key, flow)
+    assert creff._takes_fast_path(lr.float(), key, flow.double())  # the flow is cast to the features' dtype
 
 
 @pytest.mark.parametrize("dynamo", [True, False])

@@ -70,8 +70,6 @@ class _ImageTiles:
         self.k_store, self.v_store = new((rows + 2 * r) * wp + 2 * r, channels), new((rows + 2 * r) * wp + 2 * r, channels)
         self.q_store = new(rows * wp, channels)
         self.warped = new(rows + 2 * r + 2, w, channels)  # warped rows for K, V with the 3x3 halo
-        self.q_input = new(rows + 2, w, channels)  # original LR_up rows for Q with the 3x3 halo
-        self.row_above = new(w, channels)  # LR_up row above the tile, saved before it was overwritten
         blocks = rows * wp // block
         self.logits = up.new_empty(window, blocks, block, block + 2 * r)
         self.weights = new(window, blocks, block, block + 2 * r)  # zero off the band, always
@@ -79,12 +77,13 @@ class _ImageTiles:
 
     def run(self, convs: tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]) -> None:
         query, key, value = convs
-        for y0 in range(0, self.height, self.rows):
-            y1 = min(self.height, y0 + self.rows)
+        tiles = [(y0, min(self.height, y0 + self.rows)) for y0 in range(0, self.height, self.rows)]
+        self._queries(*tiles[0], query)
+        for (y0, y1), following in zip(tiles, [*tiles[1:], None], strict=True):
             self._keys_values(y0, y1, key, value)
-            self._queries(y0, y1, query)
-            self.row_above.copy_(self.up[y1 - 1])
             out = self._attend(y1 - y0)
+            if following is not None:  # its Q reads row y1 - 1: before this tile's rows are fused
+                self._queries(*following, query)
             self.up[y0:y1].add_(out[:, self.r : self.r + self.width])
 
     def _store_view(self, store: Tensor) -> Tensor:
@@ -93,28 +92,22 @@ class _ImageTiles:
         return store[r : r + (self.rows + 2 * r) * wp].view(self.rows + 2 * r, wp, -1)
 
     def _keys_values(self, y0: int, y1: int, key: nn.Conv2d, value: nn.Conv2d) -> None:
-        """K, V of image rows [y0 - r, y1 + r) into the stores; rows outside the image stay zero."""
+        """K, V of image rows [y0 - r, y1 + r) into the stores; store rows outside the image are zero."""
         r, t = self.r, y1 - y0
-        first = y0 - r - 1  # image row of warped[0]
-        lo, hi = max(0, first), min(self.height, y1 + r + 1)
-        self.warped[: lo - first].zero_()
-        self.warped[hi - first :].zero_()
-        self._warp_rows(lo, hi, self.warped[lo - first : hi - first])
-        inside = slice(max(0, r - y0), t + 2 * r - max(0, y1 + r - self.height))
+        lo, hi = max(0, y0 - r - 1), min(self.height, y1 + r + 1)  # warped rows, with the 3x3 halo
+        self._warp_rows(lo, hi, self.warped[: hi - lo])
+        first, last = max(0, y0 - r), min(self.height, y1 + r)  # rows of K, V inside the image
         for conv, store in ((key, self.k_store), (value, self.v_store)):
             rows = self._store_view(store)
-            rows[: t + 2 * r, r : r + self.width] = _conv_rows(conv, self.warped[: t + 2 * r + 2])
-            rows[: inside.start].zero_()
-            rows[inside.stop : t + 2 * r].zero_()
+            rows[first - (y0 - r) : last - (y0 - r), r : r + self.width] = _conv_rows(conv, self.warped[: hi - lo], first - lo, last - lo)
+            rows[: first - (y0 - r)].zero_()
+            rows[last - (y0 - r) : t + 2 * r].zero_()
 
     def _queries(self, y0: int, y1: int, query: nn.Conv2d) -> None:
-        """Q of image rows [y0, y1) from the (not yet fused) LR_up rows [y0 - 1, y1 + 1)."""
-        t = y1 - y0
-        self.q_input[0] = self.row_above  # zeros on the first tile
-        self.q_input[1 : t + 1] = self.up[y0:y1]
-        self.q_input[t + 1] = self.up[y1] if y1 < self.height else 0.0
+        """Q of image rows [y0, y1) from the (not yet fused) LR_up rows around them."""
+        lo, hi = max(0, y0 - 1), min(self.height, y1 + 1)
         q_rows = self.q_store.view(self.rows, self.padded_width, -1)
-        q_rows[:t, self.r : self.r + self.width] = _conv_rows(query, self.q_input[: t + 2])
+        q_rows[: y1 - y0, self.r : self.r + self.width] = _conv_rows(query, self.up[lo:hi], y0 - lo, y1 - lo)
 
     def _warp_rows(self, lo: int, hi: int, out: Tensor) -> None:
         """Rows [lo, hi) of the warped keyframe feature -> out (hi - lo, W, C): rows of the sampling
@@ -198,9 +191,13 @@ def _pixels_by_channels(feat: Tensor) -> Tensor:
     return feat.new_empty(hwc.shape[0] * hwc.shape[1], channels).copy_(feat.reshape(channels, -1).t())
 
 
-def _conv_rows(conv: nn.Conv2d, rows: Tensor) -> Tensor:
-    """`conv` (3x3, padding 1) applied to (R, W, C) rows that already hold their vertical halo -> (R-2, W, C)."""
+def _conv_rows(conv: nn.Conv2d, rows: Tensor, first: int, last: int) -> Tensor:
+    """Rows [first, last) of `conv` (3x3, zero padding 1) applied to (R, W, C) image rows -> (last - first, W, C).
+
+    Output rows need their neighbours in `rows` unless they are on the image border, where the conv's
+    zero padding is the image's: so a tile passes its rows with a one-row halo, clipped to the image.
+    """
     # unsqueeze before permute: a batch stride of R*W*C makes this a channels-last tensor that oneDNN
     # recognises (the other order gives stride C, which falls back to a ~10x slower path).
     x = rows.unsqueeze(0).permute(0, 3, 1, 2)
-    return F.conv2d(x, conv.weight, conv.bias, padding=(0, 1), groups=conv.groups)[0].permute(1, 2, 0)
+    return F.conv2d(x, conv.weight, conv.bias, padding=1, groups=conv.groups)[0, :, first:last].permute(1, 2, 0)

@@ -122,4 +122,7 @@ class CReFF(nn.Module):
             return False
         if torch.is_grad_enabled() and any(t.requires_grad for t in (*inputs, *self.parameters())):
             return False
-        return all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in inputs)
+        lr_feat, key_feat, flow_px = inputs
+        dtypes = {lr_feat.dtype, key_feat.dtype, *(p.dtype for p in self.parameters())}
+        devices = {lr_feat.device.type, key_feat.device.type, flow_px.device.type}
+        return devices == {"cpu"} and len(dtypes) == 1 and dtypes <= {torch.float32, torch.float64}
