@@ -185,6 +185,7 @@ class _ClipWriter:
         except BaseException:
             self.video_file.discard()
             raise
+        self.labels.close()
         if exc_type is not None or self.frames == 0:
             self.video_file.discard()
             return
