@@ -222,8 +222,9 @@ def test_float32_fast_path_agrees_with_the_plain_path(channels_last: bool) -> No
 def test_mixed_dtypes_take_the_plain_path() -> None:
     creff = CReFF(3).eval()
     lr, key, flow = torch.randn(1, 3, 4, 5, dtype=F64), torch.randn(1, 3, 8, 9), torch.randn(1, 2, 8, 9)
-    assert not creff._takes_fast_path(lr, key, flow)
-    assert creff._takes_fast_path(lr.float(), key, flow.double())  # the flow is cast to the features' dtype
+    with torch.no_grad():
+        assert not creff._takes_fast_path(lr, key, flow)
+        assert creff._takes_fast_path(lr.float(), key, flow.double())  # the flow is cast to the features' dtype
 
 
 @pytest.mark.parametrize("dynamo", [True, False])
