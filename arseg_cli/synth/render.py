@@ -53,6 +53,24 @@ class RenderedFrame:
     surface: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class _Visible:
+    """The quads that may appear in a frame, nearest first: (n,) arrays of their indices, pixel
+    bounds (columns c0..c1-1, rows r0..r1-1), nearest depth (metres), and the camera-frame start
+    point (ox, oz) and unit direction (cax, caz) of their bottom edges."""
+
+    index: np.ndarray
+    c0: np.ndarray
+    c1: np.ndarray
+    r0: np.ndarray
+    r1: np.ndarray
+    nearest: np.ndarray
+    ox: np.ndarray
+    oz: np.ndarray
+    cax: np.ndarray
+    caz: np.ndarray
+
+
 class Renderer:
     """Draws frames of one scene through one camera; `render(t, pose)` gives frame t seen from `pose`."""
 
@@ -121,7 +139,7 @@ class Renderer:
         cos, sin = np.cos(pose.yaw), np.sin(pose.yaw)
         across = (self.dx * cos + sin).astype(np.float32)
         along = (cos - self.dx * sin).astype(np.float32)
-        # World coordinates relative to the camera, then absolute (float64 only for the offset).
+        # World coordinates of each ground pixel: camera position + depth x the ray's direction.
         world_x = z_row[:, None] * across[None, :] + np.float32(pose.x)
         world_z = z_row[:, None] * along[None, :] + np.float32(pose.z)
         lateral = world_x - street.center(world_z).astype(np.float32)
@@ -174,9 +192,8 @@ class Renderer:
             zebra &= _fraction(lat) < 0.5
             kind[sub][zebra] = Ground.MARK_WHITE
 
-    def _visible_quads(self, t: int, pose: Pose) -> list[tuple[int, ...]]:
-        """The quads that can appear in the frame, nearest first, each as (index, first column,
-        last column + 1, first row, last row + 1); plus camera-frame geometry in self._cam."""
+    def _visible_quads(self, t: int, pose: Pose) -> _Visible:
+        """The quads that can appear in frame t seen from `pose`, nearest first."""
         k = self.k
         shift = self.scene.mover_xz[self._qmover, t]
         ox, oz = pose.to_camera(self._qx0 + shift[:, 0], self._qz0 + shift[:, 1])
@@ -206,28 +223,26 @@ class Renderer:
         keep &= (c0 < c1) & (r0 < r1)
         index = np.flatnonzero(keep)
         index = index[np.argsort(np.maximum(nearest[index], NEAR_M), kind="stable")]
-        self._cam = (ox, oz, cax, caz, np.maximum(nearest, NEAR_M).tolist())
-        return list(zip(index.tolist(), c0[index].astype(int).tolist(), c1[index].astype(int).tolist(),
-                        r0[index].astype(int).tolist(), r1[index].astype(int).tolist()))
+        bounds = (b[index].astype(np.int64) for b in (c0, c1, r0, r1))
+        nearest = np.maximum(nearest[index], NEAR_M)
+        return _Visible(index, *bounds, nearest, ox[index], oz[index], cax[index], caz[index])
 
     def _draw_quads(
         self, t: int, pose: Pose, rgb: np.ndarray, labels: np.ndarray, depth: np.ndarray, surface: np.ndarray
     ) -> None:
         visible = self._visible_quads(t, pose)
-        if not visible:
+        if visible.index.size == 0:
             return
-        index, c0, c1, r0, r1 = (np.array(v, np.int64) for v in zip(*visible))
-        columns = self._columns(index, c0, c1, pose)
-        starts, hit_from, hit_to, tex_col, depth_col, level, base, stride = columns
-        nearest = self._cam[4]
+        starts, hit_from, hit_to, tex_col, depth_col, level, base, stride = self._columns(visible)
+        c0, r0, r1, nearest = (a.tolist() for a in (visible.c0, visible.r0, visible.r1, visible.nearest))
         dy = self.dy
-        for j, i in enumerate(index.tolist()):
+        for j, i in enumerate(visible.index.tolist()):
             if hit_from[j] >= hit_to[j]:
                 continue  # no column's ray meets the quad
             a, b = starts[j] + hit_from[j], starts[j] + hit_to[j]
             left, right, top, bottom = c0[j] + hit_from[j], c0[j] + hit_to[j], r0[j], r1[j]
             zbuf = depth[top:bottom, left:right]
-            if nearest[i] >= zbuf.max():
+            if nearest[j] >= zbuf.max():
                 continue  # entirely behind what is already drawn
             quad = self.scene.quads[i]
             texture, alpha = quad.surface.get()
@@ -248,31 +263,30 @@ class Renderer:
             np.copyto(zbuf, s, where=mask)
             surface[top:bottom, left:right][mask] = i + 1
 
-    def _columns(self, index: np.ndarray, c0: np.ndarray, c1: np.ndarray, pose: Pose) -> tuple[np.ndarray, ...]:
+    def _columns(self, visible: _Visible) -> tuple:
         """The per-column part of drawing every visible quad, for all of them at once.
 
-        Quad j owns entries starts[j] .. starts[j] + c1[j] - c0[j] of the flat per-column arrays, one
-        per image column c0[j] .. c1[j] - 1. Returns (starts, hit_from, hit_to: the span of columns,
-        relative to c0, whose ray meets the quad; tex_col: its texture column (int32); depth_col: the
-        depth where the ray meets its plane (float32); level: the mip level; base, stride: where that
-        texture column starts in the flat mip-map and the level's row length).
+        Visible quad j owns entries starts[j] .. starts[j] + c1[j] - c0[j] of the flat per-column
+        arrays, one per image column c0[j] .. c1[j] - 1. Returns (starts, hit_from, hit_to: lists, the
+        span of columns, relative to c0, whose ray meets the quad; tex_col: its texture column (int32);
+        depth_col: the depth where the ray meets its plane (float32); level: the mip level; base,
+        stride: where that texture column starts in the flat mip-map, and the level's row length).
         """
-        k = self.k
-        ox, oz, cax, caz, _ = self._cam
-        span = c1 - c0
+        span = visible.c1 - visible.c0
         starts = np.cumsum(span) - span
-        owner = np.repeat(index, span)
-        col = np.arange(int(span.sum())) - np.repeat(starts - c0, span)
+        owner = np.repeat(np.arange(span.size), span)
+        quad = visible.index[owner]
+        col = np.arange(int(span.sum())) - np.repeat(starts - visible.c0, span)
         dx = self.dx[col].astype(np.float64)
-        a_x, a_z, o_x, o_z = cax[owner], caz[owner], ox[owner], oz[owner]
+        a_x, a_z, o_x, o_z = visible.cax[owner], visible.caz[owner], visible.ox[owner], visible.oz[owner]
         with np.errstate(divide="ignore", invalid="ignore"):
             # The depth s where the column's ray meets the quad's plane, and the position u along the
             # quad's bottom edge (metres from its start).
             s = (a_x * o_z - a_z * o_x) / (a_x - a_z * dx)
             u = s * (a_x * dx + a_z) - (a_x * o_x + a_z * o_z)
-            hit = (s > NEAR_M) & (s < FAR_M) & (u >= 0) & (u < self._qw[owner])
-            scale_u = self._qscale_u[owner]
-            tex_col = np.minimum((u * scale_u).astype(np.int32), self._qcols[owner] - 1)  # garbage where no hit:
+            hit = (s > NEAR_M) & (s < FAR_M) & (u >= 0) & (u < self._qw[quad])
+            scale_u = self._qscale_u[quad]
+            tex_col = np.minimum((u * scale_u).astype(np.int32), self._qcols[quad] - 1)  # garbage where no hit:
         np.maximum(tex_col, 0, out=tex_col)  # any texel will do there, those columns are never drawn
         position = np.arange(col.size)
         hit_from = np.minimum.reduceat(np.where(hit, position, col.size), starts) - starts
@@ -283,9 +297,8 @@ class Renderer:
         du[:-1] = u[1:] - u[:-1]
         last = starts + span - 1
         du[last] = np.where(span > 1, du[np.maximum(last - 1, 0)], 0.0)
-        footprint = np.maximum(np.abs(du) * scale_u, s * (self._qscale_v[owner] / k.f))
+        footprint = np.maximum(np.abs(du) * scale_u, s * (self._qscale_v[quad] / self.k.f))
         level = mip_level(np.where(hit, footprint, 1.0))
-        offsets, widths = self._qmip_offsets[owner, level], self._qmip_widths[owner, level]
-        base = offsets + (tex_col >> level)
-        return (starts.tolist(), hit_from.tolist(), hit_to.tolist(), tex_col, s.astype(np.float32), level, base,
-                widths)
+        base = self._qmip_offsets[quad, level] + (tex_col >> level)
+        stride = self._qmip_widths[quad, level]
+        return starts.tolist(), hit_from.tolist(), hit_to.tolist(), tex_col, s.astype(np.float32), level, base, stride
