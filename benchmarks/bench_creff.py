@@ -130,7 +130,8 @@ def main() -> None:
     lr, key, flow = make_inputs(PSP)
     creff = CReFF(PSP["channels"]).eval()
     with torch.inference_mode():
-        med = interleaved_medians({"plain": lambda: plain(creff)(lr, key, flow), "fast": lambda: creff(lr, key, flow)}, args.repeats)
+        calls = {"plain": lambda: plain(creff)(lr, key, flow), "fast": lambda: creff(lr, key, flow)}
+        med = interleaved_medians(calls, args.repeats)
         reference = plain(creff)(lr, key, flow)
         error = (reference - creff(lr, key, flow)).abs().max().item()
     report = {

@@ -67,7 +67,8 @@ class _ImageTiles:
         r, w = self.r, self.width
         self.padded_width = -(-(w + 2 * r) // block) * block
         wp, new = self.padded_width, lambda *shape: up.new_zeros(shape)
-        self.k_store, self.v_store = new((rows + 2 * r) * wp + 2 * r, channels), new((rows + 2 * r) * wp + 2 * r, channels)
+        store_pixels = (rows + 2 * r) * wp + 2 * r  # + 2r: the last block's item runs past the last row
+        self.k_store, self.v_store = new(store_pixels, channels), new(store_pixels, channels)
         self.q_store = new(rows * wp, channels)
         self.warped = new(rows + 2 * r + 2, w, channels)  # warped rows for K, V with the 3x3 halo
         blocks = rows * wp // block
@@ -97,11 +98,12 @@ class _ImageTiles:
         lo, hi = max(0, y0 - r - 1), min(self.height, y1 + r + 1)  # warped rows, with the 3x3 halo
         self._warp_rows(lo, hi, self.warped[: hi - lo])
         first, last = max(0, y0 - r), min(self.height, y1 + r)  # rows of K, V inside the image
+        top, bottom = first - (y0 - r), last - (y0 - r)  # the same rows in the stores
         for conv, store in ((key, self.k_store), (value, self.v_store)):
             rows = self._store_view(store)
-            rows[first - (y0 - r) : last - (y0 - r), r : r + self.width] = _conv_rows(conv, self.warped[: hi - lo], first - lo, last - lo)
-            rows[: first - (y0 - r)].zero_()
-            rows[last - (y0 - r) : t + 2 * r].zero_()
+            rows[top:bottom, r : r + self.width] = _conv_rows(conv, self.warped[: hi - lo], first - lo, last - lo)
+            rows[:top].zero_()
+            rows[bottom : t + 2 * r].zero_()
 
     def _queries(self, y0: int, y1: int, query: nn.Conv2d) -> None:
         """Q of image rows [y0, y1) from the (not yet fused) LR_up rows around them."""
@@ -161,7 +163,8 @@ def _bilinear_sampling(flow: Tensor, warp: str) -> tuple[Tensor, Tensor]:
 
     Source coordinate = scale * (pixel + flow) + offset is grid_sample's unnormalisation of the official
     2v/(L-1) - 1 grid (align_corners False for 'official', True for 'exact'). Corners outside the image
-    get weight 0 and a clamped (valid) column, which is grid_sample's zero padding.
+    get weight 0 and a clamped (valid) column, which is grid_sample's zero padding; a row may then hold
+    a column twice or out of order, which the product (a sum over a row's entries) does not mind.
     """
     _, h, w = flow.shape
     scale = [(n if warp == "official" else n - 1) / max(n - 1, 1) for n in (w, h)]
