@@ -69,7 +69,7 @@ def test_same_seed_gives_identical_frames_and_labels() -> None:
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a.rgb, b.rgb)
         np.testing.assert_array_equal(a.labels, b.labels)
-        np.testing.assert_array_equal(a.flow_prev, b.flow_prev)
+        np.testing.assert_array_equal(a.flow, b.flow)
 
 
 def test_a_frame_does_not_depend_on_what_was_rendered_before() -> None:
@@ -93,13 +93,13 @@ def test_other_seed_or_clip_index_gives_another_clip() -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_labels_move_with_the_content_along_the_ground_truth_flow(seed: int) -> None:
     for previous, frame in zip(_frames(seed), _frames(seed)[1:]):
-        warped, inside = _warp_nearest(previous.labels, frame.flow_prev)
+        warped, inside = _warp_nearest(previous.labels, frame.flow)
         away = inside & _interior(frame.labels)
         agree = np.mean(warped[away] == frame.labels[away])
         assert away.mean() > 0.5
         assert agree >= 0.95, f"frame {frame.index}: {agree:.3f}"
         # Where the flow says the point is visible in the previous frame, the label matches almost always.
-        assert np.mean(warped[frame.visible_prev] == frame.labels[frame.visible_prev]) >= 0.98
+        assert np.mean(warped[frame.visible] == frame.labels[frame.visible]) >= 0.98
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -142,6 +142,21 @@ def test_moving_objects_follow_their_own_motion_in_the_flow() -> None:
     # Ignoring their motion, or moving them the wrong way, lands elsewhere.
     assert same_surface(np.zeros_like(shift)) < 0.9
     assert same_surface(-shift) < 0.9
+
+
+def test_flow_to_key_points_each_frame_straight_into_its_keyframe() -> None:
+    clip = SynthClip(6, 0, 7, H, W)
+    frames = list(clip.frames(keyint=3))
+    assert [f.reference for f in frames] == [0, 0, 0, 3, 3, 3, 6]
+    for frame in frames:
+        if frame.reference == frame.index:
+            assert not frame.flow.any() and frame.visible.all()
+            continue
+        direct = clip.flow(frame.index, clip.render(frame.index), frame.reference, clip.render(frame.reference))
+        np.testing.assert_array_equal(frame.flow, direct.flow_px)
+        np.testing.assert_array_equal(frame.visible, direct.visible)
+        warped, inside = _warp_nearest(frames[frame.reference].labels, frame.flow)
+        assert np.mean(warped[frame.visible] == frame.labels[frame.visible]) >= 0.98
 
 
 def test_flow_to_the_same_frame_is_zero_and_fully_visible() -> None:
@@ -246,10 +261,20 @@ def test_cli_writes_videos_labels_flow_and_manifest(tmp_path: Path) -> None:
         image = Image.open(out / label)
         assert image.mode == "P"
         np.testing.assert_array_equal(np.asarray(image), want.labels)
-        np.testing.assert_array_equal(np.load(out / flow), want.flow_prev)
+        np.testing.assert_array_equal(np.load(out / flow), want.flow)
         error = np.abs(frame.to_ndarray(format="rgb24").astype(int) - want.rgb).mean()
         assert error < 8  # lossy H.264 at crf 18 on a tiny frame
     assert (out / "clip_0001" / "flow" / "motion.json").is_file()
+
+
+def test_cli_writes_flow_to_the_keyframe_with_flow_to_key(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    args = ["synth", "-o", str(out), "--frames", "5", "--size", "32x48", "-L", "2", "--flow", "--flow-to", "key"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    index = json.loads((out / "clip_0000" / "flow" / "motion.json").read_text())
+    assert [entry["reference"] for entry in index["frames"]] == [0, 0, 2, 2, 4]
+    assert "keyframe" in json.loads((out / "manifest.json").read_text())["flow_convention"]
+    assert CliRunner().invoke(app, ["synth", "-o", str(tmp_path / "b"), "--flow-to", "key"]).exit_code == 2
 
 
 def test_cli_refuses_to_overwrite_without_force(tmp_path: Path) -> None:

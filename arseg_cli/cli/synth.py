@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+from enum import Enum
 from pathlib import Path
 
 import typer
 
 from arseg_cli.cli._app import console, frame_progress
+from arseg_cli.errors import OptionsError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+class FlowReference(str, Enum):
+    prev = "prev"
+    key = "key"
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -28,20 +35,27 @@ def synth_command(
     keyint: int = typer.Option(12, "--keyint", "-L", min=1, help="H.264 keyframe interval L (frames)."),
     crf: float = typer.Option(20.0, "--crf", min=0, max=51, help="x264 constant rate factor (lower: better)."),
     fps: float = typer.Option(30.0, "--fps", min=1, help="Frame rate of the clips."),
-    flow: bool = typer.Option(False, "--flow", help="Also write the exact ground-truth flow to the previous frame."),
+    flow: bool = typer.Option(False, "--flow", help="Also write the exact ground-truth flow and its visibility."),
+    flow_to: FlowReference = typer.Option(
+        FlowReference.prev, "--flow-to", help="With --flow: flow to the previous frame, or straight to the keyframe."
+    ),
     force: bool = typer.Option(False, "--force", help="Write into DIR even if it is not empty (same names replaced)."),
 ) -> None:
     """Generate SynthStreet street-scene clips with per-pixel CamVid labels (docs/SYNTH.md).
 
     Each clip gets an H.264 video (a keyframe every L frames, no B-frames, one reference), one
-    palette PNG of class ids per frame, and with --flow the exact backward flow per frame; a
-    manifest.json describes the set. Prints the manifest's path.
+    palette PNG of class ids per frame, and with --flow the exact backward flow per frame (to the
+    previous frame, or with --flow-to key to the frame's keyframe); a manifest.json describes the
+    set. Prints the manifest's path.
     """
     from arseg_cli.synth.dataset import SynthSpec, write_dataset
 
     height, width = _parse_size(size)
+    if flow_to is FlowReference.key and not flow:
+        raise OptionsError("--flow-to key needs --flow")
     spec = SynthSpec(
-        clips=clips, frames=frames, height=height, width=width, seed=seed, fps=fps, keyint=keyint, crf=crf, flow=flow
+        clips=clips, frames=frames, height=height, width=width, seed=seed, fps=fps, keyint=keyint, crf=crf, flow=flow,
+        flow_to_key=flow_to is FlowReference.key,
     )
     with frame_progress("synth") as on_frame:
         manifest = write_dataset(output, spec, force=force, on_frame=on_frame)

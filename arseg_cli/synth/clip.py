@@ -21,20 +21,24 @@ from arseg_cli.synth.world import World, build_world
 class SynthFrame:
     """One frame of a clip.
 
-    index:        0-based frame number.
-    rgb:          (H, W, 3) uint8.
-    labels:       (H, W) uint8 CamVid ids (arseg_cli.synth.classes.Label).
-    flow_prev:    (2, H, W) float32 backward flow to frame index-1, pixels (frame 0: zeros).
-    visible_prev: (H, W) bool, the pixel's surface point is visible in frame index-1 (frame 0: False).
-    depth:        (H, W) float32 camera depth in metres, +inf for sky.
+    index:     0-based frame number.
+    rgb:       (H, W, 3) uint8.
+    labels:    (H, W) uint8 CamVid ids (arseg_cli.synth.classes.Label).
+    depth:     (H, W) float32 camera depth in metres, +inf for sky.
+    reference: the frame the flow points into: the previous frame, or the keyframe (see
+               SynthClip.frames); == index for the first frame (or a keyframe).
+    flow:      (2, H, W) float32 exact backward flow to `reference`, pixels (zeros when it is itself).
+    visible:   (H, W) bool, the pixel's surface point is visible in `reference` (all True when it is
+               itself).
     """
 
     index: int
     rgb: np.ndarray
     labels: np.ndarray
-    flow_prev: np.ndarray
-    visible_prev: np.ndarray
     depth: np.ndarray
+    reference: int
+    flow: np.ndarray
+    visible: np.ndarray
 
 
 def clip_rng(seed: int, index: int) -> np.random.Generator:
@@ -66,16 +70,22 @@ class SynthClip:
         shift = (movers[:, t] - movers[:, ref])[self._surface_movers]
         return backward_flow(frame, camera.pose(t), reference, camera.pose(ref), shift, self.world.intrinsics)
 
-    def frames(self) -> Iterator[SynthFrame]:
-        """Every frame in order, with its flow to the previous frame."""
-        previous: RenderedFrame | None = None
+    def frames(self, keyint: int | None = None) -> Iterator[SynthFrame]:
+        """Every frame in order, with its flow to the previous frame, or with `keyint` to its
+        keyframe: the last frame whose index is a multiple of `keyint` (AR-Seg's L)."""
+        if keyint is not None and keyint < 1:
+            raise ValueError(f"keyint must be >= 1, got {keyint}")
+        reference: RenderedFrame | None = None
         for t in range(self.num_frames):
             frame = self.render(t)
-            if previous is None:
+            ref = t - t % keyint if keyint else max(t - 1, 0)
+            if ref == t:
                 flow = np.zeros((2, *frame.labels.shape), np.float32)
-                visible = np.zeros(frame.labels.shape, bool)
+                visible = np.ones(frame.labels.shape, bool)
             else:
-                truth = self.flow(t, frame, t - 1, previous)
+                assert reference is not None
+                truth = self.flow(t, frame, ref, reference)
                 flow, visible = truth.flow_px, truth.visible
-            yield SynthFrame(t, frame.rgb, frame.labels, flow, visible, frame.depth)
-            previous = frame
+            yield SynthFrame(t, frame.rgb, frame.labels, frame.depth, ref, flow, visible)
+            if not keyint or ref == t:
+                reference = frame  # the previous frame, or the newest keyframe

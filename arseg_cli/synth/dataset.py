@@ -7,9 +7,11 @@ Layout (docs/SYNTH.md):
     DIR/clip_0000/video.mp4              H.264, yuv420p, keyframe every `keyint`, no B-frames, 1 reference
     DIR/clip_0000/labels/000000.png      palette-mode PNG, pixel value = CamVid class id
     DIR/clip_0000/flow/000000.npy        with `flow`: (2, H, W) float32 backward flow to the previous
-                                         frame (frame 0: zeros), and flow/motion.json, as `arseg motion`
+                                         frame, or with `flow_to_key` to the frame's keyframe (zeros
+                                         for frame 0 / a keyframe); flow/motion.json names each frame's
+                                         reference, as `arseg motion` does
     DIR/clip_0000/visible/000000.png     with `flow`: 1-bit PNG, the flow's point is visible in the
-                                         previous frame (see synth/flow.py)
+                                         reference frame (see synth/flow.py)
 
 Every file is written atomically; nothing that exists is replaced without `force`.
 """
@@ -46,7 +48,8 @@ OnFrame = Callable[[int, int | None], None]
 @dataclass(frozen=True, slots=True)
 class SynthSpec:
     """What to generate: `clips` clips of `frames` frames of height x width at `fps`, from `seed`;
-    H.264 with a keyframe every `keyint` frames at quality `crf` (x264 `preset`); GT flow if `flow`."""
+    H.264 with a keyframe every `keyint` frames at quality `crf` (x264 `preset`); GT flow if `flow`,
+    to the previous frame or, with `flow_to_key`, to the frame's keyframe."""
 
     clips: int
     frames: int
@@ -58,6 +61,7 @@ class SynthSpec:
     crf: float = 20.0
     preset: str = "medium"
     flow: bool = False
+    flow_to_key: bool = False
 
     def __post_init__(self) -> None:
         if self.clips < 1 or self.frames < 1:
@@ -91,7 +95,7 @@ def write_dataset(
         clip = SynthClip(spec.seed, index, spec.frames, spec.height, spec.width, spec.fps)
         clip_counts = np.zeros(NUM_CLASSES, np.int64)
         with _ClipWriter(root / f"clip_{index:04d}", spec, force) as writer:
-            for frame in clip.frames():
+            for frame in clip.frames(keyint=spec.keyint if spec.flow_to_key else None):
                 writer.write(frame)
                 clip_counts += np.bincount(frame.labels.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES]
                 done += 1
@@ -115,8 +119,9 @@ def write_dataset(
         "pix_fmt": "yuv420p",
         "classes": PALETTE.to_json(),
         "flow_convention": (
-            "backward, to the previous frame: pixel p of frame t comes from p + flow[:, p] in frame t-1; "
-            "(2, H, W) float32 pixels, channel 0 = dx, 1 = dy; frame 0: zeros"
+            f"backward, to {'the keyframe (every keyint frames)' if spec.flow_to_key else 'the previous frame'}: "
+            "pixel p of frame t comes from p + flow[:, p] in its reference frame (flow/motion.json); "
+            "(2, H, W) float32 pixels, channel 0 = dx, 1 = dy; zeros where the reference is the frame itself"
         ) if spec.flow else None,
         "class_frequencies": _frequencies(counts),
         "clip_list": records,
@@ -154,11 +159,10 @@ class _ClipWriter:
             self.video.write(frame.rgb)
         self.labels.write(frame.labels, frame.index)
         if self.flows is not None and self.visible_dir is not None:
-            reference = max(frame.index - 1, 0)
-            self.flows.write(FlowToKey(frame.index, reference, frame.flow_prev, exact=True), pict_type="?")
+            self.flows.write(FlowToKey(frame.index, frame.reference, frame.flow, exact=True), pict_type="?")
             mask = self.visible_dir / f"{frame.index:06d}.png"
             buffer = io.BytesIO()
-            Image.fromarray(frame.visible_prev).save(buffer, format="PNG")
+            Image.fromarray(frame.visible).save(buffer, format="PNG")
             with os_errors_as_output_errors(mask), atomic_path(mask, force=self.force) as temp:
                 temp.write_bytes(buffer.getvalue())
         self.frames += 1
@@ -191,4 +195,5 @@ class _ClipWriter:
             return
         self.video_file.commit()
         if self.flows is not None:
-            self.flows.close({"source": "arseg synth ground truth", "reference": "previous frame"})
+            reference = f"keyframe every {self.spec.keyint}" if self.spec.flow_to_key else "previous frame"
+            self.flows.close({"source": "arseg synth ground truth", "reference": reference})
