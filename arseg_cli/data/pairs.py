@@ -1,0 +1,144 @@
+"""Training/evaluation pairs as inference sees them: a keyframe and a frame d later, decoded from a
+compressed snippet, with the bitstream motion accumulated back to the keyframe.
+
+AR-Seg's protocol (reference/OFFICIAL.md): one clip per labelled frame and distance d, encoded so that
+the labelled frame sits d frames after an I-frame. Here the snippet [index - d, index] is encoded in
+memory with libx264 (keyframe at its first frame, no B-frames, one reference: every P-frame refers to
+the frame right before it, so the chain of vectors is exact) and decoded with motion-vector export;
+`FlowAccumulator` composes the vectors back to the keyframe (docs/MOTION.md). AR-Seg used x265 and
+per-pixel HEVC vectors rounded at each hop; FFmpeg exports no HEVC vectors, so arseg uses H.264's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from arseg_cli.data.records import Dataset, LabelledFrame
+from arseg_cli.errors import InputError
+from arseg_cli.video.decode import decode_frames
+from arseg_cli.video.motion import FlowAccumulator
+from arseg_cli.video.x264 import H264Writer
+
+#: Changes whenever what make_pair computes changes: older cache entries are then not used.
+PAIR_FORMAT = 1
+DEFAULT_CRF = 23.0
+DEFAULT_PRESET = "medium"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A labelled frame with its keyframe d frames before it.
+
+    key_rgb: (H, W, 3) uint8, the keyframe as decoded from the compressed snippet.
+    rgb:     (H, W, 3) uint8, the labelled frame as decoded, `distance` frames after the keyframe.
+    flow:    (2, H, W) float32 backward flow rgb -> key_rgb in pixels (channel 0 = dx, 1 = dy): pixel p
+             of `rgb` comes from p + flow[:, p] in `key_rgb`; bitstream vectors; zeros when d == 0.
+    labels:  (H, W) uint8 train ids of the labelled frame, 255 = ignore.
+    """
+
+    name: str
+    distance: int
+    key_rgb: np.ndarray
+    rgb: np.ndarray
+    flow: np.ndarray
+    labels: np.ndarray
+
+
+def encode_decode(frames: list[np.ndarray], *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET) -> tuple[list[np.ndarray], np.ndarray]:
+    """Encode `frames` (RGB uint8 (H, W, 3), all one size) as one H.264 GOP in memory and decode them.
+
+    Returns the decoded frames (same size) and the last frame's backward flow to the first,
+    (2, H, W) float32 pixels, from the bitstream vectors (zeros for a single frame).
+    """
+    height, width = frames[0].shape[:2]
+    buffer = io.BytesIO()
+    with H264Writer(buffer, width, height, 30, keyint=len(frames), crf=crf, bframes=0, refs=1, preset=preset,
+                    format="h264") as writer:  # fmt: skip
+        for frame in frames:
+            writer.write(frame)
+    buffer.seek(0)
+    accumulator = FlowAccumulator()
+    decoded: list[np.ndarray] = []
+    flow = None
+    for frame in decode_frames(buffer, motion="bitstream"):
+        result = accumulator.push(frame, is_key=not decoded)
+        if decoded and not result.exact:
+            raise InputError(f"frame {frame.index} of the snippet does not chain exactly to its keyframe")
+        decoded.append(frame.rgb[:height, :width])
+        flow = result.flow_px[:, :height, :width]
+    if len(decoded) != len(frames) or flow is None:
+        raise InputError(f"the encoded snippet gave {len(decoded)} frames back, {len(frames)} were written")
+    return decoded, np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def make_pair(
+    dataset: Dataset, frame: LabelledFrame, distance: int, *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET
+) -> Pair:
+    """The pair of `frame` at keyframe distance `distance` (see the module docstring). Deterministic.
+
+    Requires 0 <= distance <= frame.index (else InputError: the keyframe would precede the video).
+    """
+    if distance < 0 or distance > frame.index:
+        raise InputError(f"{frame.name}: keyframe distance {distance} needs frame index >= {distance}, "
+                         f"it is {frame.index}")  # fmt: skip
+    frames = frame.source.read(frame.index - distance, frame.index + 1)
+    labels = dataset.read_labels(frame)
+    if labels.shape != frames[-1].shape[:2]:
+        raise InputError(f"{frame.name}: labels are {labels.shape[1]}x{labels.shape[0]} but the frame is "
+                         f"{frames[-1].shape[1]}x{frames[-1].shape[0]}")  # fmt: skip
+    decoded, flow = encode_decode(frames, crf=crf, preset=preset)
+    return Pair(frame.name, distance, decoded[0], decoded[-1], flow, labels)
+
+
+class PairCache:
+    """make_pair results stored as .npz files under `directory`, keyed by the data set, the frame, d,
+    crf, preset and PAIR_FORMAT, so that training epochs and repeated evaluations encode each pair once.
+
+    The key includes the label file's resolved path, so two data sets with the same name do not mix.
+    Entries are written atomically (a temporary file renamed), so parallel loader workers are safe.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def path_for(self, dataset: Dataset, frame: LabelledFrame, distance: int, crf: float, preset: str) -> Path:
+        key = json.dumps([PAIR_FORMAT, dataset.name, dataset.layout, frame.name, str(frame.labels.resolve()),
+                          distance, float(crf), preset])  # fmt: skip
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self.directory / digest[:2] / f"{digest}.npz"
+
+    def get(
+        self, dataset: Dataset, frame: LabelledFrame, distance: int, *, crf: float = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+    ) -> Pair:  # fmt: skip
+        """The pair from the cache, made and stored first when missing (or unreadable)."""
+        path = self.path_for(dataset, frame, distance, crf, preset)
+        if path.is_file():
+            try:
+                with np.load(path) as stored:
+                    return Pair(frame.name, distance, stored["key_rgb"], stored["rgb"], stored["flow"],
+                                stored["labels"])  # fmt: skip
+            except (OSError, KeyError, ValueError):
+                pass  # a damaged entry is made again
+        pair = make_pair(dataset, frame, distance, crf=crf, preset=preset)
+        self._store(path, pair)
+        return pair
+
+    def _store(self, path: Path, pair: Pair) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, key_rgb=pair.key_rgb, rgb=pair.rgb, flow=pair.flow, labels=pair.labels)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,98 @@
+"""PairDataset: the pairs of a data set as a torch Dataset, with a keyframe-distance policy.
+
+Distance policies (d = frames from the keyframe to the labelled frame, L = keyframe interval):
+- "official": d = L - 1 for every item, as AR-Seg trains (the largest distance at inference);
+- "uniform":  d drawn uniformly from 1..L-1 per item and epoch (arseg's default: training sees every
+  distance inference meets).
+Only frames with index >= L - 1 are used, under both policies, so that every distance is possible and
+both policies draw from the same frames. Item i of epoch e draws d and the augmentation from
+`np.random.default_rng([seed, e, i])`: the same seed gives the same items in any order and in any
+loader worker; `set_epoch` changes them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from arseg_cli.data.augment import augment_pair
+from arseg_cli.data.pairs import DEFAULT_CRF, DEFAULT_PRESET, Pair, PairCache, make_pair
+from arseg_cli.data.records import Dataset
+from arseg_cli.errors import InputError
+
+DistancePolicy = Literal["official", "uniform"]
+
+
+class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
+    """Items: {"key": (3, H, W) uint8, "cur": (3, H, W) uint8, "flow": (2, H, W) float32 (cur -> key,
+    pixels), "labels": (H, W) int64 (255 = ignore), "distance": int}.
+
+    `augment`: random scale/flip/crop (augment.py) with `crop_hw`, `scale_range`; without it the
+    pairs keep their size (`crop_hw` then still crops/pads when given, at a random position).
+    `cache`: a PairCache (or directory) so that each pair is encoded once.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        keyint: int = 12,
+        policy: DistancePolicy = "uniform",
+        seed: int = 0,
+        augment: bool = False,
+        crop_hw: tuple[int, int] | None = None,
+        scale_range: tuple[float, float] = (0.75, 1.25),
+        cache: PairCache | str | None = None,
+        crf: float = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+    ) -> None:
+        if policy not in ("official", "uniform"):
+            raise InputError(f"unknown distance policy {policy!r}: use official or uniform")
+        if keyint < 2:
+            raise InputError(f"pairs need a keyframe interval L >= 2, got {keyint}")
+        self.dataset = dataset
+        self.keyint, self.policy, self.seed = keyint, policy, seed
+        self.augment, self.crop_hw, self.scale_range = augment, crop_hw, scale_range
+        self.cache = PairCache(cache) if isinstance(cache, str) else cache
+        self.crf, self.preset = crf, preset
+        self.epoch = 0
+        self.frames = tuple(f for f in dataset.frames if f.index >= keyint - 1)
+        if not self.frames:
+            raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyint - 1} frames before it")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def distance_for(self, rng: np.random.Generator) -> int:
+        return self.keyint - 1 if self.policy == "official" else int(rng.integers(1, self.keyint))
+
+    def pair(self, index: int) -> Pair:
+        """Item `index` as a (possibly augmented) Pair."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        frame = self.frames[index]
+        distance = self.distance_for(rng)
+        if self.cache is not None:
+            pair = self.cache.get(self.dataset, frame, distance, crf=self.crf, preset=self.preset)
+        else:
+            pair = make_pair(self.dataset, frame, distance, crf=self.crf, preset=self.preset)
+        if self.augment:
+            pair = augment_pair(pair, rng, crop_hw=self.crop_hw, scale_range=self.scale_range)
+        elif self.crop_hw is not None:
+            pair = augment_pair(pair, rng, crop_hw=self.crop_hw, scale_range=(1.0, 1.0), flip=False)
+        return pair
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        pair = self.pair(index)
+        return {
+            "key": torch.from_numpy(np.ascontiguousarray(pair.key_rgb.transpose(2, 0, 1))),
+            "cur": torch.from_numpy(np.ascontiguousarray(pair.rgb.transpose(2, 0, 1))),
+            "flow": torch.from_numpy(np.ascontiguousarray(pair.flow, dtype=np.float32)),
+            "labels": torch.from_numpy(pair.labels.astype(np.int64)),
+            "distance": pair.distance,
+        }
