@@ -69,14 +69,21 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
     def __len__(self) -> int:
         return len(self.frames)
 
-    def distance_for(self, rng: np.random.Generator) -> int:
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def _draw_distance(self, rng: np.random.Generator) -> int:
         return self.keyint - 1 if self.policy == "official" else int(rng.integers(1, self.keyint))
+
+    def distance_of(self, index: int) -> int:
+        """The keyframe distance item `index` has in the current epoch (without making the pair)."""
+        return self._draw_distance(self._rng(index))
 
     def pair(self, index: int) -> Pair:
         """Item `index` as a (possibly augmented) Pair."""
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self._rng(index)
         frame = self.frames[index]
-        distance = self.distance_for(rng)
+        distance = self._draw_distance(rng)  # drawn first: distance_of repeats it
         if self.cache is not None:
             pair = self.cache.get(self.dataset, frame, distance, crf=self.crf, preset=self.preset)
         else:
