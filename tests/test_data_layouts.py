@@ -36,7 +36,8 @@ def test_synthstreet_detected_and_every_frame_labelled(synth_root: Path) -> None
 
 
 def test_synthstreet_one_manifest_splits_by_clip(synth_root: Path) -> None:
-    clips = {s: {f.name.split("/")[1] for f in open_dataset(synth_root, split=s).frames} for s in ("train", "val", "test")}
+    splits = {s: open_dataset(synth_root, split=s) for s in ("train", "val", "test")}
+    clips = {s: {frame.name.split("/")[1] for frame in data.frames} for s, data in splits.items()}
     assert clips == {"train": {"clip_0000"}, "val": {"clip_0001"}, "test": {"clip_0002"}}
     assert [len(split_clips(10, s)) for s in ("train", "val", "test")] == [7, 1, 2]
     assert list(split_clips(2, "train")) == [0, 1]
@@ -156,3 +157,29 @@ def test_missing_split_and_bad_manifest_are_one_line_errors(tmp_path: Path) -> N
     (bad / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match="cannot read SynthStreet manifest"):
         open_dataset(bad)
+
+
+def test_camvid_frames_from_a_raw_video_and_a_separate_sequence_root(tmp_path: Path) -> None:
+    """The stills' sequences may be raw videos (decoded on demand) under SEQ_ROOT/videos/, SEQ_ROOT given
+    apart from the data set root. Seq05VD_f00005 is file number 5 + 2 = 7, i.e. frame index 6."""
+    from arseg_cli.data.records import FrameSource
+    from arseg_cli.video.x264 import H264Writer
+
+    root, sequences = tmp_path / "camvid", tmp_path / "sequences"
+    save_png(root / "val" / "Seq05VD_f00005.png", texture_frame(6, H, W))
+    save_png(root / "val_labels" / "Seq05VD_f00005_L.png", camvid_colour_labels(np.zeros((H, W), np.uint8)))
+    (sequences / "videos").mkdir(parents=True)
+    with H264Writer(sequences / "videos" / "Seq05VD.mp4", W, H, 30, keyint=4, crf=10, preset="ultrafast") as writer:
+        for t in range(9):
+            writer.write(texture_frame(t, H, W))
+    dataset = open_dataset(root, split="val", sequence_root=sequences)
+    frame = dataset.frames[0]
+    assert isinstance(frame.source, FrameSource) and len(frame.source) == 9 and frame.index == 6
+    decoded = frame.source.read(4, 7)
+    for t, rgb in zip((4, 5, 6), decoded):  # each decoded frame is closest to the frame it should be
+        errors = [np.abs(rgb.astype(int) - texture_frame(u, H, W)).mean() for u in range(9)]
+        assert int(np.argmin(errors)) == t
+    alone = open_dataset(root, split="val")  # without the sequences only the still itself can be read
+    assert alone.frames[0].source.read(6, 7)[0].shape == (H, W, 3)
+    with pytest.raises(InputError, match="frame 5 is missing"):
+        alone.frames[0].source.read(5, 7)

@@ -50,16 +50,15 @@ def open_cityscapes(root: Path, split: str) -> Dataset:
         city, number = label.parent.name, int(match["frame"])
         first = number - LABELLED_INDEX
         folder = sequences / city
-        paths = {
-            i: folder / f"{match['stem']}_{first + i:06d}_leftImg8bit.png"
-            for i in range(SNIPPET_FRAMES)
-            if first + i >= 0 and (folder / f"{match['stem']}_{first + i:06d}_leftImg8bit.png").is_file()
-        }
+        snippet = {i: folder / f"{match['stem']}_{first + i:06d}_leftImg8bit.png" for i in range(SNIPPET_FRAMES)}
+        paths = {i: path for i, path in snippet.items() if first + i >= 0 and path.is_file()}
         if LABELLED_INDEX not in paths:
-            raise InputNotFoundError(f"{label.name}: its frame {folder / (match['stem'] + f'_{number:06d}_leftImg8bit.png')} "
-                                     "does not exist")  # fmt: skip
+            raise InputNotFoundError(f"{label.name}: its frame {snippet[LABELLED_INDEX]} does not exist")
         name = f"{match['stem']}_{number:06d}"
-        frames.append(LabelledFrame(f"cityscapes/{name}", ImageSequenceSource(str(folder / name), paths), LABELLED_INDEX, label))
+        source = ImageSequenceSource(str(folder / name), paths)
+        frames.append(LabelledFrame(f"cityscapes/{name}", source, LABELLED_INDEX, label))
     if not frames:
         raise InputError(f"{labels_root / split}: no *_gtFine_labelIds.png files")
-    return Dataset(root.resolve().name, LAYOUT, split, CITYSCAPES.classes, CITYSCAPES, tuple(frames), label_format="cityscapes")
+    return Dataset(
+        root.resolve().name, LAYOUT, split, CITYSCAPES.classes, CITYSCAPES, tuple(frames), label_format="cityscapes"
+    )

@@ -52,7 +52,9 @@ class Pair:
     labels: np.ndarray
 
 
-def encode_decode(frames: list[np.ndarray], *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET) -> tuple[list[np.ndarray], np.ndarray]:
+def encode_decode(
+    frames: list[np.ndarray], *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Encode `frames` (RGB uint8 (H, W, 3), all one size) as one H.264 GOP in memory and decode them.
 
     Returns the decoded frames (same size) and the last frame's backward flow to the first,

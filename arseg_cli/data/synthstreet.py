@@ -43,7 +43,8 @@ def split_clips(count: int, split: str) -> range:
         )
     test = max(1, round(count / 5))
     val = max(1, round(count / 10))
-    bounds = {"train": (0, count - test - val), "val": (count - test - val, count - test), "test": (count - test, count)}
+    train = count - test - val
+    bounds = {"train": (0, train), "val": (train, train + val), "test": (train + val, count)}
     if split not in bounds:
         raise InputError(f"unknown split {split!r}: use one of train, val, test, all")
     return range(*bounds[split])
