@@ -132,15 +132,15 @@ def test_creff_inference_equals_its_definition(warp: str, lr_size, size, image_s
 @pytest.mark.parametrize("warp", ["official", "exact"])
 def test_tiled_kernel_equals_the_plain_path_for_any_tiling(rows: int, block: int, warp: str) -> None:
     creff = random_creff(4, warp, seed=rows)
-    key = torch.randn(2, 4, 11, 13, dtype=F64)
-    up = torch.randn(2, 4, 11, 13, dtype=F64)
+    lr, key = torch.randn(2, 4, 6, 5, dtype=F64), torch.randn(2, 4, 11, 13, dtype=F64)
     flow = 3.0 * torch.randn(2, 2, 11, 13, dtype=F64)
     with torch.no_grad():
+        up = F.interpolate(lr, size=(11, 13), mode="bilinear", align_corners=True)
         warped = warp_feature(key, flow, warp)  # type: ignore[arg-type]
         q, k, v = creff.lr_query_conv(up), creff.hr_key_conv(warped), creff.hr_value_conv(warped)
         expected = up + local_attention(q, k, v)
         convs = (creff.lr_query_conv, creff.hr_key_conv, creff.hr_value_conv)
-        fused = fused_creff(up.clone(), key, flow, convs, warp=warp, window=7, rows=rows, block=block)
+        fused = fused_creff(lr, key, flow, convs, warp=warp, window=7, rows=rows, block=block)
     torch.testing.assert_close(fused, expected, rtol=0, atol=1e-10)
 
 

@@ -29,7 +29,7 @@ BLOCK = 4  # pixels per band block (measured on the 2-core AMD EPYC: 4 is a litt
 
 
 def fused_creff(
-    up: Tensor,
+    lr_feat: Tensor,
     key_feat: Tensor,
     flow_feat: Tensor,
     convs: tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d],
@@ -39,53 +39,56 @@ def fused_creff(
     rows: int = ROWS,
     block: int = BLOCK,
 ) -> Tensor:
-    """CReFF output `up + attention` (N, C, Hf, Wf), written into `up` and returned.
+    """CReFF output LR_up + attention (N, C, Hf, Wf), channels-last, of one dtype (float32 or float64).
 
-    up:        LR feature upsampled to (Hf, Wf), float32/float64 (channels-last is fastest); modified.
-    key_feat:  keyframe feature (N, C, Hf, Wf), same dtype.
+    lr_feat:   LR feature (N, C, h, w); upsampled here (bilinear, align_corners=True), tile by tile.
+    key_feat:  keyframe feature (N, C, Hf, Wf). Channels-last inputs are read in place; others are
+               transposed once.
     flow_feat: backward flow (N, 2, Hf, Wf) in feature pixels (already scaled and resized).
     convs:     the depthwise 3x3 query, key and value convolutions.
     warp:      'official' or 'exact' (see `creff.warp_feature`).
     """
-    for n in range(up.shape[0]):
-        _ImageTiles(up[n], key_feat[n], flow_feat[n], warp, window, min(rows, up.shape[-2]), block).run(convs)
-    return up
+    out = torch.empty(key_feat.shape, dtype=key_feat.dtype, device=key_feat.device, memory_format=torch.channels_last)
+    for n in range(out.shape[0]):
+        tiles = _ImageTiles(lr_feat[n], key_feat[n], flow_feat[n], out[n], warp, window, min(rows, out.shape[-2]), block)
+        tiles.run(convs)
+    return out
 
 
 class _ImageTiles:
     """The buffers and steps of one image's tiled pass."""
 
-    def __init__(self, up: Tensor, key: Tensor, flow: Tensor, warp: str, window: int, rows: int, block: int):
-        channels, self.height, self.width = up.shape
+    def __init__(self, lr: Tensor, key: Tensor, flow: Tensor, out: Tensor, warp: str, window: int, rows: int, block: int):
+        channels, self.height, self.width = out.shape
         self.r, self.window, self.rows, self.block = window // 2, window, rows, block
-        self.up = up.permute(1, 2, 0)  # (H, W, C) view: the tile's results are added in place
-        self.flow = flow
-        self.src = _pixels_by_channels(key)
-        self.columns, self.coefficients = _bilinear_sampling(flow, warp)
+        self.out = out.permute(1, 2, 0)  # (H, W, C) view of a channels-last output
+        self.lr, self.key = _pixels_by_channels(lr), _pixels_by_channels(key)
+        self.lr_size, self.flow = lr.shape[1:], flow
+        self.upsampling = _Resize(lr.shape[1:], out.shape[1:], out.dtype)
+        self.warping = _Warp(flow, warp)
         most = (rows + 2 * self.r + 2) * self.width  # pixels of the warped rows one tile needs
         self.row_starts = torch.arange(0, 4 * most + 1, 4, dtype=torch.int32)
         r, w = self.r, self.width
         self.padded_width = -(-(w + 2 * r) // block) * block
-        wp, new = self.padded_width, lambda *shape: up.new_zeros(shape)
+        wp, new = self.padded_width, lambda *shape: out.new_zeros(shape)
         store_pixels = (rows + 2 * r) * wp + 2 * r  # + 2r: the last block's item runs past the last row
         self.k_store, self.v_store = new(store_pixels, channels), new(store_pixels, channels)
         self.q_store = new(rows * wp, channels)
         self.warped = new(rows + 2 * r + 2, w, channels)  # warped rows for K, V with the 3x3 halo
+        self.up = new(rows + 2, w, channels)  # LR_up rows for Q with the 3x3 halo
         blocks = rows * wp // block
-        self.logits = up.new_empty(window, blocks, block, block + 2 * r)
+        self.logits = out.new_empty(window, blocks, block, block + 2 * r)
         self.weights = new(window, blocks, block, block + 2 * r)  # zero off the band, always
-        self.acc = up.new_empty(blocks, block, channels)
+        self.acc = out.new_empty(blocks, block, channels)
 
     def run(self, convs: tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]) -> None:
         query, key, value = convs
-        tiles = [(y0, min(self.height, y0 + self.rows)) for y0 in range(0, self.height, self.rows)]
-        self._queries(*tiles[0], query)
-        for (y0, y1), following in zip(tiles, [*tiles[1:], None], strict=True):
+        for y0 in range(0, self.height, self.rows):
+            y1 = min(self.height, y0 + self.rows)
             self._keys_values(y0, y1, key, value)
-            out = self._attend(y1 - y0)
-            if following is not None:  # its Q reads row y1 - 1: before this tile's rows are fused
-                self._queries(*following, query)
-            self.up[y0:y1].add_(out[:, self.r : self.r + self.width])
+            up = self._queries(y0, y1, query)
+            attention = self._attend(y1 - y0)[:, self.r : self.r + self.width]
+            torch.add(up, attention, out=self.out[y0:y1])
 
     def _store_view(self, store: Tensor) -> Tensor:
         """(rows + 2r, Wp, C) view of a key/value store, row 0 = image row y0 - r."""
@@ -96,35 +99,35 @@ class _ImageTiles:
         """K, V of image rows [y0 - r, y1 + r) into the stores; store rows outside the image are zero."""
         r, t = self.r, y1 - y0
         lo, hi = max(0, y0 - r - 1), min(self.height, y1 + r + 1)  # warped rows, with the 3x3 halo
-        self._warp_rows(lo, hi, self.warped[: hi - lo])
+        warped = self._sample(self.warping, self.key, lo, hi, self.warped)
         first, last = max(0, y0 - r), min(self.height, y1 + r)  # rows of K, V inside the image
         top, bottom = first - (y0 - r), last - (y0 - r)  # the same rows in the stores
         for conv, store in ((key, self.k_store), (value, self.v_store)):
             rows = self._store_view(store)
-            rows[top:bottom, r : r + self.width] = _conv_rows(conv, self.warped[: hi - lo], first - lo, last - lo)
+            rows[top:bottom, r : r + self.width] = _conv_rows(conv, warped, first - lo, last - lo)
             rows[:top].zero_()
             rows[bottom : t + 2 * r].zero_()
 
-    def _queries(self, y0: int, y1: int, query: nn.Conv2d) -> None:
-        """Q of image rows [y0, y1) from the (not yet fused) LR_up rows around them."""
-        lo, hi = max(0, y0 - 1), min(self.height, y1 + 1)
+    def _queries(self, y0: int, y1: int, query: nn.Conv2d) -> Tensor:
+        """Q of image rows [y0, y1) into the query store; returns those rows of LR_up, (y1 - y0, W, C)."""
+        lo, hi = max(0, y0 - 1), min(self.height, y1 + 1)  # with the 3x3 halo
+        up = self._sample(self.upsampling, self.lr, lo, hi, self.up)
         q_rows = self.q_store.view(self.rows, self.padded_width, -1)
-        q_rows[: y1 - y0, self.r : self.r + self.width] = _conv_rows(query, self.up[lo:hi], y0 - lo, y1 - lo)
+        q_rows[: y1 - y0, self.r : self.r + self.width] = _conv_rows(query, up, y0 - lo, y1 - lo)
+        return up[y0 - lo : y1 - lo]
 
-    def _warp_rows(self, lo: int, hi: int, out: Tensor) -> None:
-        """Rows [lo, hi) of the warped keyframe feature -> out (hi - lo, W, C): rows of the sampling
-        matrix times the source pixels, one MKL sparse product."""
-        pixels, first = (hi - lo) * self.width, lo * self.width
+    def _sample(self, coordinates: _Resize | _Warp, src: Tensor, lo: int, hi: int, buf: Tensor) -> Tensor:
+        """Rows [lo, hi) of a bilinear resampling of `src` (pixels, C) -> buf[: hi - lo] (hi - lo, W, C):
+        a sparse matrix with 4 entries per output pixel times the source pixels, one MKL product."""
+        pixels = (hi - lo) * self.width
+        columns, coefficients = _bilinear_sampling(*coordinates.rows(lo, hi), coordinates.src_size)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-            rows = torch.sparse_csr_tensor(
-                self.row_starts[: pixels + 1],
-                self.columns[4 * first : 4 * (first + pixels)],
-                self.coefficients[4 * first : 4 * (first + pixels)],
-                size=(pixels, self.src.shape[0]),
-                check_invariants=False,
+            matrix = torch.sparse_csr_tensor(
+                self.row_starts[: pixels + 1], columns, coefficients, size=(pixels, src.shape[0]), check_invariants=False
             )
-            torch.mm(rows, self.src, out=out.view(pixels, -1))
+            torch.mm(matrix, src, out=buf[: hi - lo].view(pixels, -1))
+        return buf[: hi - lo]
 
     def _attend(self, t: int) -> Tensor:
         """sum_k softmax_k(<q, k_k>) v_k for the tile's t rows -> (t, Wp, C); padding columns are junk."""
@@ -157,32 +160,72 @@ class _ImageTiles:
         return buf.as_strided((self.window, blocks, self.block, self.window), (buf.stride(0), buf.stride(1), step, 1))
 
 
-def _bilinear_sampling(flow: Tensor, warp: str) -> tuple[Tensor, Tensor]:
-    """The warp as a sparse matrix in CSR form with 4 entries per output pixel (row-major, H*W rows):
-    (column = source pixel y * W + x, int32; coefficient = bilinear weight), both (4 * H * W,).
+class _Warp:
+    """Source coordinates of the warp by backward flow (2, H, W) in feature pixels, rows on demand.
 
-    Source coordinate = scale * (pixel + flow) + offset is grid_sample's unnormalisation of the official
-    2v/(L-1) - 1 grid (align_corners False for 'official', True for 'exact'). Corners outside the image
-    get weight 0 and a clamped (valid) column, which is grid_sample's zero padding; a row may then hold
-    a column twice or out of order, which the product (a sum over a row's entries) does not mind.
+    scale * (pixel + flow) + offset is grid_sample's unnormalisation of the official 2v/(L-1) - 1 grid
+    (align_corners False for 'official', True for 'exact'); a size-1 axis is normalised by 1.
     """
-    _, h, w = flow.shape
-    scale = [(n if warp == "official" else n - 1) / max(n - 1, 1) for n in (w, h)]
-    offset = -0.5 if warp == "official" else 0.0
-    xs = torch.arange(w, dtype=flow.dtype, device=flow.device)
-    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).unsqueeze(1)
-    # Clamping keeps far-away samples outside the image (weight 0) and their indices small.
-    sx = (scale[0] * (xs + flow[0]) + offset).clamp_(-2.0, w + 1.0)
-    sy = (scale[1] * (ys + flow[1]) + offset).clamp_(-2.0, h + 1.0)
-    x0, y0 = sx.floor(), sy.floor()
-    fx, fy = sx - x0, sy - y0
-    columns, coefficients = [], []
-    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xc, yc = x0 + dx, y0 + dy
-        inside = (xc >= 0) & (xc <= w - 1) & (yc >= 0) & (yc <= h - 1)
-        columns.append((yc.clamp(0, h - 1) * w + xc.clamp(0, w - 1)).to(torch.int32))
-        coefficients.append(weight * inside)
-    return torch.stack(columns, -1).view(-1), torch.stack(coefficients, -1).view(-1)
+
+    def __init__(self, flow: Tensor, warp: str) -> None:
+        _, h, w = flow.shape
+        self.flow, self.src_size = flow, (h, w)
+        self.scale = [(n if warp == "official" else n - 1) / max(n - 1, 1) for n in (w, h)]
+        self.offset = -0.5 if warp == "official" else 0.0
+        self.xs = torch.arange(w, dtype=flow.dtype, device=flow.device)
+
+    def rows(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+        """(x, y) source coordinates of output rows [lo, hi), each (hi - lo, W)."""
+        ys = torch.arange(lo, hi, dtype=self.flow.dtype, device=self.flow.device).unsqueeze(1)
+        flow = self.flow[:, lo:hi]
+        return self.scale[0] * (self.xs + flow[0]) + self.offset, self.scale[1] * (ys + flow[1]) + self.offset
+
+
+class _Resize:
+    """Source coordinates of a bilinear align_corners=True resize from src_size to size, rows on demand."""
+
+    def __init__(self, src_size: torch.Size, size: torch.Size, dtype: torch.dtype) -> None:
+        self.src_size = (h, w) = src_size
+        height, width = size
+        self.xs = torch.arange(width, dtype=dtype) * ((w - 1) / (width - 1) if width > 1 else 0.0)
+        self.ys = torch.arange(height, dtype=dtype) * ((h - 1) / (height - 1) if height > 1 else 0.0)
+
+    def rows(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+        """x (1, W) and y (hi - lo, 1) source coordinates of output rows [lo, hi)."""
+        return self.xs.unsqueeze(0), self.ys[lo:hi].unsqueeze(1)
+
+
+def _bilinear_sampling(sx: Tensor, sy: Tensor, src_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Bilinear, zero-padded sampling of an (h, w) source at coordinates sx, sy (broadcast to (R, W)), as a
+    sparse matrix in CSR form with 4 entries per output pixel (row-major): its columns (source pixel
+    y * w + x, int32) and coefficients (bilinear weights), both (4 * R * W,).
+
+    Corners outside the source get weight 0 and a clamped (valid) column, which is grid_sample's zero
+    padding; a row may then hold a column twice or out of order, which the product (a sum over a row's
+    entries) does not mind.
+    """
+    h, w = src_size
+    (x0, x1), (wx0, wx1) = _axis_corners(sx, w)
+    (y0, y1), (wy0, wy1) = _axis_corners(sy, h)
+    shape = (*torch.broadcast_shapes(sx.shape, sy.shape), 4)
+    columns = torch.empty(shape, dtype=torch.int32, device=sx.device)
+    coefficients = torch.empty(shape, dtype=sx.dtype, device=sx.device)
+    for k, (yc, wy, xc, wx) in enumerate(((y0, wy0, x0, wx0), (y0, wy0, x1, wx1), (y1, wy1, x0, wx0), (y1, wy1, x1, wx1))):
+        torch.add(xc, yc, alpha=w, out=columns[..., k])
+        torch.mul(wy, wx, out=coefficients[..., k])
+    return columns.view(-1), coefficients.view(-1)
+
+
+def _axis_corners(coord: Tensor, size: int) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """Along one axis of length `size`: the two neighbouring indices of each coordinate, clamped into
+    the axis (int32), and their linear weights, zero for an index outside it."""
+    coord = coord.clamp(-2.0, size + 1.0)  # far outside stays outside, with small indices
+    low = coord.floor()
+    frac = coord - low
+    weights = []
+    for index, weight in ((low, 1 - frac), (low + 1, frac)):
+        weights.append(weight * ((index >= 0) & (index <= size - 1)))
+    return (low.clamp(0, size - 1).to(torch.int32), (low + 1).clamp(0, size - 1).to(torch.int32)), (weights[0], weights[1])
 
 
 def _pixels_by_channels(feat: Tensor) -> Tensor:

@@ -104,12 +104,9 @@ class CReFF(nn.Module):
     def forward(self, lr_feat: Tensor, key_feat: Tensor, flow_px: Tensor) -> Tensor:
         size = (key_feat.shape[-2], key_feat.shape[-1])
         if self._takes_fast_path(lr_feat, key_feat, flow_px):
-            up = resize_bilinear(lr_feat.contiguous(memory_format=torch.channels_last), size, align_corners=True)
             flow_feat = resize_flow(flow_px.to(key_feat.dtype), size)
             convs = (self.lr_query_conv, self.hr_key_conv, self.hr_value_conv)
-            # The kernel adds the attention into `up` in place: never into the caller's tensor.
-            up = up.clone() if up.data_ptr() == lr_feat.data_ptr() else up
-            return fused_creff(up, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
+            return fused_creff(lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
         up = resize_bilinear(lr_feat, size, align_corners=True)
         warped = warp_feature(key_feat, flow_px, self.warp)
         q, k, v = self.lr_query_conv(up), self.hr_key_conv(warped), self.hr_value_conv(warped)
