@@ -2,18 +2,20 @@
 
 Why tiles: at camvid-psp18's full resolution (C=64, 720x960) every full-size intermediate is 177 MB, and
 on CPU allocating and streaming those costs more than the arithmetic. Here one pass over bands of `rows`
-output rows warps, convolves and attends with a working set of a few MB that stays in cache; the only
-full-size tensors are the inputs and the output (the upsampled LR feature, to which the attention is
-added in place).
+output rows upsamples, warps, convolves and attends with a working set of a few MB; the only full-size
+tensors are the inputs and the output (~430 MB peak extra at that size, output included, against ~2 GB
+for the plain path and ~8.7 GB for an unfold).
 
-Layout inside a tile: pixels by channels (channels last), rows padded by r = window // 2 zero columns on
-each side and flattened, so the neighbour (dy, dx) of flat pixel p sits at p + dy * Wp + dx in the key
-and value stores: out-of-image neighbours read zeros (logit 0, value 0), as the official model does.
-Attention is done with batched matrix products on blocks of `block` consecutive pixels: the block's
-queries (block x C) times the keys of one neighbour row (C x (block + 2r)) gives a band matrix whose
-diagonals are the logits wanted; the softmax weights are put back on the same band and multiplied by the
-values. This computes (block + 2r) / window times the logits strictly needed, but as a few large GEMM calls
-instead of window^2 passes over memory.
+Per tile: LR_up and warped rows are bilinear resamplings, each a sparse matrix (4 entries per output
+pixel) times the source pixels; the depthwise 3x3 convolutions run on those rows with a one-row halo.
+Attention layout: pixels by channels, rows padded by r = window // 2 zero columns on each side and
+flattened, so the neighbour (dy, dx) of flat pixel p sits at p + dy * Wp + dx in the key and value
+stores: out-of-image neighbours read zeros (logit 0, value 0), as the official model does. Blocks of
+`block` consecutive pixels go through batched matrix products: the block's queries (block x C) times the
+keys of one neighbour row (C x (block + 2r)) is a band matrix whose diagonals are the logits wanted; the
+softmax weights are put back on the same band and multiplied by the values. That computes
+(block + 2r) / window times the products strictly needed, as 2 x window GEMM calls per tile instead of
+window^2 passes over memory. Only one tile's logits exist at a time, so no online softmax is needed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ROWS = 16  # output rows per tile: at C=64, W=960 the tile's buffers total ~6 MB
-BLOCK = 4  # pixels per band block (measured on the 2-core AMD EPYC: 4 is a little faster than 8 at C=64 and C=256)
+BLOCK = 4  # pixels per band block: on the 2-core AMD EPYC, 4 is a little faster than 8 (C=64 and 256)
 
 
 def fused_creff(
@@ -48,22 +50,23 @@ def fused_creff(
     convs:     the depthwise 3x3 query, key and value convolutions.
     warp:      'official' or 'exact' (see `creff.warp_feature`).
     """
-    out = torch.empty(key_feat.shape, dtype=key_feat.dtype, device=key_feat.device, memory_format=torch.channels_last)
+    out = torch.empty_like(key_feat, memory_format=torch.channels_last)
+    rows = min(rows, out.shape[-2])
     for n in range(out.shape[0]):
-        tiles = _ImageTiles(lr_feat[n], key_feat[n], flow_feat[n], out[n], warp, window, min(rows, out.shape[-2]), block)
-        tiles.run(convs)
+        _ImageTiles(lr_feat[n], key_feat[n], flow_feat[n], out[n], warp, window, rows, block).run(convs)
     return out
 
 
 class _ImageTiles:
     """The buffers and steps of one image's tiled pass."""
 
-    def __init__(self, lr: Tensor, key: Tensor, flow: Tensor, out: Tensor, warp: str, window: int, rows: int, block: int):
+    def __init__(
+        self, lr: Tensor, key: Tensor, flow: Tensor, out: Tensor, warp: str, window: int, rows: int, block: int
+    ) -> None:
         channels, self.height, self.width = out.shape
         self.r, self.window, self.rows, self.block = window // 2, window, rows, block
         self.out = out.permute(1, 2, 0)  # (H, W, C) view of a channels-last output
         self.lr, self.key = _pixels_by_channels(lr), _pixels_by_channels(key)
-        self.lr_size, self.flow = lr.shape[1:], flow
         self.upsampling = _Resize(lr.shape[1:], out.shape[1:], out.dtype)
         self.warping = _Warp(flow, warp)
         most = (rows + 2 * self.r + 2) * self.width  # pixels of the warped rows one tile needs
@@ -123,9 +126,9 @@ class _ImageTiles:
         columns, coefficients = _bilinear_sampling(*coordinates.rows(lo, hi), coordinates.src_size)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-            matrix = torch.sparse_csr_tensor(
-                self.row_starts[: pixels + 1], columns, coefficients, size=(pixels, src.shape[0]), check_invariants=False
-            )
+            starts = self.row_starts[: pixels + 1]
+            size = (pixels, src.shape[0])
+            matrix = torch.sparse_csr_tensor(starts, columns, coefficients, size=size, check_invariants=False)
             torch.mm(matrix, src, out=buf[: hi - lo].view(pixels, -1))
         return buf[: hi - lo]
 
@@ -210,7 +213,8 @@ def _bilinear_sampling(sx: Tensor, sy: Tensor, src_size: tuple[int, int]) -> tup
     shape = (*torch.broadcast_shapes(sx.shape, sy.shape), 4)
     columns = torch.empty(shape, dtype=torch.int32, device=sx.device)
     coefficients = torch.empty(shape, dtype=sx.dtype, device=sx.device)
-    for k, (yc, wy, xc, wx) in enumerate(((y0, wy0, x0, wx0), (y0, wy0, x1, wx1), (y1, wy1, x0, wx0), (y1, wy1, x1, wx1))):
+    corners = ((y0, wy0, x0, wx0), (y0, wy0, x1, wx1), (y1, wy1, x0, wx0), (y1, wy1, x1, wx1))
+    for k, (yc, wy, xc, wx) in enumerate(corners):
         torch.add(xc, yc, alpha=w, out=columns[..., k])
         torch.mul(wy, wx, out=coefficients[..., k])
     return columns.view(-1), coefficients.view(-1)
@@ -222,10 +226,11 @@ def _axis_corners(coord: Tensor, size: int) -> tuple[tuple[Tensor, Tensor], tupl
     coord = coord.clamp(-2.0, size + 1.0)  # far outside stays outside, with small indices
     low = coord.floor()
     frac = coord - low
-    weights = []
+    indices, weights = [], []
     for index, weight in ((low, 1 - frac), (low + 1, frac)):
+        indices.append(index.clamp(0, size - 1).to(torch.int32))
         weights.append(weight * ((index >= 0) & (index <= size - 1)))
-    return (low.clamp(0, size - 1).to(torch.int32), (low + 1).clamp(0, size - 1).to(torch.int32)), (weights[0], weights[1])
+    return (indices[0], indices[1]), (weights[0], weights[1])
 
 
 def _pixels_by_channels(feat: Tensor) -> Tensor:
