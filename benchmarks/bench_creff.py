@@ -3,6 +3,8 @@
 1. camvid-psp18 size: C=64 fused at 720x960 (LR feature 360x480, flow 720x960). Both CReFF paths run in
    the same process, interleaved, `--repeats` times each (inference mode); medians are reported with
    their ratio. The plain path is `warp_feature` + `local_attention` (49 shifted products, logits kept).
+   Features are channels-last, as ARSeg's inference path makes them; `fast_nchw_inputs_s` is the
+   tiled kernel on contiguous (NCHW) features, which it transposes first.
 2. Peak extra memory of each path at that size: the rise of the peak RSS of a fresh child process over
    its RSS once the inputs exist (the 177 MB output is included).
 3. bise18 size: C=256 fused at 90x120 (LR feature 46x60, flow 720x960) against the LR network's own
@@ -36,12 +38,17 @@ PSP = {"channels": 64, "feature": (720, 960), "lr_feature": (360, 480), "image":
 BISE = {"channels": 256, "feature": (90, 120), "lr_feature": (46, 60), "image": (720, 960), "lr_input": (360, 480)}
 
 
-def make_inputs(spec: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(lr_feat, key_feat, flow_px) float32 of the sizes in `spec`; flow of a few pixels, as in video."""
+Inputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def make_inputs(spec: dict, seed: int = 0, channels_last: bool = True) -> Inputs:
+    """(lr_feat, key_feat, flow_px) float32 of the sizes in `spec`; flow of a few pixels, as in video.
+    Features are channels-last by default: what ARSeg's inference path (folded, channels-last) produces."""
     gen = torch.Generator().manual_seed(seed)
     c = spec["channels"]
-    lr = torch.randn(1, c, *spec["lr_feature"], generator=gen)
-    key = torch.randn(1, c, *spec["feature"], generator=gen)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    lr = torch.randn(1, c, *spec["lr_feature"], generator=gen).contiguous(memory_format=fmt)
+    key = torch.randn(1, c, *spec["feature"], generator=gen).contiguous(memory_format=fmt)
     flow = 3.0 * torch.randn(1, 2, *spec["image"], generator=gen)
     return lr, key, flow
 
@@ -103,7 +110,6 @@ def bise_ratio(repeats: int) -> dict[str, object]:
     net = fold_batchnorms(build("camvid-bise18").eval(), channels_last=True)
     x_lr = torch.randn(1, 3, *BISE["lr_input"]).contiguous(memory_format=torch.channels_last)
     lr, key, flow = make_inputs(BISE)
-    lr, key = lr.contiguous(memory_format=torch.channels_last), key.contiguous(memory_format=torch.channels_last)
     creff = CReFF(BISE["channels"]).eval()
     with torch.inference_mode():
         med = interleaved_medians({"lr_forward": lambda: net(x_lr), "creff": lambda: creff(lr, key, flow)}, repeats)
@@ -133,7 +139,12 @@ def main() -> None:
     lr, key, flow = make_inputs(PSP)
     creff = CReFF(PSP["channels"]).eval()
     with torch.inference_mode():
-        calls = {"plain": lambda: plain(creff)(lr, key, flow), "fast": lambda: creff(lr, key, flow)}
+        lr_nchw, key_nchw = lr.contiguous(), key.contiguous()
+        calls = {
+            "plain": lambda: plain(creff)(lr, key, flow),
+            "fast": lambda: creff(lr, key, flow),
+            "fast_nchw": lambda: creff(lr_nchw, key_nchw, flow),
+        }
         compile_s = None
         if args.compiled:  # under torch.compile the module takes its plain path (a copy: `plain` patches creff)
             compiled = torch.compile(copy.deepcopy(creff))
@@ -157,6 +168,7 @@ def main() -> None:
             "sizes": PSP,
             "plain_49_shift_s": round(med["plain"], 4),
             "fast_s": round(med["fast"], 4),
+            "fast_nchw_inputs_s": round(med["fast_nchw"], 4),
             "speedup": round(med["plain"] / med["fast"], 2),
             **(
                 {"compiled_plain_s": round(med["compiled_plain"], 4), "compile_s": compile_s}
