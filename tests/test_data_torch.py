@@ -74,3 +74,11 @@ def test_augmented_items_repeat_with_the_seed(synth: Dataset, tmp_path: Path) ->
     for name in ("key", "cur", "flow", "labels"):
         assert torch.equal(a[name], b[name]), name
     assert list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_dataset_pickles_for_loader_workers(synth: Dataset) -> None:
+    import pickle
+
+    data = PairDataset(synth, keyint=KEYINT, policy="official", seed=2)
+    copy = pickle.loads(pickle.dumps(data))
+    assert torch.equal(copy[3]["flow"], data[3]["flow"]) and copy[3]["distance"] == KEYINT - 1
