@@ -49,6 +49,7 @@ def test_synthstreet_split_subdirectories(synth_root: Path, tmp_path: Path) -> N
     (tmp_path / "test").symlink_to(synth_root, target_is_directory=True)
     dataset = open_dataset(tmp_path, split="test")
     assert detect_layout(tmp_path) == "synthstreet" and len(dataset) == SYNTH_SPEC.clips * SYNTH_SPEC.frames
+    assert (dataset.name, dataset.split) == (tmp_path.name, "test")
     with pytest.raises(InputNotFoundError, match="train/manifest.json"):
         open_dataset(tmp_path, split="train")
 

@@ -80,7 +80,7 @@ def open_synthstreet(root: Path, split: str) -> Dataset:
         raise InputError(f"{set_root / MANIFEST_NAME}: malformed clip list ({error!r})") from None
     if not frames:
         raise InputError(f"{set_root}: split {split!r} has no labelled frames")
-    return Dataset(set_root.resolve().name, LAYOUT, split, palette.classes, palette, frames)
+    return Dataset(root.resolve().name, LAYOUT, split, palette.classes, palette, frames)
 
 
 def _clip_frames(root: Path, record: dict[str, object]) -> list[LabelledFrame]:
