@@ -93,8 +93,9 @@ class _Sequences:
         if sequence not in self._sources:
             self._sources[sequence] = self._find(sequence)
         found = self._sources[sequence]
-        if found is None or index < 0:
-            return ImageSequenceSource(str(still), {index: still} if index >= 0 else {0: still}), max(index, 0)
+        if found is None or index < 0:  # no sequence: the still alone, at its place in the sequence
+            index = max(index, 0)
+            return ImageSequenceSource(str(still), {index: still}), index
         return found, index
 
     def _find(self, sequence: str) -> FrameSource | None:
