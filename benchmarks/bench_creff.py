@@ -13,14 +13,12 @@
 The CPU is shared: medians of interleaved runs; ratios within one run are the figures to trust.
 With 2 threads on 2 cores that other jobs also use, every parallel region waits for a descheduled
 thread: such runs can be 5-10x slower than single-threaded ones; the load average is reported.
-`--compiled` adds torch.compile of the plain path (its first call, the compilation, timed apart).
-Usage: `python benchmarks/bench_creff.py [--repeats 5] [--threads 1] [--compiled]`.
+Usage: `python benchmarks/bench_creff.py [--repeats 5] [--threads 1]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -125,7 +123,6 @@ def bise_ratio(repeats: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--compiled", action="store_true", help="also time torch.compile of the plain path")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--peak-extra", choices=["fast", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -145,13 +142,6 @@ def main() -> None:
             "fast": lambda: creff(lr, key, flow),
             "fast_nchw": lambda: creff(lr_nchw, key_nchw, flow),
         }
-        compile_s = None
-        if args.compiled:  # under torch.compile the module takes its plain path (a copy: `plain` patches creff)
-            compiled = torch.compile(copy.deepcopy(creff))
-            start = time.perf_counter()
-            compiled(lr, key, flow)
-            compile_s = round(time.perf_counter() - start, 1)
-            calls["compiled_plain"] = lambda: compiled(lr, key, flow)
         med = interleaved_medians(calls, args.repeats)
         reference = plain(creff)(lr, key, flow)
         error = (reference - creff(lr, key, flow)).abs().max().item()
@@ -170,11 +160,6 @@ def main() -> None:
             "fast_s": round(med["fast"], 4),
             "fast_nchw_inputs_s": round(med["fast_nchw"], 4),
             "speedup": round(med["plain"] / med["fast"], 2),
-            **(
-                {"compiled_plain_s": round(med["compiled_plain"], 4), "compile_s": compile_s}
-                if args.compiled
-                else {}
-            ),
             "max_abs_difference": error,
             "output_max_abs": round(reference.abs().max().item(), 2),
             "peak_extra_mb": {path: round(child_peak_extra_mb(path)) for path in ("fast", "plain")},
