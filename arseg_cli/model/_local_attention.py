@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ROWS = 16  # output rows per tile: at C=64, W=960 the tile's buffers total ~6 MB
+#: Values (rows x W x C) of one tile: output rows per tile = TILE_VALUES // (W * C), e.g. 16 rows for
+#: C=64 at W=960 and 32 for C=256 at W=120 (the best of 8..96 rows measured at both sizes).
+TILE_VALUES = 1 << 20
 BLOCK = 4  # pixels per band block: on the 2-core AMD EPYC, 4 is a little faster than 8 (C=64 and 256)
 
 
@@ -38,7 +40,7 @@ def fused_creff(
     *,
     warp: str,
     window: int,
-    rows: int = ROWS,
+    rows: int | None = None,
     block: int = BLOCK,
 ) -> Tensor:
     """CReFF output LR_up + attention (N, C, Hf, Wf), channels-last, of one dtype (float32 or float64).
@@ -49,9 +51,11 @@ def fused_creff(
     flow_feat: backward flow (N, 2, Hf, Wf) in feature pixels (already scaled and resized).
     convs:     the depthwise 3x3 query, key and value convolutions.
     warp:      'official' or 'exact' (see `creff.warp_feature`).
+    rows:      output rows per tile (default from TILE_VALUES); block: pixels per band block.
     """
     out = torch.empty_like(key_feat, memory_format=torch.channels_last)
-    rows = min(rows, out.shape[-2])
+    channels, height, width = out.shape[1:]
+    rows = max(1, min(height, rows or TILE_VALUES // (width * channels)))
     for n in range(out.shape[0]):
         _ImageTiles(lr_feat[n], key_feat[n], flow_feat[n], out[n], warp, window, rows, block).run(convs)
     return out
