@@ -72,9 +72,9 @@ def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int = 7) -> Tensor:
     shifts = [(dy, dx) for dy in range(window) for dx in range(window)]
     logits = torch.stack([(q * k_pad[..., dy : dy + height, dx : dx + width]).sum(1) for dy, dx in shifts], 1)
     weights = logits.softmax(dim=1)
-    out = torch.zeros_like(q)
-    for i, (dy, dx) in enumerate(shifts):
-        out = out + weights[:, i : i + 1] * v_pad[..., dy : dy + height, dx : dx + width]
+    out = weights[:, :1] * v_pad[..., :height, :width]
+    for i, (dy, dx) in enumerate(shifts[1:], start=1):
+        out.add_(weights[:, i : i + 1] * v_pad[..., dy : dy + height, dx : dx + width])  # in place: no new map
     return out
 
 
