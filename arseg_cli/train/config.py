@@ -1,0 +1,110 @@
+"""What a training run does: the phase, the model, the optimisation recipe, the data policy.
+
+Recipes (reference/OFFICIAL.md, "Training recipe"): CamVid: Adam, lr 1e-3, cosine decay per iteration,
+100 epochs, batch 8, the first half of phase ar without CReFF; Cityscapes: SGD lr 0.01, momentum 0.9,
+weight decay 5e-4, 200 epochs. The reference gives no Cityscapes batch size or schedule: arseg uses
+batch 8 and the same per-iteration cosine decay (documented in docs/TRAINING.md). Every value can be
+overridden from the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from arseg_cli.errors import OptionsError
+
+Phase = Literal["hr", "ar"]
+OptimizerName = Literal["adam", "sgd"]
+DevicePolicy = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An optimisation recipe: optimiser and its settings, batch per step, epochs, and (phase ar)
+    the fraction of the steps trained without CReFF at the start (the official plain LR warm-up)."""
+
+    optimizer: OptimizerName
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch: int
+    epochs: int
+    plain_fraction: float
+
+
+RECIPES: dict[str, Recipe] = {
+    "camvid": Recipe("adam", 1e-3, 0.0, 0.0, batch=8, epochs=100, plain_fraction=0.5),
+    "cityscapes": Recipe("sgd", 0.01, 0.9, 5e-4, batch=8, epochs=200, plain_fraction=0.0),
+}
+
+
+def recipe_for(arch: str) -> Recipe:
+    """The official recipe of an architecture's data set family ('camvid-*' or 'cityscapes-*')."""
+    family = arch.split("-", 1)[0]
+    if family not in RECIPES:
+        raise OptionsError(f"no training recipe for architecture {arch!r} (known families: {', '.join(RECIPES)})")
+    return RECIPES[family]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    phase:          'hr' (HR network alone at 1.0x) or 'ar' (LR branch at `scale` + CReFF, HR frozen).
+    steps:          optimiser steps in all (each step sees `batch` items per process).
+    plain_steps:    phase ar: the first steps train the LR branch without CReFF (official warm-up).
+    fst_weight:     phase ar: weight of the FST feature MSE.
+    crop_hw:        training crop (H, W) in pixels, None = full frames.
+    keyint:         L; pairs take keyframe distances from it (`distance` policy).
+    checkpoint_every: save the resumable state every N steps (0 = only at the end).
+    """
+
+    phase: Phase
+    arch: str
+    steps: int
+    batch: int
+    lr: float
+    optimizer: OptimizerName
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    scale: float = 0.5
+    keyint: int = 12
+    plain_steps: int = 0
+    fst_weight: float = 1.0
+    crop_hw: tuple[int, int] | None = None
+    distance: Literal["official", "uniform"] = "uniform"
+    checkpoint_every: int = 0
+    seed: int = 0
+    workers: int = 0
+    amp: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.phase not in ("hr", "ar"):
+            problems.append(f"phase must be hr or ar, not {self.phase!r}")
+        if self.steps < 1 or self.batch < 1:
+            problems.append(f"steps and batch must be >= 1 (got {self.steps} steps, batch {self.batch})")
+        if not self.lr > 0:
+            problems.append(f"learning rate must be > 0, got {self.lr}")
+        if not 0.0 < self.scale <= 1.0:
+            problems.append(f"scale must be in (0, 1], got {self.scale}")
+        if self.fst_weight < 0:
+            problems.append(f"FST weight must be >= 0, got {self.fst_weight}")
+        if not 0 <= self.plain_steps <= self.steps:
+            problems.append(f"plain steps must be in 0..{self.steps}, got {self.plain_steps}")
+        if self.checkpoint_every < 0 or self.workers < 0:
+            problems.append("checkpoint interval and workers must be >= 0")
+        if self.crop_hw is not None and min(self.crop_hw) < 8:
+            problems.append(f"crop {self.crop_hw} is too small (>= 8 pixels a side)")
+        if problems:
+            raise OptionsError("; ".join(problems))
+
+    def resume_key(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run that wrote the checkpoint."""
+        data = asdict(self)
+        for free in ("checkpoint_every", "workers", "extra"):
+            data.pop(free)
+        data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
+        return data

@@ -1,0 +1,81 @@
+"""Training losses: the segmentation loss with the auxiliary heads as the official recipes weight them,
+and FST's feature similarity term.
+
+Auxiliary heads (`SegNet.features_and_aux(aux=True)`), per family:
+- bise18: two pixel heads (`conv_out16`, `conv_out32`), cross-entropy each, weight 1.0 (BiSeNet's
+  recipe: principal loss + both auxiliary losses);
+- cityscapes-psp18: the layer3 pixel head, cross-entropy, weight 0.4 (semseg PSPNet);
+- camvid-psp18: the image-level head (N, K): binary cross-entropy on "class present in the labels",
+  weight 0.4 (the PSPNet code AR-Seg's CamVid model comes from).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from arseg_cli.model._segnet import resize_bilinear
+
+IGNORE_INDEX = 255
+AUX_WEIGHTS: dict[str, float] = {"bise18": 1.0, "cityscapes-psp18": 0.4, "camvid-psp18": 0.4}
+
+
+def segmentation_loss(scores: Tensor, labels: Tensor, *, log_probs: bool, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """Mean per-pixel loss over pixels whose label is not `ignore_index`.
+
+    scores: (N, K, H, W) float at the labels' size: log-probabilities when `log_probs` (camvid-psp18
+            outputs them; NLL), raw class scores otherwise (cross-entropy).
+    labels: (N, H, W) int64 class ids.
+    A batch whose every pixel is ignored gives 0 (with a gradient path), not NaN.
+    """
+    scores = scores.float()
+    if not bool((labels != ignore_index).any()):
+        return scores.sum() * 0.0
+    if log_probs:
+        return F.nll_loss(scores, labels, ignore_index=ignore_index)
+    return F.cross_entropy(scores, labels, ignore_index=ignore_index)
+
+
+def aux_weight(arch: str) -> float:
+    """The weight of each auxiliary loss of `arch` (0 for an unknown family)."""
+    for family, weight in AUX_WEIGHTS.items():
+        if arch.endswith(family) or arch == family:
+            return weight
+    return 0.0
+
+
+def auxiliary_loss(arch: str, aux: tuple[Tensor, ...], labels: Tensor, *, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """Weighted sum of the auxiliary heads' losses (see the module docstring); labels (N, H, W) int64."""
+    weight = aux_weight(arch)
+    total = labels.new_zeros((), dtype=torch.float32)
+    if weight == 0.0:
+        return total
+    size = (labels.shape[-2], labels.shape[-1])
+    for scores in aux:
+        if scores.dim() == 2:  # image-level head: which classes appear in the image
+            present = _classes_present(labels, scores.shape[1], ignore_index)
+            total = total + weight * F.binary_cross_entropy_with_logits(scores.float(), present)
+        else:
+            resized = resize_bilinear(scores.float(), size, align_corners=True)
+            total = total + weight * segmentation_loss(resized, labels, log_probs=False, ignore_index=ignore_index)
+    return total
+
+
+def _classes_present(labels: Tensor, num_classes: int, ignore_index: int) -> Tensor:
+    """(N, K) float32: 1 where class k occurs in image n (ignored pixels excluded)."""
+    flat = labels.flatten(1)
+    valid = flat != ignore_index
+    present = torch.zeros(labels.shape[0], num_classes, device=labels.device)
+    present.scatter_(1, torch.where(valid, flat, 0), valid.float())
+    return present.clamp_(max=1.0)
+
+
+def fst_loss(lr_feature: Tensor, hr_feature: Tensor) -> Tensor:
+    """FST's similarity term: MSE between the (fused) LR feature, bilinearly resized to the HR feature's
+    size when they differ, and the HR branch's feature of the same frame (no gradient to it).
+
+    lr_feature: (N, C, h, w) float; hr_feature: (N, C, Hf, Wf) float. Mean over all N*C*Hf*Wf values.
+    """
+    resized = resize_bilinear(lr_feature.float(), (hr_feature.shape[-2], hr_feature.shape[-1]), align_corners=True)
+    return F.mse_loss(resized, hr_feature.detach().float())

@@ -1,0 +1,89 @@
+"""The per-batch training objective of each phase, as an nn.Module so that DDP can wrap it.
+
+Phase hr: the HR network on the current frame at 1.0x: segmentation + auxiliary losses.
+Phase ar: the HR branch (frozen, eval mode) gives the keyframe feature and, for FST, the current frame's
+feature; the LR branch runs on the current frame downscaled by s (as inference does), CReFF fuses the
+warped keyframe feature, the shared frozen classifier scores it: segmentation + auxiliary losses of the
+LR branch + fst_weight * MSE(fused LR feature, HR feature). Without CReFF (the plain warm-up steps) the
+LR feature itself is classified and compared.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model._segnet import SegNet
+from arseg_cli.train.losses import auxiliary_loss, fst_loss, segmentation_loss
+
+
+class Losses(NamedTuple):
+    """The terms of one batch's loss (float32 scalars); `total` is what is minimised (a tuple, which DDP
+    searches for the tensors of the backward pass)."""
+
+    total: Tensor
+    seg: Tensor
+    aux: Tensor
+    fst: Tensor
+
+    def detached(self) -> dict[str, float]:
+        return {name: float(value.detach()) for name, value in zip(self._fields, self)}
+
+
+class PhaseObjective(nn.Module):
+    """forward(key, cur, flow, labels, use_creff) -> Losses for one batch.
+
+    key, cur: (N, 3, H, W) uint8 RGB (keyframe, labelled current frame); flow: (N, 2, H, W) float32
+    backward flow cur -> key in pixels; labels: (N, H, W) int64, 255 = ignore.
+    """
+
+    def __init__(self, model: ARSeg, phase: str, *, fst_weight: float = 1.0) -> None:
+        super().__init__()
+        if phase == "ar" and (model.hr is None or model.lr is None or not model.has_creff):
+            raise ValueError("phase ar needs a model with an HR branch and an LR branch with CReFF")
+        if phase == "hr" and model.hr is None:
+            raise ValueError("phase hr needs a model with an HR branch")
+        self.model = model
+        self.phase = phase
+        self.fst_weight = fst_weight
+        self.register_buffer("mean", torch.tensor(model.meta.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(model.meta.std).view(1, 3, 1, 1), persistent=False)
+        self.log_probs = model.arch == "camvid-psp18"
+
+    def normalize(self, rgb: Tensor) -> Tensor:
+        """(N, 3, H, W) uint8 -> normalised float32, as ARSeg.normalize does for (N, H, W, 3)."""
+        return (rgb.float().div(255.0) - self.mean) / self.std
+
+    def forward(self, key: Tensor, cur: Tensor, flow: Tensor, labels: Tensor, use_creff: bool = True) -> Losses:
+        x_cur = self.normalize(cur)
+        size = (labels.shape[-2], labels.shape[-1])
+        if self.phase == "hr":
+            net: SegNet = self.model.hr  # type: ignore[assignment]
+            feat, aux = net.features_and_aux(x_cur, aux=True)
+            return self._losses(net, feat, aux, labels, size, fst=None)
+        hr: SegNet = self.model.hr  # type: ignore[assignment]
+        lr: SegNet = self.model.lr  # type: ignore[assignment]
+        with torch.no_grad():
+            key_feat = hr.features(self.normalize(key))
+            target = hr.features(x_cur) if self.fst_weight > 0 else None
+        lr_feat, aux = lr.features_and_aux(self.model.downscale(x_cur), aux=True)
+        if use_creff:
+            feat = lr.fuse(lr_feat, key_feat, flow.float())
+        else:
+            feat = lr_feat
+        fst = None if target is None else fst_loss(feat, target)
+        return self._losses(lr, feat, aux, labels, size, fst=fst)
+
+    def _losses(
+        self, net: SegNet, feat: Tensor, aux: tuple[Tensor, ...], labels: Tensor, size: tuple[int, int], *, fst: Tensor | None
+    ) -> Losses:
+        scores = net.to_image_size(net.classify(feat), size)
+        seg = segmentation_loss(scores, labels, log_probs=self.log_probs)
+        aux_term = auxiliary_loss(self.model.arch, aux, labels)
+        fst_term = fst if fst is not None else seg.new_zeros(())
+        total = seg + aux_term + self.fst_weight * fst_term
+        return Losses(total=total, seg=seg, aux=aux_term, fst=fst_term)
+

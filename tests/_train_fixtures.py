@@ -1,0 +1,58 @@
+"""Small stand-ins for the training tests: a pair data set of synthetic tensors with the PairDataset
+item contract, and tiny model metadata."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from arseg_cli.model import build_arseg
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.palettes import CAMVID
+
+HEIGHT, WIDTH = 64, 96
+
+
+class FakePairs(Dataset):
+    """`count` items of PairDataset's form: blocky label maps, images coloured by class plus noise,
+    the keyframe shifted right by 2 px (flow dx = -2 wherever the shift is defined). Deterministic per
+    (seed, epoch, index), like PairDataset."""
+
+    def __init__(self, count: int = 4, *, seed: int = 0, height: int = HEIGHT, width: int = WIDTH) -> None:
+        self.count, self.seed, self.height, self.width = count, seed, height, width
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        rng = np.random.default_rng([self.seed, index])  # fixed content per item: overfitting is possible
+        blocks = rng.integers(0, 4, (self.height // 16, self.width // 16))
+        labels = np.kron(blocks, np.ones((16, 16), np.int64))
+        colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]], np.int16)
+        cur = np.clip(colours[labels] + rng.integers(-20, 21, labels.shape + (3,)), 0, 255).astype(np.uint8)
+        key = np.roll(cur, 2, axis=1)
+        flow = np.zeros((2, self.height, self.width), np.float32)
+        flow[0] = 2.0  # pixel x of cur sits at x + 2 in key
+        labels[:, :2] = 255
+        return {
+            "key": torch.from_numpy(np.ascontiguousarray(key.transpose(2, 0, 1))),
+            "cur": torch.from_numpy(np.ascontiguousarray(cur.transpose(2, 0, 1))),
+            "flow": torch.from_numpy(flow),
+            "labels": torch.from_numpy(labels),
+            "distance": 2,
+        }
+
+
+def camvid_meta(arch: str = "camvid-bise18", scale: float | None = None) -> ModelMeta:
+    return ModelMeta(arch, CAMVID.classes, CAMVID.colors, CAMVID_MEAN, CAMVID_STD, scale=scale)
+
+
+def seeded_model(meta: ModelMeta, seed: int = 0) -> ARSeg:
+    torch.manual_seed(seed)
+    return build_arseg(meta)
