@@ -6,8 +6,9 @@ output rows upsamples, warps, convolves and attends with a working set of a few 
 tensors are the inputs and the output (~430 MB peak extra at that size, output included, against ~2 GB
 for the plain path and ~8.7 GB for an unfold).
 
-Per tile: LR_up and warped rows are bilinear resamplings, each a sparse matrix (4 entries per output
-pixel) times the source pixels; the depthwise 3x3 convolutions run on those rows with a one-row halo.
+Per tile: LR_up and warped rows are bilinear resamplings, each one fused gather of 4 weighted source
+pixels per output pixel (`embedding_bag`: ~5x faster here than grid_sample or a sparse product); the
+depthwise 3x3 convolutions run on those rows with a one-row halo.
 Attention layout: pixels by channels, rows padded by r = window // 2 zero columns on each side and
 flattened, so the neighbour (dy, dx) of flat pixel p sits at p + dy * Wp + dx in the key and value
 stores: out-of-image neighbours read zeros (logit 0, value 0), as the official model does. Blocks of
@@ -19,8 +20,6 @@ window^2 passes over memory. Only one tile's logits exist at a time, so no onlin
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -73,16 +72,12 @@ class _ImageTiles:
         self.lr, self.key = _pixels_by_channels(lr), _pixels_by_channels(key)
         self.upsampling = _Resize(lr.shape[1:], out.shape[1:], out.dtype)
         self.warping = _Warp(flow, warp)
-        most = (rows + 2 * self.r + 2) * self.width  # pixels of the warped rows one tile needs
-        self.row_starts = torch.arange(0, 4 * most + 1, 4, dtype=torch.int32)
         r, w = self.r, self.width
         self.padded_width = -(-(w + 2 * r) // block) * block
         wp, new = self.padded_width, lambda *shape: out.new_zeros(shape)
         store_pixels = (rows + 2 * r) * wp + 2 * r  # + 2r: the last block's item runs past the last row
         self.k_store, self.v_store = new(store_pixels, channels), new(store_pixels, channels)
         self.q_store = new(rows * wp, channels)
-        self.warped = new(rows + 2 * r + 2, w, channels)  # warped rows for K, V with the 3x3 halo
-        self.up = new(rows + 2, w, channels)  # LR_up rows for Q with the 3x3 halo
         blocks = rows * wp // block
         self.logits = out.new_empty(window, blocks, block, block + 2 * r)
         self.weights = new(window, blocks, block, block + 2 * r)  # zero off the band, always
@@ -106,7 +101,7 @@ class _ImageTiles:
         """K, V of image rows [y0 - r, y1 + r) into the stores; store rows outside the image are zero."""
         r, t = self.r, y1 - y0
         lo, hi = max(0, y0 - r - 1), min(self.height, y1 + r + 1)  # warped rows, with the 3x3 halo
-        warped = self._sample(self.warping, self.key, lo, hi, self.warped)
+        warped = self._sample(self.warping, self.key, lo, hi)
         first, last = max(0, y0 - r), min(self.height, y1 + r)  # rows of K, V inside the image
         top, bottom = first - (y0 - r), last - (y0 - r)  # the same rows in the stores
         for conv, store in ((key, self.k_store), (value, self.v_store)):
@@ -118,23 +113,17 @@ class _ImageTiles:
     def _queries(self, y0: int, y1: int, query: nn.Conv2d) -> Tensor:
         """Q of image rows [y0, y1) into the query store; returns those rows of LR_up, (y1 - y0, W, C)."""
         lo, hi = max(0, y0 - 1), min(self.height, y1 + 1)  # with the 3x3 halo
-        up = self._sample(self.upsampling, self.lr, lo, hi, self.up)
+        up = self._sample(self.upsampling, self.lr, lo, hi)
         q_rows = self.q_store.view(self.rows, self.padded_width, -1)
         q_rows[: y1 - y0, self.r : self.r + self.width] = _conv_rows(query, up, y0 - lo, y1 - lo)
         return up[y0 - lo : y1 - lo]
 
-    def _sample(self, coordinates: _Resize | _Warp, src: Tensor, lo: int, hi: int, buf: Tensor) -> Tensor:
-        """Rows [lo, hi) of a bilinear resampling of `src` (pixels, C) -> buf[: hi - lo] (hi - lo, W, C):
-        a sparse matrix with 4 entries per output pixel times the source pixels, one MKL product."""
-        pixels = (hi - lo) * self.width
+    def _sample(self, coordinates: _Resize | _Warp, src: Tensor, lo: int, hi: int) -> Tensor:
+        """Rows [lo, hi) of a bilinear resampling of `src` (pixels, C) -> (hi - lo, W, C): per output pixel,
+        the weighted sum of 4 source pixels, as one fused gather (embedding_bag, mode 'sum')."""
         columns, coefficients = _bilinear_sampling(*coordinates.rows(lo, hi), coordinates.src_size)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-            starts = self.row_starts[: pixels + 1]
-            size = (pixels, src.shape[0])
-            matrix = torch.sparse_csr_tensor(starts, columns, coefficients, size=size, check_invariants=False)
-            torch.mm(matrix, src, out=buf[: hi - lo].view(pixels, -1))
-        return buf[: hi - lo]
+        rows = F.embedding_bag(columns.view(-1, 4), src, per_sample_weights=coefficients.view(-1, 4), mode="sum")
+        return rows.view(hi - lo, self.width, -1)
 
     def _attend(self, t: int) -> Tensor:
         """sum_k softmax_k(<q, k_k>) v_k for the tile's t rows -> (t, Wp, C); padding columns are junk."""
@@ -203,13 +192,11 @@ class _Resize:
 
 
 def _bilinear_sampling(sx: Tensor, sy: Tensor, src_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """Bilinear, zero-padded sampling of an (h, w) source at coordinates sx, sy (broadcast to (R, W)), as a
-    sparse matrix in CSR form with 4 entries per output pixel (row-major): its columns (source pixel
-    y * w + x, int32) and coefficients (bilinear weights), both (4 * R * W,).
+    """Bilinear, zero-padded sampling of an (h, w) source at coordinates sx, sy (broadcast to (R, W)):
+    for each output pixel its 4 source pixels (y * w + x, int32) and their weights, both (R, W, 4).
 
-    Corners outside the source get weight 0 and a clamped (valid) column, which is grid_sample's zero
-    padding; a row may then hold a column twice or out of order, which the product (a sum over a row's
-    entries) does not mind.
+    Corners outside the source get weight 0 and a clamped (valid) index, which is grid_sample's zero
+    padding.
     """
     h, w = src_size
     (x0, x1), (wx0, wx1) = _axis_corners(sx, w)
@@ -221,7 +208,7 @@ def _bilinear_sampling(sx: Tensor, sy: Tensor, src_size: tuple[int, int]) -> tup
     for k, (yc, wy, xc, wx) in enumerate(corners):
         torch.add(xc, yc, alpha=w, out=columns[..., k])
         torch.mul(wy, wx, out=coefficients[..., k])
-    return columns.view(-1), coefficients.view(-1)
+    return columns, coefficients
 
 
 def _axis_corners(coord: Tensor, size: int) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
