@@ -3,8 +3,8 @@
 Why tiles: at camvid-psp18's full resolution (C=64, 720x960) every full-size intermediate is 177 MB, and
 on CPU allocating and streaming those costs more than the arithmetic. Here one pass over bands of `rows`
 output rows upsamples, warps, convolves and attends with a working set of a few MB; the only full-size
-tensors are the inputs and the output (~430 MB peak extra at that size, output included, against ~2 GB
-for the plain path and ~8.7 GB for an unfold).
+tensors are the inputs and the output (measured peak extra at that size: ~0.3 GB with channels-last
+inputs, the 177 MB output included, against ~2.1 GB for the plain path and ~8.7 GB for an unfold).
 
 Per tile: LR_up and warped rows are bilinear resamplings, each one fused gather of 4 weighted source
 pixels per output pixel (`embedding_bag`: ~5x faster here than grid_sample or a sparse product); the
