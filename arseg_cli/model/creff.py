@@ -1,7 +1,6 @@
 """CReFF: fuse the keyframe's HR feature into a non-keyframe's LR feature (warp + 7x7 local attention).
 
-What the released AR-Seg networks compute (see docs and shared/reference/OFFICIAL.md, "CReFF as released"):
-the flow is scaled to feature pixels and resized to the feature size, the keyframe feature is warped with
+What the released AR-Seg networks compute: the flow is scaled to feature pixels and resized to the feature size, the keyframe feature is warped with
 `grid_sample`, the LR feature is upsampled (bilinear, align_corners=True) to the HR feature size, depthwise
 3x3 convolutions give Q (from the LR feature), K and V (from the warped feature), and each pixel attends to
 its window x window neighbours: logits = sum over channels of Q * K (no 1/sqrt(C)), neighbours outside the
@@ -26,8 +25,9 @@ from arseg_cli.model.meta import WarpConvention
 def resize_flow(flow_px: Tensor, size: tuple[int, int]) -> Tensor:
     """Backward flow (N, 2, H, W) in image pixels (x, y) -> (N, 2, *size) in feature pixels.
 
-    Each component is scaled by feature/image size along its axis, then the field is resized with
-    bilinear align_corners=True, as the official evaluation does.
+    Each component is scaled by feature/image size along its own axis, then the field is resized with
+    bilinear align_corners=True, as the official evaluation does. (The official code scales both by the
+    height ratio: the same whenever the feature keeps the image's aspect ratio, as at 720x960 / 8.)
     """
     height, width = flow_px.shape[-2:]
     scale = flow_px.new_tensor([size[1] / width, size[0] / height]).view(1, 2, 1, 1)
