@@ -227,6 +227,7 @@ class Trainer:
         )
         tick = time.perf_counter()
         for batch in loader:
+            lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step uses
             losses = self._train_step(batch)
             self.step += 1
             now = time.perf_counter()
@@ -235,7 +236,7 @@ class Trainer:
                 total_steps=self.config.steps,
                 epoch=epoch,
                 losses=distributed.mean_over_processes(losses, self.processes),
-                lr=float(self.optimizer.param_groups[0]["lr"]),
+                lr=lr,
                 images_per_s=self.config.batch * self.processes.world_size / max(now - tick, 1e-9),
                 creff=self._use_creff(self.step - 1),
             )

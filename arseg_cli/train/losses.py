@@ -65,10 +65,10 @@ def auxiliary_loss(arch: str, aux: tuple[Tensor, ...], labels: Tensor, *, ignore
 def _classes_present(labels: Tensor, num_classes: int, ignore_index: int) -> Tensor:
     """(N, K) float32: 1 where class k occurs in image n (ignored pixels excluded)."""
     flat = labels.flatten(1)
-    valid = flat != ignore_index
-    present = torch.zeros(labels.shape[0], num_classes, device=labels.device)
-    present.scatter_(1, torch.where(valid, flat, 0), valid.float())
-    return present.clamp_(max=1.0)
+    spare = torch.where(flat == ignore_index, num_classes, flat)  # ignored pixels mark a spare column
+    present = torch.zeros(labels.shape[0], num_classes + 1, device=labels.device)
+    present.scatter_(1, spare, 1.0)
+    return present[:, :num_classes]
 
 
 def fst_loss(lr_feature: Tensor, hr_feature: Tensor) -> Tensor:
