@@ -56,3 +56,24 @@ def camvid_meta(arch: str = "camvid-bise18", scale: float | None = None) -> Mode
 def seeded_model(meta: ModelMeta, seed: int = 0) -> ARSeg:
     torch.manual_seed(seed)
     return build_arseg(meta)
+
+
+def ddp_worker(rank: int, world_size: int, port: int, config: object, out: str) -> None:
+    """One process of a DDP run as `torchrun` would start it (environment variables), training
+    FakePairs(4) from seeded_model(camvid_meta()); rank 0 saves the final state_dict to `out`."""
+    import os
+
+    from arseg_cli.train import Trainer, distributed
+
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    processes = distributed.start("cpu")
+    try:
+        model = seeded_model(camvid_meta())
+        Trainer(model, FakePairs(4), config, processes).run()  # type: ignore[arg-type]
+        if processes.is_main:
+            torch.save(model.state_dict(), out)
+    finally:
+        distributed.stop(processes)
