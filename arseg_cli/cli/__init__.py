@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from arseg_cli.cli import encode, info, motion
 from arseg_cli.cli import synth, weights
+from arseg_cli.cli import train as train_cli
 from arseg_cli.cli._app import app, run_app
 
 app.command("info")(info.info_command)
@@ -13,6 +14,7 @@ app.command("encode")(encode.encode_command)
 app.command("motion")(motion.motion_command)
 app.add_typer(weights.app, name="weights")
 app.command("synth")(synth.synth_command)
+app.command("train")(train_cli.train_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,122 @@
+"""`arseg train DATA --phase hr|ar -o OUT.safetensors`: train the HR network, or the AR branch with FST."""
+
+from __future__ import annotations
+
+import shlex
+from contextlib import nullcontext
+from typing import Literal
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from arseg_cli.cli._app import console
+from arseg_cli.cli.synth import _parse_size
+from arseg_cli.errors import OptionsError
+
+
+def train_command(
+    ctx: typer.Context,
+    data: Path = typer.Argument(..., help="Data set root (SynthStreet, CamVid or Cityscapes layout)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Weights file to write (.safetensors)."),
+    phase: Literal["hr", "ar"] = typer.Option(..., "--phase", help="hr: the HR network at 1.0x; ar: LR branch + CReFF (FST)."),
+    arch: str = typer.Option("camvid-bise18", "--arch", help="Architecture (see `arseg weights archs`)."),
+    hr: Path | None = typer.Option(None, "--hr", help="Phase ar: the trained HR weights (phase hr's output)."),
+    scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phase ar: LR scale s."),
+    keyint: int = typer.Option(12, "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps (default: the recipe's epochs)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs instead of --steps."),
+    batch: int | None = typer.Option(None, "--batch", min=1, help="Items per step and process (recipe: 8)."),
+    lr: float | None = typer.Option(None, "--lr", min=0.0, help="Initial learning rate (recipe's by default)."),
+    optimizer: Literal["adam", "sgd"] | None = typer.Option(None, "--optimizer", help="adam or sgd (recipe's by default)."),
+    crop: str | None = typer.Option(None, "--crop", metavar="HxW", help="Training crop (default: whole frames)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random scale, flip and crop of each pair."),
+    fst_weight: float = typer.Option(1.0, "--fst-weight", min=0.0, help="Phase ar: weight of the FST feature MSE."),
+    plain_fraction: float | None = typer.Option(
+        None, "--plain-fraction", min=0.0, max=1.0, help="Phase ar: fraction of the steps trained first without CReFF (recipe's)."
+    ),
+    distance: Literal["official", "uniform"] = typer.Option("uniform", "--distance", help="Keyframe distance d: official (L-1) or uniform 1..L-1."),
+    split: str = typer.Option("train", "--split", help="Data split to train on."),
+    layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (default: OUT.pairs)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Encode every pair anew (no cache)."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=0, help="Save the resumable state every N steps (0: at the end)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt."),
+    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA only; ignored on CPU)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the initial weights, data order and augmentation."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Data loader processes."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT and start over an existing run."),
+) -> None:
+    """Train AR-Seg: `--phase hr` (the HR network alone at 1.0x), then `--phase ar --hr HR.safetensors`
+    (LR branch at scale s with CReFF; HR branch and classifier frozen; segmentation loss + FST MSE).
+
+    Defaults follow the official recipe of the architecture's data set (docs/TRAINING.md). Writes OUT
+    (arseg weights with provenance), OUT.ckpt (resumable state) and OUT.metrics.jsonl; prints OUT.
+    Several processes: `torchrun --nproc-per-node N -m arseg_cli train ...` (DDP).
+    """
+    from arseg_cli.train import Trainer, TrainConfig, distributed, recipe_for, seed_everything
+    from arseg_cli.train.loop import steps_per_epoch
+    from arseg_cli.train.progress import training_progress
+    from arseg_cli.train.run import RunPaths, build_model, check_phase_inputs, open_pairs, provenance, write_weights
+
+    if steps is not None and epochs is not None:
+        raise OptionsError("give --steps or --epochs, not both")
+    check_phase_inputs(phase, hr)
+    crop_hw = _parse_size(crop) if crop is not None else None
+    recipe = recipe_for(arch)
+    paths = RunPaths.beside(output, cache=False if no_cache else (cache or True))
+    paths.check_start(resume=resume, force=force)
+    processes = distributed.start(device)
+    try:
+        pairs = open_pairs(
+            data, split=split, layout=layout, keyint=keyint, distance=distance, seed=seed, crop_hw=crop_hw,
+            augment=augment, cache=paths.cache,
+        )  # fmt: skip
+        per_step = batch or recipe.batch
+        per_epoch = steps_per_epoch(len(pairs), per_step, processes.world_size)
+        total = steps or per_epoch * (epochs or recipe.epochs)
+        fraction = recipe.plain_fraction if plain_fraction is None else plain_fraction
+        config = TrainConfig(
+            phase=phase, arch=arch, steps=total, batch=per_step, lr=lr or recipe.lr,
+            optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
+            plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
+            crop_hw=crop_hw, distance=distance, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
+            amp=amp,
+        )  # fmt: skip
+        seed_everything(seed)
+        model = build_model(config, pairs.dataset, hr_weights=hr)
+        trainer = Trainer(model, pairs, config, processes, checkpoint=paths.checkpoint, metrics=paths.metrics)
+        label = f"train {phase}"
+        show = training_progress(console, total, label) if processes.is_main else nullcontext(None)
+        with show as on_step:
+            result = trainer.run(on_step, resume=resume)
+        if processes.is_main:
+            facts = provenance(
+                config, pairs, result, data_root=data, command=_command_line(ctx), hr_weights=hr, device=processes.device
+            )
+            write_weights(model, facts, output, force=force or resume)
+            console.print(
+                f"trained {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.4f}: {output}",
+                highlight=False,
+            )
+            typer.echo(str(output))
+    finally:
+        distributed.stop(processes)
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The command with every parameter spelled out (defaults included): what reproduces the run."""
+    words = ["arseg", "train"]
+    for param in ctx.command.params:
+        value: Any = ctx.params.get(param.name or "")
+        if param.param_type_name == "argument":
+            words.append(str(value))
+        elif getattr(param, "is_flag", False):
+            flags = param.opts if value else getattr(param, "secondary_opts", [])
+            if flags and (value or param.secondary_opts):
+                words.append(flags[0])
+        elif value is not None:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)

@@ -1,0 +1,164 @@
+"""What `arseg train` assembles around the Trainer: the data, the model of the phase, the output paths,
+and the provenance written into the weights' metadata."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from arseg_cli import __version__
+from arseg_cli.data import Dataset, PairDataset, open_dataset
+from arseg_cli.errors import OptionsError, OutputExistsError, WeightsError
+from arseg_cli.model import build_arseg, load_weights, save_weights
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.meta import ModelMeta
+from arseg_cli.model.official import OFFICIAL_DATA
+from arseg_cli.train.config import TrainConfig
+from arseg_cli.train.loop import TrainResult
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of a run: the weights, the resumable checkpoint, the metrics, the pair cache."""
+
+    weights: Path
+    checkpoint: Path
+    metrics: Path
+    cache: Path | None
+
+    @classmethod
+    def beside(cls, weights: Path, *, cache: Path | None | bool = True) -> RunPaths:
+        """Defaults: OUT.ckpt, OUT.metrics.jsonl, OUT.pairs/ next to the weights file OUT."""
+        chosen = weights.with_name(weights.name + ".pairs") if cache is True else (cache or None)
+        return cls(weights, weights.with_name(weights.name + ".ckpt"), weights.with_name(weights.name + ".metrics.jsonl"), chosen)  # type: ignore[arg-type]
+
+    def check_start(self, *, resume: bool, force: bool) -> None:
+        """Refuse to start over existing results unless `force` (a resume continues its checkpoint)."""
+        if self.weights.exists() and not force:
+            raise OutputExistsError(f"{self.weights} exists: use --force to replace it")
+        if resume or force:
+            return
+        for path in (self.checkpoint, self.metrics):
+            if path.exists():
+                raise OutputExistsError(f"{path} exists: use --resume to continue that run or --force to start over")
+
+
+def open_pairs(
+    root: Path,
+    *,
+    split: str,
+    layout: str | None,
+    keyint: int,
+    distance: str,
+    seed: int,
+    crop_hw: tuple[int, int] | None,
+    augment: bool,
+    cache: Path | None,
+) -> PairDataset:
+    """The training pairs of the data set at `root` (PairDataset: keyframe distance policy, seeded
+    augmentation, optional crop, pairs cached under `cache`)."""
+    dataset = open_dataset(root, split=split, layout=layout)
+    return PairDataset(
+        dataset, keyint=keyint, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
+        cache=str(cache) if cache is not None else None,
+    )  # fmt: skip
+
+
+def hr_meta(arch: str, dataset: Dataset, keyint: int) -> ModelMeta:
+    """Metadata of a new HR model of `arch` for the classes of `dataset` (normalisation of the arch's
+    official data set)."""
+    if arch not in OFFICIAL_DATA:
+        raise OptionsError(f"unknown architecture {arch!r}: choose one of {', '.join(sorted(OFFICIAL_DATA))}")
+    _, mean, std = OFFICIAL_DATA[arch]
+    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, mean, std, keyframe_interval=keyint)
+
+
+def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
+    """Phase ar starts from trained HR weights; phase hr from scratch."""
+    if phase == "hr" and hr_weights is not None:
+        raise OptionsError("--hr is for phase ar (phase hr trains the HR network from scratch)")
+    if phase == "ar" and hr_weights is None:
+        raise OptionsError("phase ar needs the trained HR network: --hr HR.safetensors")
+
+
+def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | None) -> ARSeg:
+    """Phase hr: a new HR network. Phase ar: HR branch loaded from `hr_weights` (its own metadata wins:
+    classes must match the data), LR branch new at scale s with CReFF and the HR classifier shared."""
+    check_phase_inputs(config.phase, hr_weights)
+    if config.phase == "hr":
+        return build_arseg(hr_meta(config.arch, dataset, config.keyint))
+    trained = load_weights(hr_weights, arch=config.arch)  # type: ignore[arg-type]
+    if trained.hr is None:
+        raise WeightsError(f"{hr_weights} has no HR branch (a plain LR baseline?)")
+    if trained.meta.classes != dataset.palette.classes:
+        raise WeightsError(f"{hr_weights} was trained for {len(trained.meta.classes)} classes {trained.meta.classes[:3]}..., the data have {dataset.palette.classes[:3]}...")
+    meta = replace(
+        trained.meta, scale=config.scale, keyframe_interval=config.keyint, has_creff=True, lr_classifier="shared",
+        warp="exact", provenance={}, metrics={},
+    )  # fmt: skip
+    model = build_arseg(meta)
+    model.hr.load_state_dict(trained.hr.state_dict())  # type: ignore[union-attr]
+    return model
+
+
+def provenance(
+    config: TrainConfig,
+    pairs: PairDataset,
+    result: TrainResult,
+    *,
+    data_root: Path,
+    command: str,
+    hr_weights: Path | None,
+    device: torch.device,
+) -> dict[str, Any]:
+    """The facts that let someone reproduce the weights (stored in ModelMeta.provenance)."""
+    dataset = pairs.dataset
+    facts: dict[str, Any] = {
+        "command": command,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "arseg_version": __version__,
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "device": f"{device.type} x{result.world_size}",
+        "data": {
+            "root": str(data_root.resolve()),
+            "layout": dataset.layout,
+            "split": dataset.split,
+            "name": dataset.name,
+            "labelled_frames": len(pairs),
+            **_synthstreet_facts(data_root, dataset),
+        },
+        "phase": config.phase,
+        "config": {k: v for k, v in asdict(config).items() if k != "extra"},
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "final_loss": round(result.final_loss, 6),
+    }
+    if hr_weights is not None:
+        facts["hr_weights"] = str(hr_weights.resolve())
+    return facts
+
+
+def _synthstreet_facts(root: Path, dataset: Dataset) -> dict[str, Any]:
+    """SynthStreet: the generator's seed, size and clip count from the split's manifest."""
+    if dataset.layout != "synthstreet":
+        return {}
+    for manifest in (root / dataset.split / "manifest.json", root / "manifest.json"):
+        if manifest.is_file():
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            keys = ("seed", "clips", "frames", "height", "width", "keyint", "crf")
+            return {"manifest": str(manifest.resolve()), **{f"synth_{k}": data.get(k) for k in keys}}
+    return {}
+
+
+def write_weights(model: ARSeg, facts: dict[str, Any], path: Path, *, force: bool) -> Path:
+    """The trained model in arseg's weight format, provenance filled in."""
+    meta = replace(model.meta, provenance=facts)
+    model.meta = meta
+    return save_weights(model.cpu(), path, meta=meta, force=force)

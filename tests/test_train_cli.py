@@ -1,0 +1,120 @@
+"""`arseg train` end to end on a tiny SynthStreet set: phase hr then phase ar, the provenance in the
+weights, the files beside them, refusals and one-line errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from arseg_cli.cli import app
+from arseg_cli.model.weights import read_info, read_state_dict
+from arseg_cli.synth import SynthSpec, write_dataset
+from arseg_cli.train.metrics import read_metrics
+
+# One clip of 6 frames, L = 4: the frames 3, 4, 5 have a keyframe at every distance 1..3.
+SPEC = SynthSpec(clips=1, frames=6, height=64, width=96, seed=3, keyint=4, crf=20, preset="ultrafast")
+COMMON = ("--split", "all", "-L", "4", "--batch", "2", "--steps", "2", "--crop", "64x96")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, SPEC)
+    return root
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def _one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in output, output
+    return lines[0]
+
+
+def test_hr_then_ar_write_weights_with_provenance(data: Path, tmp_path: Path) -> None:
+    hr = tmp_path / "hr.safetensors"
+    code, output = _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)
+    assert code == 0, output
+    assert str(hr) in output
+    info = read_info(hr)
+    facts = info.meta.provenance
+    assert info.branches == ("hr",) and info.meta.scale is None and info.meta.keyframe_interval == 4
+    assert facts["command"].startswith(f"arseg train {data} --output {hr} --phase hr --arch camvid-bise18")
+    assert "--steps 2" in facts["command"] and "--crop 64x96" in facts["command"]
+    assert facts["data"]["root"] == str(data.resolve()) and facts["data"]["synth_seed"] == SPEC.seed
+    assert facts["data"]["layout"] == "synthstreet" and facts["data"]["labelled_frames"] == 3
+    assert facts["steps"] == 2 and math.isfinite(facts["final_loss"]) and facts["seconds"] >= 0
+    assert facts["date"].startswith("20") and facts["config"]["optimizer"] == "adam"
+    assert [r["step"] for r in read_metrics(hr.with_name("hr.safetensors.metrics.jsonl"))] == [1, 2]
+    assert hr.with_name("hr.safetensors.ckpt").is_file()
+
+    ar = tmp_path / "ar.safetensors"
+    code, output = _run("train", str(data), "--phase", "ar", "--hr", str(hr), "-o", str(ar), "--fst-weight", "0.5", *COMMON)
+    assert code == 0, output
+    info = read_info(ar)
+    assert info.branches == ("hr", "lr") and info.meta.scale == 0.5 and info.meta.has_creff
+    assert info.meta.lr_classifier == "shared"
+    assert info.meta.provenance["hr_weights"] == str(hr.resolve())
+    assert info.meta.provenance["config"]["fst_weight"] == 0.5 and info.meta.provenance["config"]["plain_steps"] == 1
+    _, hr_state = read_state_dict(hr)
+    _, ar_state = read_state_dict(ar)
+    assert all(torch.equal(ar_state[k], v) for k, v in hr_state.items())  # the HR branch is the phase hr result
+
+
+def test_refuses_to_overwrite_and_resumes(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(out), *COMMON)[0] == 0
+    before = out.read_bytes()
+    code, output = _run("train", str(data), "--phase", "hr", "-o", str(out), *COMMON)
+    assert code == 1 and "exists" in _one_error_line(output) and out.read_bytes() == before
+    out.unlink()  # weights gone, checkpoint and metrics still there: a new run must not clobber them
+    code, output = _run("train", str(data), "--phase", "hr", "-o", str(out), *COMMON)
+    assert code == 1 and "--resume" in _one_error_line(output)
+    code, output = _run("train", str(data), "--phase", "hr", "-o", str(out), "--resume", *COMMON)
+    assert code == 0, output  # nothing left to train: the weights come from the checkpoint
+    state = read_state_dict(out)[1]
+    assert all(torch.equal(state[k], v) for k, v in read_state_dict_from(before, tmp_path).items())
+
+
+def read_state_dict_from(content: bytes, tmp_path: Path) -> dict[str, torch.Tensor]:
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(content)
+    return read_state_dict(copy)[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (("--phase", "hr", "--steps", "2", "--epochs", "1"), 2, "not both"),
+        (("--phase", "ar", "--steps", "2"), 2, "--hr"),
+        (("--phase", "hr", "--crop", "64by96"), 2, "HxW"),
+        (("--phase", "hr", "--arch", "nope-net"), 2, "nope-net"),
+        (("--phase", "hr", "--split", "all", "-L", "4"), 1, "fewer than one global batch"),  # 3 items < batch 8
+        (("--phase", "hr", "--split", "all", "-L", "4", "--batch", "2", "--resume"), 1, "no checkpoint"),
+    ],
+)
+def test_errors_are_one_line(data: Path, tmp_path: Path, args: tuple[str, ...], code: int, words: str) -> None:
+    got, output = _run("train", str(data), "-o", str(tmp_path / "w.safetensors"), *args)
+    assert got == code and words in _one_error_line(output), output
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_missing_data_is_one_line(tmp_path: Path) -> None:
+    code, output = _run("train", str(tmp_path / "none"), "--phase", "hr", "-o", str(tmp_path / "w.safetensors"))
+    assert code == 1 and "does not exist" in _one_error_line(output)
