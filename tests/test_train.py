@@ -92,6 +92,8 @@ def test_bad_settings_are_one_usage_error() -> None:
         config(scale=1.5)
     with pytest.raises(OptionsError, match="plain steps"):
         config(plain_steps=7)
+    with pytest.raises(OptionsError, match="batch must be >= 2"):
+        config(batch=1)
 
 
 def test_cosine_schedule_and_data_order() -> None:

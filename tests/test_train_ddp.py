@@ -10,15 +10,21 @@ linear in the gradient, so differences stay at lr * |grad| * 1e-7 per step; atol
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
 from _train_fixtures import FakePairs, camvid_meta, ddp_worker, seeded_model
+from arseg_cli.model.weights import read_info
+from arseg_cli.synth import SynthSpec, write_dataset
 from arseg_cli.train import TrainConfig, seed_everything
 from arseg_cli.train.distributed import Processes
 from arseg_cli.train.loop import cosine_factor, epoch_batches, make_optimizer
+from arseg_cli.train.metrics import read_metrics
 from arseg_cli.train.objective import PhaseObjective
 
 CONFIG = TrainConfig(phase="hr", arch="camvid-bise18", steps=3, batch=2, lr=0.05, optimizer="sgd", momentum=0.9, seed=4)
@@ -67,3 +73,20 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(tmp_path: Path
         assert torch.allclose(ddp[name], reference[name], rtol=0, atol=1e-6), name
         moved += not torch.equal(ddp[name], start[name])
     assert moved > 50  # the run did train
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_cpu_processes(tmp_path: Path) -> None:
+    """The CLI under `torchrun --nproc-per-node 2` (gloo): one weights file, written by rank 0."""
+    data = tmp_path / "data"
+    write_dataset(data, SynthSpec(clips=1, frames=8, height=64, width=96, seed=3, keyint=4, crf=20, preset="ultrafast"))
+    out = tmp_path / "hr.safetensors"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--nproc-per-node", "2", "-m", "arseg_cli", "train", str(data), "--split", "all", "-L", "4",
+               "--phase", "hr", "-o", str(out), "--steps", "2", "--batch", "2", "--crop", "64x96", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(out)  # printed once, by rank 0
+    facts = read_info(out).meta.provenance
+    assert facts["device"] == "cpu x2" and facts["command"].startswith("torchrun --nproc-per-node 2 -m arseg_cli train")
+    assert [r["step"] for r in read_metrics(out.with_name(out.name + ".metrics.jsonl"))] == [1, 2]

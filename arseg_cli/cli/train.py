@@ -93,9 +93,10 @@ def train_command(
         with show as on_step:
             result = trainer.run(on_step, resume=resume)
         if processes.is_main:
-            facts = provenance(
-                config, pairs, result, data_root=data, command=_command_line(ctx), hr_weights=hr, device=processes.device
-            )
+            command = _command_line(ctx)
+            if processes.distributed:  # as launched (one node)
+                command = f"torchrun --nproc-per-node {processes.world_size} -m arseg_cli" + command.removeprefix("arseg")
+            facts = provenance(config, pairs, result, data_root=data, command=command, hr_weights=hr, device=processes.device)
             write_weights(model, facts, output, force=force or resume)
             console.print(
                 f"trained {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.4f}: {output}",

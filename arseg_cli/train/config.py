@@ -84,8 +84,10 @@ class TrainConfig:
         problems = []
         if self.phase not in ("hr", "ar"):
             problems.append(f"phase must be hr or ar, not {self.phase!r}")
-        if self.steps < 1 or self.batch < 1:
-            problems.append(f"steps and batch must be >= 1 (got {self.steps} steps, batch {self.batch})")
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.batch < 2:  # BatchNorm after global pooling sees one value per channel per item
+            problems.append(f"batch must be >= 2 items per process (BatchNorm needs them), got {self.batch}")
         if not self.lr > 0:
             problems.append(f"learning rate must be > 0, got {self.lr}")
         if not 0.0 < self.scale <= 1.0:
