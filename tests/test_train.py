@@ -138,6 +138,18 @@ def test_phase_ar_changes_only_the_lr_branch_and_creff() -> None:
     assert any(k.startswith("lr.cp.") for k in changed)
 
 
+def test_phase_ar_plain_steps_leave_creff_untouched(tmp_path: Path) -> None:
+    model = _ar_model()
+    creff = {k: v.clone() for k, v in model.state_dict().items() if ".fuse_attention." in k}
+    metrics = tmp_path / "m.jsonl"
+    Trainer(model, FakePairs(2), config(phase="ar", steps=2, plain_steps=2), CPU, metrics=metrics).run()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in creff.items())
+    assert [r["creff"] for r in read_metrics(metrics)] == [False, False]
+    Trainer(model, FakePairs(2), config(phase="ar", steps=3, plain_steps=1), CPU, metrics=metrics).run()
+    assert [r["creff"] for r in read_metrics(metrics)] == [False, True, True]
+    assert any(not torch.equal(model.state_dict()[k], v) for k, v in creff.items())
+
+
 def test_phase_ar_fst_term_is_logged_and_weighted(tmp_path: Path) -> None:
     metrics = tmp_path / "m.jsonl"
     Trainer(_ar_model(), FakePairs(2), config(phase="ar", steps=2, fst_weight=0.0), CPU, metrics=metrics).run()

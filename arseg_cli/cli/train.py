@@ -78,7 +78,7 @@ def train_command(
         total = steps or per_epoch * (epochs or recipe.epochs)
         fraction = recipe.plain_fraction if plain_fraction is None else plain_fraction
         config = TrainConfig(
-            phase=phase, arch=arch, steps=total, batch=per_step, lr=lr or recipe.lr,
+            phase=phase, arch=arch, steps=total, batch=per_step, lr=recipe.lr if lr is None else lr,
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
             weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
