@@ -46,6 +46,7 @@ def train_command(
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA only; ignored on CPU)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the initial weights, data order and augmentation."),
     workers: int = typer.Option(0, "--workers", min=0, help="Data loader processes."),
+    fp16: bool = typer.Option(False, "--fp16", help="Store the weights in float16 (half the size; the checkpoint stays float32)."),
     force: bool = typer.Option(False, "--force", help="Replace OUT and start over an existing run."),
 ) -> None:
     """Train AR-Seg: `--phase hr` (the HR network alone at 1.0x), then `--phase ar --hr HR.safetensors`
@@ -97,7 +98,7 @@ def train_command(
             if processes.distributed:  # as launched (one node)
                 command = f"torchrun --nproc-per-node {processes.world_size} -m arseg_cli" + command.removeprefix("arseg")
             facts = provenance(config, pairs, result, data_root=data, command=command, hr_weights=hr, device=processes.device)
-            write_weights(model, facts, output, force=force or resume)
+            write_weights(model, facts, output, force=force or resume, half=fp16)
             console.print(
                 f"trained {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.4f}: {output}",
                 highlight=False,

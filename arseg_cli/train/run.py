@@ -157,8 +157,8 @@ def _synthstreet_facts(root: Path, dataset: Dataset) -> dict[str, Any]:
     return {}
 
 
-def write_weights(model: ARSeg, facts: dict[str, Any], path: Path, *, force: bool) -> Path:
-    """The trained model in arseg's weight format, provenance filled in."""
+def write_weights(model: ARSeg, facts: dict[str, Any], path: Path, *, force: bool, half: bool = False) -> Path:
+    """The trained model in arseg's weight format, provenance filled in; `half`: float16 storage."""
     meta = replace(model.meta, provenance=facts)
     model.meta = meta
-    return save_weights(model.cpu(), path, meta=meta, force=force)
+    return save_weights(model.cpu(), path, meta=meta, force=force, dtype=torch.float16 if half else None)
