@@ -9,7 +9,7 @@ overridden from the command line.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from arseg_cli.errors import OptionsError
@@ -78,7 +78,6 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     amp: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
@@ -106,7 +105,7 @@ class TrainConfig:
     def resume_key(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run that wrote the checkpoint."""
         data = asdict(self)
-        for free in ("checkpoint_every", "workers", "extra"):
+        for free in ("checkpoint_every", "workers"):
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
         return data

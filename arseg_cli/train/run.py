@@ -135,7 +135,7 @@ def provenance(
             **_synthstreet_facts(data_root, dataset),
         },
         "phase": config.phase,
-        "config": {k: v for k, v in asdict(config).items() if k != "extra"},
+        "config": asdict(config),
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "final_loss": round(result.final_loss, 6),
