@@ -1,0 +1,239 @@
+"""The official AR-Seg evaluation protocol (reference/OFFICIAL.md, "Evaluation").
+
+For each keyframe distance d = 0..L-1 and each labelled frame of the split, the pair made by
+`make_pair(dataset, frame, d)` (the frames [index - d, index] encoded and decoded, bitstream flow back to
+the keyframe) is segmented in each mode:
+
+- `hr`: the HR network on the decoded current frame.
+- `lr`: the plain LR network (no CReFF) on the current frame downscaled by s, when the weights hold one
+        (lr_kind "lr-network", as the official LR checkpoints); else the HR network on the downscaled
+        frame (lr_kind "hr-downscaled").
+- `ar`: the HR network on the decoded keyframe, then the LR branch on the downscaled current frame with
+        the keyframe feature warped along the flow and fused by CReFF; d = 0 is the HR network alone
+        (the same logits as `hr`).
+
+Logits are upsampled (bilinear, align_corners=True) to the label size and argmax taken; one confusion
+matrix per (mode, d); mIoU_d under the class rule; the reported mIoU is the mean over d.
+
+Frames: the same frames for every d, those with at least L-1 frames before them in their video (so
+that each has a keyframe at every distance); `limit` keeps the first N of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from arseg_cli.data.pairs import Pair, make_pair
+from arseg_cli.data.records import Dataset, LabelledFrame
+from arseg_cli.errors import InputError, OptionsError
+from arseg_cli.evaluate.metrics import ConfusionMatrix
+from arseg_cli.model.arseg import ARSeg
+
+MODES = ("hr", "lr", "ar")
+LR_NETWORK = "lr-network"
+HR_DOWNSCALED = "hr-downscaled"
+
+PairMaker = Callable[[Dataset, LabelledFrame, int], Pair]
+OnPair = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    """Which classes mIoU averages over. `ignored_target`: a class whose target pixels are ignored
+    (CamVid 11: Void), or None."""
+
+    name: str
+    description: str
+    counted: tuple[int, ...]
+    ignored_target: int | None = None
+
+
+def class_rule(classes: Sequence[str], count: int | None = None) -> ClassRule:
+    """The rule for a model's `classes`. count None or len(classes): every class counts (CamVid: 12 with
+    Void, as the official figures). count len(classes) - 1: the Void class is left out and its target
+    pixels ignored (the common CamVid 11); needs a class named 'void'."""
+    total = len(classes)
+    if count is None or count == total:
+        void_note = " (Void counted, as the official figures)" if _void_index(classes) is not None else ""
+        return ClassRule(f"all-{total}", f"mean over all {total} classes{void_note}", tuple(range(total)))
+    void = _void_index(classes)
+    if count == total - 1 and void is not None:
+        counted = tuple(i for i in range(total) if i != void)
+        return ClassRule(f"no-void-{count}", f"mean over {count} classes; Void pixels ignored, Void left out",
+                         counted, void)  # fmt: skip
+    raise OptionsError(f"--classes {count}: the model has {total} classes"
+                       + (f"; use {total} or {total - 1} (without Void)" if void is not None else f"; use {total}"))  # fmt: skip
+
+
+def _void_index(classes: Sequence[str]) -> int | None:
+    lowered = [c.lower() for c in classes]
+    return lowered.index("void") if "void" in lowered else None
+
+
+@dataclass
+class ModeResult:
+    """One mode's confusion matrices, one per distance d (index = d)."""
+
+    per_d: list[ConfusionMatrix]
+
+    def miou_per_d(self, rule: ClassRule) -> list[float]:
+        return [m.miou(rule.counted) for m in self.per_d]
+
+    def miou(self, rule: ClassRule) -> float:
+        """The reported figure: the mean over d of mIoU_d."""
+        return float(np.mean(self.miou_per_d(rule)))
+
+    def iou_per_class(self, rule: ClassRule) -> dict[int, float]:
+        """Per counted class: its IoU averaged over d (over the d where it has one; NaN if none)."""
+        table = np.array([m.iou() for m in self.per_d])
+        result = {}
+        for c in rule.counted:
+            column = table[:, c][~np.isnan(table[:, c])]
+            result[c] = float(column.mean()) if column.size else float("nan")
+        return result
+
+
+@dataclass
+class EvalResult:
+    modes: dict[str, ModeResult]
+    rule: ClassRule
+    classes: tuple[str, ...]
+    lr_kind: str
+    scale: float
+    keyint: int
+    frames: int
+    names: list[str] = field(default_factory=list)
+
+
+def lr_kind_of(model: ARSeg) -> str:
+    """LR_NETWORK when the model's LR branch is a plain LR network (no CReFF), else HR_DOWNSCALED."""
+    return LR_NETWORK if model.lr is not None and not model.has_creff else HR_DOWNSCALED
+
+
+def check_modes(model: ARSeg, modes: Sequence[str]) -> None:
+    """Raise OptionsError for modes the model cannot run (unknown, or missing branches)."""
+    for mode in modes:
+        if mode not in MODES:
+            raise OptionsError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+    if model.hr is None and any(m in modes for m in ("hr", "ar")):
+        raise OptionsError("the weights hold no HR network: only --modes lr can be evaluated")
+    if "ar" in modes and not model.has_creff:
+        raise OptionsError("the weights hold no AR branch (LR network with CReFF): drop 'ar' from --modes")
+
+
+def available_modes(model: ARSeg) -> tuple[str, ...]:
+    """The modes the model can run, in MODES order."""
+    return tuple(m for m in MODES if not ((m in ("hr", "ar") and model.hr is None) or (m == "ar" and not model.has_creff)))
+
+
+def eligible_frames(dataset: Dataset, keyint: int, limit: int | None = None) -> list[LabelledFrame]:
+    """The labelled frames with at least keyint - 1 frames before them; the first `limit` of them."""
+    frames = [f for f in dataset.frames if f.index >= keyint - 1]
+    if not frames:
+        raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyint - 1} frames before it "
+                         f"(needed for keyframe distances up to L-1 = {keyint - 1}); lower -L")  # fmt: skip
+    return frames[:limit] if limit is not None else frames
+
+
+def evaluate(
+    model: ARSeg,
+    dataset: Dataset,
+    *,
+    modes: Sequence[str] = MODES,
+    scale: float = 0.5,
+    keyint: int = 12,
+    rule: ClassRule | None = None,
+    limit: int | None = None,
+    pairs: PairMaker = make_pair,
+    on_pair: OnPair | None = None,
+) -> EvalResult:
+    """Run the protocol (module docstring) and return the confusion matrices per mode and d.
+
+    model: in eval mode; runs on its own device. pairs: where pairs come from (make_pair, or a
+    PairCache's `get`). on_pair(done, total) after each (frame, d).
+    """
+    if keyint < 1:
+        raise OptionsError(f"-L must be >= 1, got {keyint}")
+    if not 0.0 < scale <= 1.0:
+        raise OptionsError(f"--scale must be in (0, 1], got {scale}")
+    check_modes(model, modes)
+    if len(dataset.classes) != model.num_classes:
+        raise InputError(f"{dataset.name} has {len(dataset.classes)} classes but the model has {model.num_classes}")
+    rule = rule or class_rule(model.meta.classes)
+    frames = eligible_frames(dataset, keyint, limit)
+    results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyint)])
+               for m in modes}  # fmt: skip
+    runner = _Runner(model, scale)
+    total, done = keyint * len(frames), 0
+    with torch.inference_mode():
+        for d in range(keyint):
+            for frame in frames:
+                pair = pairs(dataset, frame, d)
+                target = _target(pair.labels, rule, dataset.ignore_index)
+                for mode, pred in runner.predict(pair, modes).items():
+                    results[mode].per_d[d].update(pred, target)
+                done += 1
+                if on_pair is not None:
+                    on_pair(done, total)
+    return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyint, len(frames),
+                      [f.name for f in frames])  # fmt: skip
+
+
+def _target(labels: np.ndarray, rule: ClassRule, ignore_index: int) -> np.ndarray:
+    if rule.ignored_target is None:
+        return labels
+    return np.where(labels == rule.ignored_target, ignore_index, labels)
+
+
+class _Runner:
+    """The per-pair forward passes of each mode; the HR logits of a frame are computed once."""
+
+    def __init__(self, model: ARSeg, scale: float) -> None:
+        self.model = model
+        self.scale = scale
+        self.lr_kind = lr_kind_of(model)
+
+    def predict(self, pair: Pair, modes: Sequence[str]) -> dict[str, np.ndarray]:
+        """(H, W) int64 class ids per mode, at the label size."""
+        model = self.model
+        size = (int(pair.labels.shape[0]), int(pair.labels.shape[1]))
+        x = model.normalize(pair.rgb)
+        out: dict[str, Tensor] = {}
+        hr_logits = None
+        if "hr" in modes or ("ar" in modes and pair.distance == 0):
+            hr_logits = model.keyframe(x)[0]
+            out["hr"] = hr_logits
+        if "lr" in modes:
+            x_lr = downscale(x, self.scale)
+            if self.lr_kind == LR_NETWORK:
+                out["lr"] = model.lowres(x_lr, (x_lr.shape[-2], x_lr.shape[-1]))
+            else:
+                out["lr"] = model.keyframe(x_lr)[0]
+        if "ar" in modes:
+            if pair.distance == 0:
+                out["ar"] = hr_logits  # type: ignore[assignment]
+            else:
+                feat = model.keyframe(model.normalize(pair.key_rgb))[1]
+                flow = torch.from_numpy(np.ascontiguousarray(pair.flow)).to(x.device).unsqueeze(0)
+                out["ar"] = model.nonkeyframe(downscale(x, self.scale), feat, flow)
+        return {m: _argmax_at(out[m], size) for m in modes}
+
+
+def downscale(x: Tensor, scale: float) -> Tensor:
+    """(N, C, int(H*s), int(W*s)): bilinear, align_corners=True, as the official evaluation; identity at 1."""
+    size = (int(x.shape[-2] * scale), int(x.shape[-1] * scale))
+    if size == (x.shape[-2], x.shape[-1]):
+        return x
+    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+def _argmax_at(logits: Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) int64 argmax of (1, K, h, w) logits upsampled bilinear (align_corners=True) to `size`."""
+    if (logits.shape[-2], logits.shape[-1]) != size:
+        logits = nn.functional.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True)
+    return logits[0].argmax(dim=0).cpu().numpy()
