@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from arseg_cli.cli import encode, info, motion
 from arseg_cli.cli import synth, weights
 from arseg_cli.cli import train as train_cli
+from arseg_cli.cli import eval as eval_cli
 from arseg_cli.cli._app import app, run_app
 
 app.command("info")(info.info_command)
@@ -15,6 +16,7 @@ app.command("motion")(motion.motion_command)
 app.add_typer(weights.app, name="weights")
 app.command("synth")(synth.synth_command)
 app.command("train")(train_cli.train_command)
+app.command("eval")(eval_cli.eval_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,7 +47,7 @@ def _percent(value: float | None) -> str:
 def print_tables(console: Console, report: dict[str, Any], modes: list[str]) -> None:
     """The summary (mIoU and mIoU_d per mode) and the per-class IoU, in percent."""
     keyint = int(report["keyint"])
-    summary = Table(title=f"mIoU (%) per keyframe distance d: {report['class_rule']}")
+    summary = Table(title="mIoU (%): mean over d, and per keyframe distance d")
     summary.add_column("mode")
     summary.add_column("mIoU", justify="right", style="bold")
     for d in range(keyint):
@@ -63,5 +63,6 @@ def print_tables(console: Console, report: dict[str, Any], modes: list[str]) -> 
     for name in report[modes[0]]["per_class"]:
         per_class.add_row(name, *(_percent(report[m]["per_class"][name]) for m in modes))
     console.print(per_class)
-    console.print(f"{report['frames']} frames x {keyint} distances; data {report['data']}; weights {report['weights']}; "
-                  f"LR scale {report['scale']}")  # fmt: skip
+    console.print(f"classes: {report['class_rule']}")
+    console.print(f"{report['frames']} frames x {keyint} distances, LR scale {report['scale']}; data {report['data']}; "
+                  f"weights {report['weights']}")  # fmt: skip

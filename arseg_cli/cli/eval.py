@@ -1,0 +1,66 @@
+"""`arseg eval DATA`: mIoU of HR, LR and AR per keyframe distance d (the official AR-Seg protocol)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import typer
+from rich.console import Console
+
+from arseg_cli.cli._app import console, frame_progress
+from arseg_cli.errors import OptionsError, WeightsError
+
+
+def eval_command(
+    data: Path = typer.Argument(..., help="Data set root (SynthStreet, CamVid or Cityscapes layout)."),
+    weights: Path | None = typer.Option(None, "--weights", "-w", help="Weights file (default: ARSEG_WEIGHTS, then weights/)."),
+    scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s (default: the weights' scale, else 0.5)."),
+    keyint: int | None = typer.Option(None, "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
+    modes: str | None = typer.Option(None, "--modes", help="Comma-separated hr,lr,ar (default: those the weights can run)."),
+    split: str = typer.Option("test", "--split", help="Data split to evaluate."),
+    layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N eligible frames."),
+    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
+    classes: int | None = typer.Option(None, "--classes", min=1, help="Classes in mIoU: all (CamVid 12 with Void, official) or 11 (no Void)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (encoded pairs kept for later runs)."),
+) -> None:
+    """Evaluate weights on a data set split with the official AR-Seg protocol: for each keyframe distance
+    d = 0..L-1 every eligible labelled frame is encoded d frames after a keyframe and decoded; modes hr
+    (HR network), lr (LR network at scale s, or the HR network on downscaled frames) and ar (HR keyframe +
+    LR with CReFF). Reports mIoU (mean over d), mIoU per d and IoU per class (docs/EVAL.md)."""
+    from arseg_cli.data import open_dataset
+    from arseg_cli.data.pairs import PairCache, make_pair
+    from arseg_cli.evaluate import protocol, report
+    from arseg_cli.model import load_weights
+    from arseg_cli.model.defaults import default_weights
+    from arseg_cli.train.distributed import pick_device
+
+    dataset = open_dataset(data, split=split, layout=layout)
+    path = weights if weights is not None else default_weights()
+    if path is None:
+        raise WeightsError("no weights given and no default weights installed yet: pass --weights FILE or set ARSEG_WEIGHTS")
+    model = load_weights(path, device=pick_device(device))
+    chosen = protocol.available_modes(model) if modes is None else _parse_modes(modes)
+    protocol.check_modes(model, chosen)
+    rule = protocol.class_rule(model.meta.classes, classes)
+    pairs = PairCache(cache).get if cache is not None else make_pair
+    with frame_progress("eval") as on_pair:
+        result = protocol.evaluate(
+            model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,
+            keyint=keyint or model.meta.keyframe_interval, rule=rule, limit=limit, pairs=pairs, on_pair=on_pair,
+        )  # fmt: skip
+    output = report.to_json(result, data=str(data), weights=str(path))
+    if as_json:
+        typer.echo(json.dumps(output))
+    else:
+        report.print_tables(Console(highlight=False), output, list(chosen))
+
+
+def _parse_modes(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not chosen:
+        raise OptionsError("--modes: name at least one of hr, lr, ar")
+    return chosen

@@ -1,0 +1,212 @@
+"""The evaluation protocol on a tiny SynthStreet set with small random bise18 models, and `arseg eval`:
+JSON shape, per-d entries, ar == hr at d = 0, an oracle scores 1.0, a constant model scores what the
+labels say, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from arseg_cli.cli import app
+from arseg_cli.data import PairCache, open_dataset
+from arseg_cli.data.records import Dataset
+from arseg_cli.errors import InputError, OptionsError
+from arseg_cli.evaluate import class_rule, evaluate
+from arseg_cli.evaluate.protocol import available_modes, eligible_frames
+from arseg_cli.model import build_arseg, save_weights
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.palettes import CAMVID
+from arseg_cli.synth import SynthSpec, write_dataset
+
+# One clip of 14 frames; with L = 3 the frames 2..13 have a keyframe at every distance 0..2.
+SPEC = SynthSpec(clips=1, frames=14, height=64, width=96, seed=3, keyint=4, crf=20, preset="ultrafast")
+L = 3
+LIMIT = 3
+
+
+def _meta(scale: float | None = 0.5, *, creff: bool = True) -> ModelMeta:
+    return ModelMeta("camvid-bise18", CAMVID.classes, CAMVID.colors, CAMVID_MEAN, CAMVID_STD, scale=scale,
+                     keyframe_interval=L, has_creff=creff)  # fmt: skip
+
+
+def _model(scale: float | None = 0.5, *, creff: bool = True, has_hr: bool = True) -> ARSeg:
+    torch.manual_seed(0)
+    return build_arseg(_meta(scale, creff=creff), has_hr=has_hr).eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The SynthStreet set; the module's tests run torch on one thread (2 shared cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("synth")
+    write_dataset(root, SPEC)
+    yield root
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(data: Path) -> Dataset:
+    return open_dataset(data, split="all")
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory: pytest.TempPathFactory) -> PairCache:
+    return PairCache(tmp_path_factory.mktemp("pairs"))
+
+
+@pytest.fixture(scope="module")
+def ar_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_weights(_model(), tmp_path_factory.mktemp("w") / "ar.safetensors", dtype=torch.float16)
+
+
+def test_protocol_counts_every_labelled_pixel_of_each_frame_at_each_distance(dataset: Dataset, pairs: PairCache) -> None:
+    result = evaluate(_model(), dataset, keyint=L, limit=LIMIT, pairs=pairs.get)
+    frames = eligible_frames(dataset, L, LIMIT)
+    assert [f.index for f in frames] == [2, 3, 4] and result.frames == LIMIT
+    labelled = sum(int((dataset.read_labels(f) != 255).sum()) for f in frames)
+    assert set(result.modes) == {"hr", "lr", "ar"} and result.lr_kind == "hr-downscaled"
+    for mode in result.modes.values():
+        assert len(mode.per_d) == L
+        assert all(int(m.matrix.sum()) == labelled for m in mode.per_d)
+    hr, ar = result.modes["hr"].per_d, result.modes["ar"].per_d
+    assert (ar[0].matrix == hr[0].matrix).all()  # d = 0: AR is the HR network alone
+    assert any((ar[d].matrix != hr[d].matrix).any() for d in range(1, L))  # later: the LR branch with CReFF
+
+
+def _label_logits(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """(1, K, H, W) scores whose argmax is `labels` (255 -> class 0)."""
+    ids = torch.from_numpy(np.where(labels == 255, 0, labels).astype(np.int64))
+    return torch.nn.functional.one_hot(ids, num_classes).permute(2, 0, 1)[None].float()
+
+
+class _Answers:
+    """A pair maker that remembers the last pair's labels, for models that answer from them."""
+
+    def __init__(self, pairs: PairCache) -> None:
+        self.pairs = pairs
+        self.labels = np.zeros((1, 1), np.uint8)
+
+    def __call__(self, dataset: Dataset, frame, distance: int):  # type: ignore[no-untyped-def]
+        pair = self.pairs.get(dataset, frame, distance)
+        self.labels = pair.labels
+        return pair
+
+
+def _answering_model(monkeypatch: pytest.MonkeyPatch, answer) -> ARSeg:  # type: ignore[no-untyped-def]
+    """A real AR model whose every call returns full-size logits from `answer()` (no network run)."""
+    model = _model()
+    feat = torch.zeros(1, 1, 1, 1)
+    monkeypatch.setattr(model, "keyframe", lambda x: (answer(), feat))
+    monkeypatch.setattr(model, "lowres", lambda x, size: answer())
+    monkeypatch.setattr(model, "nonkeyframe", lambda x, f, flow: answer())
+    return model
+
+
+def test_an_oracle_scores_one_in_every_mode_and_distance(
+    dataset: Dataset, pairs: PairCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = _Answers(pairs)
+    model = _answering_model(monkeypatch, lambda: _label_logits(answers.labels, 12))
+    for count in (12, 11):
+        result = evaluate(model, dataset, keyint=L, limit=LIMIT, pairs=answers, rule=class_rule(CAMVID.classes, count))
+        for mode in result.modes.values():
+            assert mode.miou_per_d(result.rule) == [1.0] * L and mode.miou(result.rule) == 1.0
+
+
+def test_a_constant_model_scores_what_the_labels_say(
+    dataset: Dataset, pairs: PairCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = _Answers(pairs)
+    model = _answering_model(monkeypatch, lambda: _label_logits(np.full_like(answers.labels, 3), 12))  # all "road"
+    frames = eligible_frames(dataset, L, LIMIT)
+    counts = sum(np.bincount(dataset.read_labels(f).ravel(), minlength=256)[:12] for f in frames)
+    present = np.flatnonzero(counts)
+    # road's IoU = road pixels / all labelled pixels; every other present class 0; absent classes have none
+    expected = counts[3] / counts.sum() / len(present)
+    result = evaluate(model, dataset, modes=("hr", "ar"), keyint=L, limit=LIMIT, pairs=answers)
+    for mode in result.modes.values():
+        assert mode.miou_per_d(result.rule) == pytest.approx([expected] * L, rel=1e-12)
+        per_class = mode.iou_per_class(result.rule)
+        assert {c for c, v in per_class.items() if not math.isnan(v)} == set(present.tolist())
+
+
+def test_plain_lr_network_is_used_when_the_weights_hold_one(dataset: Dataset, pairs: PairCache) -> None:
+    model = _model(creff=False)
+    assert available_modes(model) == ("hr", "lr")
+    result = evaluate(model, dataset, modes=("lr",), keyint=2, limit=1, pairs=pairs.get)
+    assert result.lr_kind == "lr-network" and len(result.modes["lr"].per_d) == 2
+    with pytest.raises(OptionsError, match="no AR branch"):
+        evaluate(model, dataset, modes=("ar",), keyint=2, limit=1, pairs=pairs.get)
+    with pytest.raises(OptionsError, match="no HR network"):
+        evaluate(_model(creff=False, has_hr=False), dataset, modes=("hr",), keyint=2, limit=1, pairs=pairs.get)
+
+
+def test_protocol_refusals(dataset: Dataset, pairs: PairCache) -> None:
+    with pytest.raises(InputError, match="no labelled frame has 14 frames before it"):
+        evaluate(_model(), dataset, keyint=15, pairs=pairs.get)
+    with pytest.raises(OptionsError, match="unknown mode 'xr'"):
+        evaluate(_model(), dataset, modes=("xr",), keyint=2, pairs=pairs.get)
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_json_on_stdout(data: Path, ar_weights: Path, tmp_path: Path) -> None:
+    code, out, err = _run("eval", str(data), "--weights", str(ar_weights), "--split", "all", "-L", str(L),
+                          "--limit", "2", "--json", "--device", "cpu", "--cache", str(tmp_path / "c"))  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)  # stdout holds the JSON object and nothing else
+    assert set(report) >= {"hr", "lr", "ar", "classes", "class_rule", "lr_kind", "data", "weights", "frames"}
+    assert report["classes"] == 12 and "Void counted" in report["class_rule"] and report["lr_kind"] == "hr-downscaled"
+    assert report["frames"] == 2 and report["weights"] == str(ar_weights) and report["data"] == str(data)
+    for mode in ("hr", "lr", "ar"):
+        entry = report[mode]
+        assert len(entry["per_d"]) == L and list(entry["per_class"]) == list(CAMVID.classes)
+        assert entry["miou"] == pytest.approx(np.mean(entry["per_d"]), abs=2e-6)
+    assert report["ar"]["per_d"][0] == report["hr"]["per_d"][0]
+
+
+def test_cli_table_and_classes_11(data: Path, ar_weights: Path) -> None:
+    code, out, err = _run("eval", str(data), "--weights", str(ar_weights), "--split", "all", "-L", "2",
+                          "--limit", "1", "--modes", "hr,lr", "--classes", "11")  # fmt: skip
+    assert code == 0, err
+    assert "lr (hr-downscaled)" in out and "Void pixels ignored" in out and "d=1" in out and "ar" not in out.split()
+
+
+def _one_error_line(code: int, out: str, err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and out == "" and len(lines) == 1 and "Traceback" not in err, (code, out, err)
+    return lines[0]
+
+
+def test_cli_one_line_errors(data: Path, ar_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = _run("eval", str(tmp_path / "nope"), "--weights", str(ar_weights))
+    assert "does not exist" in _one_error_line(*missing)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a weights file at all")
+    assert str(bad) in _one_error_line(*_run("eval", str(data), "--weights", str(bad), "--split", "all"))
+    monkeypatch.delenv("ARSEG_WEIGHTS", raising=False)
+    monkeypatch.setattr("arseg_cli.model.defaults.weights_dir", lambda: tmp_path / "weights")
+    line = _one_error_line(*_run("eval", str(data), "--split", "all"))
+    assert "no default weights" in line and "--weights" in line
+    code, out, err = _run("eval", str(data), "--weights", str(ar_weights), "--split", "all", "--modes", "hr,xr")
+    assert code == 2 and "unknown mode 'xr'" in err
+
+
+def test_cli_uses_default_weights_from_the_environment(data: Path, ar_weights: Path) -> None:
+    code, out, err = _run("eval", str(data), "--split", "all", "-L", "1", "--limit", "1", "--modes", "hr", "--json",
+                          env={"ARSEG_WEIGHTS": str(ar_weights)})  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["weights"] == str(ar_weights) and set(report) & {"lr", "ar"} == set() and len(report["hr"]["per_d"]) == 1
