@@ -21,6 +21,8 @@ window^2 passes over memory. Only one tile's logits exist at a time, so no onlin
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,6 +43,7 @@ def fused_creff(
     window: int,
     rows: int | None = None,
     block: int = BLOCK,
+    workers: int | None = None,
 ) -> Tensor:
     """CReFF output LR_up + attention (N, C, Hf, Wf), channels-last, of one dtype (float32 or float64).
 
@@ -51,42 +54,84 @@ def fused_creff(
     convs:     the depthwise 3x3 query, key and value convolutions.
     warp:      'official' or 'exact' (see `creff.warp_feature`).
     rows:      output rows per tile (default from TILE_VALUES); block: pixels per band block.
+    workers:   Python threads, each running its share of the tiles single-threaded (default: torch's
+               intra-op thread count). Each tile is many small ops, so one thread per share of the tiles
+               scales better than splitting every small op over the cores.
     """
     out = torch.empty_like(key_feat, memory_format=torch.channels_last)
     channels, height, width = out.shape[1:]
     rows = max(1, min(height, rows or TILE_VALUES // (width * channels)))
+    workers = max(1, workers or torch.get_num_threads())
+    jobs = []
     for n in range(out.shape[0]):
-        _ImageTiles(lr_feat[n], key_feat[n], flow_feat[n], out[n], warp, window, rows, block).run(convs)
+        lr, key = _pixels_by_channels(lr_feat[n]), _pixels_by_channels(key_feat[n])
+        image = _Image(lr, lr_feat.shape[-2:], key, flow_feat[n], out[n], warp, window)
+        jobs += [(image, y0, y1) for y0, y1 in _shares(height, rows, workers)]
+    if workers == 1 or len(jobs) == 1:
+        for image, y0, y1 in jobs:
+            _Tiles(image, rows, block).run(convs, y0, y1)
+        return out
+    threads, inference = torch.get_num_threads(), torch.is_inference_mode_enabled()
+
+    def run(job: tuple[_Image, int, int]) -> None:
+        torch.set_num_threads(1)  # this thread's OpenMP teams only (the pool's threads are new)
+        image, y0, y1 = job
+        with torch.inference_mode(inference), torch.no_grad():  # grad modes are per thread: the caller's
+            _Tiles(image, rows, block).run(convs, y0, y1)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, jobs))
+    finally:
+        torch.set_num_threads(threads)  # MKL's thread count is process-wide: put it back
     return out
 
 
-class _ImageTiles:
-    """The buffers and steps of one image's tiled pass."""
+def _shares(height: int, rows: int, workers: int) -> list[tuple[int, int]]:
+    """Row ranges [y0, y1) of about equal numbers of whole tiles, at most `workers` of them."""
+    tiles = -(-height // rows)
+    per_share = -(-tiles // min(workers, tiles)) * rows
+    return [(y0, min(height, y0 + per_share)) for y0 in range(0, height, per_share)]
+
+
+class _Image:
+    """One image's inputs, read by every share of its tiles: LR and keyframe features as (pixels, C),
+    the upsampling and warping coordinates, and the (H, W, C) view of its output."""
 
     def __init__(
-        self, lr: Tensor, key: Tensor, flow: Tensor, out: Tensor, warp: str, window: int, rows: int, block: int
+        self, lr: Tensor, lr_size: torch.Size, key: Tensor, flow: Tensor, out: Tensor, warp: str, window: int
     ) -> None:
-        channels, self.height, self.width = out.shape
-        self.r, self.window, self.rows, self.block = window // 2, window, rows, block
+        self.channels, self.height, self.width = out.shape
+        self.lr, self.key, self.window = lr, key, window
         self.out = out.permute(1, 2, 0)  # (H, W, C) view of a channels-last output
-        self.lr, self.key = _pixels_by_channels(lr), _pixels_by_channels(key)
-        self.upsampling = _Resize(lr.shape[1:], out.shape[1:], out.dtype)
+        self.upsampling = _Resize(lr_size, out.shape[1:], out.dtype)
         self.warping = _Warp(flow, warp)
+
+
+class _Tiles:
+    """The buffers and steps of one thread's tiles of one image."""
+
+    def __init__(self, image: _Image, rows: int, block: int) -> None:
+        self.image, self.height, self.width, self.out = image, image.height, image.width, image.out
+        self.lr, self.key, self.upsampling, self.warping = image.lr, image.key, image.upsampling, image.warping
+        channels, window = image.channels, image.window
+        self.r, self.window, self.rows, self.block = window // 2, window, rows, block
         r, w = self.r, self.width
         self.padded_width = -(-(w + 2 * r) // block) * block
-        wp, new = self.padded_width, lambda *shape: out.new_zeros(shape)
+        wp, new = self.padded_width, lambda *shape: image.out.new_zeros(shape)
         store_pixels = (rows + 2 * r) * wp + 2 * r  # + 2r: the last block's item runs past the last row
         self.k_store, self.v_store = new(store_pixels, channels), new(store_pixels, channels)
         self.q_store = new(rows * wp, channels)
         blocks = rows * wp // block
-        self.logits = out.new_empty(window, blocks, block, block + 2 * r)
+        self.logits = image.out.new_empty(window, blocks, block, block + 2 * r)
         self.weights = new(window, blocks, block, block + 2 * r)  # zero off the band, always
-        self.acc = out.new_empty(blocks, block, channels)
+        self.acc = image.out.new_empty(blocks, block, channels)
 
-    def run(self, convs: tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]) -> None:
+    def run(self, convs: tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d], start: int, stop: int) -> None:
+        """Output rows [start, stop), in tiles of `rows`."""
         query, key, value = convs
-        for y0 in range(0, self.height, self.rows):
-            y1 = min(self.height, y0 + self.rows)
+        for y0 in range(start, stop, self.rows):
+            y1 = min(stop, y0 + self.rows)
             self._keys_values(y0, y1, key, value)
             up = self._queries(y0, y1, query)
             attention = self._attend(y1 - y0)[:, self.r : self.r + self.width]
