@@ -149,14 +149,18 @@ def evaluate(
     keyint: int = 12,
     rule: ClassRule | None = None,
     limit: int | None = None,
+    batch: int = 4,
     pairs: PairMaker = make_pair,
     on_pair: OnPair | None = None,
 ) -> EvalResult:
     """Run the protocol (module docstring) and return the confusion matrices per mode and d.
 
-    model: in eval mode; runs on its own device. pairs: where pairs come from (make_pair, or a
-    PairCache's `get`). on_pair(done, total) after each (frame, d).
+    model: in eval mode; runs on its own device. batch: frames of one d run through the networks
+    together (those of one size). pairs: where pairs come from (make_pair, or a PairCache's `get`).
+    on_pair(done, total) as the (frame, d) pairs are done.
     """
+    if batch < 1:
+        raise OptionsError(f"--batch must be >= 1, got {batch}")
     if keyint < 1:
         raise OptionsError(f"-L must be >= 1, got {keyint}")
     if not 0.0 < scale <= 1.0:
@@ -172,12 +176,15 @@ def evaluate(
     total, done = keyint * len(frames), 0
     with torch.inference_mode():
         for d in range(keyint):
-            for frame in frames:
-                pair = pairs(dataset, frame, d)
-                target = _target(pair.labels, rule, dataset.ignore_index)
-                for mode, pred in runner.predict(pair, modes).items():
-                    results[mode].per_d[d].update(pred, target)
-                done += 1
+            for start in range(0, len(frames), batch):
+                chunk = [pairs(dataset, frame, d) for frame in frames[start : start + batch]]
+                for group in _same_size(chunk):
+                    predictions = runner.predict(group, modes)
+                    for i, pair in enumerate(group):
+                        target = _target(pair.labels, rule, dataset.ignore_index)
+                        for mode, pred in predictions.items():
+                            results[mode].per_d[d].update(pred[i], target)
+                done += len(chunk)
                 if on_pair is not None:
                     on_pair(done, total)
     return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyint, len(frames),
@@ -190,24 +197,31 @@ def _target(labels: np.ndarray, rule: ClassRule, ignore_index: int) -> np.ndarra
     return np.where(labels == rule.ignored_target, ignore_index, labels)
 
 
+def _same_size(pairs: list[Pair]) -> list[list[Pair]]:
+    """The pairs grouped by frame size, in first-seen order (a batch needs one size)."""
+    groups: dict[tuple[int, ...], list[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault(pair.rgb.shape, []).append(pair)
+    return list(groups.values())
+
+
 class _Runner:
-    """The per-pair forward passes of each mode; the HR logits of a frame are computed once."""
+    """The forward passes of each mode on a batch of pairs; the HR logits of a frame are computed once."""
 
     def __init__(self, model: ARSeg, scale: float) -> None:
         self.model = model
         self.scale = scale
         self.lr_kind = lr_kind_of(model)
 
-    def predict(self, pair: Pair, modes: Sequence[str]) -> dict[str, np.ndarray]:
-        """(H, W) int64 class ids per mode, at the label size."""
+    def predict(self, pairs: list[Pair], modes: Sequence[str]) -> dict[str, np.ndarray]:
+        """(N, H, W) int64 class ids per mode, at the label size, for N pairs of one frame size and one d."""
         model = self.model
-        size = (int(pair.labels.shape[0]), int(pair.labels.shape[1]))
-        x = model.normalize(pair.rgb)
+        distance = pairs[0].distance
+        size = (int(pairs[0].labels.shape[0]), int(pairs[0].labels.shape[1]))
+        x = model.normalize(np.stack([p.rgb for p in pairs]))
         out: dict[str, Tensor] = {}
-        hr_logits = None
-        if "hr" in modes or ("ar" in modes and pair.distance == 0):
-            hr_logits = model.keyframe(x)[0]
-            out["hr"] = hr_logits
+        if "hr" in modes or ("ar" in modes and distance == 0):
+            out["hr"] = model.keyframe(x)[0]
         if "lr" in modes:
             x_lr = downscale(x, self.scale)
             if self.lr_kind == LR_NETWORK:
@@ -215,11 +229,11 @@ class _Runner:
             else:
                 out["lr"] = model.keyframe(x_lr)[0]
         if "ar" in modes:
-            if pair.distance == 0:
-                out["ar"] = hr_logits  # type: ignore[assignment]
+            if distance == 0:
+                out["ar"] = out["hr"]
             else:
-                feat = model.keyframe(model.normalize(pair.key_rgb))[1]
-                flow = torch.from_numpy(np.ascontiguousarray(pair.flow)).to(x.device).unsqueeze(0)
+                feat = model.keyframe(model.normalize(np.stack([p.key_rgb for p in pairs])))[1]
+                flow = torch.from_numpy(np.stack([p.flow for p in pairs]).astype(np.float32, copy=False)).to(x.device)
                 out["ar"] = model.nonkeyframe(downscale(x, self.scale), feat, flow)
         return {m: _argmax_at(out[m], size) for m in modes}
 
@@ -233,7 +247,7 @@ def downscale(x: Tensor, scale: float) -> Tensor:
 
 
 def _argmax_at(logits: Tensor, size: tuple[int, int]) -> np.ndarray:
-    """(H, W) int64 argmax of (1, K, h, w) logits upsampled bilinear (align_corners=True) to `size`."""
+    """(N, H, W) int64 argmax of (N, K, h, w) logits upsampled bilinear (align_corners=True) to `size`."""
     if (logits.shape[-2], logits.shape[-1]) != size:
         logits = nn.functional.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True)
-    return logits[0].argmax(dim=0).cpu().numpy()
+    return logits.argmax(dim=1).cpu().numpy()
