@@ -156,6 +156,17 @@ def test_a_constant_model_scores_what_the_labels_say(
         assert {c for c, v in per_class.items() if not math.isnan(v)} == set(present.tolist())
 
 
+def test_hr_only_weights_evaluate_lr_as_the_hr_network_on_downscaled_frames(dataset: Dataset, pairs: PairCache) -> None:
+    model = _model(scale=None)
+    assert available_modes(model) == ("hr", "lr")
+    result = evaluate(model, dataset, modes=("hr", "lr"), scale=0.5, keyint=2, limit=1, pairs=pairs.get)
+    assert result.lr_kind == "hr-downscaled"
+    hr, lr = (result.modes[m].per_d[1].matrix for m in ("hr", "lr"))
+    assert hr.sum() == lr.sum() and (hr != lr).any()  # the half-size input changes the predictions
+    full = evaluate(model, dataset, modes=("hr", "lr"), scale=1.0, keyint=2, limit=1, pairs=pairs.get)
+    assert (full.modes["lr"].per_d[1].matrix == full.modes["hr"].per_d[1].matrix).all()  # s = 1: the same pass
+
+
 def test_plain_lr_network_is_used_when_the_weights_hold_one(dataset: Dataset, pairs: PairCache) -> None:
     model = _model(creff=False)
     assert available_modes(model) == ("hr", "lr")
@@ -199,6 +210,11 @@ def test_cli_table_and_classes_11(data: Path, ar_weights: Path) -> None:
                           "--limit", "1", "--modes", "hr,lr", "--classes", "11")  # fmt: skip
     assert code == 0, err
     assert "lr (hr-downscaled)" in out and "Void pixels ignored" in out and "d=1" in out and "ar" not in out.split()
+    code, out, err = _run("eval", str(data), "--weights", str(ar_weights), "--split", "all", "-L", "1",
+                          "--limit", "1", "--modes", "ar", "--classes", "11", "--json")  # fmt: skip
+    report = json.loads(out)
+    assert report["classes"] == 11 and list(report["ar"]["per_class"]) == list(CAMVID.classes[:11])
+    assert report["lr_kind"] is None and set(report) & {"hr", "lr"} == set()
 
 
 def _one_error_line(code: int, out: str, err: str) -> str:

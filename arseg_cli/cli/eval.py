@@ -48,6 +48,9 @@ def eval_command(
     protocol.check_modes(model, chosen)
     rule = protocol.class_rule(model.meta.classes, classes)
     pairs = PairCache(cache).get if cache is not None else make_pair
+    trained = model.meta.scale
+    if scale is not None and trained is not None and scale != trained and model.lr is not None:
+        console.print(f"note: the weights' LR branch was trained at scale {trained}; evaluating it at {scale}")
     with frame_progress("eval") as on_pair:
         result = protocol.evaluate(
             model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,
