@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from arseg_cli.cli import app
-from arseg_cli.data import PairCache, open_dataset
+from arseg_cli.data import PairCache, make_pair, open_dataset
 from arseg_cli.data.records import Dataset
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.evaluate import class_rule, evaluate
@@ -82,10 +82,10 @@ def test_protocol_counts_every_labelled_pixel_of_each_frame_at_each_distance(dat
     assert any((ar[d].matrix != hr[d].matrix).any() for d in range(1, L))  # later: the LR branch with CReFF
 
 
-def test_batching_changes_nothing(dataset: Dataset, pairs: PairCache) -> None:
+def test_batching_and_pair_threads_change_nothing(dataset: Dataset, pairs: PairCache) -> None:
     model = _model()
-    one = evaluate(model, dataset, keyint=2, limit=LIMIT, batch=1, pairs=pairs.get)
-    three = evaluate(model, dataset, keyint=2, limit=LIMIT, batch=3, pairs=pairs.get)
+    one = evaluate(model, dataset, keyint=2, limit=LIMIT, batch=1, workers=0, pairs=pairs.get)
+    three = evaluate(model, dataset, keyint=2, limit=LIMIT, batch=3, workers=2, pairs=make_pair)
     for mode in one.modes:
         for a, b in zip(one.modes[mode].per_d, three.modes[mode].per_d, strict=True):
             # Same pixels counted; predictions may only flip where the batch size changes float rounding
@@ -243,3 +243,10 @@ def test_cli_uses_default_weights_from_the_environment(data: Path, ar_weights: P
     assert code == 0, err
     report = json.loads(out)
     assert report["weights"] == str(ar_weights) and set(report) & {"lr", "ar"} == set() and len(report["hr"]["per_d"]) == 1
+
+
+def test_a_model_of_other_classes_is_refused(dataset: Dataset, pairs: PairCache) -> None:
+    torch.manual_seed(0)
+    meta = ModelMeta("camvid-bise18", tuple(f"c{i}" for i in range(12)), CAMVID.colors, CAMVID_MEAN, CAMVID_STD)
+    with pytest.raises(InputError, match="classes are not the model's 12"):
+        evaluate(build_arseg(meta).eval(), dataset, modes=("hr",), keyint=1, pairs=pairs.get)

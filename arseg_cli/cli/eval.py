@@ -24,6 +24,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N eligible frames."),
     batch: int = typer.Option(4, "--batch", min=1, help="Frames of one distance run through the networks together."),
+    workers: int = typer.Option(1, "--workers", min=0, help="Threads encoding the next pairs while the networks run (0: inline)."),
     device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
     classes: int | None = typer.Option(None, "--classes", min=1, help="Classes in mIoU: all (CamVid 12 with Void, official) or 11 (no Void)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (encoded pairs kept for later runs)."),
@@ -54,7 +55,7 @@ def eval_command(
     with frame_progress("eval") as on_pair:
         result = protocol.evaluate(
             model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,
-            keyint=keyint or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, pairs=pairs,
+            keyint=keyint or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
             on_pair=on_pair,
         )  # fmt: skip
     output = report.to_json(result, data=str(data), weights=str(path))

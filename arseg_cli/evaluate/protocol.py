@@ -21,7 +21,9 @@ that each has a keyframe at every distance); `limit` keeps the first N of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +37,8 @@ from arseg_cli.evaluate.metrics import ConfusionMatrix
 from arseg_cli.model.arseg import ARSeg
 
 MODES = ("hr", "lr", "ar")
+#: Batches of pairs made ahead of the networks when pairs are made in threads.
+PREFETCH = 2
 LR_NETWORK = "lr-network"
 HR_DOWNSCALED = "hr-downscaled"
 
@@ -150,43 +154,45 @@ def evaluate(
     rule: ClassRule | None = None,
     limit: int | None = None,
     batch: int = 4,
+    workers: int = 1,
     pairs: PairMaker = make_pair,
     on_pair: OnPair | None = None,
 ) -> EvalResult:
     """Run the protocol (module docstring) and return the confusion matrices per mode and d.
 
     model: in eval mode; runs on its own device. batch: frames of one d run through the networks
-    together (those of one size). pairs: where pairs come from (make_pair, or a PairCache's `get`).
+    together (those of one size). workers: threads making the pairs of the next batches while the
+    networks run (0: made inline). pairs: where pairs come from (make_pair, or a PairCache's `get`).
     on_pair(done, total) as the (frame, d) pairs are done.
     """
-    if batch < 1:
-        raise OptionsError(f"--batch must be >= 1, got {batch}")
+    if batch < 1 or workers < 0:
+        raise OptionsError(f"--batch must be >= 1 and --workers >= 0, got {batch} and {workers}")
     if keyint < 1:
         raise OptionsError(f"-L must be >= 1, got {keyint}")
     if not 0.0 < scale <= 1.0:
         raise OptionsError(f"--scale must be in (0, 1], got {scale}")
     check_modes(model, modes)
-    if len(dataset.classes) != model.num_classes:
-        raise InputError(f"{dataset.name} has {len(dataset.classes)} classes but the model has {model.num_classes}")
+    if [c.lower() for c in dataset.classes] != [c.lower() for c in model.meta.classes]:
+        raise InputError(f"{dataset.name}'s {len(dataset.classes)} classes are not the model's {model.num_classes} "
+                         f"({', '.join(dataset.classes[:3])}, ... vs {', '.join(model.meta.classes[:3])}, ...)")  # fmt: skip
     rule = rule or class_rule(model.meta.classes)
     frames = eligible_frames(dataset, keyint, limit)
     results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyint)])
                for m in modes}  # fmt: skip
     runner = _Runner(model, scale)
     total, done = keyint * len(frames), 0
+    jobs = [(d, frames[start : start + batch]) for d in range(keyint) for start in range(0, len(frames), batch)]
     with torch.inference_mode():
-        for d in range(keyint):
-            for start in range(0, len(frames), batch):
-                chunk = [pairs(dataset, frame, d) for frame in frames[start : start + batch]]
-                for group in _same_size(chunk):
-                    predictions = runner.predict(group, modes)
-                    for i, pair in enumerate(group):
-                        target = _target(pair.labels, rule, dataset.ignore_index)
-                        for mode, pred in predictions.items():
-                            results[mode].per_d[d].update(pred[i], target)
-                done += len(chunk)
-                if on_pair is not None:
-                    on_pair(done, total)
+        for d, chunk in _made_pairs(dataset, jobs, pairs, workers):
+            for group in _same_size(chunk):
+                predictions = runner.predict(group, modes)
+                for i, pair in enumerate(group):
+                    target = _target(pair.labels, rule, dataset.ignore_index)
+                    for mode, pred in predictions.items():
+                        results[mode].per_d[d].update(pred[i], target)
+            done += len(chunk)
+            if on_pair is not None:
+                on_pair(done, total)
     return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyint, len(frames),
                       [f.name for f in frames])  # fmt: skip
 
@@ -195,6 +201,27 @@ def _target(labels: np.ndarray, rule: ClassRule, ignore_index: int) -> np.ndarra
     if rule.ignored_target is None:
         return labels
     return np.where(labels == rule.ignored_target, ignore_index, labels)
+
+
+def _made_pairs(
+    dataset: Dataset, jobs: list[tuple[int, list[LabelledFrame]]], pairs: PairMaker, workers: int
+) -> Iterator[tuple[int, list[Pair]]]:
+    """(d, the pairs of a batch of frames at d) for each job, in order; with workers, the pairs of the
+    next PREFETCH batches are made in threads meanwhile (encoding and decoding run outside the GIL)."""
+    if workers == 0:
+        for d, frames in jobs:
+            yield d, [pairs(dataset, frame, d) for frame in frames]
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque[tuple[int, list[Future[Pair]]]] = deque()
+        for d, frames in jobs:
+            pending.append((d, [pool.submit(pairs, dataset, frame, d) for frame in frames]))
+            if len(pending) > PREFETCH:
+                done_d, futures = pending.popleft()
+                yield done_d, [f.result() for f in futures]
+        while pending:
+            done_d, futures = pending.popleft()
+            yield done_d, [f.result() for f in futures]
 
 
 def _same_size(pairs: list[Pair]) -> list[list[Pair]]:
