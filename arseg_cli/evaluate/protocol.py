@@ -207,7 +207,8 @@ def _made_pairs(
     dataset: Dataset, jobs: list[tuple[int, list[LabelledFrame]]], pairs: PairMaker, workers: int
 ) -> Iterator[tuple[int, list[Pair]]]:
     """(d, the pairs of a batch of frames at d) for each job, in order; with workers, the pairs of the
-    next PREFETCH batches are made in threads meanwhile (encoding and decoding run outside the GIL)."""
+    next PREFETCH batches are made in threads meanwhile (overlapping with the networks as far as the
+    encoder, decoder and numpy release the GIL)."""
     if workers == 0:
         for d, frames in jobs:
             yield d, [pairs(dataset, frame, d) for frame in frames]
