@@ -83,6 +83,16 @@ def _truncated_mkv(tmp_path: Path) -> Path:
     return path
 
 
+def _truncated_ts(tmp_path: Path) -> Path:
+    whole = _clip(tmp_path, "whole.ts").read_bytes()
+    path = tmp_path / "cut.ts"
+    # Cut between two frames' packets plus a partial packet: TS has no index or duration to compare with,
+    # only its fixed packet size gives the cut away.
+    cut = (len(whole) // 2) // 188 * 188 + 100
+    path.write_bytes(whole[:cut])
+    return path
+
+
 BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing": (_missing, "no such file"),
     "directory": (_directory, "directory"),
@@ -92,6 +102,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "zero-frames": (_zero_frames, "no video frames"),
     "truncated-mp4": (_truncated_mp4, "truncated"),
     "truncated-mkv": (_truncated_mkv, "truncated"),
+    "truncated-ts": (_truncated_ts, "transport packet"),
 }
 
 

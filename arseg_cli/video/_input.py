@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -59,6 +59,8 @@ class StreamInfo:
                   None when unknown (no parameter set in the headers, or another codec).
     seekable:     the input can seek (a regular file), as opposed to a pipe.
     other_streams: the kinds of the container's other streams ('audio', 'subtitle', ...).
+    cut_short:    why the file is known to be cut off before decoding anything (an MPEG-TS file that
+                  ends inside a transport packet), or None.
     """
 
     name: str
@@ -77,6 +79,7 @@ class StreamInfo:
     max_refs: int | None
     seekable: bool
     other_streams: tuple[str, ...] = ()
+    cut_short: str | None = None
 
     @property
     def exports_mvs(self) -> bool:
@@ -98,6 +101,8 @@ class StreamInfo:
 
     def shortfall(self, frames: int) -> str | None:
         """Why `frames` decoded frames are clearly fewer than the headers promise (a truncated file), or None."""
+        if self.cut_short is not None:
+            return self.cut_short
         if self.frame_count is not None:
             return f"the container lists {self.frame_count} frames" if frames < self.frame_count else None
         if self.duration_s is None or not self.fps:
@@ -168,6 +173,8 @@ def open_input(source: Source) -> OpenedInput:
     try:
         stream = _video_stream(container, name)
         info = _describe(container, stream, name, seekable=_is_seekable(target))
+        if isinstance(target, str) and info.container == "mpegts":
+            info = replace(info, cut_short=_ts_cut_short(target))
     except BaseException:
         container.close()
         raise
@@ -269,6 +276,18 @@ def _is_seekable(target: str | BinaryIO) -> bool:
         return bool(target.seekable())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+# MPEG-TS packet sizes: plain, with a 4-byte timecode (M2TS), with 16 bytes of error correction.
+_TS_PACKET_SIZES = (188, 192, 204)
+
+
+def _ts_cut_short(path: str) -> str | None:
+    """A transport-stream file is a whole number of packets; one that is not was cut off."""
+    size = os.path.getsize(path)
+    if all(size % packet for packet in _TS_PACKET_SIZES):
+        return f"the file ends inside a transport packet ({size} bytes is not a whole number of packets)"
+    return None
 
 
 def _describe(
