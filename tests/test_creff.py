@@ -128,9 +128,10 @@ def test_creff_inference_equals_its_definition(warp: str, lr_size, size, image_s
     torch.testing.assert_close(fused, plain_forward(creff, lr, key, flow), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize(("rows", "block"), [(1, 8), (2, 4), (3, 8), (4, 16), (64, 8)])
+@pytest.mark.parametrize(("rows", "block", "workers"), [(1, 8, 3), (2, 4, 1), (3, 8, 2), (4, 16, 2), (64, 8, 2)])
 @pytest.mark.parametrize("warp", ["official", "exact"])
-def test_tiled_kernel_equals_the_plain_path_for_any_tiling(rows: int, block: int, warp: str) -> None:
+def test_tiled_kernel_equals_the_plain_path_for_any_tiling(rows: int, block: int, workers: int, warp: str) -> None:
+    """Any tile height and block width, tiles shared by 1-3 worker threads (64 rows: one tile per image)."""
     creff = random_creff(4, warp, seed=rows)
     lr, key = torch.randn(2, 4, 6, 5, dtype=F64), torch.randn(2, 4, 11, 13, dtype=F64)
     flow = 3.0 * torch.randn(2, 2, 11, 13, dtype=F64)
@@ -140,7 +141,7 @@ def test_tiled_kernel_equals_the_plain_path_for_any_tiling(rows: int, block: int
         q, k, v = creff.lr_query_conv(up), creff.hr_key_conv(warped), creff.hr_value_conv(warped)
         expected = up + local_attention(q, k, v)
         convs = (creff.lr_query_conv, creff.hr_key_conv, creff.hr_value_conv)
-        fused = fused_creff(lr, key, flow, convs, warp=warp, window=7, rows=rows, block=block)
+        fused = fused_creff(lr, key, flow, convs, warp=warp, window=7, rows=rows, block=block, workers=workers)
     torch.testing.assert_close(fused, expected, rtol=0, atol=1e-10)
 
 
@@ -203,6 +204,21 @@ def test_eval_forward_is_deterministic_and_leaves_inputs_alone(memory_format: to
         first, second = creff(lr, key, flow), creff(lr, key, flow)
     assert torch.equal(first, second)
     assert torch.equal(lr, lr_copy)  # same size as key: the kernel must not add into the caller's tensor
+
+
+def test_worker_threads_leave_the_callers_thread_count_and_modes_alone() -> None:
+    """Workers run single-threaded and take the caller's inference mode; the caller's settings survive."""
+    creff = CReFF(8).eval()
+    lr, key, flow = torch.randn(1, 8, 5, 6), torch.randn(1, 8, 12, 10), torch.randn(1, 2, 12, 10)
+    convs = (creff.lr_query_conv, creff.hr_key_conv, creff.hr_value_conv)
+    flow_feat = resize_flow(flow, (12, 10))
+    threads = torch.get_num_threads()
+    with torch.inference_mode():
+        out = fused_creff(lr, key, flow_feat, convs, warp="official", window=7, rows=2, workers=3)
+        expected = fused_creff(lr, key, flow_feat, convs, warp="official", window=7, rows=2, workers=1)
+    assert out.is_inference()
+    torch.testing.assert_close(out, expected)
+    assert torch.get_num_threads() == threads and torch.is_grad_enabled()
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
