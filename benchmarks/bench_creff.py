@@ -11,8 +11,10 @@
    forward at 360x480 (camvid-bise18, BatchNorm folded, channels-last, inference mode): ratio of medians.
 
 The CPU is shared: medians of interleaved runs; ratios within one run are the figures to trust.
-With 2 threads on 2 cores that other jobs also use, every parallel region waits for a descheduled
-thread: such runs can be 5-10x slower than single-threaded ones; the load average is reported.
+The tiled kernel runs its tiles in one Python thread per torch thread (each single-threaded); the LR
+network's forward uses intra-op threads, which on 2 cores that other jobs also use wait for a descheduled
+thread in every parallel region: its time (and so the bise18 ratio) swings with the load average, which
+is reported at start and end.
 Usage: `python benchmarks/bench_creff.py [--repeats 5] [--threads 1]`.
 """
 
@@ -165,6 +167,7 @@ def main() -> None:
             "peak_extra_mb": {path: round(child_peak_extra_mb(path)) for path in ("fast", "plain")},
         },
         "bise18": bise_ratio(args.repeats),
+        "load_average_at_end": os.getloadavg()[0],
         "note": "wall-clock medians of interleaved runs on a CPU shared with other jobs; float32",
     }
     print(json.dumps(report))

@@ -17,6 +17,12 @@ keys of one neighbour row (C x (block + 2r)) is a band matrix whose diagonals ar
 softmax weights are put back on the same band and multiplied by the values. That computes
 (block + 2r) / window times the products strictly needed, as 2 x window GEMM calls per tile instead of
 window^2 passes over memory. Only one tile's logits exist at a time, so no online softmax is needed.
+
+Threads: a tile is a few hundred small operations (GEMMs of 4 x C x 10, 3x3 depthwise convolutions of a
+few rows), which intra-op threads split poorly: every one ends on a barrier, and on a shared 2-core CPU a
+descheduled OpenMP thread stalls each of them (measured 5-10x slower than one thread under load). So
+tiles are independent jobs: `workers` Python threads (torch's thread count by default; torch releases
+the GIL inside its ops) each take tiles from a queue and run them single-threaded with their own buffers.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ from torch import Tensor, nn
 #: Values (rows x W x C) of one tile: output rows per tile = TILE_VALUES // (W * C), e.g. 16 rows for
 #: C=64 at W=960 and 32 for C=256 at W=120 (the best of 8..96 rows measured at both sizes).
 TILE_VALUES = 1 << 20
+#: Fewest default-sized tiles per thread that make worker threads the default. Measured on the 2-core AMD
+#: EPYC, quiet: 64x720x960 (45 tiles) 0.56 -> 0.53 s with 2 workers, but bise18's 256x90x120 (3 tiles)
+#: 0.029 -> 0.037 s (two tiles at once run ~1.6x slower each than one alone).
+TILES_PER_WORKER = 8
 BLOCK = 4  # pixels per band block: on the 2-core AMD EPYC, 4 is a little faster than 8 (C=64 and 256)
 
 
@@ -58,14 +68,17 @@ def fused_creff(
     convs:     the depthwise 3x3 query, key and value convolutions.
     warp:      'official' or 'exact' (see `creff.warp_feature`).
     rows:      output rows per tile (default from TILE_VALUES); block: pixels per band block.
-    workers:   Python threads, each running its share of the tiles single-threaded (default: torch's
-               intra-op thread count). Each tile is many small ops, so one thread per share of the tiles
-               scales better than splitting every small op over the cores.
+    workers:   Python threads, each taking tiles from a queue and running them single-threaded. Default:
+               torch's intra-op thread count when there are at least TILES_PER_WORKER default-sized tiles
+               per thread, else 1 (one thread running tiles with torch's intra-op threads).
     """
     _keep_freed_memory()
     out = torch.empty_like(key_feat, memory_format=torch.channels_last)
     channels, height, width = out.shape[1:]
-    workers = max(1, workers or torch.get_num_threads())
+    if workers is None:
+        threads, default_tiles = torch.get_num_threads(), out.shape[0] * -(-out[0].numel() // TILE_VALUES)
+        workers = threads if default_tiles >= TILES_PER_WORKER * threads else 1
+    workers = max(1, workers)
     rows = min(height, rows or _default_rows(height, width * channels, workers))
     tiles: SimpleQueue[tuple[_Image, int, int]] = SimpleQueue()
     for n in range(out.shape[0]):
