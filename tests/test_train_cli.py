@@ -96,6 +96,23 @@ def test_refuses_to_overwrite_and_resumes(data: Path, tmp_path: Path) -> None:
     assert all(torch.equal(state[k], v) for k, v in read_state_dict_from(before, tmp_path).items())
 
 
+def test_ar_with_shared_backbone_trains_only_the_lr_heads(data: Path, tmp_path: Path) -> None:
+    hr = tmp_path / "hr.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
+    ar = tmp_path / "ar.safetensors"
+    code, output = _run("train", str(data), "--phase", "ar", "--hr", str(hr), "-o", str(ar), "--lr-backbone", "shared", *COMMON)
+    assert code == 0, output
+    info = read_info(ar)
+    assert info.meta.lr_backbone == "shared" and info.meta.provenance["config"]["lr_backbone"] == "shared"
+    _, hr_state = read_state_dict(hr)
+    _, ar_state = read_state_dict(ar)
+    backbone = [k for k in hr_state if k.startswith("hr.cp.resnet.")]
+    assert backbone and all(torch.equal(ar_state[k], hr_state[k]) for k in backbone)
+    assert all(torch.equal(ar_state["lr" + k[2:]], hr_state[k]) for k in backbone)  # the LR branch runs it
+    heads = [k for k in ar_state if k.startswith("lr.ffm.") and ar_state[k].is_floating_point()]
+    assert any(not torch.equal(ar_state[k], ar_state["hr" + k[2:]]) for k in heads)  # and trains its heads
+
+
 def read_state_dict_from(content: bytes, tmp_path: Path) -> dict[str, torch.Tensor]:
     copy = tmp_path / "copy.safetensors"
     copy.write_bytes(content)
@@ -111,6 +128,7 @@ def read_state_dict_from(content: bytes, tmp_path: Path) -> dict[str, torch.Tens
         (("--phase", "hr", "--arch", "nope-net"), 2, "nope-net"),
         (("--phase", "hr", "--split", "all", "-L", "4"), 1, "fewer than one global batch"),  # 3 items < batch 8
         (("--phase", "hr", "--split", "all", "-L", "4", "--batch", "2", "--resume"), 1, "no checkpoint"),
+        (("--phase", "hr", "--split", "all", "-L", "4", "--batch", "2", "--lr-backbone", "shared"), 2, "phase ar"),
     ],
 )
 def test_errors_are_one_line(data: Path, tmp_path: Path, args: tuple[str, ...], code: int, words: str) -> None:

@@ -36,6 +36,9 @@ def train_command(
         None, "--plain-fraction", min=0.0, max=1.0, help="Phase ar: fraction of the steps trained first without CReFF (recipe's)."
     ),
     distance: Literal["official", "uniform"] = typer.Option("uniform", "--distance", help="Keyframe distance d: official (L-1) or uniform 1..L-1."),
+    lr_backbone: Literal["own", "shared"] = typer.Option(
+        "own", "--lr-backbone", help="Phase ar: own (the paper: the LR branch trains its own ResNet-18) or shared (it uses the frozen HR one)."
+    ),
     split: str = typer.Option("train", "--split", help="Data split to train on."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (default: OUT.pairs)."),
@@ -83,7 +86,7 @@ def train_command(
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
             weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
-            crop_hw=crop_hw, distance=distance, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
+            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
             amp=amp,
         )  # fmt: skip
         seed_everything(seed)

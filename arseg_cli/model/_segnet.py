@@ -53,6 +53,21 @@ class SegNet(nn.Module):
                 if child is current:
                     setattr(module, name, classifier)
 
+    def use_backbone(self, other: SegNet) -> None:
+        """Make `other`'s ResNet-18 this network's, at the same place (both of the same family): the LR
+        branch then runs the HR branch's backbone module (ModelMeta.lr_backbone == 'shared')."""
+        from arseg_cli.model.backbones.resnet import ResNet18
+
+        if type(other) is not type(self):
+            raise ValueError(f"cannot share a backbone between {type(self).__name__} and {type(other).__name__}")
+        theirs = {name: module for name, module in other.named_modules() if isinstance(module, ResNet18)}
+        mine = [(name, module) for name, module in self.named_modules() if isinstance(module, ResNet18)]
+        if not mine or {name for name, _ in mine} != set(theirs):
+            raise ValueError(f"{type(self).__name__} has no ResNet-18 backbone at a place both networks share")
+        for name, _ in mine:
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(self.get_submodule(parent_name) if parent_name else self, attribute, theirs[name])
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(scores at x's size (N, K, H, W), F): the per-frame forward of this branch."""
         feat = self.features(x)

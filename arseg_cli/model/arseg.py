@@ -55,6 +55,13 @@ class ARSeg(nn.Module):
             self.lr = build(meta.arch, num_classes=meta.num_classes, fuse=meta.has_creff, warp=meta.warp)
             if self.hr is not None and meta.has_creff and meta.lr_classifier == "shared":
                 self.lr.use_classifier(self.hr.final_conv)
+            if meta.lr_backbone == "shared":
+                if self.hr is None:
+                    raise OptionsError("lr_backbone 'shared' needs an HR branch to share the backbone with")
+                try:
+                    self.lr.use_backbone(self.hr)
+                except ValueError as error:
+                    raise OptionsError(f"{meta.arch}: lr_backbone 'shared' is not possible ({error})") from None
         self.channels_last = True
         self._hr_frozen = False
         self._inference_copies: dict[str, tuple[Any, nn.Module]] = {}

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 WarpConvention = Literal["official", "exact"]
 ClassifierSharing = Literal["shared", "own"]
+BackboneSharing = Literal["own", "shared"]
 
 CAMVID_MEAN = (0.39068785, 0.40521392, 0.41434407)
 CAMVID_STD = (0.29652068, 0.30514979, 0.30080369)
@@ -31,6 +32,9 @@ class ModelMeta:
     lr_classifier: in a model with HR and AR branches, 'shared': the LR branch's final_conv is the HR
                 one (FST); 'own': a separate copy (official AR files whose classifier differs from the
                 HR file's, used as stored, as the official evaluation does).
+    lr_backbone: 'own': the LR branch has its own backbone (the paper, the official files); 'shared':
+                its ResNet-18 *is* the HR branch's, frozen with it, so only the LR heads and CReFF are
+                trained and stored (a file half the size; AR training skips the backbone's backward).
     provenance: free-form facts: data, command, date, source files, ...
     metrics:    measured figures (e.g. {"miou_hr": ..., "miou_ar": ...}).
     """
@@ -45,6 +49,7 @@ class ModelMeta:
     warp: WarpConvention = "exact"
     has_creff: bool = True
     lr_classifier: ClassifierSharing = "shared"
+    lr_backbone: BackboneSharing = "own"
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +77,7 @@ class ModelMeta:
             warp=data.get("warp", "exact"),
             has_creff=bool(data.get("has_creff", True)),
             lr_classifier=data.get("lr_classifier", "shared"),
+            lr_backbone=data.get("lr_backbone", "own"),
             provenance=dict(data.get("provenance", {})),
             metrics=dict(data.get("metrics", {})),
         )

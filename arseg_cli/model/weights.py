@@ -234,6 +234,8 @@ def _check_meta(path: Path, meta: ModelMeta) -> None:
     problems = []
     if meta.warp not in ("official", "exact"):
         problems.append(f"warp {meta.warp!r} is neither 'official' nor 'exact'")
+    if meta.lr_backbone not in ("own", "shared"):
+        problems.append(f"lr_backbone {meta.lr_backbone!r} is neither 'own' nor 'shared'")
     if meta.scale is not None and not 0.0 < meta.scale <= 1.0:
         problems.append(f"LR scale {meta.scale} is not in (0, 1]")
     if meta.keyframe_interval < 1:

@@ -16,6 +16,7 @@ from arseg_cli.errors import OptionsError
 
 Phase = Literal["hr", "ar"]
 OptimizerName = Literal["adam", "sgd"]
+BackboneSharing = Literal["own", "shared"]
 DevicePolicy = Literal["auto", "cpu", "cuda"]
 
 
@@ -57,6 +58,8 @@ class TrainConfig:
     fst_weight:     phase ar: weight of the FST feature MSE.
     crop_hw:        training crop (H, W) in pixels, None = full frames.
     keyint:         L; pairs take keyframe distances from it (`distance` policy).
+    lr_backbone:    phase ar: 'own' (the paper: the LR branch trains its own ResNet-18) or 'shared' (the
+                    LR branch uses the frozen HR backbone; only its heads and CReFF train).
     checkpoint_every: save the resumable state every N steps (0 = only at the end).
     """
 
@@ -74,6 +77,7 @@ class TrainConfig:
     fst_weight: float = 1.0
     crop_hw: tuple[int, int] | None = None
     distance: Literal["official", "uniform"] = "uniform"
+    lr_backbone: BackboneSharing = "own"
     checkpoint_every: int = 0
     seed: int = 0
     workers: int = 0
@@ -95,6 +99,10 @@ class TrainConfig:
             problems.append(f"FST weight must be >= 0, got {self.fst_weight}")
         if not 0 <= self.plain_steps <= self.steps:
             problems.append(f"plain steps must be in 0..{self.steps}, got {self.plain_steps}")
+        if self.lr_backbone not in ("own", "shared"):
+            problems.append(f"lr_backbone must be own or shared, not {self.lr_backbone!r}")
+        if self.phase == "hr" and self.lr_backbone != "own":
+            problems.append("--lr-backbone is for phase ar (phase hr has no LR branch)")
         if self.checkpoint_every < 0 or self.workers < 0:
             problems.append("checkpoint interval and workers must be >= 0")
         if self.crop_hw is not None and min(self.crop_hw) < 8:
@@ -108,4 +116,6 @@ class TrainConfig:
         for free in ("checkpoint_every", "workers"):
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
+        if self.lr_backbone == "own":  # the default; checkpoints from before the option lack the key
+            data.pop("lr_backbone")
         return data

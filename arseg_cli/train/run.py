@@ -100,7 +100,7 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
         raise WeightsError(f"{hr_weights} was trained for {len(trained.meta.classes)} classes {trained.meta.classes[:3]}..., the data have {dataset.palette.classes[:3]}...")
     meta = replace(
         trained.meta, scale=config.scale, keyframe_interval=config.keyint, has_creff=True, lr_classifier="shared",
-        warp="exact", provenance={}, metrics={},
+        lr_backbone=config.lr_backbone, warp="exact", provenance={}, metrics={},
     )  # fmt: skip
     model = build_arseg(meta)
     model.hr.load_state_dict(trained.hr.state_dict())  # type: ignore[union-attr]
