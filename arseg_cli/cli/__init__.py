@@ -8,8 +8,10 @@ from arseg_cli.cli import encode, info, motion
 from arseg_cli.cli import synth, weights
 from arseg_cli.cli import train as train_cli
 from arseg_cli.cli import eval as eval_cli
+from arseg_cli.cli import segment as segment_cli
 from arseg_cli.cli._app import app, run_app
 
+app.command("segment")(segment_cli.segment_command)
 app.command("info")(info.info_command)
 app.command("encode")(encode.encode_command)
 app.command("motion")(motion.motion_command)

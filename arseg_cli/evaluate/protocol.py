@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from arseg_cli.data.pairs import Pair, make_pair
 from arseg_cli.data.records import Dataset, LabelledFrame
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.evaluate.metrics import ConfusionMatrix
+from arseg_cli.inference import FrameStep, scores_to_labels
 from arseg_cli.model.arseg import ARSeg
 
 MODES = ("hr", "lr", "ar")
@@ -234,48 +235,29 @@ def _same_size(pairs: list[Pair]) -> list[list[Pair]]:
 
 
 class _Runner:
-    """The forward passes of each mode on a batch of pairs; the HR logits of a frame are computed once."""
+    """The forward passes of each mode on a batch of pairs (through the shared FrameStep); the HR
+    logits of a frame are computed once."""
 
     def __init__(self, model: ARSeg, scale: float) -> None:
         self.model = model
-        self.scale = scale
+        self.step = FrameStep(model, scale)
         self.lr_kind = lr_kind_of(model)
 
     def predict(self, pairs: list[Pair], modes: Sequence[str]) -> dict[str, np.ndarray]:
         """(N, H, W) int64 class ids per mode, at the label size, for N pairs of one frame size and one d."""
-        model = self.model
+        step = self.step
         distance = pairs[0].distance
         size = (int(pairs[0].labels.shape[0]), int(pairs[0].labels.shape[1]))
-        x = model.normalize(np.stack([p.rgb for p in pairs]))
+        x = step.inputs(np.stack([p.rgb for p in pairs]))
         out: dict[str, Tensor] = {}
         if "hr" in modes or ("ar" in modes and distance == 0):
-            out["hr"] = model.keyframe(x)[0]
+            out["hr"] = step.key(x)[0]
         if "lr" in modes:
-            x_lr = downscale(x, self.scale)
-            if self.lr_kind == LR_NETWORK:
-                out["lr"] = model.lowres(x_lr, (x_lr.shape[-2], x_lr.shape[-1]))
-            else:
-                out["lr"] = model.keyframe(x_lr)[0]
+            out["lr"] = step.lowres(x) if self.lr_kind == LR_NETWORK else step.hr_on_lowres(x)
         if "ar" in modes:
             if distance == 0:
                 out["ar"] = out["hr"]
             else:
-                feat = model.keyframe(model.normalize(np.stack([p.key_rgb for p in pairs])))[1]
-                flow = torch.from_numpy(np.stack([p.flow for p in pairs]).astype(np.float32, copy=False)).to(x.device)
-                out["ar"] = model.nonkeyframe(downscale(x, self.scale), feat, flow)
-        return {m: _argmax_at(out[m], size) for m in modes}
-
-
-def downscale(x: Tensor, scale: float) -> Tensor:
-    """(N, C, int(H*s), int(W*s)): bilinear, align_corners=True, as the official evaluation; identity at 1."""
-    size = (int(x.shape[-2] * scale), int(x.shape[-1] * scale))
-    if size == (x.shape[-2], x.shape[-1]):
-        return x
-    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=True)
-
-
-def _argmax_at(logits: Tensor, size: tuple[int, int]) -> np.ndarray:
-    """(N, H, W) int64 argmax of (N, K, h, w) logits upsampled bilinear (align_corners=True) to `size`."""
-    if (logits.shape[-2], logits.shape[-1]) != size:
-        logits = nn.functional.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True)
-    return logits.argmax(dim=1).cpu().numpy()
+                feat = step.key(step.inputs(np.stack([p.key_rgb for p in pairs])))[1]
+                out["ar"] = step.nonkey(x, feat, np.stack([p.flow for p in pairs]).astype(np.float32, copy=False))
+        return {m: scores_to_labels(out[m], size).cpu().numpy() for m in modes}

@@ -10,7 +10,7 @@ every output, so an interrupted run leaves all outputs with the same frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -110,7 +110,9 @@ class MaskOutputs:
     `kinds`: the outputs (OutputKind or their names). `palette`: class colours for PNGs and videos.
     `timing`: the input's frame rate and time base. `opacity`: overlay blend, 0..1.
     `force`: replace existing outputs of the same names (others are never touched).
-    `lossless_codec`: 'ffv1' (.mkv) or 'png' (.mov). `crf`, `preset`: libx264 settings of the
+    `lossless_codec`: 'ffv1' (.mkv) or 'png' (.mov). `paths`: explicit targets per kind (a directory for
+    PNGs, files for videos, '-' for raw) instead of the fixed names under `directory`; `kinds` must name
+    the same kinds. `crf`, `preset`: libx264 settings of the
     colour and overlay videos.
 
     Every output is checked before any frame is written: an existing output without `force`
@@ -129,6 +131,7 @@ class MaskOutputs:
         lossless_codec: str = "ffv1",
         crf: float = 18,
         preset: str = "veryfast",
+        paths: Mapping[OutputKind, str | Path] | None = None,
     ) -> None:
         # Option errors first, before any output (or the directory) is created.
         if lossless_codec not in LOSSLESS_CODECS:
@@ -136,7 +139,7 @@ class MaskOutputs:
         if not 0.0 <= opacity <= 1.0:
             raise OptionsError(f"opacity must be between 0 and 1, got {opacity}")
         self.kinds = parse_kinds(kinds)
-        self.paths = output_paths(directory, self.kinds, lossless_codec)
+        self.paths = output_paths(directory, self.kinds, lossless_codec) if paths is None else dict(paths)
         self.frames_written = 0
         self._writers: dict[OutputKind, Any] = {}
         video = {"time_base": timing.time_base, "force": force, "crf": crf, "preset": preset}

@@ -1,0 +1,119 @@
+"""`arseg segment INPUT... -o DIR`: the AR-Seg pipeline from videos (or stdin) to masks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from arseg_cli.cli._app import EXIT_ERROR, console
+from arseg_cli.errors import OptionsError
+from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
+from arseg_cli.segment_inputs import plan_runs
+
+
+class PolicyChoice(str, Enum):
+    fixed = "fixed"
+    iframe = "iframe"
+    adaptive = "adaptive"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def segment_command(
+    inputs: list[str] = typer.Argument(..., help="Video files, directories (their videos), globs, or '-' (stdin)."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Directory for label PNGs, or '-': raw uint8 labels (H*W bytes per frame) on stdout."),
+    weights: list[str] = typer.Option([], "--weights", "-w", help="arseg .safetensors, official release directory, or official hr=FILE / ar=FILE / lr=FILE (repeat). Default: ARSEG_WEIGHTS, then weights/."),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture of official files (guessed from their keys when not given)."),
+    scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s of non-keyframes (default: the weights', 0.5); 1.0 = per-frame HR."),
+    keyint: int | None = typer.Option(None, "--keyframe-interval", "-L", min=1, help="Most frames from one keyframe to the next (default: the weights', 12); 1 = per-frame HR."),
+    policy: PolicyChoice = typer.Option(PolicyChoice.fixed, "--keyframe-policy", help="fixed: every L frames; iframe: at the stream's I-frames too; adaptive: also where motion is unreliable."),
+    device: DeviceChoice = typer.Option(DeviceChoice.auto, "--device", help="auto: CUDA when available."),
+    half: bool = typer.Option(False, "--half", help="float16 (CUDA only)."),
+    palette: str | None = typer.Option(None, "--palette", help="camvid, cityscapes or a JSON file (default: the weights' classes and colours)."),
+    video: str | None = typer.Option(None, "--video", help="Colour mask video file (H.264)."),
+    overlay: str | None = typer.Option(None, "--overlay", help="Input blended with the mask colours, video file (H.264)."),
+    lossless: str | None = typer.Option(None, "--lossless", help="Lossless label video file: .mkv (FFV1) or .mov (PNG)."),
+    opacity: float = typer.Option(0.5, "--opacity", min=0.0, max=1.0, help="Overlay opacity of the mask colours."),
+    start: int | None = typer.Option(None, "--start", min=0, help="First frame (display index) to segment."),
+    end: int | None = typer.Option(None, "--end", min=1, help="Stop before this frame (display index)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (one object per input, in a list)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line."),
+    force: bool = typer.Option(False, "--force", help="Replace existing outputs of the same names."),
+) -> None:
+    """Segment videos with AR-Seg: keyframes at high resolution, the frames between at scale s with the
+    keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
+    from arseg_cli.inference import load_model
+    from arseg_cli.palettes import Palette, load_palette
+    from arseg_cli.pipeline import Settings, segment_video
+    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.video.decode import PartialDecodeError
+
+    if output == "-" and as_json:
+        raise OptionsError("--json with -o -: standard output carries the labels; drop one of them")
+    if start is not None and end is not None and end <= start:
+        raise OptionsError(f"--end ({end}) must be greater than --start ({start})")
+    chosen_device = pick_device(device.value)
+    if half and chosen_device.type != "cuda":
+        raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
+    runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force)
+    model, weights_name = load_model(weights, arch=arch, scale=scale, device=chosen_device)
+    colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
+    settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
+    summaries, failed = [], False
+    for run in runs:
+        with _progress(run.label, quiet or as_json and not console.is_terminal) as on_frame:
+            try:
+                summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force,
+                                        opacity=opacity, start=start, end=end, on_frame=on_frame)  # fmt: skip
+            except PartialDecodeError as error:
+                console.print(f"[yellow]warning:[/yellow] {error}; the frames decoded before it were written", markup=True, highlight=False, soft_wrap=True)
+                failed = True
+                continue
+        summaries.append(summary.to_json(model) | {"weights": weights_name})
+        if not quiet:
+            console.print(_summary_line(summary), highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps(summaries))
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _summary_line(summary: SegmentSummary) -> str:
+    seconds = summary.wall_s or 1e-9
+    targets = ", ".join(summary.outputs.values())
+    return (f"{summary.input}: {summary.frames} frames ({summary.keyframes} keyframes) in {seconds:.1f} s, "
+            f"{summary.frames / seconds:.1f} frames/s -> {targets}")  # fmt: skip
+
+
+@contextmanager
+def _progress(label: str, quiet: bool) -> Iterator[OnFrame]:
+    """Progress on stderr (frames, frames/s, ETA, keyframes), only when stderr is a terminal."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]} fps, {task.fields[keys]} keyframes"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=quiet or not console.is_terminal,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as progress:
+        task = progress.add_task(label, total=None, fps="-", keys=0)
+
+        def on_frame(frame: SegmentedFrame, summary: SegmentSummary, expected: int | None) -> None:
+            fps = f"{summary.frames / summary.wall_s:.1f}" if summary.wall_s > 0 else "-"
+            progress.update(task, completed=summary.frames, total=expected, fps=fps, keys=summary.keyframes)
+
+        yield on_frame

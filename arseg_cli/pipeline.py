@@ -1,0 +1,369 @@
+"""The AR-Seg video pipeline: decode -> motion -> schedule -> model -> outputs, as streaming generators.
+
+`segment_frames` turns decoded frames into segmented frames; `segment_video` decodes a video, runs
+`segment_frames` and writes each frame to the requested outputs as it comes. Memory does not grow with
+the video's length: the only state kept between frames is the keyframe's feature, the scheduler's
+count and the motion accumulator's chain back to the keyframe (bounded by L).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from arseg_cli.errors import OptionsError
+from arseg_cli.inference import FrameStep, scores_to_labels
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
+from arseg_cli.video.decode import PartialDecodeError, open_video
+from arseg_cli.video.mask_outputs import MaskOutputs, OutputKind, Timing
+from arseg_cli.video.motion import FlowAccumulator
+from arseg_cli.video.probe import MotionRequest, Source
+from arseg_cli.video.records import DecodedFrame
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentedFrame:
+    """One frame's segmentation.
+
+    index:     display index in the input stream; pts / time_s: its timestamp (as DecodedFrame).
+    labels:    (H, W) uint8 class ids at the input size.
+    kind:      KEY (HR network) or NONKEY (LR + CReFF); reason: why a keyframe ('' otherwise).
+    key_index: display index of its keyframe; distance: frames since that keyframe (0 for a keyframe).
+    rgb:       (H, W, 3) uint8, the decoded input frame (for overlays).
+    """
+
+    index: int
+    pts: int | None
+    time_s: float | None
+    labels: np.ndarray
+    kind: FrameKind
+    reason: str
+    key_index: int
+    distance: int
+    rgb: np.ndarray
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (wall clock; CUDA work is synchronised before each reading)."""
+
+    decode: float = 0.0
+    motion: float = 0.0
+    model: float = 0.0
+    write: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.decode + self.motion + self.model + self.write
+
+    def to_json(self) -> dict[str, float]:
+        return {"decode": self.decode, "motion": self.motion, "model": self.model, "write": self.write}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How frames are segmented.
+
+    scale:  LR scale s of non-keyframes (None: the weights' scale; 1.0, or weights without an LR
+            branch: every frame HR).
+    keyint: keyframe interval L, the most frames from one keyframe to the next (None: the weights').
+    policy: keyframe policy (arseg_cli.schedule). half: float16 on CUDA.
+    """
+
+    scale: float | None = None
+    keyint: int | None = None
+    policy: Policy = DEFAULT_POLICY
+    half: bool = False
+
+    def resolve(self, model: ARSeg) -> tuple[float, int]:
+        """(s, L) for `model`: s = 1.0 or L = 1 both mean per-frame HR, returned as (1.0, 1)."""
+        scale = self.scale if self.scale is not None else (model.meta.scale or 1.0)
+        keyint = self.keyint if self.keyint is not None else model.meta.keyframe_interval
+        if keyint < 1:
+            raise OptionsError(f"-L must be >= 1, got {keyint}")
+        if not 0.0 < scale <= 1.0:
+            raise OptionsError(f"--scale must be in (0, 1], got {scale}")
+        if scale >= 1.0 or keyint == 1:
+            return 1.0, 1
+        if model.lr is None:
+            raise OptionsError(
+                f"the weights hold no LR branch (HR only): use --scale 1.0 or -L 1 for per-frame HR, not --scale {scale}"
+            )
+        return scale, keyint
+
+
+def segment_frames(
+    frames: Iterable[DecodedFrame],
+    model: ARSeg,
+    settings: Settings = Settings(),
+    *,
+    times: StageTimes | None = None,
+) -> Iterator[SegmentedFrame]:
+    """Segment decoded frames one by one, in order: one SegmentedFrame per frame.
+
+    The model runs on its own device (eval mode). `times`, when given, accumulates the seconds spent
+    decoding (pulling the next frame from `frames`), on motion and in the model.
+    """
+    scale, keyint = settings.resolve(model)
+    step = FrameStep(model, scale, half=settings.half)
+    scheduler = Scheduler(settings.policy, keyint)
+    accumulator = FlowAccumulator()
+    clock = _Clock(model.device, times or StageTimes())
+    feat: torch.Tensor | None = None
+    with torch.inference_mode():
+        for frame in clock.pulled(frames):
+            decision = scheduler.decide(frame)
+            if keyint > 1:
+                with clock.stage("motion"):
+                    flow = accumulator.push(frame, is_key=decision.is_key)
+            with clock.stage("model"):
+                size = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
+                x = step.inputs(frame.rgb)
+                if decision.is_key:
+                    scores, feat = step.key(x)
+                    if keyint == 1:
+                        feat = None  # never fused: do not keep it
+                else:
+                    assert feat is not None
+                    scores = step.nonkey(x, feat, flow.flow_px[None])
+                labels = scores_to_labels(scores, size)[0].to(torch.uint8).cpu().numpy()
+            yield SegmentedFrame(
+                index=frame.index,
+                pts=frame.pts,
+                time_s=frame.time_s,
+                labels=labels,
+                kind=decision.kind,
+                reason=decision.reason,
+                key_index=frame.index - decision.distance,
+                distance=decision.distance,
+                rgb=frame.rgb,
+            )
+
+
+@dataclass(frozen=True)
+class OutputTargets:
+    """Where one video's masks go: a directory of label PNGs, colour / overlay / lossless label video
+    files, raw labels ('-' for standard output, or a file). At least one must be set."""
+
+    png_dir: str | None = None
+    colour: str | None = None
+    overlay: str | None = None
+    lossless: str | None = None
+    raw: str | None = None
+
+    def paths(self) -> dict[OutputKind, str]:
+        chosen = {
+            OutputKind.PNG: self.png_dir,
+            OutputKind.COLOUR: self.colour,
+            OutputKind.OVERLAY: self.overlay,
+            OutputKind.LOSSLESS: self.lossless,
+            OutputKind.RAW: self.raw,
+        }
+        return {kind: path for kind, path in chosen.items() if path is not None}
+
+
+@dataclass
+class SegmentSummary:
+    """What one `segment_video` run did (the CLI's --json, docs/SEGMENT.md)."""
+
+    input: str
+    frames: int = 0
+    keyframes: int = 0
+    size_hw: tuple[int, int] = (0, 0)
+    fps: float | None = None
+    scale: float = 1.0
+    keyint: int = 1
+    policy: str = DEFAULT_POLICY
+    device: str = "cpu"
+    half: bool = False
+    times: StageTimes = field(default_factory=StageTimes)
+    wall_s: float = 0.0
+    keyframe_reasons: dict[str, int] = field(default_factory=dict)
+    damaged: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def macs(self, arch: str, num_classes: int) -> dict[str, Any]:
+        """MACs per frame (FLOPs = 2 MACs): the HR keyframe, the LR + CReFF non-keyframe, and the mean
+        over this run's frames (from model.flops.branch_costs at the input size)."""
+        from arseg_cli.model.flops import branch_costs
+
+        if not self.frames:
+            return {}
+        height, width = self.size_hw
+        costs = branch_costs(arch, height, width, self.scale if self.scale < 1.0 else 0.5, num_classes=num_classes)
+        nonkeys = self.frames - self.keyframes
+        nonkey = costs.nonkeyframe.macs if self.scale < 1.0 else 0
+        mean = (self.keyframes * costs.hr.macs + nonkeys * nonkey) / self.frames
+        return {"keyframe": costs.hr.macs, "nonkeyframe": nonkey if nonkeys else None, "mean": mean,
+                "per_frame_hr": costs.hr.macs}  # fmt: skip
+
+    def to_json(self, model: ARSeg | None = None) -> dict[str, Any]:
+        seconds = self.wall_s or self.times.total
+        data: dict[str, Any] = {
+            "input": self.input,
+            "frames": self.frames,
+            "keyframes": self.keyframes,
+            "keyframe_reasons": self.keyframe_reasons,
+            "size": list(self.size_hw),
+            "input_fps": self.fps,
+            "scale": self.scale,
+            "keyframe_interval": self.keyint,
+            "policy": self.policy,
+            "device": self.device,
+            "half": self.half,
+            "seconds": {**self.times.to_json(), "total": seconds},
+            "fps": self.frames / seconds if seconds > 0 else None,
+            "damaged": self.damaged,
+            "outputs": self.outputs,
+        }
+        if model is not None:
+            data["arch"] = model.arch
+            data["macs_per_frame"] = self.macs(model.arch, model.num_classes)
+        return data
+
+
+OnFrame = Callable[[SegmentedFrame, SegmentSummary, int | None], None]
+
+
+def segment_video(
+    source: Source,
+    model: ARSeg,
+    targets: OutputTargets,
+    settings: Settings = Settings(),
+    *,
+    palette: Any,
+    force: bool = False,
+    opacity: float = 0.5,
+    start: int | None = None,
+    end: int | None = None,
+    motion: MotionRequest = "auto",
+    on_frame: OnFrame | None = None,
+) -> SegmentSummary:
+    """Segment the video `source` (a path or '-') into `targets`; returns what was done.
+
+    palette: the class colours (arseg_cli.palettes.Palette) of PNGs and videos, one per model class.
+    on_frame(frame, summary so far, expected frame count or None) after each frame is written.
+    A damaged input (PartialDecodeError) keeps every frame decoded before the damage in every output,
+    sets `damaged`, then re-raises. Ctrl-C leaves the outputs valid with the frames written so far.
+    """
+    if palette.num_classes != model.num_classes:
+        raise OptionsError(
+            f"the palette {palette.name!r} has {palette.num_classes} classes but the weights have {model.num_classes}"
+        )
+    scale, keyint = settings.resolve(model)
+    started = time.perf_counter()
+    summary = SegmentSummary(input=str(source), scale=scale, keyint=keyint, policy=settings.policy,
+                             device=str(model.device), half=settings.half)  # fmt: skip
+    with open_video(source, motion=motion if keyint > 1 else "none", start=start, end=end) as reader:
+        info = reader.info
+        summary.input, summary.fps = info.name, float(info.fps) if info.fps else None
+        expected = _expected_frames(info.frame_count, info.duration_s, summary.fps, start, end)
+        paths = targets.paths()
+        if not paths:
+            raise OptionsError("no output requested: give -o DIR, -o -, --video, --overlay or --lossless")
+        needs_timing = bool(paths.keys() & {OutputKind.COLOUR, OutputKind.OVERLAY, OutputKind.LOSSLESS})
+        timing = Timing.of(info.fps, info.time_base) if needs_timing else Timing(fps=_any_rate(info.fps))
+        codec = "png" if str(paths.get(OutputKind.LOSSLESS, "")).lower().endswith(".mov") else "ffv1"
+        summary.outputs = {kind.value: str(path) for kind, path in paths.items()}
+        for kind, path in paths.items():
+            if kind is not OutputKind.PNG and path != "-":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        outputs = MaskOutputs(".", list(paths), palette, timing, opacity=opacity, force=force,
+                              lossless_codec=codec, paths=paths)  # fmt: skip
+        with outputs:
+            try:
+                frames = segment_frames(reader, model, settings, times=summary.times)
+                for result in frames:
+                    tick = time.perf_counter()
+                    outputs.write(result.labels, result.rgb if outputs.needs_rgb else None, index=result.index,
+                                  pts=result.pts if timing.time_base is not None else None)  # fmt: skip
+                    summary.times.write += time.perf_counter() - tick
+                    _count(summary, result)
+                    summary.wall_s = time.perf_counter() - started
+                    if on_frame is not None:
+                        on_frame(result, summary, expected)
+            except PartialDecodeError as error:
+                summary.damaged = str(error)
+                summary.wall_s = time.perf_counter() - started
+                raise
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _count(summary: SegmentSummary, result: SegmentedFrame) -> None:
+    summary.frames += 1
+    summary.size_hw = (int(result.labels.shape[0]), int(result.labels.shape[1]))
+    if result.kind is FrameKind.KEY:
+        summary.keyframes += 1
+        summary.keyframe_reasons[result.reason] = summary.keyframe_reasons.get(result.reason, 0) + 1
+
+
+def _any_rate(fps: Any) -> Any:
+    """A frame rate for outputs that do not use one (PNGs, raw): the stream's, or 25 when unknown."""
+    from fractions import Fraction
+
+    return Fraction(fps) if fps else Fraction(25)
+
+
+def _expected_frames(
+    count: int | None, duration_s: float | None, fps: float | None, start: int | None, end: int | None
+) -> int | None:
+    """Frames the run will give, from the container's count or duration x fps; None when unknown."""
+    total = count if count else (round(duration_s * fps) if duration_s and fps else None)
+    if total is not None and end is not None:
+        total = min(total, end)
+    elif total is None and end is not None:
+        return None
+    return None if total is None else max(0, total - (start or 0))
+
+
+class _Clock:
+    """Adds the wall-clock seconds of each stage to StageTimes; waits for CUDA work before reading."""
+
+    def __init__(self, device: torch.device, times: StageTimes) -> None:
+        self.times = times
+        self._cuda = device.type == "cuda"
+
+    def pulled(self, items: Iterable[T]) -> Iterator[T]:
+        """`items`, with the time spent producing each one added to `decode`."""
+        iterator = iter(items)
+        while True:
+            tick = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                self.times.decode += time.perf_counter() - tick
+                return
+            self.times.decode += time.perf_counter() - tick
+            yield item
+
+    def stage(self, name: str) -> _Stage:
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, clock: _Clock, name: str) -> None:
+        self.clock, self.name = clock, name
+
+    def __enter__(self) -> None:
+        if self.clock._cuda:
+            torch.cuda.synchronize()
+        self.tick = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.clock._cuda:
+            torch.cuda.synchronize()
+        times = self.clock.times
+        setattr(times, self.name, getattr(times, self.name) + time.perf_counter() - self.tick)
+
+
+__all__ = ["OutputTargets", "SegmentSummary", "SegmentedFrame", "Settings", "StageTimes", "segment_frames", "segment_video"]

@@ -1,0 +1,124 @@
+"""Which frames are keyframes (HR) and which are non-keyframes (LR + CReFF with the flow to the keyframe).
+
+Policies (docs/SEGMENT.md):
+- `fixed`:    a keyframe every L frames (frames 0, L, 2L, ... of the frames segmented), whatever the stream.
+- `iframe`:   a keyframe at each I-frame of the stream (a frame the codec coded without past motion:
+              no flow chain leads back through it), and never more than L frames apart: the count
+              restarts at every keyframe, so with `arseg encode --keyint L` (or `ffmpeg -g L`) keyframes
+              are exactly the stream's I-frames.
+- `adaptive`: `iframe`, plus a keyframe where the motion is unreliable: the share of the frame's area
+              that no usable past motion vector covers (intra-coded blocks: what the encoder could not
+              predict, as at a scene cut or a large disocclusion) is above `intra_threshold`.
+              The paper's "future work"; the measurement behind the default policy is in docs/SEGMENT.md.
+`L = 1` makes every frame a keyframe (per-frame HR).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+import numpy as np
+
+from arseg_cli.errors import OptionsError
+from arseg_cli.video.motion import has_past_motion, rasterise_blocks
+from arseg_cli.video.records import DecodedFrame
+
+Policy = Literal["fixed", "iframe", "adaptive"]
+POLICIES: tuple[Policy, ...] = ("fixed", "iframe", "adaptive")
+DEFAULT_POLICY: Policy = "fixed"
+#: Share of the frame's area without a usable past vector above which `adaptive` starts a keyframe.
+DEFAULT_INTRA_THRESHOLD = 0.5
+
+
+class FrameKind(StrEnum):
+    KEY = "key"  # HR network on the frame; its feature is kept for the following non-keyframes
+    NONKEY = "nonkey"  # LR network at scale s, CReFF fusing the keyframe feature warped along the flow
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The scheduler's verdict on one frame.
+
+    kind:     KEY or NONKEY.
+    reason:   why a keyframe ('first', 'interval', 'iframe', 'intra'); '' for a non-keyframe.
+    distance: frames since the keyframe (0 for a keyframe).
+    """
+
+    kind: FrameKind
+    reason: str
+    distance: int
+
+    @property
+    def is_key(self) -> bool:
+        return self.kind is FrameKind.KEY
+
+
+def intra_fraction(frame: DecodedFrame) -> float:
+    """Share (0..1) of the frame's area, on the 8-px motion grid, that no usable past vector covers.
+
+    1.0 for a frame without motion vectors (an intra frame, or missing side data).
+    """
+    frame_hw = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
+    _, covered = rasterise_blocks(frame.motion, frame_hw)
+    return 1.0 - float(np.mean(covered)) if covered.size else 1.0
+
+
+def is_stream_iframe(frame: DecodedFrame) -> bool:
+    """The codec coded this frame without past motion (an I/IDR frame, not a future-only B-frame)."""
+    return frame.pict_type == "I" or (not has_past_motion(frame) and frame.pict_type != "B")
+
+
+class Scheduler:
+    """Decides KEY or NONKEY for each frame, in display order (`decide`, one call per frame)."""
+
+    def __init__(
+        self, policy: Policy = DEFAULT_POLICY, keyint: int = 12, *, intra_threshold: float = DEFAULT_INTRA_THRESHOLD
+    ) -> None:
+        if policy not in POLICIES:
+            raise OptionsError(f"unknown keyframe policy {policy!r}: use one of {', '.join(POLICIES)}")
+        if keyint < 1:
+            raise OptionsError(f"the keyframe interval L must be >= 1, got {keyint}")
+        if not 0.0 < intra_threshold <= 1.0:
+            raise OptionsError(f"the intra threshold must be in (0, 1], got {intra_threshold}")
+        self.policy: Policy = policy
+        self.keyint = keyint
+        self.intra_threshold = intra_threshold
+        self._since_key: int | None = None  # frames since the last keyframe
+        self.keyframes = 0
+
+    def decide(self, frame: DecodedFrame) -> Decision:
+        reason = self._key_reason(frame)
+        if reason:
+            self._since_key = 0
+            self.keyframes += 1
+            return Decision(FrameKind.KEY, reason, 0)
+        assert self._since_key is not None
+        self._since_key += 1
+        return Decision(FrameKind.NONKEY, "", self._since_key)
+
+    def _key_reason(self, frame: DecodedFrame) -> str:
+        if self._since_key is None:
+            return "first"
+        if self._since_key + 1 >= self.keyint:
+            return "interval"
+        if self.policy == "fixed":
+            return ""
+        if is_stream_iframe(frame):
+            return "iframe"
+        if self.policy == "adaptive" and intra_fraction(frame) > self.intra_threshold:
+            return "intra"
+        return ""
+
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "POLICIES",
+    "Decision",
+    "FrameKind",
+    "Policy",
+    "Scheduler",
+    "intra_fraction",
+    "is_stream_iframe",
+]

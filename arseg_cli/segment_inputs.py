@@ -1,0 +1,140 @@
+"""The inputs of one `arseg segment` call and where each one's masks go.
+
+Inputs: files, '-' (standard input), directories (the video files directly inside, by extension, in
+name order) and glob patterns (matches in name order). Duplicates are segmented once.
+
+Outputs: one input writes its label PNGs straight into `-o DIR` (or raw labels to stdout with `-o -`)
+and its videos to the files given. Several inputs each get `DIR/<stem>/`: label PNGs in
+`DIR/<stem>/labels/`, and the videos under the base names given (`--video colour.mp4` ->
+`DIR/<stem>/colour.mp4`). Equal stems are told apart in input order: `clip`, `clip-2`, `clip-3`, ...
+(standard input's stem is `stdin`). Every target is checked before any work starts.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from arseg_cli.errors import InputNotFoundError, OptionsError, OutputExistsError
+from arseg_cli.outputs import check_writable, is_stdout
+from arseg_cli.pipeline import OutputTargets
+
+#: Extensions taken as videos when a directory is given.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".h264", ".264", ".hevc", ".265"}
+)
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One input and its targets. label: the name shown in progress and messages."""
+
+    source: str
+    label: str
+    targets: OutputTargets
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Input arguments -> the video paths (or '-') to segment, in order, without duplicates."""
+    found: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if item == "-" or path.is_file():
+            matches = [item]
+        elif path.is_dir():
+            matches = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not matches:
+                raise InputNotFoundError(f"{item}: the directory holds no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+        elif _GLOB_CHARS & set(item):
+            matches = sorted(p for p in glob.glob(item) if Path(p).is_file())
+            if not matches:
+                raise InputNotFoundError(f"{item}: no file matches")
+        else:
+            raise InputNotFoundError(f"{item}: no such file")
+        found.extend(m for m in matches if m not in found)
+    return found
+
+
+def unique_stems(sources: list[str]) -> list[str]:
+    """A distinct sub-directory name per source: its stem, then `-2`, `-3`, ... for repeats, in order."""
+    names: list[str] = []
+    for source in sources:
+        stem = "stdin" if source == "-" else Path(source).stem
+        name, count = stem, 1
+        while name in names:
+            count += 1
+            name = f"{stem}-{count}"
+        names.append(name)
+    return names
+
+
+def plan_runs(
+    inputs: list[str],
+    output: str | None,
+    *,
+    video: str | None = None,
+    overlay: str | None = None,
+    lossless: str | None = None,
+    force: bool = False,
+) -> list[Run]:
+    """The runs of one call (module docstring); OptionsError for impossible combinations,
+    OutputExistsError for an existing target without `force`."""
+    sources = expand_inputs(inputs)
+    if output is None and video is None and overlay is None and lossless is None:
+        raise OptionsError("no output: give -o DIR (label PNGs), -o - (raw labels), --video, --overlay or --lossless")
+    if len(sources) == 1:
+        runs = [Run(sources[0], _label(sources[0]), _single_targets(output, video, overlay, lossless))]
+    else:
+        if output is None or is_stdout(output):
+            raise OptionsError(f"{len(sources)} inputs: give -o DIR (each input gets DIR/<stem>/); '-' takes one input")
+        runs = []
+        for source, stem in zip(sources, unique_stems(sources)):
+            folder = Path(output) / stem
+            targets = OutputTargets(
+                png_dir=str(folder / "labels"),
+                colour=_inside(folder, video),
+                overlay=_inside(folder, overlay),
+                lossless=_inside(folder, lossless),
+            )
+            runs.append(Run(source, _label(source), targets))
+    _check_targets(runs, force)
+    return runs
+
+
+def _single_targets(output: str | None, video: str | None, overlay: str | None, lossless: str | None) -> OutputTargets:
+    if output is not None and is_stdout(output):
+        return OutputTargets(raw="-", colour=video, overlay=overlay, lossless=lossless)
+    return OutputTargets(png_dir=output, colour=video, overlay=overlay, lossless=lossless)
+
+
+def _inside(folder: Path, name: str | None) -> str | None:
+    return None if name is None else str(folder / Path(name).name)
+
+
+def _label(source: str) -> str:
+    return "<stdin>" if source == "-" else Path(source).name
+
+
+def _check_targets(runs: list[Run], force: bool) -> None:
+    files: list[str] = []
+    for run in runs:
+        targets = run.targets
+        for path in (targets.colour, targets.overlay, targets.lossless):
+            if path is None:
+                continue
+            if is_stdout(path):
+                raise OptionsError("only raw labels can go to standard output: give --video/--overlay/--lossless a file")
+            if path in files:
+                raise OptionsError(f"{path} is named as two outputs")
+            files.append(path)
+            if targets.png_dir is not None and Path(targets.png_dir).resolve() in Path(path).resolve().parents:
+                raise OptionsError(f"{path}: put video outputs outside the label PNG directory {targets.png_dir}")
+            check_writable(path, force)
+        png = targets.png_dir
+        if png is not None and Path(png).is_dir() and any(Path(png).iterdir()) and not force:
+            raise OutputExistsError(f"{png} exists and is not empty; use --force to write into it")
+
+
+__all__ = ["VIDEO_EXTENSIONS", "Run", "expand_inputs", "plan_runs", "unique_stems"]
