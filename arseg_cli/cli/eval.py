@@ -28,6 +28,8 @@ def eval_command(
     device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
     classes: int | None = typer.Option(None, "--classes", min=1, help="Classes in mIoU: all (CamVid 12 with Void, official) or 11 (no Void)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (encoded pairs kept for later runs)."),
+    source: Literal["pairs", "stream"] = typer.Option("pairs", "--source", help="pairs: the official per-d pairs; stream: the segment pipeline on each clip's own video (docs/EVAL.md)."),
+    policy: Literal["fixed", "iframe", "adaptive"] = typer.Option("fixed", "--keyframe-policy", help="Keyframe policy of --source stream."),
 ) -> None:
     """Evaluate weights on a data set split with the official AR-Seg protocol: for each keyframe distance
     d = 0..L-1 every eligible labelled frame is encoded d frames after a keyframe and decoded; modes hr
@@ -52,6 +54,19 @@ def eval_command(
     trained = model.meta.scale
     if scale is not None and trained is not None and scale != trained and model.lr is not None:
         console.print(f"note: the weights' LR branch was trained at scale {trained}; evaluating it at {scale}")
+    if source == "stream":
+        from arseg_cli.evaluate.stream import evaluate_stream
+        from arseg_cli.pipeline import Settings
+
+        settings = Settings(scale=scale, keyint=keyint, policy=policy)
+        with frame_progress("eval (stream)") as on_frame:
+            result = evaluate_stream(model, dataset, settings, rule=rule, on_frame=on_frame)
+        output = report.to_json(result, data=str(data), weights=str(path)) | {"source": source, "policy": policy}
+        if as_json:
+            typer.echo(json.dumps(output))
+        else:
+            report.print_tables(Console(highlight=False), output, list(result.modes))
+        return
     with frame_progress("eval") as on_pair:
         result = protocol.evaluate(
             model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,

@@ -90,8 +90,10 @@ class ModeResult:
         return [m.miou(rule.counted) for m in self.per_d]
 
     def miou(self, rule: ClassRule) -> float:
-        """The reported figure: the mean over d of mIoU_d."""
-        return float(np.mean(self.miou_per_d(rule)))
+        """The reported figure: the mean over d of mIoU_d, over the d that have frames (all of them in
+        the per-d pair protocol; a stream scheduled by I-frames may leave some d without frames)."""
+        values = [m.miou(rule.counted) for m in self.per_d if m.matrix.any()]
+        return float(np.mean(values)) if values else float("nan")
 
     def iou_per_class(self, rule: ClassRule) -> dict[int, float]:
         """Per counted class: its IoU averaged over d (over the d where it has one; NaN if none)."""
@@ -136,6 +138,20 @@ def available_modes(model: ARSeg) -> tuple[str, ...]:
     return tuple(m for m in MODES if not ((m in ("hr", "ar") and model.hr is None) or (m == "ar" and not model.has_creff)))
 
 
+def check_classes(model: ARSeg, dataset: Dataset) -> None:
+    """InputError when the data set's classes are not the model's."""
+    if [c.lower() for c in dataset.classes] != [c.lower() for c in model.meta.classes]:
+        raise InputError(f"{dataset.name}'s {len(dataset.classes)} classes are not the model's {model.num_classes} "
+                         f"({', '.join(dataset.classes[:3])}, ... vs {', '.join(model.meta.classes[:3])}, ...)")  # fmt: skip
+
+
+def target_ids(labels: np.ndarray, rule: ClassRule, ignore_index: int) -> np.ndarray:
+    """The labels scored under `rule`: its ignored class (CamVid 11's Void) becomes `ignore_index`."""
+    if rule.ignored_target is None:
+        return labels
+    return np.where(labels == rule.ignored_target, ignore_index, labels)
+
+
 def eligible_frames(dataset: Dataset, keyint: int, limit: int | None = None) -> list[LabelledFrame]:
     """The labelled frames with at least keyint - 1 frames before them; the first `limit` of them."""
     frames = [f for f in dataset.frames if f.index >= keyint - 1]
@@ -173,9 +189,7 @@ def evaluate(
     if not 0.0 < scale <= 1.0:
         raise OptionsError(f"--scale must be in (0, 1], got {scale}")
     check_modes(model, modes)
-    if [c.lower() for c in dataset.classes] != [c.lower() for c in model.meta.classes]:
-        raise InputError(f"{dataset.name}'s {len(dataset.classes)} classes are not the model's {model.num_classes} "
-                         f"({', '.join(dataset.classes[:3])}, ... vs {', '.join(model.meta.classes[:3])}, ...)")  # fmt: skip
+    check_classes(model, dataset)
     rule = rule or class_rule(model.meta.classes)
     frames = eligible_frames(dataset, keyint, limit)
     results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyint)])
@@ -188,7 +202,7 @@ def evaluate(
             for group in _same_size(chunk):
                 predictions = runner.predict(group, modes)
                 for i, pair in enumerate(group):
-                    target = _target(pair.labels, rule, dataset.ignore_index)
+                    target = target_ids(pair.labels, rule, dataset.ignore_index)
                     for mode, pred in predictions.items():
                         results[mode].per_d[d].update(pred[i], target)
             done += len(chunk)
@@ -196,12 +210,6 @@ def evaluate(
                 on_pair(done, total)
     return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyint, len(frames),
                       [f.name for f in frames])  # fmt: skip
-
-
-def _target(labels: np.ndarray, rule: ClassRule, ignore_index: int) -> np.ndarray:
-    if rule.ignored_target is None:
-        return labels
-    return np.where(labels == rule.ignored_target, ignore_index, labels)
 
 
 def _made_pairs(
