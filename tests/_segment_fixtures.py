@@ -3,9 +3,11 @@ synthetic textured clips with exactly known motion, encoded with libx264 (no B-f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from arseg_cli.model import build_arseg, save_weights
@@ -48,3 +50,13 @@ def write_cut_clip(path: Path, before: int, after: int, *, keyint: int = 50) -> 
     of intra blocks, not an I-frame."""
     frames = clip_frames(before, seed=1) + clip_frames(after, seed=2)
     return write_clip(frames, path, keyint=keyint, preset="ultrafast", fps=25)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread while a test module runs: 2 cores are shared by everyone (import it into
+    a test module to use it there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

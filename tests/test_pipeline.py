@@ -3,7 +3,6 @@ labels as the model API called by hand (per-frame HR for L = 1, LR + CReFF with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from PIL import Image
 
 from _segment_fixtures import HEIGHT, L, WIDTH, tiny_model, write_test_clip
+from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.errors import OptionsError
 from arseg_cli.inference import downscale
 from arseg_cli.model.arseg import ARSeg
@@ -25,15 +25,6 @@ from arseg_cli.video.encode import read_label_video
 from arseg_cli.video.motion import FlowAccumulator
 
 FRAMES = 9
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """torch on one thread: 2 cores are shared by everyone."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

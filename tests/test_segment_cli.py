@@ -8,16 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from _segment_fixtures import HEIGHT, L, WIDTH, tiny_weights, write_test_clip
+from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from _video_inputs import run_arseg
 from arseg_cli.cli import main
 from arseg_cli.data import open_dataset
@@ -27,14 +26,6 @@ from arseg_cli.synth import SynthSpec, write_dataset
 from arseg_cli.video.encode import read_label_video
 
 FRAMES = 9
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
