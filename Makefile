@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 SAMPLE := samples/sample.mp4
 DEMO_OUT := demo-out
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-all bench lint clean weights
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,35 @@ test-all: setup
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b" >&2; $(PY) $$b || exit 1; done
+
+# The default weights (weights/README.md): SynthStreet data, phase hr, phase ar (0.5x), held-out evaluation,
+# then weights/default.safetensors and its model card. About 2 x 45 min of training on a 2-core CPU; each
+# training step resumes from its checkpoint when interrupted (re-run `make weights`).
+WEIGHTS_WORK ?= build/weights
+W := $(WEIGHTS_WORK)
+SYNTH_TRAIN := --clips 21 --frames 48 --size 360x480 --seed 1
+SYNTH_TEST := --clips 4 --frames 24 --size 360x480 --seed 2
+TRAIN_COMMON := --arch camvid-bise18 --batch 8 --crop 192x256 --distance official --cache $(W)/pairs --checkpoint-every 250 --seed 0
+HR_STEPS ?= 2500
+AR_STEPS ?= 2000
+resume_if_started = $(if $(wildcard $(1).ckpt),--resume,)
+
+weights: $(W)/eval.json
+	$(PY) weights/model_card.py --hr $(W)/hr.safetensors --ar $(W)/ar.safetensors --eval $(W)/eval.json --out weights
+
+$(W)/data/%/manifest.json: | $(VENV)/.installed
+	$(ARSEG) synth -o $(W)/data/$* $(if $(filter train,$*),$(SYNTH_TRAIN),$(SYNTH_TEST)) --force
+
+$(W)/hr.safetensors: $(W)/data/train/manifest.json
+	$(ARSEG) train $(W)/data --phase hr -o $@ --steps $(HR_STEPS) $(TRAIN_COMMON) $(call resume_if_started,$@)
+
+$(W)/ar.safetensors: $(W)/hr.safetensors
+	$(ARSEG) train $(W)/data --phase ar --hr $< --scale 0.5 --lr-backbone shared -o $@ --steps $(AR_STEPS) --fp16 \
+		$(TRAIN_COMMON) $(call resume_if_started,$@)
+
+$(W)/eval.json: $(W)/ar.safetensors $(W)/data/test/manifest.json
+	$(ARSEG) eval $(W)/data --weights $< --split test --cache $(W)/pairs-test --json > $@.part
+	mv $@.part $@
 
 lint: setup
 	$(PY) -m compileall -q arseg_cli tests benchmarks

@@ -24,6 +24,8 @@ class SegNet(nn.Module):
     num_classes: int
     feature_channels: int
     final_conv: nn.Conv2d
+    #: The attribute holding the module a 'shared' LR branch takes from the HR branch (None: not possible).
+    backbone_name: str | None = None
 
     def features_and_aux(self, x: Tensor, *, aux: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
         """F (N, C, Hf, Wf) float of normalised images x (N, 3, H, W), and the auxiliary training
@@ -54,19 +56,13 @@ class SegNet(nn.Module):
                     setattr(module, name, classifier)
 
     def use_backbone(self, other: SegNet) -> None:
-        """Make `other`'s ResNet-18 this network's, at the same place (both of the same family): the LR
-        branch then runs the HR branch's backbone module (ModelMeta.lr_backbone == 'shared')."""
-        from arseg_cli.model.backbones.resnet import ResNet18
-
+        """Make `other`'s backbone module (`backbone_name`) this network's: the LR branch then runs the
+        HR branch's backbone (ModelMeta.lr_backbone == 'shared'). Both must be of the same family."""
         if type(other) is not type(self):
             raise ValueError(f"cannot share a backbone between {type(self).__name__} and {type(other).__name__}")
-        theirs = {name: module for name, module in other.named_modules() if isinstance(module, ResNet18)}
-        mine = [(name, module) for name, module in self.named_modules() if isinstance(module, ResNet18)]
-        if not mine or {name for name, _ in mine} != set(theirs):
-            raise ValueError(f"{type(self).__name__} has no ResNet-18 backbone at a place both networks share")
-        for name, _ in mine:
-            parent_name, _, attribute = name.rpartition(".")
-            setattr(self.get_submodule(parent_name) if parent_name else self, attribute, theirs[name])
+        if self.backbone_name is None:
+            raise ValueError(f"{type(self).__name__} has no single backbone module to share")
+        setattr(self, self.backbone_name, getattr(other, self.backbone_name))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(scores at x's size (N, K, H, W), F): the per-frame forward of this branch."""

@@ -127,6 +127,9 @@ class BiSeNet18(SegNet):
     """The network; `features_and_aux(aux=True)` also returns the two auxiliary heads' scores, upsampled
     x8 (from the OS-8 context feature) and x16 (from the OS-16 one), as the official training uses them."""
 
+    # BiSeNet's backbone is its context path (ResNet-18 + attention refinement), not the spatial path.
+    backbone_name = "cp"
+
     feature_channels = 256
 
     def __init__(self, arch: str, num_classes: int) -> None:

@@ -51,6 +51,8 @@ class Upsample2x(nn.Module):
 class CamVidPSPNet(SegNet):
     """The network; `features_and_aux(aux=True)` also returns the image-level class scores (N, K)."""
 
+    backbone_name = "feats"  # the dilated ResNet-18
+
     arch = "camvid-psp18"
     feature_channels = 64
 

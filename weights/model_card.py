@@ -1,0 +1,188 @@
+"""Write the default weights and their model card from a finished `make weights` run.
+
+    python weights/model_card.py --hr HR --ar AR --eval EVAL.json --out weights/
+
+Copies AR (the HR + AR 0.5x bise18 pair, float16) to OUT/default.safetensors with the measured mIoU in its
+metadata, and writes OUT/README.md from the two files' provenance and the held-out evaluation. Every
+figure in the card comes from those files; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from arseg_cli.model import load_weights, save_weights
+from arseg_cli.model.weights import branch_parameter_counts, read_info
+
+# The paper's pattern (issue 4): AR within 1 point of HR, and 3 points above plain LR.
+AR_BELOW_HR_MAX = 1.0
+AR_ABOVE_LR_MIN = 3.0
+LR_BELOW_HR_MIN = 3.0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _targets(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(claim, met, measured) for each target of the issue."""
+    hr, lr, ar = (100 * report[m]["miou"] for m in ("hr", "lr", "ar"))
+    return [
+        (f"AR 0.5x >= HR - {AR_BELOW_HR_MAX:g}", ar >= hr - AR_BELOW_HR_MAX, f"AR - HR = {ar - hr:+.2f}"),
+        (f"AR 0.5x >= LR 0.5x + {AR_ABOVE_LR_MIN:g}", ar >= lr + AR_ABOVE_LR_MIN, f"AR - LR = {ar - lr:+.2f}"),
+        (f"LR 0.5x <= HR - {LR_BELOW_HR_MIN:g} (the data punish plain LR)", lr <= hr - LR_BELOW_HR_MIN, f"LR - HR = {lr - hr:+.2f}"),
+    ]
+
+
+def _per_d_table(report: dict[str, Any]) -> list[str]:
+    keyint = int(report["keyint"])
+    lines = ["| mode | mean | " + " | ".join(f"d={d}" for d in range(keyint)) + " |", "| --- " * (keyint + 2) + "|"]
+    for mode in ("hr", "lr", "ar"):
+        values = " | ".join(_pct(v) for v in report[mode]["per_d"])
+        lines.append(f"| {mode} | **{_pct(report[mode]['miou'])}** | {values} |")
+    return lines
+
+
+def _per_class_table(report: dict[str, Any]) -> list[str]:
+    lines = ["| class | HR | LR 0.5x | AR 0.5x |", "| --- | ---: | ---: | ---: |"]
+    for name in report["hr"]["per_class"]:
+        lines.append(f"| {name} | " + " | ".join(_pct(report[m]["per_class"].get(name)) for m in ("hr", "lr", "ar")) + " |")
+    return lines
+
+
+def _run_facts(title: str, facts: dict[str, Any]) -> list[str]:
+    data = facts.get("data", {})
+    config = facts.get("config", {})
+    return [
+        f"### {title}",
+        "",
+        "```sh",
+        str(facts.get("command", "?")),
+        "```",
+        "",
+        f"- {facts.get('steps')} steps of batch {config.get('batch')} (crops {config.get('crop_hw')}), "
+        f"{facts.get('seconds', 0) / 3600:.2f} h on {facts.get('device')} ({facts.get('date')}), "
+        f"final loss {facts.get('final_loss')}",
+        f"- data: {data.get('labelled_frames')} labelled frames of split `{data.get('split')}`; SynthStreet seed "
+        f"{data.get('synth_seed')}, {data.get('synth_clips')} clips x {data.get('synth_frames')} frames at "
+        f"{data.get('synth_height')}x{data.get('synth_width')}, L = {data.get('synth_keyint')}, crf {data.get('synth_crf')}",
+        f"- arseg {facts.get('arseg_version')}, torch {facts.get('torch_version')}, Python {facts.get('python')}",
+        "",
+    ]
+
+
+def _parameter_counts(model: torch.nn.Module) -> dict[str, int]:
+    """Parameters per branch, those the LR branch shares with HR, and those stored (each tensor once)."""
+    counts = branch_parameter_counts(model)
+    hr_ids = {id(p) for p in model.hr.parameters()}  # type: ignore[union-attr]
+    shared = sum(p.numel() for p in model.lr.parameters() if id(p) in hr_ids)  # type: ignore[union-attr]
+    stored = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    return {**counts, "shared": shared, "stored": stored}
+
+
+def write_card(hr_path: Path, ar_path: Path, report: dict[str, Any], weights_file: Path) -> str:
+    """The model card's Markdown."""
+    hr_facts = read_info(hr_path).meta.provenance
+    info = read_info(weights_file)
+    ar_facts = info.meta.provenance
+    counts = _parameter_counts(load_weights(weights_file))
+    lines = [
+        "# arseg default weights: camvid-bise18, HR + AR 0.5x, trained on SynthStreet",
+        "",
+        "`default.safetensors` is what `arseg segment`, `arseg eval` and the Python API load when no",
+        "`--weights` is given. It is one file holding the pair: the HR BiSeNet-18 (keyframes) and the LR 0.5x",
+        "branch with CReFF (non-keyframes), 12 CamVid classes (Void included), float16 storage,",
+        f"{weights_file.stat().st_size / 1e6:.1f} MB. Made by `make weights` (Makefile), which re-runs every",
+        "step below (resuming an interrupted run) and then this card's script, `weights/model_card.py`.",
+        "",
+        "**Not a CamVid model.** No street-scene data set can be downloaded where arseg is built: the",
+        "weights are trained from scratch (no ImageNet initialisation) on SynthStreet, arseg's procedural",
+        "street scenes (docs/SYNTH.md). They show the method working end to end and give the demo real",
+        "output; on real video they segment poorly. For real footage, import the authors' CamVid or",
+        "Cityscapes checkpoints (`arseg weights import`) or train on your data (`arseg train`).",
+        "",
+        "## Architecture and size",
+        "",
+        f"- `{info.meta.arch}`, classes: {', '.join(info.meta.classes)}",
+        f"- LR scale {info.meta.scale}, default keyframe interval L = {info.meta.keyframe_interval}, warp `{info.meta.warp}`",
+        f"- parameters: HR {counts['hr'] / 1e6:.2f} M, LR branch {counts['lr'] / 1e6:.2f} M "
+        f"(of which {counts['shared'] / 1e6:.2f} M shared with HR: its context path and the classifier), "
+        f"{counts['stored'] / 1e6:.2f} M stored, file {weights_file.stat().st_size / 1e6:.1f} MB",
+        "- `lr_backbone: shared`: the LR branch runs the HR branch's context path (ResNet-18 + attention",
+        "  refinement, frozen in phase ar) and trains only its spatial path, feature fusion, output and",
+        "  auxiliary heads, and CReFF. The paper trains a separate LR network; with one the float16 pair is",
+        "  26.9 M parameters = 54 MB, above the issue's 30 MB budget. Sharing keeps the pair under 30 MB and",
+        "  skips the backbone's backward pass in phase ar; what it costs in mIoU against an own LR backbone",
+        "  was not measured (one more two-hour run on this CPU).",
+        "",
+        "## Held-out evaluation (`arseg eval`, the official protocol)",
+        "",
+        f"{report.get('frames')} labelled frames of the test split (SynthStreet seed "
+        f"{_test_seed(report)}, clips never seen in training), each evaluated at every keyframe distance",
+        f"d = 0..{int(report['keyint']) - 1} (pairs re-encoded with the keyframe d frames earlier, bitstream motion",
+        f"vectors). Class rule: {report['class_rule']}. LR 0.5x is {report['lr_kind']}.",
+        "",
+        "mIoU (%), mean over d and per d:",
+        "",
+        *_per_d_table(report),
+        "",
+        "Against the paper's pattern:",
+        "",
+        "| target | met | measured |",
+        "| --- | --- | --- |",
+        *(f"| {claim} | {'yes' if met else '**no**'} | {measured} |" for claim, met, measured in _targets(report)),
+        "",
+        "Per-class IoU (%), mean over d:",
+        "",
+        *_per_class_table(report),
+        "",
+        "## How they were made",
+        "",
+        *_run_facts("Phase hr: the HR network at 1.0x", hr_facts),
+        *_run_facts("Phase ar: the LR 0.5x branch with CReFF (FST), HR frozen", ar_facts),
+        "### Evaluation",
+        "",
+        "```sh",
+        f"arseg eval {report.get('data')} --weights {report.get('weights')} --split test --json",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _test_seed(report: dict[str, Any]) -> str:
+    manifest = Path(str(report.get("data", ""))) / "test" / "manifest.json"
+    if manifest.is_file():
+        return str(json.loads(manifest.read_text(encoding="utf-8")).get("seed"))
+    return "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hr", type=Path, required=True, help="phase hr weights")
+    parser.add_argument("--ar", type=Path, required=True, help="phase ar weights (HR + LR branch)")
+    parser.add_argument("--eval", type=Path, required=True, help="`arseg eval --json` output for --ar")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="directory for default.safetensors and README.md")
+    args = parser.parse_args()
+    report = json.loads(args.eval.read_text(encoding="utf-8"))
+    model = load_weights(args.ar)
+    metrics = {f"miou_{m}": report[m]["miou"] for m in ("hr", "lr", "ar")}
+    metrics |= {f"miou_{m}_per_d": report[m]["per_d"] for m in ("hr", "lr", "ar")}
+    metrics |= {"eval_frames": report["frames"], "eval_class_rule": report["class_rule"], "eval_lr_kind": report["lr_kind"]}
+    meta = replace(model.meta, metrics=metrics)
+    target = args.out / "default.safetensors"
+    save_weights(model, target, meta=meta, force=True, dtype=torch.float16)
+    card = args.out / "README.md"
+    card.write_text(write_card(args.hr, args.ar, report, target), encoding="utf-8")
+    print(target, target.stat().st_size, "bytes")
+    print(card)
+
+
+if __name__ == "__main__":
+    main()
