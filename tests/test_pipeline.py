@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _segment_fixtures import HEIGHT, L, WIDTH, tiny_model, write_test_clip
+from _segment_fixtures import HEIGHT, L, WIDTH, tiny_model, write_cut_clip, write_test_clip
 from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.errors import OptionsError
 from arseg_cli.inference import downscale
@@ -43,7 +43,7 @@ def _by_hand_labels(scores: torch.Tensor) -> np.ndarray:
 
 def test_every_frame_gives_one_output_in_order_with_keyframes_every_l(model: ARSeg, clip: Path) -> None:
     times = StageTimes()
-    results = list(segment_frames(decode_frames(clip), model, Settings(keyint=L), times=times))
+    results = list(segment_frames(decode_frames(clip), model, Settings(keyint=L, policy="fixed"), times=times))
     assert [r.index for r in results] == list(range(FRAMES))
     assert [r.kind for r in results] == [FrameKind.KEY if i % L == 0 else FrameKind.NONKEY for i in range(FRAMES)]
     assert [r.key_index for r in results] == [i - i % L for i in range(FRAMES)]
@@ -53,7 +53,7 @@ def test_every_frame_gives_one_output_in_order_with_keyframes_every_l(model: ARS
 
 
 def test_nonkeyframes_equal_the_model_api_called_by_hand_with_the_same_flow(model: ARSeg, clip: Path) -> None:
-    results = list(segment_frames(decode_frames(clip), model, Settings(scale=0.5, keyint=L)))
+    results = list(segment_frames(decode_frames(clip), model, Settings(scale=0.5, keyint=L, policy="fixed")))
     accumulator = FlowAccumulator()
     with torch.inference_mode():
         feat = None
@@ -67,6 +67,13 @@ def test_nonkeyframes_equal_the_model_api_called_by_hand_with_the_same_flow(mode
                 flow_t = torch.from_numpy(flow.flow_px[None])
                 scores = model.nonkeyframe(downscale(x, 0.5), feat, flow_t)
             np.testing.assert_array_equal(result.labels, _by_hand_labels(scores))
+
+
+def test_the_default_policy_starts_a_keyframe_at_a_scene_cut(model: ARSeg, tmp_path: Path) -> None:
+    clip = write_cut_clip(tmp_path / "cut.mp4", before=3, after=3)
+    results = list(segment_frames(decode_frames(clip), model, Settings(keyint=L)))
+    assert [r.reason for r in results] == ["first", "", "", "intra", "", ""]
+    assert [r.distance for r in results] == [0, 1, 2, 0, 1, 2]
 
 
 @pytest.mark.parametrize("settings", [Settings(keyint=1), Settings(scale=1.0, keyint=L)])

@@ -59,7 +59,7 @@ def test_input_and_output_alone_use_the_default_weights_and_write_label_pngs(
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == [f"{i:06d}.png" for i in range(FRAMES)]
     assert _pngs(tmp_path / "masks").shape == (FRAMES, HEIGHT, WIDTH)
     assert (summary["frames"], summary["keyframes"], summary["scale"], summary["keyframe_interval"]) == (FRAMES, 3, 0.5, L)
-    assert summary["policy"] == "fixed" and summary["weights"] == str(default_weights)
+    assert summary["policy"] == "adaptive" and summary["weights"] == str(default_weights)
     assert set(summary["seconds"]) == {"decode", "motion", "model", "write", "total"}
     macs = summary["macs_per_frame"]
     assert macs["mean"] == pytest.approx((3 * macs["keyframe"] + 6 * macs["nonkeyframe"]) / FRAMES)
@@ -167,11 +167,12 @@ def test_eval_stream_scores_exactly_the_miou_of_the_pngs_segment_writes(
 ) -> None:
     data = tmp_path / "synth"
     write_dataset(data, SynthSpec(clips=2, frames=FRAMES, height=HEIGHT, width=WIDTH, seed=3, keyint=L, crf=20, preset="ultrafast"))
-    assert main(["eval", str(data), "--split", "all", "-w", str(weights), "--source", "stream", "--json"]) == 0
+    assert main(["eval", str(data), "--split", "all", "-w", str(weights), "--source", "stream", "--json",
+                 "--keyframe-policy", "fixed"]) == 0
     reported = json.loads(capsys.readouterr().out)
     dataset = open_dataset(data, split="all")
     videos = sorted({str(f.source.path) for f in dataset.frames})  # type: ignore[attr-defined]
-    assert main(["segment", *videos, "-o", str(tmp_path / "out"), "-w", str(weights), "-q"]) == 0
+    assert main(["segment", *videos, "-o", str(tmp_path / "out"), "-w", str(weights), "-q", "--keyframe-policy", "fixed"]) == 0
     rule = class_rule(dataset.classes)
     per_d = [ConfusionMatrix(len(dataset.classes), dataset.ignore_index) for _ in range(L)]
     for frame, sub in zip(dataset.frames, [s for s in ("video", "video-2") for _ in range(FRAMES)]):

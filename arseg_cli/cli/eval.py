@@ -29,7 +29,7 @@ def eval_command(
     classes: int | None = typer.Option(None, "--classes", min=1, help="Classes in mIoU: all (CamVid 12 with Void, official) or 11 (no Void)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (encoded pairs kept for later runs)."),
     source: Literal["pairs", "stream"] = typer.Option("pairs", "--source", help="pairs: the official per-d pairs; stream: the segment pipeline on each clip's own video (docs/EVAL.md)."),
-    policy: Literal["fixed", "iframe", "adaptive"] = typer.Option("fixed", "--keyframe-policy", help="Keyframe policy of --source stream."),
+    policy: Literal["fixed", "iframe", "adaptive"] = typer.Option("adaptive", "--keyframe-policy", help="Keyframe policy of --source stream (as arseg segment)."),
 ) -> None:
     """Evaluate weights on a data set split with the official AR-Seg protocol: for each keyframe distance
     d = 0..L-1 every eligible labelled frame is encoded d frames after a keyframe and decoded; modes hr

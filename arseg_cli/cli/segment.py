@@ -36,7 +36,7 @@ def segment_command(
     arch: str | None = typer.Option(None, "--arch", help="Architecture of official files (guessed from their keys when not given)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s of non-keyframes (default: the weights', 0.5); 1.0 = per-frame HR."),
     keyint: int | None = typer.Option(None, "--keyframe-interval", "-L", min=1, help="Most frames from one keyframe to the next (default: the weights', 12); 1 = per-frame HR."),
-    policy: PolicyChoice = typer.Option(PolicyChoice.fixed, "--keyframe-policy", help="fixed: every L frames; iframe: at the stream's I-frames too; adaptive: also where motion is unreliable."),
+    policy: PolicyChoice = typer.Option(PolicyChoice.adaptive, "--keyframe-policy", help="fixed: every L frames; iframe: at the stream's I-frames too; adaptive: also where motion is unreliable."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, "--device", help="auto: CUDA when available."),
     half: bool = typer.Option(False, "--half", help="float16 (CUDA only)."),
     palette: str | None = typer.Option(None, "--palette", help="camvid, cityscapes or a JSON file (default: the weights' classes and colours)."),
