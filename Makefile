@@ -35,14 +35,15 @@ bench: setup
 
 # The default weights (weights/README.md): SynthStreet data, phase hr, phase ar (0.5x), held-out evaluation,
 # then weights/default.safetensors and its model card. About 2 x 45 min of training on a 2-core CPU; each
-# training step resumes from its checkpoint when interrupted (re-run `make weights`).
+# training step resumes from its checkpoint when interrupted (re-run `make weights`). On a machine shared
+# with other work, OMP_NUM_THREADS=1 avoids torch's 5-10x slowdown when a thread is descheduled.
 WEIGHTS_WORK ?= build/weights
 W := $(WEIGHTS_WORK)
 SYNTH_TRAIN := --clips 21 --frames 48 --size 360x480 --seed 1
 SYNTH_TEST := --clips 4 --frames 24 --size 360x480 --seed 2
 TRAIN_COMMON := --arch camvid-bise18 --batch 8 --crop 192x256 --distance official --cache $(W)/pairs --checkpoint-every 250 --seed 0
 HR_STEPS ?= 2500
-AR_STEPS ?= 2000
+AR_STEPS ?= 1500
 resume_if_started = $(if $(wildcard $(1).ckpt),--resume,)
 
 weights: $(W)/eval.json

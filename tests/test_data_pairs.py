@@ -44,6 +44,22 @@ def test_decoded_frames_are_close_to_the_source(synth: Dataset) -> None:
     assert (pair.name, pair.distance) == (frame.name, 11)
 
 
+def test_source_frames_carry_the_data_sets_pixels_and_the_same_flow(synth: Dataset, tmp_path: Path) -> None:
+    frame = _frame(synth, 0, 10)
+    decoded, source = make_pair(synth, frame, 7), make_pair(synth, frame, 7, frames="source")
+    pixels = frame.source.read(3, 11)
+    np.testing.assert_array_equal(source.key_rgb, pixels[0])
+    np.testing.assert_array_equal(source.rgb, pixels[-1])
+    np.testing.assert_array_equal(source.flow, decoded.flow)  # the vectors of the same compressed snippet
+    np.testing.assert_array_equal(source.labels, decoded.labels)
+    assert not np.array_equal(source.rgb, decoded.rgb)
+    cache = PairCache(tmp_path / "cache")
+    assert cache.path_for(synth, frame, 7, 23, "medium", "source") != cache.path_for(synth, frame, 7, 23, "medium")
+    np.testing.assert_array_equal(cache.get(synth, frame, 7, frames="source").rgb, pixels[-1])
+    with pytest.raises(InputError, match="unknown pair frames"):
+        make_pair(synth, frame, 7, frames="raw")  # type: ignore[arg-type]
+
+
 def test_distance_zero_is_the_keyframe_with_zero_flow(synth: Dataset) -> None:
     pair = make_pair(synth, _frame(synth, 1, 5), 0)
     np.testing.assert_array_equal(pair.key_rgb, pair.rgb)

@@ -98,7 +98,8 @@ def test_refuses_to_overwrite_and_resumes(data: Path, tmp_path: Path) -> None:
 
 def test_ar_with_shared_backbone_trains_only_the_lr_heads(data: Path, tmp_path: Path) -> None:
     hr = tmp_path / "hr.safetensors"
-    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
+    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), "--pair-frames", "source", *COMMON)[0] == 0
+    assert read_info(hr).meta.provenance["config"]["pair_frames"] == "source"
     ar = tmp_path / "ar.safetensors"
     code, output = _run("train", str(data), "--phase", "ar", "--hr", str(hr), "-o", str(ar), "--lr-backbone", "shared", *COMMON)
     assert code == 0, output

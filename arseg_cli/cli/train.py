@@ -39,6 +39,9 @@ def train_command(
     lr_backbone: Literal["own", "shared"] = typer.Option(
         "own", "--lr-backbone", help="Phase ar: own (the paper: the LR branch trains its own ResNet-18) or shared (it uses the frozen HR one)."
     ),
+    pair_frames: Literal["decoded", "source"] = typer.Option(
+        "decoded", "--pair-frames", help="Pixels of the pairs: decoded from the compressed snippet (as inference) or the data's source frames (as the official code)."
+    ),
     split: str = typer.Option("train", "--split", help="Data split to train on."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (default: OUT.pairs)."),
@@ -75,7 +78,7 @@ def train_command(
     try:
         pairs = open_pairs(
             data, split=split, layout=layout, keyint=keyint, distance=distance, seed=seed, crop_hw=crop_hw,
-            augment=augment, cache=paths.cache,
+            augment=augment, cache=paths.cache, frames=pair_frames,
         )  # fmt: skip
         per_step = batch or recipe.batch
         per_epoch = steps_per_epoch(len(pairs), per_step, processes.world_size)
@@ -86,7 +89,7 @@ def train_command(
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
             weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
-            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
+            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
             amp=amp,
         )  # fmt: skip
         seed_everything(seed)

@@ -18,6 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -31,6 +32,12 @@ from arseg_cli.video.x264 import H264Writer
 PAIR_FORMAT = 1
 DEFAULT_CRF = 23.0
 DEFAULT_PRESET = "medium"
+
+#: Which pixels a pair carries: 'decoded' (the compressed snippet as decoded: what inference sees, arseg's
+#: default) or 'source' (the data set's own frames, as the official code trained; the flow still comes
+#: from the compressed snippet's vectors).
+PairFrames = Literal["decoded", "source"]
+PAIR_FRAMES: tuple[PairFrames, ...] = ("decoded", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +89,27 @@ def encode_decode(
 
 
 def make_pair(
-    dataset: Dataset, frame: LabelledFrame, distance: int, *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET
+    dataset: Dataset, frame: LabelledFrame, distance: int, *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET,
+    frames: PairFrames = "decoded",
 ) -> Pair:
     """The pair of `frame` at keyframe distance `distance` (see the module docstring). Deterministic.
 
+    `frames`: 'decoded' pixels of the snippet (default) or the data set's 'source' pixels (PairFrames).
     Requires 0 <= distance <= frame.index (else InputError: the keyframe would precede the video).
     """
+    if frames not in PAIR_FRAMES:
+        raise InputError(f"unknown pair frames {frames!r}: use {' or '.join(PAIR_FRAMES)}")
     if distance < 0 or distance > frame.index:
         raise InputError(f"{frame.name}: keyframe distance {distance} needs frame index >= {distance}, "
                          f"it is {frame.index}")  # fmt: skip
-    frames = frame.source.read(frame.index - distance, frame.index + 1)
+    source = frame.source.read(frame.index - distance, frame.index + 1)
     labels = dataset.read_labels(frame)
-    if labels.shape != frames[-1].shape[:2]:
+    if labels.shape != source[-1].shape[:2]:
         raise InputError(f"{frame.name}: labels are {labels.shape[1]}x{labels.shape[0]} but the frame is "
-                         f"{frames[-1].shape[1]}x{frames[-1].shape[0]}")  # fmt: skip
-    decoded, flow = encode_decode(frames, crf=crf, preset=preset)
-    return Pair(frame.name, distance, decoded[0], decoded[-1], flow, labels)
+                         f"{source[-1].shape[1]}x{source[-1].shape[0]}")  # fmt: skip
+    decoded, flow = encode_decode(source, crf=crf, preset=preset)
+    pixels = decoded if frames == "decoded" else source
+    return Pair(frame.name, distance, pixels[0], pixels[-1], flow, labels)
 
 
 class PairCache:
@@ -111,18 +123,24 @@ class PairCache:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
 
-    def path_for(self, dataset: Dataset, frame: LabelledFrame, distance: int, crf: float, preset: str) -> Path:
-        key = json.dumps([PAIR_FORMAT, dataset.name, dataset.layout, frame.name, str(frame.labels.resolve()),
-                          distance, float(crf), preset])  # fmt: skip
+    def path_for(
+        self, dataset: Dataset, frame: LabelledFrame, distance: int, crf: float, preset: str,
+        frames: PairFrames = "decoded",
+    ) -> Path:  # fmt: skip
+        fields: list[object] = [PAIR_FORMAT, dataset.name, dataset.layout, frame.name, str(frame.labels.resolve()),
+                                distance, float(crf), preset]  # fmt: skip
+        if frames != "decoded":  # the default keeps the keys of caches made before the option
+            fields.append(frames)
+        key = json.dumps(fields)
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return self.directory / digest[:2] / f"{digest}.npz"
 
     def get(
         self, dataset: Dataset, frame: LabelledFrame, distance: int, *, crf: float = DEFAULT_CRF,
-        preset: str = DEFAULT_PRESET,
+        preset: str = DEFAULT_PRESET, frames: PairFrames = "decoded",
     ) -> Pair:  # fmt: skip
         """The pair from the cache, made and stored first when missing (or unreadable)."""
-        path = self.path_for(dataset, frame, distance, crf, preset)
+        path = self.path_for(dataset, frame, distance, crf, preset, frames)
         if path.is_file():
             try:
                 with np.load(path) as stored:
@@ -130,7 +148,7 @@ class PairCache:
                                 stored["labels"])  # fmt: skip
             except (OSError, KeyError, ValueError):
                 pass  # a damaged entry is made again
-        pair = make_pair(dataset, frame, distance, crf=crf, preset=preset)
+        pair = make_pair(dataset, frame, distance, crf=crf, preset=preset, frames=frames)
         self._store(path, pair)
         return pair
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from arseg_cli.data.augment import augment_pair
-from arseg_cli.data.pairs import DEFAULT_CRF, DEFAULT_PRESET, Pair, PairCache, make_pair
+from arseg_cli.data.pairs import DEFAULT_CRF, DEFAULT_PRESET, Pair, PairCache, PairFrames, make_pair
 from arseg_cli.data.records import Dataset
 from arseg_cli.errors import InputError
 
@@ -33,6 +33,7 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
     `augment`: random scale/flip/crop (augment.py) with `crop_hw`, `scale_range`; without it the
     pairs keep their size (`crop_hw` then still crops/pads when given, at a random position).
     `cache`: a PairCache (or directory) so that each pair is encoded once.
+    `frames`: the pixels the pairs carry, 'decoded' (default) or 'source' (pairs.PairFrames).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         cache: PairCache | str | None = None,
         crf: float = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
+        frames: PairFrames = "decoded",
     ) -> None:
         if policy not in ("official", "uniform"):
             raise InputError(f"unknown distance policy {policy!r}: use official or uniform")
@@ -57,7 +59,7 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         self.keyint, self.policy, self.seed = keyint, policy, seed
         self.augment, self.crop_hw, self.scale_range = augment, crop_hw, scale_range
         self.cache = PairCache(cache) if isinstance(cache, str) else cache
-        self.crf, self.preset = crf, preset
+        self.crf, self.preset, self.pair_frames = crf, preset, frames
         self.epoch = 0
         self.frames = tuple(f for f in dataset.frames if f.index >= keyint - 1)
         if not self.frames:
@@ -85,9 +87,9 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         frame = self.frames[index]
         distance = self._draw_distance(rng)  # drawn first: distance_of repeats it
         if self.cache is not None:
-            pair = self.cache.get(self.dataset, frame, distance, crf=self.crf, preset=self.preset)
+            pair = self.cache.get(self.dataset, frame, distance, crf=self.crf, preset=self.preset, frames=self.pair_frames)
         else:
-            pair = make_pair(self.dataset, frame, distance, crf=self.crf, preset=self.preset)
+            pair = make_pair(self.dataset, frame, distance, crf=self.crf, preset=self.preset, frames=self.pair_frames)
         if self.augment:
             pair = augment_pair(pair, rng, crop_hw=self.crop_hw, scale_range=self.scale_range)
         elif self.crop_hw is not None:

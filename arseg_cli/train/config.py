@@ -58,6 +58,9 @@ class TrainConfig:
     fst_weight:     phase ar: weight of the FST feature MSE.
     crop_hw:        training crop (H, W) in pixels, None = full frames.
     keyint:         L; pairs take keyframe distances from it (`distance` policy).
+    pair_frames:    pixels of the training pairs: 'decoded' from the compressed snippet (what inference sees)
+                    or the data set's 'source' frames (the official code's choice); the flow is the
+                    snippet's motion vectors either way.
     lr_backbone:    phase ar: 'own' (the paper: the LR branch trains its own ResNet-18) or 'shared' (the
                     LR branch uses the frozen HR backbone; only its heads and CReFF train).
     checkpoint_every: save the resumable state every N steps (0 = only at the end).
@@ -78,6 +81,7 @@ class TrainConfig:
     crop_hw: tuple[int, int] | None = None
     distance: Literal["official", "uniform"] = "uniform"
     lr_backbone: BackboneSharing = "own"
+    pair_frames: Literal["decoded", "source"] = "decoded"
     checkpoint_every: int = 0
     seed: int = 0
     workers: int = 0
@@ -101,6 +105,8 @@ class TrainConfig:
             problems.append(f"plain steps must be in 0..{self.steps}, got {self.plain_steps}")
         if self.lr_backbone not in ("own", "shared"):
             problems.append(f"lr_backbone must be own or shared, not {self.lr_backbone!r}")
+        if self.pair_frames not in ("decoded", "source"):
+            problems.append(f"pair frames must be decoded or source, not {self.pair_frames!r}")
         if self.phase == "hr" and self.lr_backbone != "own":
             problems.append("--lr-backbone is for phase ar (phase hr has no LR branch)")
         if self.checkpoint_every < 0 or self.workers < 0:
@@ -116,6 +122,7 @@ class TrainConfig:
         for free in ("checkpoint_every", "workers"):
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
-        if self.lr_backbone == "own":  # the default; checkpoints from before the option lack the key
-            data.pop("lr_backbone")
+        for option, default in (("lr_backbone", "own"), ("pair_frames", "decoded")):
+            if data[option] == default:  # checkpoints from before the option lack the key
+                data.pop(option)
         return data

@@ -14,6 +14,7 @@ import torch
 
 from arseg_cli import __version__
 from arseg_cli.data import Dataset, PairDataset, open_dataset
+from arseg_cli.data.pairs import PairFrames
 from arseg_cli.errors import OptionsError, OutputExistsError, WeightsError
 from arseg_cli.model import build_arseg, load_weights, save_weights
 from arseg_cli.model.arseg import ARSeg
@@ -60,13 +61,14 @@ def open_pairs(
     crop_hw: tuple[int, int] | None,
     augment: bool,
     cache: Path | None,
+    frames: PairFrames = "decoded",
 ) -> PairDataset:
     """The training pairs of the data set at `root` (PairDataset: keyframe distance policy, seeded
-    augmentation, optional crop, pairs cached under `cache`)."""
+    augmentation, optional crop, pairs cached under `cache`, `frames` decoded or source pixels)."""
     dataset = open_dataset(root, split=split, layout=layout)
     return PairDataset(
         dataset, keyint=keyint, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
-        cache=str(cache) if cache is not None else None,
+        cache=str(cache) if cache is not None else None, frames=frames,
     )  # fmt: skip
 
 
