@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -252,8 +253,9 @@ def segment_video(
 
     palette: the class colours (arseg_cli.palettes.Palette) of PNGs and videos, one per model class.
     on_frame(frame, summary so far, expected frame count or None) after each frame is written.
-    A damaged input (PartialDecodeError) keeps every frame decoded before the damage in every output,
-    sets `damaged`, then re-raises. Ctrl-C leaves the outputs valid with the frames written so far.
+    A damaged input (corrupt or truncated mid-stream: decode's PartialDecodeError) keeps every frame
+    decoded before the damage in every output and returns normally with `damaged` set to what was wrong:
+    check it. Ctrl-C leaves the outputs valid with the frames written so far.
     """
     if palette.num_classes != model.num_classes:
         raise OptionsError(
@@ -293,8 +295,6 @@ def segment_video(
                         on_frame(result, summary, expected)
             except PartialDecodeError as error:
                 summary.damaged = str(error)
-                summary.wall_s = time.perf_counter() - started
-                raise
     summary.wall_s = time.perf_counter() - started
     return summary
 
@@ -307,10 +307,8 @@ def _count(summary: SegmentSummary, result: SegmentedFrame) -> None:
         summary.keyframe_reasons[result.reason] = summary.keyframe_reasons.get(result.reason, 0) + 1
 
 
-def _any_rate(fps: Any) -> Any:
+def _any_rate(fps: Fraction | None) -> Fraction:
     """A frame rate for outputs that do not use one (PNGs, raw): the stream's, or 25 when unknown."""
-    from fractions import Fraction
-
     return Fraction(fps) if fps else Fraction(25)
 
 

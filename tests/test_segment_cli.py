@@ -137,6 +137,15 @@ def test_a_truncated_input_warns_keeps_its_frames_and_exits_1(default_weights: P
     assert 0 < len(list((tmp_path / "masks").glob("*.png"))) < 12
 
 
+def test_a_file_that_is_not_a_video_is_a_one_line_error_and_writes_nothing(
+    default_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a video\n")
+    assert main(["segment", str(tmp_path / "notes.txt"), "-o", str(tmp_path / "masks")]) == 1
+    assert capsys.readouterr().err.count("error:") == 1
+    assert not (tmp_path / "masks").exists()
+
+
 def test_ctrl_c_leaves_valid_outputs_with_the_same_frames(default_weights: Path, tmp_path: Path) -> None:
     clip = write_test_clip(tmp_path / "long.mp4", 400, keyint=L)
     out = tmp_path / "masks"

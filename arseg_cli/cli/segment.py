@@ -9,6 +9,7 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from arseg_cli.cli._app import EXIT_ERROR, console
@@ -56,7 +57,6 @@ def segment_command(
     from arseg_cli.palettes import Palette, load_palette
     from arseg_cli.pipeline import Settings, segment_video
     from arseg_cli.train.distributed import pick_device
-    from arseg_cli.video.decode import PartialDecodeError
 
     if output == "-" and as_json:
         raise OptionsError("--json with -o -: standard output carries the labels; drop one of them")
@@ -71,14 +71,13 @@ def segment_command(
     settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
     for run in runs:
-        with _progress(run.label, quiet or as_json and not console.is_terminal) as on_frame:
-            try:
-                summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force,
-                                        opacity=opacity, start=start, end=end, on_frame=on_frame)  # fmt: skip
-            except PartialDecodeError as error:
-                console.print(f"[yellow]warning:[/yellow] {error}; the frames decoded before it were written", markup=True, highlight=False, soft_wrap=True)
-                failed = True
-                continue
+        with _progress(run.label, quiet) as on_frame:
+            summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force,
+                                    opacity=opacity, start=start, end=end, on_frame=on_frame)  # fmt: skip
+        if summary.damaged:
+            console.print(f"[yellow]warning:[/yellow] {escape(summary.damaged)}; the {summary.frames} frames decoded "
+                          "before the damage were segmented and written", highlight=False, soft_wrap=True)  # fmt: skip
+            failed = True
         summaries.append(summary.to_json(model) | {"weights": weights_name})
         if not quiet:
             console.print(_summary_line(summary), highlight=False, soft_wrap=True)
