@@ -140,3 +140,32 @@ def test_a_truncated_video_keeps_the_frames_decoded_before_the_damage(model: ARS
     written = sorted((tmp_path / "png").iterdir())
     assert 0 < len(written) == summary.frames < 12
     assert len(list(read_label_video(tmp_path / "l.mkv"))) == len(written)
+
+
+def test_weights_options_name_official_files_by_role_by_name_or_by_release_directory(tmp_path: Path) -> None:
+    from test_official import release
+
+    from arseg_cli.inference import load_model
+    from arseg_cli.model import load_official
+
+    (tmp_path / "flat").mkdir()
+    files = release(tmp_path / "flat", "camvid-bise18")
+    tree = tmp_path / "checkpoints" / "camvid-bise18"
+    for role, folder in (("hr", "HR"), ("ar", "AR")):
+        (tree / folder).mkdir(parents=True)
+        (tree / folder / files[role].name).write_bytes(files[role].read_bytes())
+    expected = load_official(hr=files["hr"], ar=files["ar"]).state_dict()
+    forms = [
+        [f"hr={files['hr']}", f"ar={files['ar']}"],
+        [str(files["hr"]), str(files["ar"])],  # roles from the names' scale field
+        [str(tmp_path / "checkpoints")],  # the release directory, with --arch
+    ]
+    for specs in forms:
+        model, _ = load_model(specs, arch="camvid-bise18")
+        assert model.has_creff and model.scale == 0.5
+        state = model.state_dict()
+        assert state.keys() == expected.keys() and all(torch.equal(state[k], expected[k]) for k in expected)
+    with pytest.raises(OptionsError, match="role"):
+        load_model([f"key={files['hr']}"])
+    with pytest.raises(OptionsError, match="two HR"):
+        load_model([f"hr={files['hr']}", f"hr={files['hr']}"])
