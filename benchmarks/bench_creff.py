@@ -24,14 +24,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import torch
 
+from arseg_cli.bench.timing import interleaved
 from arseg_cli.model.creff import CReFF
 
 PSP = {"channels": 64, "feature": (720, 960), "lr_feature": (360, 480), "image": (720, 960)}
@@ -68,15 +67,7 @@ def plain(creff: CReFF) -> Callable[..., torch.Tensor]:
 
 def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median wall seconds of each call, the calls taking turns (one warm-up each)."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for name, call in calls.items():
-        call()
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: stats.median_s for name, stats in interleaved(calls, repeats=repeats, warmup=1).items()}
 
 
 def memory_mb(field: str) -> float:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from arseg_cli.bench.timing import cpu_name
 from arseg_cli.model import ARSeg
 from arseg_cli.model._segnet import SegNet
 from arseg_cli.model.flops import branch_costs
@@ -114,18 +115,6 @@ def bench_arch(arch: str, height: int, width: int, scale: float, repeats: int) -
     return result
 
 
-def _cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=["camvid-psp18", "camvid-bise18"])
@@ -139,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "image_hw": [args.height, args.width],
         "scale": args.scale,

@@ -1,0 +1,161 @@
+"""`arseg bench` as a function: for each architecture, the compute table and the measured latencies.
+
+`run_bench(config)` returns the JSON-ready report (docs/BENCH.md gives its schema); `report.py` turns
+it into text. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from arseg_cli.bench.costs import CONVENTION, scale_costs
+from arseg_cli.bench.latency import StageLatency, measure_stages
+from arseg_cli.bench.reference import PAPER, dataset_size
+from arseg_cli.bench.timing import machine
+from arseg_cli.bench.video import measure_video
+from arseg_cli.errors import OptionsError
+from arseg_cli.model import build_arseg, list_archs
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.meta import ModelMeta
+
+Backend = Literal["torch", "onnxruntime"]
+RANDOM_WEIGHTS = "random (seed 0): latency does not depend on the weights' values"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure.
+
+    archs:    architectures with random weights (ignored when `weights` or the ONNX backend name the model).
+    size_hw:  image size (None: each architecture's data set size, 720x960 / 1024x2048).
+    scales:   LR scales s; 1.0 (per-frame HR, the baseline of the ratios) is always added.
+    keyframe_interval: L.  repeats, warmup: timed and untimed calls per stage.
+    timing:   measure latency (False: compute figures only).
+    weights:  `--weights` values (arseg_cli.inference.load_model); empty: random weights.
+    backend:  'torch' or 'onnxruntime' (the graphs in `onnx_dir`, from `arseg export-onnx`).
+    video, video_frames: also time decode, motion, model and writing per frame on this video.
+    """
+
+    archs: tuple[str, ...] = ("camvid-bise18",)
+    size_hw: tuple[int, int] | None = None
+    scales: tuple[float, ...] = (0.5,)
+    keyframe_interval: int = 12
+    repeats: int = 5
+    warmup: int = 1
+    timing: bool = True
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    weights: tuple[str, ...] = ()
+    backend: Backend = "torch"
+    onnx_dir: Path | None = None
+    video: Path | None = None
+    video_frames: int = 24
+
+    def all_scales(self) -> list[float]:
+        return sorted({1.0, *self.scales}, reverse=True)
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    """The report of one `arseg bench` run (JSON-ready)."""
+    _check(config)
+    results = [_bench_model(model, weights, config) for model, weights in _models(config)]
+    return {
+        "benchmark": "arseg bench",
+        "backend": config.backend,
+        "machine": machine(config.device),
+        "convention": CONVENTION,
+        "keyframe_interval": config.keyframe_interval,
+        "repeats": config.repeats,
+        "warmup": config.warmup,
+        "archs": results,
+    }
+
+
+def _check(config: BenchConfig) -> None:
+    if config.keyframe_interval < 1:
+        raise OptionsError(f"-L must be >= 1, got {config.keyframe_interval}")
+    if any(not 0.0 < s <= 1.0 for s in config.scales):
+        raise OptionsError(f"--scale values must be in (0, 1], got {', '.join(map(str, config.scales))}")
+    unknown = [a for a in config.archs if a not in list_archs()]
+    if unknown:
+        raise OptionsError(f"unknown architecture {unknown[0]!r}: choose from {', '.join(list_archs())}")
+    if config.backend == "onnxruntime" and config.onnx_dir is None:
+        raise OptionsError("--backend onnxruntime needs --onnx DIR (made by `arseg export-onnx -o DIR`)")
+    if config.backend == "onnxruntime" and config.weights:
+        raise OptionsError("--weights is for the torch backend; the ONNX graphs carry their own weights")
+    if config.size_hw is not None and min(config.size_hw) < 32:
+        raise OptionsError(f"--size must be at least 32x32, got {config.size_hw[0]}x{config.size_hw[1]}")
+
+
+def _models(config: BenchConfig) -> Iterator[tuple[ARSeg | Any, str]]:
+    """(model, what its weights are) for each model to bench, built one at a time."""
+    if config.backend == "onnxruntime":
+        from arseg_cli.onnx.runtime import OnnxARSeg
+
+        yield OnnxARSeg(config.onnx_dir, device=config.device), f"ONNX graphs in {config.onnx_dir}"  # type: ignore[arg-type]
+        return
+    if config.weights:
+        from arseg_cli.inference import load_model
+
+        model, name = load_model(list(config.weights), device=config.device)
+        yield model, name
+        return
+    lr_scale = min(config.scales) if min(config.scales) < 1.0 else None
+    for arch in config.archs:
+        yield random_model(arch, lr_scale).to(config.device), RANDOM_WEIGHTS
+
+
+def random_model(arch: str, scale: float | None) -> ARSeg:
+    """`arch` with HR and AR branches (CReFF) at seed 0, eval mode, the official classes and normalisation."""
+    from arseg_cli.model.official import OFFICIAL_DATA
+
+    palette, mean, std = OFFICIAL_DATA[arch]
+    torch.manual_seed(0)
+    return build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale)).eval()
+
+
+def _bench_model(model: ARSeg | Any, weights: str, config: BenchConfig) -> dict[str, Any]:
+    arch = model.arch
+    size = config.size_hw or dataset_size(arch)
+    scales = config.all_scales()
+    if model.lr is None and scales != [1.0]:
+        raise OptionsError(f"{weights}: the model has no LR branch (HR only): bench it with --scale 1.0")
+    L = config.keyframe_interval
+    costs = {s: scale_costs(arch, size, s, L, num_classes=model.num_classes) for s in scales}
+    latency: StageLatency | None = None
+    if config.timing:
+        latency = measure_stages(model, size, scales, repeats=config.repeats, warmup=config.warmup)
+    rows = []
+    for s in scales:
+        row = costs[s].to_json()
+        if latency is not None:
+            row["latency"] = latency.to_json(s)
+            row["latency"]["ar_average_s"] = latency.ar_average_s(s, L)
+            row["speedup_vs_1x"] = latency.speedup(s, L)
+        rows.append(row)
+    result: dict[str, Any] = {
+        "arch": arch,
+        "weights": weights,
+        "size": list(size),
+        "scales": rows,
+        "summary": [summary_line(row) for row in rows if row["scale"] < 1.0],
+        "paper": PAPER[arch].to_json() if arch in PAPER else None,
+    }
+    if config.video is not None:
+        video_scale = min(scales)
+        result["video"] = measure_video(
+            config.video, model, scale=video_scale, keyframe_interval=L if video_scale < 1.0 else 1,
+            frames=config.video_frames, warmup=config.warmup,
+        ).to_json()  # fmt: skip
+    return result
+
+
+def summary_line(row: dict[str, Any]) -> str:
+    """'AR^0.5 vs 1.0x: 2.94x fewer MACs, 2.10x faster (measured)' for one scale's row."""
+    speed = row.get("speedup_vs_1x")
+    measured = f"{speed:.2f}x faster (measured)" if speed is not None else "speed not measured"
+    return f"AR^{row['scale']:g} vs 1.0x: {row['macs_ratio_vs_1x']:.2f}x fewer MACs, {measured}"

@@ -1,0 +1,71 @@
+"""`arseg bench`: MACs / FLOPs of HR, LR and CReFF beside their measured latency, the paper's figures and
+the ratio of AR^s to per-frame HR."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from arseg_cli.cli._app import console
+from arseg_cli.cli.synth import _parse_size
+from arseg_cli.errors import InputNotFoundError, OptionsError
+
+
+class BackendChoice(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+def bench_command(
+    archs: list[str] = typer.Option(["camvid-bise18"], "--arch", help="Architecture with random weights (repeat for several)."),
+    size: str | None = typer.Option(None, "--size", metavar="HxW", help="Image size (default: the data set's, 720x960 CamVid, 1024x2048 Cityscapes)."),
+    scales: list[float] = typer.Option([0.5], "--scale", help="LR scale(s) s, e.g. --scale 0.3 --scale 0.5; 1.0x is always the baseline."),
+    keyint: int = typer.Option(12, "--keyframe-interval", "-L", min=1, help="Keyframe interval L of the AR^s average."),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Timed calls per stage."),
+    warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls per stage first (frames, with --input)."),
+    timing: bool = typer.Option(True, "--timing/--no-timing", help="Measure latency (--no-timing: compute figures only, instant)."),
+    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
+    weights: list[str] = typer.Option([], "--weights", "-w", help="Time these weights instead of random ones (as `arseg segment --weights`)."),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, "--backend", help="torch, or onnxruntime on the graphs of --onnx."),
+    onnx_dir: Path | None = typer.Option(None, "--onnx", help="Directory written by `arseg export-onnx` (for --backend onnxruntime)."),
+    video: Path | None = typer.Option(None, "--input", help="Also time decode, motion, model and writing per frame on this video."),
+    frames: int = typer.Option(24, "--frames", min=1, help="Frames of --input to time (after the warm-up frames)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Compute and speed of AR-Seg side by side: MACs and FLOPs of the HR network, the LR network and
+    CReFF, the mean per frame of AR^s at L and its ratio to per-frame HR (1.0x), the paper's figures for the
+    same architecture, and measured latency per stage (median and p90 after warm-up; CUDA synchronised).
+    Random weights unless --weights (speed does not depend on the values). docs/BENCH.md."""
+    from arseg_cli.bench import BenchConfig, run_bench
+    from arseg_cli.bench.report import format_report
+    from arseg_cli.train.distributed import pick_device
+
+    if backend is BackendChoice.onnxruntime and onnx_dir is None:
+        raise OptionsError("--backend onnxruntime needs --onnx DIR (made by `arseg export-onnx -o DIR`)")
+    if onnx_dir is not None and backend is not BackendChoice.onnxruntime:
+        raise OptionsError("--onnx DIR is for --backend onnxruntime")
+    config = BenchConfig(
+        archs=tuple(archs),
+        size_hw=_parse_size(size) if size is not None else None,
+        scales=tuple(scales),
+        keyframe_interval=keyint,
+        repeats=repeats,
+        warmup=warmup,
+        timing=timing,
+        device=pick_device(device),
+        weights=tuple(weights),
+        backend=backend.value,  # type: ignore[arg-type]
+        onnx_dir=onnx_dir,
+        video=video,
+        video_frames=frames,
+    )
+    if video is not None and not video.is_file():
+        raise InputNotFoundError(f"--input {video}: no such file")
+    if timing and not as_json:
+        console.print("measuring (latency on a busy machine varies: compare the ratios)...", highlight=False)
+    report = run_bench(config)
+    typer.echo(json.dumps(report) if as_json else format_report(report))

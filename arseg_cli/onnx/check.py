@@ -1,0 +1,133 @@
+"""Does an exported model compute what PyTorch computes? onnxruntime against ARSeg on decoded frames.
+
+The frames are real video (the first few of a clip, the first one the keyframe) and the flows are
+that clip's motion vectors accumulated to the keyframe, so the check covers the sizes, value ranges and
+flow fields the pipeline meets, not only random tensors. Both graphs get the same inputs as PyTorch:
+the non-keyframe graph fuses PyTorch's keyframe feature, so a difference is that graph's own.
+The PyTorch side is the inference path `arseg segment` runs (`torch.inference_mode()`: BatchNorm folded,
+channels-last, CReFF's tiled kernel on the CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from arseg_cli.errors import InputError
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.onnx.runtime import OnnxARSeg
+from arseg_cli.video.decode import decode_frames
+from arseg_cli.video.motion import FlowAccumulator
+
+#: The issue's bound on |onnxruntime - PyTorch| over logits and features.
+TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class ParityFrame:
+    """One frame of the check. rgb: (H, W, 3) uint8. flow_px: (2, H, W) float32 backward flow to the
+    first frame (the keyframe), pixels; zeros for the keyframe itself."""
+
+    rgb: np.ndarray
+    flow_px: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class ParityReport:
+    """Largest |onnxruntime - PyTorch| per graph (logits and, for the keyframe, the feature too), and
+    the share of pixels whose argmax label agrees. nonkeyframe_* are None without that graph."""
+
+    frames: int
+    size_hw: tuple[int, int]
+    keyframe_max_abs: float
+    nonkeyframe_max_abs: float | None
+    label_agreement: float
+    tolerance: float = TOLERANCE
+
+    @property
+    def max_abs(self) -> float:
+        return max(self.keyframe_max_abs, self.nonkeyframe_max_abs or 0.0)
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs <= self.tolerance
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "size": list(self.size_hw),
+            "keyframe_max_abs_diff": self.keyframe_max_abs,
+            "nonkeyframe_max_abs_diff": self.nonkeyframe_max_abs,
+            "max_abs_diff": self.max_abs,
+            "label_agreement": self.label_agreement,
+            "tolerance": self.tolerance,
+            "ok": self.ok,
+        }
+
+
+def parity_inputs(video: str | Path, *, frames: int = 4, size_hw: tuple[int, int] | None = None) -> list[ParityFrame]:
+    """The first `frames` frames of `video` with their flow to the first one (motion vectors, or the
+    re-encode fallback), resized to `size_hw` when given (flow values scaled with the image)."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    accumulator = FlowAccumulator()
+    found: list[ParityFrame] = []
+    for frame in decode_frames(video, motion="auto", end=frames):
+        flow = accumulator.push(frame, is_key=not found).flow_px
+        found.append(_resized(ParityFrame(frame.rgb, flow), size_hw))
+    if not found:
+        raise InputError(f"{video}: no frame decoded for the ONNX check")
+    return found
+
+
+def check_parity(model: ARSeg, runtime: OnnxARSeg, inputs: Sequence[ParityFrame], *, tolerance: float = TOLERANCE) -> ParityReport:
+    """Run `inputs[0]` as a keyframe and the others as non-keyframes through both; compare."""
+    if not inputs:
+        raise ValueError("check_parity needs at least one frame")
+    key_diff, nonkey_diff, agree, total = 0.0, None, 0, 0
+    with torch.inference_mode():
+        x = model.normalize(inputs[0].rgb)
+        logits, feat = model.keyframe(x)
+        ort_logits, ort_feat = runtime.keyframe(x)
+        key_diff = max(_max_abs(logits, ort_logits), _max_abs(feat, ort_feat))
+        agree, total = _agreement(logits, ort_logits)
+        if runtime.lr is not None and model.lr is not None:
+            for frame in inputs[1:]:
+                x_lr = model.downscale(model.normalize(frame.rgb))
+                flow = torch.from_numpy(frame.flow_px)[None].to(model.device)
+                logits = model.nonkeyframe(x_lr, feat, flow)
+                ort_logits = runtime.nonkeyframe(x_lr, feat, flow)
+                nonkey_diff = max(nonkey_diff or 0.0, _max_abs(logits, ort_logits))
+                same, count = _agreement(logits, ort_logits)
+                agree, total = agree + same, total + count
+    height, width = inputs[0].rgb.shape[:2]
+    return ParityReport(len(inputs), (height, width), key_diff, nonkey_diff, agree / total, tolerance)
+
+
+def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape:
+        raise AssertionError(f"onnxruntime gave shape {tuple(b.shape)} where PyTorch gave {tuple(a.shape)}")
+    return float((a.float().cpu() - b.float().cpu()).abs().max())
+
+
+def _agreement(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int]:
+    same = a.argmax(1).cpu() == b.argmax(1).cpu()
+    return int(same.sum()), same.numel()
+
+
+def _resized(frame: ParityFrame, size_hw: tuple[int, int] | None) -> ParityFrame:
+    if size_hw is None or size_hw == frame.rgb.shape[:2]:
+        return frame
+    height, width = frame.rgb.shape[:2]
+    rgb = np.asarray(Image.fromarray(frame.rgb).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR))
+    flow = torch.from_numpy(frame.flow_px)[None]
+    flow = torch.nn.functional.interpolate(flow, size=size_hw, mode="bilinear", align_corners=False)[0]
+    flow[0] *= size_hw[1] / width
+    flow[1] *= size_hw[0] / height
+    return ParityFrame(np.ascontiguousarray(rgb), flow.numpy().astype(np.float32))

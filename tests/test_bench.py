@@ -1,0 +1,126 @@
+"""`arseg bench`: its MAC figures are the model's accounting exactly, the JSON schema, the latency
+statistics, the video stages, and bad options. Latency is measured only at tiny sizes, never asserted."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from _onnx_fixtures import write_small_clip
+from arseg_cli.bench import BenchConfig, LatencyStats, interleaved, run_bench
+from arseg_cli.bench.reference import PAPER, dataset_size
+from arseg_cli.cli import main
+from arseg_cli.model.flops import branch_costs, paper_costs
+
+SUMMARY = re.compile(r"^AR\^0\.5 vs 1\.0x: \d+\.\d\dx fewer MACs, \d+\.\d\dx faster \(measured\)$")
+
+
+def _bench_json(capsys: pytest.CaptureFixture, *args: str) -> dict:
+    assert main(["bench", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("arch", sorted(PAPER))
+def test_macs_are_the_models_accounting_exactly(arch: str) -> None:
+    report = run_bench(BenchConfig(archs=(arch,), scales=(0.3, 0.5), keyframe_interval=12, timing=False))
+    (result,) = report["archs"]
+    height, width = dataset_size(arch)
+    assert result["size"] == [height, width]
+    assert [row["scale"] for row in result["scales"]] == [1.0, 0.5, 0.3]
+    for row in result["scales"]:
+        costs = branch_costs(arch, height, width, row["scale"])
+        expected = {name: cost.macs for name, cost in costs.parts().items()}
+        assert {k: v for k, v in row["macs"].items() if k != "ar_average"} == expected
+        assert row["flops"]["hr"] == 2 * costs.hr.macs
+        paper = paper_costs(arch, height, width, row["scale"])
+        assert row["paper_macs"] == {"hr": paper["hr"].macs, "lr": paper["lr"].macs}
+        if row["scale"] == 1.0:
+            assert row["macs"]["ar_average"] == costs.hr.macs and row["macs_ratio_vs_1x"] == 1.0
+        else:
+            average = (costs.hr.macs + 11 * (costs.lr_features.macs + costs.creff.macs + costs.classifier.macs)) / 12
+            assert row["macs"]["ar_average"] == pytest.approx(average, rel=1e-12)
+            assert row["macs_ratio_vs_1x"] == pytest.approx(costs.hr.macs / average, rel=1e-12)
+
+
+@pytest.mark.parametrize("arch", sorted(PAPER))
+def test_the_paper_table_is_what_the_paper_convention_reproduces(arch: str) -> None:
+    figures = PAPER[arch]
+    counted = paper_costs(arch, *figures.size_hw, 0.5)
+    assert counted["hr"].gmacs == pytest.approx(figures.hr_gmacs, rel=0.01)
+    assert counted["lr"].gmacs == pytest.approx(figures.lr_gmacs, rel=0.01)
+
+
+def test_json_report_with_latency(capsys: pytest.CaptureFixture) -> None:
+    report = _bench_json(capsys, "--size", "48x64", "--repeats", "2", "--warmup", "1", "-L", "4", "--device", "cpu")
+    assert report["backend"] == "torch" and report["keyframe_interval"] == 4 and report["repeats"] == 2
+    assert {"macs", "flops", "paper_macs", "ar_average"} <= set(report["convention"])
+    assert report["machine"]["device"] == "cpu" and report["machine"]["torch"]
+    (result,) = report["archs"]
+    assert result["arch"] == "camvid-bise18" and result["size"] == [48, 64] and result["weights"].startswith("random")
+    assert result["paper"]["miou_ar"] == 70.37
+    baseline, half = result["scales"]
+    assert set(baseline["latency"]) == {"hr", "ar_average_s"}
+    latency = half["latency"]
+    assert set(latency) == {"hr", "lr", "creff", "nonkeyframe", "ar_average_s"}
+    for name in ("hr", "lr", "creff", "nonkeyframe"):
+        stats = latency[name]
+        assert stats["repeats"] == 2 and stats["warmup"] == 1 and len(stats["runs_s"]) == 2
+        assert 0 < stats["min_s"] <= stats["median_s"] <= stats["p90_s"] <= max(stats["runs_s"])
+    hr, nonkey = latency["hr"]["median_s"], latency["nonkeyframe"]["median_s"]
+    assert latency["ar_average_s"] == pytest.approx((hr + 3 * nonkey) / 4)
+    assert half["speedup_vs_1x"] == pytest.approx(hr / latency["ar_average_s"])
+    assert baseline["speedup_vs_1x"] == 1.0
+    assert len(result["summary"]) == 1 and SUMMARY.match(result["summary"][0])
+
+
+def test_text_report_states_the_convention_and_the_ratio(capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "--no-timing", "--scale", "0.5", "--scale", "0.7"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs = 2 x MACs" in out and "CReFF attention analytic" in out
+    assert "paper at 720x960, 0.5x: HR 60.2 G, LR 15.2 G (thop MACs); mIoU HR 71.57, LR 66.55, AR 70.37" in out
+    assert "AR^0.5 vs 1.0x: 3.08x fewer MACs, speed not measured" in out
+    assert "AR^0.7 vs 1.0x:" in out
+
+
+def test_latency_statistics() -> None:
+    stats = LatencyStats((4.0, 1.0, 10.0, 2.0, 3.0), warmup=1)
+    assert stats.median_s == 3.0 and stats.min_s == 1.0
+    assert stats.p90_s == pytest.approx(7.6)  # sorted 1,2,3,4,10: 90% lies 0.6 of the way from 4 to 10
+
+
+def test_interleaved_warms_up_then_takes_turns() -> None:
+    order: list[str] = []
+    stats = interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=2)
+    assert order == ["a", "b"] * 5
+    assert len(stats["a"].runs_s) == 3 and stats["b"].warmup == 2
+
+
+def test_video_stages_are_timed_per_frame(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    clip = write_small_clip(tmp_path / "clip.mp4", frames=6)
+    report = _bench_json(capsys, "--size", "48x64", "--repeats", "1", "--warmup", "1", "-L", "2", "--input", str(clip), "--frames", "4")
+    video = report["archs"][0]["video"]
+    assert video["frames_timed"] == 4 and video["size"] == [96, 128] and video["keyframe_interval"] == 2
+    stages = video["stages"]
+    assert set(stages) == {"decode", "motion", "model_keyframe", "model_nonkeyframe", "write"}
+    assert stages["decode"]["repeats"] == stages["write"]["repeats"] == 4
+    assert stages["model_keyframe"]["repeats"] == stages["model_nonkeyframe"]["repeats"] == 2
+    assert not list(tmp_path.glob("arseg-bench-*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--scale", "1.5"], 2, "--scale values must be in (0, 1]"),
+        (["--arch", "camvid-resnet50"], 2, "unknown architecture 'camvid-resnet50'"),
+        (["--backend", "onnxruntime"], 2, "needs --onnx DIR"),
+        (["--input", "missing.mp4"], 1, "missing.mp4: no such file"),
+        (["--size", "16x16"], 2, "at least 32x32"),
+    ],
+)
+def test_bad_options_are_one_line(args: list[str], code: int, message: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "--no-timing", *args]) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0

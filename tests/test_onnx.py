@@ -1,0 +1,178 @@
+"""ONNX export and the onnxruntime backend: `arseg export-onnx` end to end on random camvid-bise18 weights
+(one export, shared), metadata, parity with PyTorch on decoded frames at two sizes, the segment pipeline
+on the exported graphs, bad input. Every architecture's parity: slow tests (`make test-all`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+import onnx  # noqa: E402
+
+from _onnx_fixtures import random_model, write_small_clip  # noqa: E402
+from arseg_cli.cli import main  # noqa: E402
+from arseg_cli.errors import OutputExistsError, WeightsError  # noqa: E402
+from arseg_cli.model import list_archs, save_weights  # noqa: E402
+from arseg_cli.onnx import OnnxARSeg, OnnxExtraMissingError, ParityReport, check_parity, export_onnx, parity_inputs  # noqa: E402
+from arseg_cli.onnx import _extra  # noqa: E402
+from arseg_cli.onnx.graphs import IntegralAvgPool2d  # noqa: E402
+from arseg_cli.pipeline import Settings, segment_frames  # noqa: E402
+from arseg_cli.video.decode import decode_frames  # noqa: E402
+
+SIZES = [(96, 128), (120, 160)]  # 120 and 160 are not multiples of 32
+# One export takes 1-2 minutes on a busy 2-core CPU; the first test pays for it in its fixture.
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`arseg export-onnx` of random camvid-bise18 weights, checked on a tiny clip."""
+    root = tmp_path_factory.mktemp("onnx")
+    model = random_model("camvid-bise18")
+    weights = save_weights(model, root / "bise.safetensors")
+    clip = write_small_clip(root / "clip.mp4")
+    out = root / "graphs"
+    return {"root": root, "model": model, "weights": Path(weights), "clip": clip, "dir": out,
+            "argv": ["export-onnx", "-w", str(weights), "-o", str(out), "--check-video", str(clip), "--json"]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def export_run(exported: dict) -> dict:
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(exported["argv"])
+    return {"code": code, "stdout": stdout.getvalue()}
+
+
+def test_export_cli_writes_both_graphs_and_checks_them_on_real_frames(exported: dict, export_run: dict) -> None:
+    assert export_run["code"] == 0
+    summary = json.loads(export_run["stdout"])
+    assert summary["arch"] == "camvid-bise18" and summary["opset"] == 18
+    assert sorted(summary["files"]) == ["keyframe", "nonkeyframe"]
+    assert all(Path(p).is_file() for p in summary["files"].values())
+    check = summary["check"]
+    assert check["ok"] and check["frames"] == 4 and check["size"] == [96, 128]
+    assert check["keyframe_max_abs_diff"] <= 1e-4 and check["nonkeyframe_max_abs_diff"] <= 1e-4
+    assert check["label_agreement"] >= 0.999
+
+
+def test_graphs_carry_the_model_metadata(exported: dict, export_run: dict) -> None:
+    model = exported["model"]
+    for graph in ("keyframe", "nonkeyframe"):
+        proto = onnx.load(str(exported["dir"] / f"{graph}.onnx"), load_external_data=False)
+        props = {p.key: p.value for p in proto.metadata_props}
+        assert props["arseg.graph"] == graph
+        assert json.loads(props["arseg.classes"]) == list(model.meta.classes)
+        assert json.loads(props["arseg.palette"]) == [list(c) for c in model.meta.palette]
+        assert json.loads(props["arseg.mean"]) == pytest.approx(model.meta.mean)
+        assert json.loads(props["arseg.std"]) == pytest.approx(model.meta.std)
+        assert float(props["arseg.scale"]) == 0.5 and props["arseg.keyframe_interval"] == "4"
+        assert props["arseg.warp"] == model.meta.warp
+        assert proto.opset_import[0].version >= 17
+    runtime = OnnxARSeg(exported["dir"])
+    assert runtime.meta == model.meta and runtime.num_classes == 12 and runtime.scale == 0.5
+
+
+def test_graphs_have_dynamic_height_and_width(exported: dict, export_run: dict) -> None:
+    session = OnnxARSeg(exported["dir"])._sessions["nonkeyframe"]
+    for tensor in session.get_inputs():
+        assert tensor.shape[0] == 1 and isinstance(tensor.shape[2], str) and isinstance(tensor.shape[3], str)
+
+
+@pytest.mark.parametrize("size_hw", SIZES)
+def test_onnxruntime_matches_pytorch_within_1e4(exported: dict, export_run: dict, size_hw: tuple[int, int]) -> None:
+    inputs = parity_inputs(exported["clip"], frames=3, size_hw=size_hw)
+    assert np.abs(inputs[2].flow_px).max() > 1.0  # the clip pans: the flows are not zero
+    report = check_parity(exported["model"], OnnxARSeg(exported["dir"]), inputs)
+    assert report.size_hw == size_hw
+    assert report.ok, report.to_json()
+    assert report.nonkeyframe_max_abs is not None
+
+
+def test_nonkeyframe_graph_is_creffs_plain_path(exported: dict, export_run: dict) -> None:
+    proto = onnx.load(str(exported["dir"] / "nonkeyframe.onnx"))
+    ops = {node.op_type for node in proto.graph.node}
+    assert {"GridSample", "Softmax", "Conv"} <= ops
+
+
+def test_segment_pipeline_runs_on_the_exported_graphs(exported: dict, export_run: dict) -> None:
+    runtime = OnnxARSeg(exported["dir"])
+    settings = Settings(scale=0.5, keyint=4)
+    ours = list(segment_frames(decode_frames(exported["clip"]), runtime, settings))  # type: ignore[arg-type]
+    theirs = list(segment_frames(decode_frames(exported["clip"]), exported["model"], settings))
+    assert [f.kind for f in ours] == [f.kind for f in theirs] and len(ours) == 6
+    agree = np.mean([np.mean(a.labels == b.labels) for a, b in zip(ours, theirs)])
+    assert agree >= 0.999
+
+
+def test_existing_graphs_are_kept_without_force(exported: dict, export_run: dict) -> None:
+    before = (exported["dir"] / "keyframe.onnx").stat().st_mtime_ns
+    with pytest.raises(OutputExistsError, match="already exists"):
+        export_onnx(exported["model"], exported["dir"])
+    assert (exported["dir"] / "keyframe.onnx").stat().st_mtime_ns == before
+
+
+def test_bench_times_the_onnxruntime_backend(exported: dict, export_run: dict, capsys: pytest.CaptureFixture) -> None:
+    code = main(["bench", "--backend", "onnxruntime", "--onnx", str(exported["dir"]), "--size", "64x96", "--repeats", "1", "--warmup", "0", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "onnxruntime"
+    row = next(r for r in report["archs"][0]["scales"] if r["scale"] == 0.5)
+    assert set(row["latency"]) == {"hr", "nonkeyframe", "ar_average_s"}  # no separate LR / CReFF graph
+
+
+def test_a_directory_without_graphs_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="no keyframe.onnx"):
+        OnnxARSeg(tmp_path)
+
+
+def test_missing_extra_is_one_line_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    real = _extra.importlib.import_module
+
+    def without_onnxscript(name: str) -> object:
+        if name == "onnxscript":
+            raise ImportError(name)
+        return real(name)
+
+    monkeypatch.setattr(_extra.importlib, "import_module", without_onnxscript)
+    with pytest.raises(OnnxExtraMissingError, match=r"onnxscript not installed\): pip install 'arseg\[onnx\]'"):
+        _extra.require()
+    assert main(["export-onnx", "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install 'arseg[onnx]'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_parity_report_fails_above_its_tolerance() -> None:
+    report = ParityReport(4, (96, 128), 2e-5, 1.5e-4, 0.9999)
+    assert report.max_abs == 1.5e-4 and not report.ok
+    assert ParityReport(4, (96, 128), 2e-5, 9e-5, 1.0).ok
+
+
+@pytest.mark.parametrize("size_hw", [(13, 17), (12, 16), (45, 60), (5, 7)])
+@pytest.mark.parametrize("bins", [2, 3, 6])
+def test_integral_pooling_equals_adaptive_average_pooling(size_hw: tuple[int, int], bins: int) -> None:
+    x = 10 * torch.rand(2, 3, *size_hw, generator=torch.Generator().manual_seed(1))
+    expected = torch.nn.AdaptiveAvgPool2d(bins)(x)
+    # float32 averaging in torch's own kernel: ~1 ulp of values up to 10
+    torch.testing.assert_close(IntegralAvgPool2d((bins, bins))(x), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", list_archs())
+def test_every_architecture_exports_and_matches_pytorch_at_two_sizes(arch: str, tmp_path: Path) -> None:
+    model = random_model(arch)
+    export_onnx(model, tmp_path / "graphs")
+    runtime = OnnxARSeg(tmp_path / "graphs")
+    clip = write_small_clip(tmp_path / "clip.mp4", frames=3)
+    for size_hw in SIZES:
+        report = check_parity(model, runtime, parity_inputs(clip, frames=3, size_hw=size_hw))
+        assert report.ok, (arch, report.to_json())
