@@ -34,7 +34,7 @@ def _arch_block(arch: dict[str, Any]) -> list[str]:
     table = [header]
     for row in arch["scales"]:
         macs, per_frame_hr = row["macs"], row["scale"] >= 1.0
-        cells = [f"{row['scale']:g}", "-" if per_frame_hr else "x".join(map(str, row["lr_size"])), _g(macs["hr"])]
+        cells = [str(float(row["scale"])), "-" if per_frame_hr else "x".join(map(str, row["lr_size"])), _g(macs["hr"])]
         cells += ["-"] * 3 if per_frame_hr else [_g(macs["lr"]), _g(macs["creff"]), _g(macs["nonkeyframe"])]
         cells += [_g(macs["ar_average"]), f"{row['macs_ratio_vs_1x']:.2f}x"]
         if timed:
