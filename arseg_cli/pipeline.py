@@ -8,6 +8,7 @@ count and the motion accumulator's chain back to the keyframe (bounded by L).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -195,12 +196,10 @@ class SegmentSummary:
     def macs(self, arch: str, num_classes: int) -> dict[str, Any]:
         """MACs per frame (FLOPs = 2 MACs): the HR keyframe, the LR + CReFF non-keyframe, and the mean
         over this run's frames (from model.flops.branch_costs at the input size)."""
-        from arseg_cli.model.flops import branch_costs
-
         if not self.frames:
             return {}
         height, width = self.size_hw
-        costs = branch_costs(arch, height, width, self.scale if self.scale < 1.0 else 0.5, num_classes=num_classes)
+        costs = _branch_costs(arch, height, width, self.scale if self.scale < 1.0 else 0.5, num_classes)
         nonkeys = self.frames - self.keyframes
         nonkey = costs.nonkeyframe.macs if self.scale < 1.0 else 0
         mean = (self.keyframes * costs.hr.macs + nonkeys * nonkey) / self.frames
@@ -230,6 +229,14 @@ class SegmentSummary:
             data["arch"] = model.arch
             data["macs_per_frame"] = self.macs(model.arch, model.num_classes)
         return data
+
+
+@functools.lru_cache(maxsize=8)
+def _branch_costs(arch: str, height: int, width: int, scale: float, num_classes: int) -> Any:
+    """model.flops.branch_costs, once per size (it traces the network: seconds for camvid-psp18)."""
+    from arseg_cli.model.flops import branch_costs
+
+    return branch_costs(arch, height, width, scale, num_classes=num_classes)
 
 
 OnFrame = Callable[[SegmentedFrame, SegmentSummary, int | None], None]

@@ -78,7 +78,8 @@ def segment_command(
             console.print(f"[yellow]warning:[/yellow] {escape(summary.damaged)}; the {summary.frames} frames decoded "
                           "before the damage were segmented and written", highlight=False, soft_wrap=True)  # fmt: skip
             failed = True
-        summaries.append(summary.to_json(model) | {"weights": weights_name})
+        if as_json:
+            summaries.append(summary.to_json(model) | {"weights": weights_name})
         if not quiet:
             console.print(_summary_line(summary), highlight=False, soft_wrap=True)
     if as_json:
