@@ -3,6 +3,7 @@ labels as the model API called by hand (per-frame HR for L = 1, LR + CReFF with 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from arseg_cli.schedule import FrameKind
 from arseg_cli.video.decode import decode_frames
 from arseg_cli.video.encode import read_label_video
 from arseg_cli.video.motion import FlowAccumulator
+from arseg_cli.video.records import DecodedFrame
 
 FRAMES = 9
 
@@ -169,3 +171,22 @@ def test_weights_options_name_official_files_by_role_by_name_or_by_release_direc
         load_model([f"key={files['hr']}"])
     with pytest.raises(OptionsError, match="two HR"):
         load_model([f"hr={files['hr']}", f"hr={files['hr']}"])
+
+
+def test_no_frame_is_kept_once_its_result_is_consumed(model: ARSeg, clip: Path) -> None:
+    """Streaming: the pipeline holds on to no earlier frame (memory flat in the video's length)."""
+    import gc
+    import weakref
+
+    seen: list[weakref.ref[np.ndarray]] = []
+
+    def frames() -> Iterator[DecodedFrame]:
+        for frame in decode_frames(clip):
+            seen.append(weakref.ref(frame.rgb))
+            yield frame
+
+    for result in segment_frames(frames(), model, Settings(keyint=L, policy="fixed")):
+        del result
+        gc.collect()
+        assert all(ref() is None for ref in seen[:-1]), "an earlier frame is still referenced"
+    assert len(seen) == FRAMES
