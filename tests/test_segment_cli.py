@@ -190,3 +190,20 @@ def test_eval_stream_scores_exactly_the_miou_of_the_pngs_segment_writes(
     assert reported["frames"] == 2 * FRAMES and reported["source"] == "stream"
     assert reported["ar"]["miou"] == round(ModeResult(per_d).miou(rule), 6)
     assert reported["ar"]["per_d"] == [round(m.miou(rule.counted), 6) for m in per_d]
+
+
+def test_progress_shows_frames_fps_and_keyframes_on_a_terminal_only(
+    default_weights: Path, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    monkeypatch.setattr("arseg_cli.cli.segment.console", Console(file=screen, force_terminal=True, width=150))
+    assert main(["segment", str(clip), "-o", str(tmp_path / "a")]) == 0
+    shown = screen.getvalue()
+    assert f"{FRAMES}/{FRAMES}" in shown and " fps, 3 keyframes" in shown  # the bar, not the summary line
+    screen.truncate(0)
+    assert main(["segment", str(clip), "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    assert screen.getvalue().strip("\x00") == ""
