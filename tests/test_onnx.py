@@ -21,7 +21,8 @@ from arseg_cli.model import list_archs, save_weights  # noqa: E402
 from arseg_cli.onnx import OnnxARSeg, OnnxExtraMissingError, ParityReport, check_parity, export_onnx, parity_inputs  # noqa: E402
 from arseg_cli.onnx import _extra  # noqa: E402
 from arseg_cli.onnx.graphs import IntegralAvgPool2d  # noqa: E402
-from arseg_cli.pipeline import Settings, segment_frames  # noqa: E402
+from arseg_cli.palettes import CAMVID  # noqa: E402
+from arseg_cli.pipeline import OutputTargets, Settings, segment_frames, segment_video  # noqa: E402
 from arseg_cli.video.decode import decode_frames  # noqa: E402
 
 SIZES = [(96, 128), (120, 160)]  # 120 and 160 are not multiples of 32
@@ -103,7 +104,7 @@ def test_nonkeyframe_graph_is_creffs_plain_path(exported: dict, export_run: dict
     assert {"GridSample", "Softmax", "Conv"} <= ops
 
 
-def test_segment_pipeline_runs_on_the_exported_graphs(exported: dict, export_run: dict) -> None:
+def test_segment_pipeline_runs_on_the_exported_graphs(exported: dict, export_run: dict, tmp_path: Path) -> None:
     runtime = OnnxARSeg(exported["dir"])
     settings = Settings(scale=0.5, keyint=4)
     ours = list(segment_frames(decode_frames(exported["clip"]), runtime, settings))  # type: ignore[arg-type]
@@ -111,6 +112,10 @@ def test_segment_pipeline_runs_on_the_exported_graphs(exported: dict, export_run
     assert [f.kind for f in ours] == [f.kind for f in theirs] and len(ours) == 6
     agree = np.mean([np.mean(a.labels == b.labels) for a, b in zip(ours, theirs)])
     assert agree >= 0.999
+    targets = OutputTargets(png_dir=str(tmp_path / "masks"))
+    summary = segment_video(exported["clip"], runtime, targets, settings, palette=CAMVID)  # type: ignore[arg-type]
+    assert summary.frames == 6 and len(list((tmp_path / "masks").glob("*.png"))) == 6
+    assert summary.to_json(runtime)["arch"] == "camvid-bise18"  # type: ignore[arg-type]
 
 
 def test_existing_graphs_are_kept_without_force(exported: dict, export_run: dict) -> None:
