@@ -181,3 +181,15 @@ def test_every_architecture_exports_and_matches_pytorch_at_two_sizes(arch: str, 
     for size_hw in SIZES:
         report = check_parity(model, runtime, parity_inputs(clip, frames=3, size_hw=size_hw))
         assert report.ok, (arch, report.to_json())
+
+
+@pytest.mark.slow
+def test_hr_only_weights_export_the_keyframe_graph_alone(tmp_path: Path) -> None:
+    model = random_model("camvid-bise18", scale=None)
+    written = export_onnx(model, tmp_path / "graphs")
+    assert written.nonkeyframe is None and [p.name for p in tmp_path.joinpath("graphs").iterdir()] == ["keyframe.onnx"]
+    runtime = OnnxARSeg(tmp_path / "graphs")
+    assert runtime.lr is None and runtime.scale is None
+    clip = write_small_clip(tmp_path / "clip.mp4", frames=1)
+    report = check_parity(model, runtime, parity_inputs(clip, frames=1))
+    assert report.ok and report.nonkeyframe_max_abs is None
