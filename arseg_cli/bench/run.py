@@ -39,6 +39,7 @@ class BenchConfig:
     weights:  `--weights` values (arseg_cli.inference.load_model); empty: random weights.
     backend:  'torch' or 'onnxruntime' (the graphs in `onnx_dir`, from `arseg export-onnx`).
     video, video_frames: also time decode, motion, model and writing per frame on this video.
+    threads:  torch intra-op threads during the run (None: torch's default); onnxruntime uses as many.
     """
 
     archs: tuple[str, ...] = ("camvid-bise18",)
@@ -54,6 +55,7 @@ class BenchConfig:
     onnx_dir: Path | None = None
     video: Path | None = None
     video_frames: int = 24
+    threads: int | None = None
 
     def all_scales(self) -> list[float]:
         return sorted({1.0, *self.scales}, reverse=True)
@@ -62,11 +64,18 @@ class BenchConfig:
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     """The report of one `arseg bench` run (JSON-ready)."""
     _check(config)
-    results = [_bench_model(model, weights, config) for model, weights in _models(config)]
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        results = [_bench_model(model, weights, config) for model, weights in _models(config)]
+        info = machine(config.device)
+    finally:
+        torch.set_num_threads(threads)
     return {
         "benchmark": "arseg bench",
         "backend": config.backend,
-        "machine": machine(config.device),
+        "machine": info,
         "convention": CONVENTION,
         "keyframe_interval": config.keyframe_interval,
         "repeats": config.repeats,
@@ -87,6 +96,8 @@ def _check(config: BenchConfig) -> None:
         raise OptionsError("--backend onnxruntime needs --onnx DIR (made by `arseg export-onnx -o DIR`)")
     if config.backend == "onnxruntime" and config.weights:
         raise OptionsError("--weights is for the torch backend; the ONNX graphs carry their own weights")
+    if config.threads is not None and config.threads < 1:
+        raise OptionsError(f"--threads must be >= 1, got {config.threads}")
     if config.size_hw is not None and min(config.size_hw) < 32:
         raise OptionsError(f"--size must be at least 32x32, got {config.size_hw[0]}x{config.size_hw[1]}")
 

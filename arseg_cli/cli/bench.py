@@ -28,6 +28,7 @@ def bench_command(
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed calls per stage."),
     warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls per stage first (frames, with --input)."),
     timing: bool = typer.Option(True, "--timing/--no-timing", help="Measure latency (--no-timing: compute figures only, instant)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of torch and onnxruntime (default: torch's, one per core)."),
     device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
     weights: list[str] = typer.Option([], "--weights", "-w", help="Time these weights instead of random ones (as `arseg segment --weights`)."),
     backend: BackendChoice = typer.Option(BackendChoice.torch, "--backend", help="torch, or onnxruntime on the graphs of --onnx."),
@@ -62,6 +63,7 @@ def bench_command(
         onnx_dir=onnx_dir,
         video=video,
         video_frames=frames,
+        threads=threads,
     )
     if video is not None and not video.is_file():
         raise InputNotFoundError(f"--input {video}: no such file")
