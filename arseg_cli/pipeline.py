@@ -26,7 +26,7 @@ from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
 from arseg_cli.video.decode import PartialDecodeError, open_video
 from arseg_cli.video.mask_outputs import MaskOutputs, OutputKind, Timing
 from arseg_cli.video.motion import FlowAccumulator
-from arseg_cli.video.probe import MotionRequest, Source
+from arseg_cli.video.probe import DEFAULT_MAX_PIXELS, MotionRequest, Source
 from arseg_cli.video.records import DecodedFrame
 
 T = TypeVar("T")
@@ -254,6 +254,7 @@ def segment_video(
     start: int | None = None,
     end: int | None = None,
     motion: MotionRequest = "auto",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     on_frame: OnFrame | None = None,
 ) -> SegmentSummary:
     """Segment the video `source` (a path or '-') into `targets`; returns what was done.
@@ -263,6 +264,7 @@ def segment_video(
     A damaged input (corrupt or truncated mid-stream: decode's PartialDecodeError) keeps every frame
     decoded before the damage in every output and returns normally with `damaged` set to what was wrong:
     check it. Ctrl-C leaves the outputs valid with the frames written so far.
+    max_pixels: the largest frame decoded (arseg_cli.video.decode; None or 0: FFmpeg's own limit).
     """
     if palette.num_classes != model.num_classes:
         raise OptionsError(
@@ -272,7 +274,7 @@ def segment_video(
     started = time.perf_counter()
     summary = SegmentSummary(input=str(source), scale=scale, keyint=keyint, policy=settings.policy,
                              device=str(model.device), half=settings.half)  # fmt: skip
-    with open_video(source, motion=motion if keyint > 1 else "none", start=start, end=end) as reader:
+    with open_video(source, motion=motion if keyint > 1 else "none", start=start, end=end, max_pixels=max_pixels) as reader:
         info = reader.info
         summary.input, summary.fps = info.name, float(info.fps) if info.fps else None
         expected = _expected_frames(info.frame_count, info.duration_s, summary.fps, start, end)

@@ -43,7 +43,7 @@ class Decision:
     """The scheduler's verdict on one frame.
 
     kind:     KEY or NONKEY.
-    reason:   why a keyframe ('first', 'interval', 'iframe', 'intra'); '' for a non-keyframe.
+    reason:   why a keyframe ('first', 'interval', 'iframe', 'intra', 'resize'); '' for a non-keyframe.
     distance: frames since the keyframe (0 for a keyframe).
     """
 
@@ -87,12 +87,14 @@ class Scheduler:
         self.keyint = keyint
         self.intra_threshold = intra_threshold
         self._since_key: int | None = None  # frames since the last keyframe
+        self._key_hw: tuple[int, int] | None = None  # frame size of the last keyframe
         self.keyframes = 0
 
     def decide(self, frame: DecodedFrame) -> Decision:
         reason = self._key_reason(frame)
         if reason:
             self._since_key = 0
+            self._key_hw = _size(frame)
             self.keyframes += 1
             return Decision(FrameKind.KEY, reason, 0)
         assert self._since_key is not None
@@ -102,6 +104,8 @@ class Scheduler:
     def _key_reason(self, frame: DecodedFrame) -> str:
         if self._since_key is None:
             return "first"
+        if _size(frame) != self._key_hw:  # a stream whose resolution changes: the keyframe feature no longer fits
+            return "resize"
         if self._since_key + 1 >= self.keyint:
             return "interval"
         if self.policy == "fixed":
@@ -111,6 +115,10 @@ class Scheduler:
         if self.policy == "adaptive" and intra_fraction(frame) > self.intra_threshold:
             return "intra"
         return ""
+
+
+def _size(frame: DecodedFrame) -> tuple[int, int]:
+    return (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
 
 
 __all__ = [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +35,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 
 class _ArsegGroup(TyperGroup):
@@ -48,13 +51,13 @@ class _ArsegGroup(TyperGroup):
     ) -> Any:
         """Parse and run; usage errors become one line too (not the framework's multi-line panel)."""
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with _sigterm_as_interrupt():
+                result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK
         except _CLI_FLOW[2:] as error:
             code = _report_usage(error)
         except typer.Abort:
-            console.print("[yellow]interrupted[/yellow]")
-            code = EXIT_INTERRUPTED
+            code = _interrupted()
         except ArsegError as error:  # raised while parsing, e.g. by an option callback
             _print_error(str(error))
             code = error.exit_code
@@ -71,8 +74,7 @@ class _ArsegGroup(TyperGroup):
             _report(ctx, error, str(error))
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/yellow]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(_interrupted()) from None
         except BrokenPipeError:
             # The reader of our stdout went away (`arseg ... -o - | head`): not an error of ours.
             _silence_stdout()
@@ -80,6 +82,43 @@ class _ArsegGroup(TyperGroup):
         except Exception as error:  # noqa: BLE001 - the last line of defence, by design
             _report(ctx, error, f"internal error: {type(error).__name__}: {error} (run with --debug for details)")
             raise typer.Exit(EXIT_ERROR) from None
+
+
+_terminated = threading.Event()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, a service manager stopping arseg) ends a command the way Ctrl-C does: outputs
+    finished with the frames written so far, temporary files removed; only the exit code differs (143).
+
+    The handler re-raises the signal as SIGINT, so that whatever handles SIGINT at that moment (the
+    KeyboardInterrupt, or a writer holding it back until its frame is complete) handles this one too.
+    Only the main thread can install handlers; elsewhere SIGTERM keeps its default effect.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: object) -> None:
+        _terminated.set()
+        signal.raise_signal(signal.SIGINT)
+
+    _terminated.clear()
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted() -> int:
+    """Say how the command was stopped; the exit code: 143 for SIGTERM, 130 for Ctrl-C."""
+    if _terminated.is_set():
+        console.print("[yellow]terminated[/yellow]")
+        return EXIT_TERMINATED
+    console.print("[yellow]interrupted[/yellow]")
+    return EXIT_INTERRUPTED
 
 
 def _report_usage(error: BaseException) -> int:

@@ -16,6 +16,7 @@ from arseg_cli.cli._app import EXIT_ERROR, console
 from arseg_cli.errors import OptionsError
 from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
 from arseg_cli.segment_inputs import plan_runs
+from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
 
 
 class PolicyChoice(str, Enum):
@@ -50,6 +51,7 @@ def segment_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (one object per input, in a list)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line."),
     force: bool = typer.Option(False, "--force", help="Replace existing outputs of the same names."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=0, help="Refuse frames larger than this (width x height; default 8K UHD), before decoding them; 0: no limit but FFmpeg's."),
 ) -> None:
     """Segment videos with AR-Seg: keyframes at high resolution, the frames between at scale s with the
     keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
@@ -73,7 +75,7 @@ def segment_command(
     for run in runs:
         with _progress(run.label, quiet) as on_frame:
             summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force,
-                                    opacity=opacity, start=start, end=end, on_frame=on_frame)  # fmt: skip
+                                    opacity=opacity, start=start, end=end, max_pixels=max_pixels, on_frame=on_frame)  # fmt: skip
         if summary.damaged:
             console.print(f"[yellow]warning:[/yellow] {escape(summary.damaged)}; the {summary.frames} frames decoded "
                           "before the damage were segmented and written", highlight=False, soft_wrap=True)  # fmt: skip

@@ -41,6 +41,10 @@ MV_EXPORTING_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
 _RELIABLE_REORDER_FLAG = frozenset({"h264", "mpeg4"})
 _MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
+#: The largest frame arseg decodes by default, in pixels: 8K UHD (7680 x 4320). A header declaring more
+#: (a decompression bomb: a few bytes that claim 65535 x 65535) is refused before anything is allocated.
+DEFAULT_MAX_PIXELS = 7680 * 4320
+
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
@@ -99,8 +103,15 @@ class StreamInfo:
             return None
         return f"{self.codec} stream has {' and '.join(problems)}, so its motion vectors do not chain exactly"
 
-    def shortfall(self, frames: int) -> str | None:
-        """Why `frames` decoded frames are clearly fewer than the headers promise (a truncated file), or None."""
+    def shortfall(self, frames: int, covered_s: float | None = None) -> str | None:
+        """Why `frames` decoded frames are clearly fewer than the headers promise (a truncated file), or None.
+
+        covered_s: seconds the decoded frames span by their timestamps (first to last, plus one frame at
+        the nominal rate); a shortfall of more than half a frame then means a frame is missing (a stream
+        of variable rate whose last frame shows longer than 1.5 nominal frames is flagged too: rare, and
+        the safe side). Without timestamps the span is estimated as frames / fps, which variable rate
+        defeats, so the allowance is wider: 3 frames or 5 %.
+        """
         if self.cut_short is not None:
             return self.cut_short
         if self.frame_count is not None:
@@ -108,8 +119,11 @@ class StreamInfo:
         if self.duration_s is None or not self.fps:
             return None
         fps = float(self.fps)
-        covered_s = frames / fps
-        if self.duration_s - covered_s > max(3 / fps, 0.05 * self.duration_s):
+        if covered_s is not None:
+            allowance = 0.5 / fps
+        else:
+            covered_s, allowance = frames / fps, max(3 / fps, 0.05 * self.duration_s)
+        if self.duration_s - covered_s > allowance:
             return f"the container says {self.duration_s:.2f} s but the frames cover {covered_s:.2f} s"
         return None
 
@@ -122,8 +136,11 @@ class Damage:
     corrupt_frames: int = 0
     stopped_early: str | None = None
 
-    def report(self, info: StreamInfo, frames: int, *, check_length: bool = True) -> str | None:
-        """One line naming every problem (with the frame count that did decode), or None if all is well."""
+    def report(
+        self, info: StreamInfo, frames: int, *, check_length: bool = True, covered_s: float | None = None
+    ) -> str | None:
+        """One line naming every problem (with the frame count that did decode), or None if all is well.
+        covered_s: the seconds the decoded frames span (StreamInfo.shortfall)."""
         problems = []
         if self.bad_packets:
             problems.append(f"{self.bad_packets} packet(s) could not be decoded")
@@ -131,7 +148,7 @@ class Damage:
             problems.append(f"{self.corrupt_frames} frame(s) are damaged")
         if self.stopped_early:
             problems.append(f"reading stopped early ({self.stopped_early})")
-        shortfall = info.shortfall(frames) if check_length else None
+        shortfall = info.shortfall(frames, covered_s) if check_length else None
         if shortfall:
             problems.append(shortfall)
         if not problems:
@@ -157,15 +174,22 @@ class OpenedInput:
         self.close()
 
 
-def open_input(source: Source) -> OpenedInput:
+def open_input(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> OpenedInput:
     """Open `source` (a path, '-' for stdin, or a binary file object) and find its video stream.
 
     Raises InputNotFoundError (no such path), InputError (a directory, no video stream, a terminal
-    on stdin) or VideoDecodeError (empty, not a format FFmpeg knows, truncated index).
+    on stdin, frames larger than `max_pixels`) or VideoDecodeError (empty, not a format FFmpeg knows,
+    truncated index).
+
+    max_pixels: the largest frame (width x height) accepted; None or 0: FFmpeg's own limit only. FFmpeg
+    decodes a frame while opening to learn the stream's parameters, so a limit is handed to its
+    decoders too (decoder_pixel_limit): a far larger frame is refused by the decoder before its buffer
+    is allocated, and the stream is then refused here.
     """
     target, name = _resolve_source(source)
+    options = decoder_pixel_limit(max_pixels)
     try:
-        container = av.open(target, mode="r")
+        container = av.open(target, mode="r", options=options)
     except av.FFmpegError as error:
         raise VideoDecodeError(f"{name}: {_open_failure(error, source)}") from None
     except OSError as error:
@@ -173,12 +197,37 @@ def open_input(source: Source) -> OpenedInput:
     try:
         stream = _video_stream(container, name)
         info = _describe(container, stream, name, seekable=_is_seekable(target))
+        _check_size(info, max_pixels)
         if isinstance(target, str) and info.container == "mpegts":
             info = replace(info, cut_short=_ts_cut_short(target))
     except BaseException:
         container.close()
         raise
     return OpenedInput(container, stream, info)
+
+
+def decoder_pixel_limit(max_pixels: int | None) -> dict[str, str]:
+    """FFmpeg decoder options that refuse frames far over `max_pixels` before allocating them.
+
+    FFmpeg compares its limit with the decoder's padded (aligned) size, which exceeds the frame's own
+    by a few blocks; so it gets twice the limit, and the exact check is arseg's, on the header's size.
+    """
+    return {"max_pixels": str(2 * max_pixels)} if max_pixels else {}
+
+
+def _check_size(info: StreamInfo, max_pixels: int | None) -> None:
+    if not max_pixels:
+        return
+    if info.width * info.height > max_pixels:
+        raise InputError(
+            f"{info.name}: frames of {info.width}x{info.height} pixels are over --max-pixels {max_pixels}; "
+            "raise --max-pixels to decode them"
+        )
+    if info.width == 0 or info.height == 0:  # the decoder refused the first frame: over FFmpeg's or our limit
+        raise InputError(
+            f"{info.name}: the frame size is unreadable or over --max-pixels {max_pixels} "
+            "(a header declaring a huge frame is refused before decoding)"
+        )
 
 
 def demux_video(opened: OpenedInput, damage: Damage) -> Iterator[av.Packet]:

@@ -48,6 +48,7 @@ from arseg_cli.video._input import Damage, demux_video
 from arseg_cli.video._motion_vectors import block_motion
 from arseg_cli.video.fallback import ReencodeMotion
 from arseg_cli.video.probe import (
+    DEFAULT_MAX_PIXELS,
     MotionPlan,
     MotionRequest,
     Source,
@@ -75,23 +76,34 @@ class PartialDecodeError(VideoDecodeError):
 
 
 def decode_frames(
-    source: Source, *, motion: MotionRequest = "auto", start: int | None = None, end: int | None = None
+    source: Source,
+    *,
+    motion: MotionRequest = "auto",
+    start: int | None = None,
+    end: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Iterator[DecodedFrame]:
     """Decode `source` (a path, '-' for stdin, or a binary file object) into DecodedFrames.
 
     start/end: display-order frame indices, half-open [start, end); frames before `start` are decoded
     (they are references) but not yielded. `index` stays the position in the whole stream.
     The input is opened (and checked) right away; errors about it raise here, not at the first frame.
+    max_pixels: the largest frame decoded (width x height; None or 0: FFmpeg's limit), see open_input.
     """
-    reader = VideoReader(source, motion=motion, start=start, end=end)
+    reader = VideoReader(source, motion=motion, start=start, end=end, max_pixels=max_pixels)
     return _closing(reader)
 
 
 def open_video(
-    source: Source, *, motion: MotionRequest = "auto", start: int | None = None, end: int | None = None
+    source: Source,
+    *,
+    motion: MotionRequest = "auto",
+    start: int | None = None,
+    end: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> VideoReader:
     """Open `source` for decoding: `.info` and `.plan` describe it, iterating yields DecodedFrames."""
-    return VideoReader(source, motion=motion, start=start, end=end)
+    return VideoReader(source, motion=motion, start=start, end=end, max_pixels=max_pixels)
 
 
 def _closing(reader: VideoReader) -> Iterator[DecodedFrame]:
@@ -106,18 +118,25 @@ class VideoReader:
     """
 
     def __init__(
-        self, source: Source, *, motion: MotionRequest = "auto", start: int | None = None, end: int | None = None
+        self,
+        source: Source,
+        *,
+        motion: MotionRequest = "auto",
+        start: int | None = None,
+        end: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         if motion not in _MOTION_REQUESTS:
             raise InputError(f"motion must be one of {', '.join(_MOTION_REQUESTS)}, got {motion!r}")
         if (start is not None and start < 0) or (end is not None and end < 0):
             raise InputError("start and end are frame indices >= 0")
         self._start, self._end = start or 0, end
-        self._opened = open_input(source)
+        self._opened = open_input(source, max_pixels=max_pixels)
         try:
             self.info: StreamInfo = self._opened.info
             self.plan: MotionPlan = plan_motion(self.info, motion)
-            configure_decoder(self._opened.stream, self.info, export_mvs=self.plan.source == "bitstream")
+            export = self.plan.source == "bitstream"
+            configure_decoder(self._opened.stream, self.info, export_mvs=export, max_pixels=max_pixels)
         except BaseException:
             self._opened.close()
             raise
@@ -129,6 +148,7 @@ class VideoReader:
         self._decoded = 0
         self._damage = Damage()
         self._last_pts: int | None = None
+        self._times: tuple[float, float] | None = None  # first and last decoded frame time, seconds
 
     def __enter__(self) -> VideoReader:
         return self
@@ -150,6 +170,7 @@ class VideoReader:
             if self._end is not None and index >= self._end:
                 reached_end = True
                 break
+            self._note_time(frame)
             intra = _is_intra(frame)  # before the re-encode takes the frame over
             watching = self._source == "bitstream" and self.plan.watch_intra_only
             if watching and index == 1 and intra and self._previous_key:
@@ -238,9 +259,21 @@ class VideoReader:
             raise VideoDecodeError(f"{name}: no video frames could be decoded{why}")
         if count <= self._start:
             raise InputError(f"{name}: start frame {self._start} is past the end of the video ({count} frames)")
-        message = self._damage.report(self.info, count)
+        message = self._damage.report(self.info, count, covered_s=self._covered_s())
         if message is not None:
             raise PartialDecodeError(message, count)
+
+    def _note_time(self, frame: av.VideoFrame) -> None:
+        time_s = frame.time
+        if time_s is not None:
+            first = self._times[0] if self._times is not None else time_s
+            self._times = (min(first, time_s), max(time_s, self._times[1] if self._times else time_s))
+
+    def _covered_s(self) -> float | None:
+        """Seconds the decoded frames span by their timestamps (plus one nominal frame), None without them."""
+        if self._times is None or not self.info.fps:
+            return None
+        return self._times[1] - self._times[0] + float(1 / self.info.fps)
 
 
 def _attach(pairs: list[tuple[DecodedFrame | None, BlockMotion | None]]) -> Iterator[DecodedFrame]:

@@ -57,6 +57,14 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _size_changed(output: str, before: tuple[int, ...], after: tuple[int, ...]) -> InputError:
+    """The frame size changed mid-stream: an input problem for outputs of one size (an InputError is a ValueError)."""
+    return InputError(
+        f"the frame size changes from {before[0]}x{before[1]} to {after[0]}x{after[1]}: {output} needs one size "
+        "for all frames (label PNGs take any)"
+    )
+
+
 def colorize(labels: np.ndarray, palette: Palette) -> np.ndarray:
     """(H, W) uint8 class ids -> (H, W, 3) uint8 RGB palette colours (ids outside the palette: black)."""
     return np.take(palette.lut(), _check_labels(labels), axis=0)  # ~4x faster than lut[labels]
@@ -157,7 +165,7 @@ class _H264Sink(VideoSink):
             context.color_range = _LIMITED_RANGE
             self.size = (width, height)
         elif (width, height) != self.size:
-            raise ValueError(f"frame size changed from {self.size} to {(width, height)}")
+            raise _size_changed(self._name, self.size, (width, height))
         if width % 2 or height % 2:
             rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
@@ -238,7 +246,7 @@ class LabelVideoWriter(VideoSink):
             self._open(self.codec, "gray", width, height, options)
             self.size = (width, height)
         elif (width, height) != self.size:
-            raise ValueError(f"frame size changed from {self.size} to {(width, height)}")
+            raise _size_changed(self._name, self.size, (width, height))
         self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(labels), format="gray"), pts, duration)
 
 
@@ -282,7 +290,7 @@ class RawLabelWriter(Writer):
         if self.shape is None:
             self.shape = _check_labels(labels).shape  # type: ignore[assignment]
         elif _check_labels(labels).shape != self.shape:
-            raise ValueError(f"raw frames must all be {self.shape}, got {labels.shape}")
+            raise _size_changed(self._name, self.shape[::-1], labels.shape[::-1])
         with self._writing(self._name):
             self._out.write(np.ascontiguousarray(labels).tobytes())
             self.frames_written += 1

@@ -20,18 +20,20 @@ from av.video.frame import PictureType
 
 from arseg_cli.errors import UnsupportedCodecError, VideoDecodeError
 from arseg_cli.video._input import (
+    DEFAULT_MAX_PIXELS,
     MV_EXPORTING_CODECS,
     Damage,
     OpenedInput,
     Source,
     StreamInfo,
+    decoder_pixel_limit,
     demux_video,
     open_input,
     pipe_mp4_hint,
 )
 
 __all__ = [
-    "MV_EXPORTING_CODECS", "MotionPlan", "MotionRequest", "OpenedInput", "Source", "StreamInfo", "VideoReport",
+    "DEFAULT_MAX_PIXELS", "MV_EXPORTING_CODECS", "MotionPlan", "MotionRequest", "OpenedInput", "Source", "StreamInfo", "VideoReport",
     "b_frames_reason", "configure_decoder", "intra_only_reason", "open_input", "pipe_mp4_hint", "plan_motion",
     "probe_video",
 ]
@@ -94,15 +96,22 @@ def intra_only_reason(codec: str) -> str:
     return f"{codec} stream begins with two intra frames (intra-only?), so it has no motion vectors"
 
 
-def configure_decoder(stream: av.video.stream.VideoStream, info: StreamInfo, *, export_mvs: bool) -> None:
-    """Set the decoder up before its first packet: MV export and the safe threading mode.
+def configure_decoder(
+    stream: av.video.stream.VideoStream,
+    info: StreamInfo,
+    *,
+    export_mvs: bool,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Set the decoder up before its first packet: MV export, the largest frame it may allocate
+    (`max_pixels`, None or 0: FFmpeg's own limit) and the safe threading mode.
 
     Frame threading corrupts exported vectors on streams with B-frames (reference/PYAV.md), so with
     export on it is used only when the headers rule B-frames out; otherwise slice threading.
     """
     context = stream.codec_context
-    if export_mvs:
-        context.options = {"flags2": "+export_mvs"}
+    options = {"flags2": "+export_mvs"} if export_mvs else {}
+    context.options = options | decoder_pixel_limit(max_pixels)
     context.thread_count = 0
     context.thread_type = "FRAME" if (not export_mvs or info.has_b_frames is False) else "SLICE"
 
@@ -192,7 +201,7 @@ def probe_video(source: Source, *, scan_frames: int = DEFAULT_SCAN_FRAMES) -> Vi
         _demux_all(opened, scan)
     if scan.packets == 0:
         raise VideoDecodeError(f"{info.name}: no video frames in the stream")
-    damage = scan.damage.report(info, scan.packets)
+    damage = scan.damage.report(info, scan.packets, covered_s=scan.covered_s(info))
     if damage is not None:
         raise VideoDecodeError(damage)
     b_frames = bool(info.has_b_frames) or "B" in scan.types
@@ -243,6 +252,12 @@ class _Scan:
         self.types.append(PictureType(frame.pict_type).name.replace("NONE", "?"))
         if frame.side_data.get("MOTION_VECTORS") is not None:
             self.mv_frames += 1
+
+    def covered_s(self, info: StreamInfo) -> float | None:
+        """Seconds from the first packet's timestamp to the end of the last one, None without timestamps."""
+        if self.first_pts is None or self.end_pts is None or not info.time_base or self.end_pts <= self.first_pts:
+            return None
+        return float((self.end_pts - self.first_pts) * info.time_base)
 
     def duration_s(self, info: StreamInfo) -> float | None:
         if self.first_pts is not None and self.end_pts is not None and info.time_base and self.end_pts > self.first_pts:
