@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from _onnx_fixtures import write_small_clip
 from arseg_cli.bench import BenchConfig, LatencyStats, interleaved, run_bench
@@ -100,7 +101,9 @@ def test_interleaved_warms_up_then_takes_turns() -> None:
 
 def test_video_stages_are_timed_per_frame(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     clip = write_small_clip(tmp_path / "clip.mp4", frames=6)
-    report = _bench_json(capsys, "--size", "48x64", "--repeats", "1", "--warmup", "1", "-L", "2", "--input", str(clip), "--frames", "4")
+    threads = torch.get_num_threads()
+    report = _bench_json(capsys, "--size", "48x64", "--repeats", "1", "--warmup", "1", "-L", "2", "--input", str(clip), "--frames", "4", "--threads", "1")
+    assert report["machine"]["torch_threads"] == 1 and torch.get_num_threads() == threads  # restored
     video = report["archs"][0]["video"]
     assert video["frames_timed"] == 4 and video["size"] == [96, 128] and video["keyframe_interval"] == 2
     stages = video["stages"]
