@@ -127,3 +127,16 @@ def test_bad_options_are_one_line(args: list[str], code: int, message: str, caps
     assert main(["bench", "--no-timing", *args]) == code
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0
+
+
+def test_given_weights_decide_the_architecture(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from _onnx_fixtures import random_model
+    from arseg_cli.model import save_weights
+
+    weights = save_weights(random_model("cityscapes-bise18"), tmp_path / "city.safetensors")
+    report = _bench_json(capsys, "--weights", str(weights), "--no-timing", "--size", "64x128")
+    (result,) = report["archs"]
+    assert result["arch"] == "cityscapes-bise18" and result["weights"] == str(weights)
+    assert result["scales"][1]["macs"]["hr"] == branch_costs("cityscapes-bise18", 64, 128, 0.5).hr.macs
+    assert main(["bench", "--no-timing", "--weights", str(weights), "--backend", "onnxruntime", "--onnx", str(tmp_path)]) == 2
+    assert "--weights is for the torch backend" in capsys.readouterr().err
