@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from PIL import Image
 
-from arseg_cli.errors import OptionsError
+from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.inference import FrameStep, scores_to_labels
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
@@ -109,11 +110,15 @@ def segment_frames(
     settings: Settings = Settings(),
     *,
     times: StageTimes | None = None,
+    resume: Resume | None = None,
 ) -> Iterator[SegmentedFrame]:
     """Segment decoded frames one by one, in order: one SegmentedFrame per frame.
 
     The model runs on its own device (eval mode). `times`, when given, accumulates the seconds spent
     decoding (pulling the next frame from `frames`), on motion and in the model.
+    resume: the frames before `resume.first_missing` were segmented by an earlier run: their labels
+    come from `resume.labels`, and the model runs again from the keyframe at or before the first
+    missing frame (its HR pass only), so every frame gets the labels an uninterrupted run gives.
     """
     scale, keyint = settings.resolve(model)
     step = FrameStep(model, scale, half=settings.half)
@@ -121,23 +126,32 @@ def segment_frames(
     accumulator = FlowAccumulator()
     clock = _Clock(model.device, times or StageTimes())
     feat: torch.Tensor | None = None
+    pending_key: np.ndarray | None = None  # while resuming: the latest keyframe's input, its feature not yet computed
     with torch.inference_mode():
         for frame in clock.pulled(frames):
             decision = scheduler.decide(frame)
             if keyint > 1:
                 with clock.stage("motion"):
                     flow = accumulator.push(frame, is_key=decision.is_key)
-            with clock.stage("model"):
-                size = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
-                x = step.inputs(frame.rgb)
+            size = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
+            if resume is not None and frame.index < resume.first_missing:
                 if decision.is_key:
-                    scores, feat = step.key(x)
-                    if keyint == 1:
-                        feat = None  # never fused: do not keep it
-                else:
-                    assert feat is not None
-                    scores = step.nonkey(x, feat, flow.flow_px[None])
-                labels = scores_to_labels(scores, size)[0].to(torch.uint8).cpu().numpy()
+                    pending_key, feat = (frame.rgb if keyint > 1 else None), None
+                labels = resume.labels(frame.index, size)
+            else:
+                with clock.stage("model"):
+                    x = step.inputs(frame.rgb)
+                    if decision.is_key:
+                        scores, feat = step.key(x)
+                        if keyint == 1:
+                            feat = None  # never fused: do not keep it
+                    else:
+                        if feat is None and pending_key is not None:  # the first frame after a resume
+                            feat = step.key(step.inputs(pending_key))[1]
+                        assert feat is not None
+                        scores = step.nonkey(x, feat, flow.flow_px[None])
+                    pending_key = None
+                    labels = scores_to_labels(scores, size)[0].to(torch.uint8).cpu().numpy()
             yield SegmentedFrame(
                 index=frame.index,
                 pts=frame.pts,
@@ -149,6 +163,43 @@ def segment_frames(
                 distance=decision.distance,
                 rgb=frame.rgb,
             )
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What an earlier, stopped run of the same video already wrote: label PNGs in `png_dir` for every
+    segmented frame before `first_missing` (display index)."""
+
+    png_dir: Path
+    first_missing: int
+
+    @classmethod
+    def find(cls, png_dir: str | Path, start: int = 0) -> Resume:
+        """The PNGs present in `png_dir` from frame `start` on, without a gap, end at `first_missing`."""
+        directory = Path(png_dir)
+        index = start
+        while _png_name(directory, index).is_file():
+            index += 1
+        return cls(directory, index)
+
+    def labels(self, index: int, size: tuple[int, int]) -> np.ndarray:
+        """(H, W) uint8 labels of frame `index` from its PNG; InputError when it is not this video's."""
+        path = _png_name(self.png_dir, index)
+        try:
+            with Image.open(path) as image:
+                labels = np.asarray(image)
+        except (OSError, ValueError) as error:
+            raise InputError(f"--resume: cannot read {path}: {error}") from None
+        if labels.shape != size or labels.dtype != np.uint8:
+            raise InputError(
+                f"--resume: {path} ({labels.shape[1::-1]} {labels.dtype}) is not a label PNG of this video "
+                f"({size[1]}x{size[0]}); resume into the directory of the stopped run, with the same options"
+            )
+        return labels
+
+
+def _png_name(directory: Path, index: int) -> Path:
+    return directory / f"{index:06d}.png"  # LabelPngWriter's names
 
 
 @dataclass(frozen=True)
@@ -255,6 +306,7 @@ def segment_video(
     end: int | None = None,
     motion: MotionRequest = "auto",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    resume: bool = False,
     on_frame: OnFrame | None = None,
 ) -> SegmentSummary:
     """Segment the video `source` (a path or '-') into `targets`; returns what was done.
@@ -265,7 +317,13 @@ def segment_video(
     decoded before the damage in every output and returns normally with `damaged` set to what was wrong:
     check it. Ctrl-C leaves the outputs valid with the frames written so far.
     max_pixels: the largest frame decoded (arseg_cli.video.decode; None or 0: FFmpeg's own limit).
+    resume: continue a stopped run into the same targets (`Resume`): the label PNGs already written
+    are kept, the model runs from the keyframe at or before the first missing frame, and the video
+    outputs are written anew from the start (the earlier frames from their PNGs), replacing those of
+    the stopped run. The result equals an uninterrupted run's. Needs `targets.png_dir`.
     """
+    if resume and targets.png_dir is None:
+        raise OptionsError("--resume continues from the label PNGs of the stopped run: give their directory with -o DIR")
     if palette.num_classes != model.num_classes:
         raise OptionsError(
             f"the palette {palette.name!r} has {palette.num_classes} classes but the weights have {model.num_classes}"
@@ -290,13 +348,16 @@ def segment_video(
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         outputs = MaskOutputs(".", list(paths), palette, timing, opacity=opacity, force=force,
                               lossless_codec=codec, paths=paths)  # fmt: skip
+        done = Resume.find(targets.png_dir, start or 0) if resume and targets.png_dir is not None else None
         with outputs:
             try:
-                frames = segment_frames(reader, model, settings, times=summary.times)
+                frames = segment_frames(reader, model, settings, times=summary.times, resume=done)
                 for result in frames:
                     tick = time.perf_counter()
+                    written = done is not None and result.index < done.first_missing  # its PNG is there
                     outputs.write(result.labels, result.rgb if outputs.needs_rgb else None, index=result.index,
-                                  pts=result.pts if timing.time_base is not None else None)  # fmt: skip
+                                  pts=result.pts if timing.time_base is not None else None,
+                                  skip=(OutputKind.PNG,) if written else ())  # fmt: skip
                     summary.times.write += time.perf_counter() - tick
                     _count(summary, result)
                     summary.wall_s = time.perf_counter() - started
@@ -373,4 +434,4 @@ class _Stage:
         setattr(times, self.name, getattr(times, self.name) + time.perf_counter() - self.tick)
 
 
-__all__ = ["OutputTargets", "SegmentSummary", "SegmentedFrame", "Settings", "StageTimes", "segment_frames", "segment_video"]
+__all__ = ["OutputTargets", "Resume", "SegmentSummary", "SegmentedFrame", "Settings", "StageTimes", "segment_frames", "segment_video"]

@@ -51,6 +51,7 @@ def segment_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (one object per input, in a list)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line."),
     force: bool = typer.Option(False, "--force", help="Replace existing outputs of the same names."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a stopped run (same inputs and options): keep its label PNGs, segment the rest, re-create the videos."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=0, help="Refuse frames larger than this (width x height; default 8K UHD), before decoding them; 0: no limit but FFmpeg's."),
 ) -> None:
     """Segment videos with AR-Seg: keyframes at high resolution, the frames between at scale s with the
@@ -62,20 +63,26 @@ def segment_command(
 
     if output == "-" and as_json:
         raise OptionsError("--json with -o -: standard output carries the labels; drop one of them")
+    if resume and (output is None or output == "-"):
+        raise OptionsError("--resume continues from the label PNGs of the stopped run: give their directory with -o DIR")
     if start is not None and end is not None and end <= start:
         raise OptionsError(f"--end ({end}) must be greater than --start ({start})")
     chosen_device = pick_device(device.value)
     if half and chosen_device.type != "cuda":
         raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
-    runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force)
+    if resume and "-" in inputs:
+        raise OptionsError("--resume needs the input as a file: standard input cannot be read again")
+    # --resume replaces the stopped run's outputs: its PNGs are kept, its videos are re-created whole.
+    runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force or resume)
     model, weights_name = load_model(weights, arch=arch, scale=scale, device=chosen_device)
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
     settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
     for run in runs:
         with _progress(run.label, quiet) as on_frame:
-            summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force,
-                                    opacity=opacity, start=start, end=end, max_pixels=max_pixels, on_frame=on_frame)  # fmt: skip
+            summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force or resume,
+                                    opacity=opacity, start=start, end=end, max_pixels=max_pixels, resume=resume,
+                                    on_frame=on_frame)  # fmt: skip
         if summary.damaged:
             console.print(f"[yellow]warning:[/yellow] {escape(summary.damaged)}; the {summary.frames} frames decoded "
                           "before the damage were segmented and written", highlight=False, soft_wrap=True)  # fmt: skip

@@ -10,7 +10,7 @@ every output, so an interrupted run leaves all outputs with the same frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -174,8 +174,9 @@ class MaskOutputs:
         index: int | None = None,
         pts: int | None = None,
         duration: int | None = None,
+        skip: Collection[OutputKind] = (),
     ) -> None:
-        """Write one frame to every output.
+        """Write one frame to every output (but those in `skip`).
 
         labels:   (H, W) uint8 class ids (255 = ignore).
         rgb:      (H, W, 3) uint8 input frame; required when the overlay is requested.
@@ -187,6 +188,8 @@ class MaskOutputs:
             raise ValueError("the overlay output needs the input frame (rgb)")
         with interrupts_deferred():
             for kind, writer in self._writers.items():
+                if kind in skip:
+                    continue
                 if kind is OutputKind.PNG:
                     writer.write(labels, index)
                 elif kind is OutputKind.RAW:
