@@ -78,7 +78,7 @@ def test_json_report_with_latency(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_text_report_states_the_convention_and_the_ratio(capsys: pytest.CaptureFixture) -> None:
-    assert main(["bench", "--no-timing", "--scale", "0.5", "--scale", "0.7"]) == 0
+    assert main(["bench", "--no-timing", "--scale", "0.5", "0.7"]) == 0
     out = capsys.readouterr().out
     assert "FLOPs = 2 x MACs" in out and "CReFF attention analytic" in out
     assert "paper at 720x960, 0.5x: HR 60.2 G, LR 15.2 G (thop MACs); mIoU HR 71.57, LR 66.55, AR 70.37" in out

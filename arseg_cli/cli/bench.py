@@ -21,9 +21,10 @@ class BackendChoice(str, Enum):
 
 
 def bench_command(
+    more_scales: list[float] = typer.Argument(None, metavar="SCALE", help="More LR scales after --scale, as in `--scale 0.3 0.5 0.7`.", show_default=False),
     archs: list[str] = typer.Option(["camvid-bise18"], "--arch", help="Architecture with random weights (repeat for several)."),
     size: str | None = typer.Option(None, "--size", metavar="HxW", help="Image size (default: the data set's, 720x960 CamVid, 1024x2048 Cityscapes)."),
-    scales: list[float] = typer.Option([0.5], "--scale", help="LR scale(s) s, e.g. --scale 0.3 --scale 0.5; 1.0x is always the baseline."),
+    scales: list[float] = typer.Option(None, "--scale", help="LR scale(s) s: --scale 0.3 0.5 0.7 (or --scale repeated); default 0.5; 1.0x is always the baseline.", show_default=False),
     keyint: int = typer.Option(12, "--keyframe-interval", "-L", min=1, help="Keyframe interval L of the AR^s average."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed calls per stage."),
     warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls per stage first (frames, with --input)."),
@@ -52,7 +53,7 @@ def bench_command(
     config = BenchConfig(
         archs=tuple(archs),
         size_hw=_parse_size(size) if size is not None else None,
-        scales=tuple(scales),
+        scales=tuple(scales or ()) + tuple(more_scales or ()) or (0.5,),
         keyframe_interval=keyint,
         repeats=repeats,
         warmup=warmup,
