@@ -255,6 +255,32 @@ def _corrupted_p_frames(directory: Path) -> Path:
     return path
 
 
+def _unknown_codec(directory: Path) -> Path:
+    """An MP4 whose sample entry names a codec FFmpeg does not know (found by the fuzzer)."""
+    path = valid_clip(directory / "unknown.mp4")
+    path.write_bytes(path.read_bytes().replace(b"avc1", b"zzzz"))
+    return path
+
+
+def _bad_metadata(directory: Path) -> Path:
+    """A Matroska file whose title tag is not valid UTF-8 (found by the fuzzer)."""
+    path = directory / "tagged.mkv"
+    with av.open(str(path), "w") as container:
+        container.metadata["title"] = "TITLE-TO-BREAK"
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index, rgb in enumerate(frames_of()):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    path.write_bytes(path.read_bytes().replace(b"TITLE-TO-BREAK", b"TITLE\xa3\xff\xfeBREAK!"))
+    return path
+
+
 def _truncated(suffix: str, fraction: float) -> Callable[[Path], Path]:
     def make(directory: Path) -> Path:
         whole = valid_clip(directory / f"whole{suffix}", frames=8).read_bytes()
@@ -291,6 +317,8 @@ CASES: dict[str, Case] = {
     "mpeg2": Case(_mpeg2, OK),
     "resolution-change": Case(_resolution_change, Expect("ok", 6)),
     "corrupted-p-frames": Case(_corrupted_p_frames, Expect("either")),
+    "unknown-codec": Case(_unknown_codec, Expect("error", words="codec is unknown")),
+    "non-utf8-metadata": Case(_bad_metadata, OK),
     **{
         f"truncated-{suffix[1:]}-{round(f * 100)}": Case(_truncated(suffix, f), Expect("either"))
         for suffix in (".mp4", ".mkv", ".ts")

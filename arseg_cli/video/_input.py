@@ -30,7 +30,7 @@ import av.container
 import av.stream
 import av.video.stream
 
-from arseg_cli.errors import InputError, InputNotFoundError, VideoDecodeError
+from arseg_cli.errors import InputError, InputNotFoundError, UnsupportedCodecError, VideoDecodeError
 from arseg_cli.video._h264_sps import max_ref_frames
 
 Source = str | os.PathLike[str] | BinaryIO
@@ -189,7 +189,8 @@ def open_input(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     target, name = _resolve_source(source)
     options = decoder_pixel_limit(max_pixels)
     try:
-        container = av.open(target, mode="r", options=options)
+        # metadata_errors: tags that are not valid UTF-8 (a damaged file) are read with replacement characters
+        container = av.open(target, mode="r", options=options, metadata_errors="replace")
     except av.FFmpegError as error:
         raise VideoDecodeError(f"{name}: {_open_failure(error, source)}") from None
     except OSError as error:
@@ -225,8 +226,8 @@ def _check_size(info: StreamInfo, max_pixels: int | None) -> None:
         )
     if info.width == 0 or info.height == 0:  # the decoder refused the first frame: over FFmpeg's or our limit
         raise InputError(
-            f"{info.name}: the frame size is unreadable or over --max-pixels {max_pixels} "
-            "(a header declaring a huge frame is refused before decoding)"
+            f"{info.name}: no frame size could be read (a corrupt or cut-short start?), or the frames are over "
+            f"--max-pixels {max_pixels} (a header declaring a huge frame is refused before decoding)"
         )
 
 
@@ -343,6 +344,8 @@ def _describe(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream, name: str, *, seekable: bool
 ) -> StreamInfo:
     context = stream.codec_context
+    if context is None:  # FFmpeg has no decoder for the stream's codec id (or a damaged header names none)
+        raise UnsupportedCodecError(f"{name}: the video stream's codec is unknown to FFmpeg (or the file is damaged)")
     codec = context.codec.canonical_name  # "av1", not the decoder's name "libdav1d"
     rate = stream.guessed_rate or stream.average_rate
     fps = Fraction(rate) if rate else None
