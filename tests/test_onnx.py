@@ -193,3 +193,20 @@ def test_hr_only_weights_export_the_keyframe_graph_alone(tmp_path: Path) -> None
     clip = write_small_clip(tmp_path / "clip.mp4", frames=1)
     report = check_parity(model, runtime, parity_inputs(clip, frames=1))
     assert report.ok and report.nonkeyframe_max_abs is None
+
+
+def test_export_cli_fails_in_one_line_above_the_tolerance(exported: dict, export_run: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import functools
+
+    import arseg_cli.onnx as package
+    from arseg_cli.onnx import ExportedGraphs
+
+    graphs = exported["dir"]
+    # The export itself is the fixture's (a minute); the check is real, with a tolerance below float32 noise.
+    monkeypatch.setattr(package, "export_onnx", lambda *a, **k: ExportedGraphs(graphs, graphs / "keyframe.onnx", graphs / "nonkeyframe.onnx", 18))
+    monkeypatch.setattr(package, "check_parity", functools.partial(check_parity, tolerance=1e-12))
+    argv = [a for a in exported["argv"] if a != "--json"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: onnxruntime vs PyTorch on 4 frames of clip.mp4 at 96x128: max |diff| keyframe")
+    assert err[-1].endswith("onnxruntime differs from PyTorch by more than 1e-12")
