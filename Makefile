@@ -30,6 +30,15 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ""
 
+# Reliability (docs/RELIABILITY.md): the bad-input corpus and a larger mutation fuzz than `make test` runs
+# (FUZZ_COUNT mutants per container, at most FUZZ_BUDGET_S seconds each); findings are kept in build/fuzz.
+FUZZ_COUNT ?= 2000
+FUZZ_BUDGET_S ?= 900
+FUZZ_SEED ?= 0
+.PHONY: fuzz
+fuzz: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_corpus.py --count $(FUZZ_COUNT) --budget-s $(FUZZ_BUDGET_S) --seed $(FUZZ_SEED) --keep build/fuzz
+
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b" >&2; $(PY) $$b || exit 1; done
 
