@@ -210,3 +210,24 @@ def test_export_cli_fails_in_one_line_above_the_tolerance(exported: dict, export
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: onnxruntime vs PyTorch on 4 frames of clip.mp4 at 96x128: max |diff| keyframe")
     assert err[-1].endswith("onnxruntime differs from PyTorch by more than 1e-12")
+
+
+def test_the_synthetic_check_clip_moves(tmp_path: Path) -> None:
+    from arseg_cli.onnx.check import synthetic_check_clip
+
+    inputs = parity_inputs(synthetic_check_clip(tmp_path / "clip.mp4", frames=3), frames=3)
+    assert len(inputs) == 3 and inputs[0].rgb.shape == (360, 480, 3)
+    assert not inputs[0].flow_px.any() and np.median(np.abs(inputs[2].flow_px[0])) >= 2  # pans 3 px a frame
+
+
+def test_export_cli_checks_on_a_synthetic_clip_without_samples(exported: dict, export_run: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import arseg_cli.onnx as package
+    from arseg_cli.cli import export_onnx as command
+    from arseg_cli.onnx import ExportedGraphs
+
+    graphs = exported["dir"]
+    monkeypatch.setattr(package, "export_onnx", lambda *a, **k: ExportedGraphs(graphs, graphs / "keyframe.onnx", graphs / "nonkeyframe.onnx", 18))
+    monkeypatch.setattr(command, "SAMPLE", tmp_path / "no-samples" / "sample.mp4")
+    assert main(["export-onnx", "-w", str(exported["weights"]), "-o", str(graphs), "--size", "96x128", "--check-frames", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "on 3 frames of a synthetic clip at 96x128" in err and err.rstrip().endswith(": ok")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import typer
@@ -25,7 +26,7 @@ def export_onnx_command(
     arch: str | None = typer.Option(None, "--arch", help="Architecture of official files (guessed from their keys when not given)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale of official AR files (read from their names by default)."),
     opset: int = typer.Option(18, "--opset", min=17, help="ONNX opset (>= 17)."),
-    check_video: Path | None = typer.Option(None, "--check-video", help=f"Video whose first frames and motion vectors the check runs on (default: {SAMPLE.name})."),
+    check_video: Path | None = typer.Option(None, "--check-video", help=f"Video whose first frames and motion vectors the check runs on (default: samples/{SAMPLE.name}, else a synthetic clip)."),
     size: str | None = typer.Option(None, "--size", metavar="HxW", help="Resize the check frames to HxW (default: the video's size)."),
     check_frames: int = typer.Option(4, "--check-frames", min=1, help="Frames of the check: one keyframe, the rest non-keyframes."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare onnxruntime with PyTorch after the export."),
@@ -38,13 +39,13 @@ def export_onnx_command(
     fail when they differ by more than 1e-4. Needs the [onnx] extra. docs/ONNX.md."""
     from arseg_cli.inference import load_model
     from arseg_cli.onnx import OnnxARSeg, check_parity, export_onnx, parity_inputs
+    from arseg_cli.onnx.check import synthetic_check_clip
     from arseg_cli.onnx._extra import require
 
     require()
     size_hw = _parse_size(size) if size is not None else None
-    video = check_video if check_video is not None else SAMPLE
-    if check and not video.is_file():
-        raise InputNotFoundError(f"check video {video}: no such file (give --check-video or --no-check)")
+    if check_video is not None and not check_video.is_file():
+        raise InputNotFoundError(f"--check-video {check_video}: no such file")
     model, weights_name = load_model(weights, arch=arch, scale=scale, device="cpu")
     exported = export_onnx(model, output, opset=opset, force=force)
     summary: dict[str, object] = {
@@ -56,12 +57,15 @@ def export_onnx_command(
     for path in exported.files():
         console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)", highlight=False, soft_wrap=True)
     if check:
-        inputs = parity_inputs(video, frames=check_frames, size_hw=size_hw)
+        with tempfile.TemporaryDirectory(prefix="arseg-onnx-check-") as tmp:
+            video = check_video or (SAMPLE if SAMPLE.is_file() else synthetic_check_clip(Path(tmp) / "synthetic.mp4", frames=check_frames))
+            inputs = parity_inputs(video, frames=check_frames, size_hw=size_hw)
+        name = video.name if video.parent != Path(tmp) else "a synthetic clip"
         report = check_parity(model, OnnxARSeg(output), inputs)
-        summary["check"] = report.to_json() | {"video": str(video)}
+        summary["check"] = report.to_json() | {"video": str(video) if video.parent != Path(tmp) else "synthetic"}
         if as_json:
             typer.echo(json.dumps(summary))
-        line = _check_line(report.to_json(), video.name)
+        line = _check_line(report.to_json(), name)
         if not report.ok:
             raise ParityError(f"{line}: onnxruntime differs from PyTorch by more than {report.tolerance:g}")
         console.print(line + ": ok", highlight=False, soft_wrap=True)

@@ -24,6 +24,7 @@ from arseg_cli.model.arseg import ARSeg
 from arseg_cli.onnx.runtime import OnnxARSeg
 from arseg_cli.video.decode import decode_frames
 from arseg_cli.video.motion import FlowAccumulator
+from arseg_cli.video.synthetic import make_clip, write_clip
 
 #: The issue's bound on |onnxruntime - PyTorch| over logits and features.
 TOLERANCE = 1e-4
@@ -84,6 +85,13 @@ def parity_inputs(video: str | Path, *, frames: int = 4, size_hw: tuple[int, int
     if not found:
         raise InputError(f"{video}: no frame decoded for the ONNX check")
     return found
+
+
+def synthetic_check_clip(path: str | Path, *, frames: int = 4, size_hw: tuple[int, int] = (360, 480)) -> Path:
+    """A textured panning clip with a moving square, H.264 (no B-frames), for when no video is at hand
+    (an installed arseg without the repository's samples/)."""
+    clip = make_clip(frames=frames, height=size_hw[0], width=size_hw[1], pan_px=(3, 1), object_px=(-4, 2), object_size=96)
+    return write_clip(clip.frames, path)
 
 
 def check_parity(model: ARSeg, runtime: OnnxARSeg, inputs: Sequence[ParityFrame], *, tolerance: float = TOLERANCE) -> ParityReport:
