@@ -77,7 +77,8 @@ def check_segment(case: Case, outcome: Outcome, out: Path) -> None:
     else:  # damaged, or either with exit code 1: a warning (frames kept) or one error line (none decoded)
         shown = lines(outcome.stderr)
         assert len(shown) == 1, outcome.stderr
-        if shown[0].startswith("warning: "):
+        if shown[0].startswith("warning: ") or expect.outcome == "damaged":
+            assert outcome.code == 1 and shown[0].startswith("warning: ") and pngs, outcome.stderr
             assert "corrupt or truncated" in shown[0] and f"the {len(pngs)} frames decoded" in shown[0]
         else:
             assert_one_error_line(outcome)

@@ -106,8 +106,8 @@ class StreamInfo:
     def shortfall(self, frames: int, covered_s: float | None = None) -> str | None:
         """Why `frames` decoded frames are clearly fewer than the headers promise (a truncated file), or None.
 
-        covered_s: seconds the decoded frames span by their timestamps (first to last, plus one frame at
-        the nominal rate); a shortfall of more than half a frame then means a frame is missing (a stream
+        covered_s: seconds the decoded frames reach by their timestamps (from time 0, or the first frame
+        when earlier, to the last frame plus one frame at the nominal rate); a shortfall of more than half a frame then means a frame is missing (a stream
         of variable rate whose last frame shows longer than 1.5 nominal frames is flagged too: rare, and
         the safe side). Without timestamps the span is estimated as frames / fps, which variable rate
         defeats, so the allowance is wider: 3 frames or 5 %.

@@ -270,10 +270,12 @@ class VideoReader:
             self._times = (min(first, time_s), max(time_s, self._times[1] if self._times else time_s))
 
     def _covered_s(self) -> float | None:
-        """Seconds the decoded frames span by their timestamps (plus one nominal frame), None without them."""
+        """Seconds from time 0 (or the first frame, when earlier) to the end of the last decoded frame (its
+        time plus one nominal frame), by the frames' timestamps; None without them. Counting from 0, not
+        from the first frame: some containers (Matroska) measure their duration from 0."""
         if self._times is None or not self.info.fps:
             return None
-        return self._times[1] - self._times[0] + float(1 / self.info.fps)
+        return self._times[1] + float(1 / self.info.fps) - min(self._times[0], 0.0)
 
 
 def _attach(pairs: list[tuple[DecodedFrame | None, BlockMotion | None]]) -> Iterator[DecodedFrame]:

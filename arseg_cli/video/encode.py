@@ -60,8 +60,8 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
 def _size_changed(output: str, before: tuple[int, ...], after: tuple[int, ...]) -> InputError:
     """The frame size changed mid-stream: an input problem for outputs of one size (an InputError is a ValueError)."""
     return InputError(
-        f"the frame size changes from {before[0]}x{before[1]} to {after[0]}x{after[1]}: {output} needs one size "
-        "for all frames (label PNGs take any)"
+        f"the frame size changes from {before[0]}x{before[1]} to {after[0]}x{after[1]}: the frames of {output} "
+        "must all be one size (label PNGs take any)"
     )
 
 

@@ -254,10 +254,11 @@ class _Scan:
             self.mv_frames += 1
 
     def covered_s(self, info: StreamInfo) -> float | None:
-        """Seconds from the first packet's timestamp to the end of the last one, None without timestamps."""
+        """Seconds from time 0 (or the first packet, when earlier) to the end of the last packet, None
+        without timestamps (as VideoReader's: some containers measure their duration from 0)."""
         if self.first_pts is None or self.end_pts is None or not info.time_base or self.end_pts <= self.first_pts:
             return None
-        return float((self.end_pts - self.first_pts) * info.time_base)
+        return float((self.end_pts - min(self.first_pts, 0)) * info.time_base)
 
     def duration_s(self, info: StreamInfo) -> float | None:
         if self.first_pts is not None and self.end_pts is not None and info.time_base and self.end_pts > self.first_pts:
