@@ -87,7 +87,7 @@ def test_sigterm_keeps_valid_outputs_and_resume_gives_the_uninterrupted_result(w
     assert temporaries(tmp_path) == []
 
 
-@pytest.mark.parametrize("stop", [0, 1, 4, 6, 9, 14])
+@pytest.mark.parametrize("stop", [0, 4, 6, 13])
 def test_resume_from_any_frame_equals_the_uninterrupted_run(tmp_path: Path, stop: int) -> None:
     """A run stopped after `stop` frames (keyframes at 0, 4, 8, 12 with L = 4): the model restarts at the
     keyframe at or before frame `stop`; labels and videos equal those of the whole run."""
