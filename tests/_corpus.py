@@ -33,12 +33,14 @@ FPS = 25
 @dataclass(frozen=True)
 class Expect:
     """outcome: 'ok' | 'damaged' | 'error' | 'either'. frames/size_hw: the labels of an 'ok' run
-    (frames None: any count >= 1). words: text the one error line must contain ('error')."""
+    (frames None: any count >= 1). words: text the one error line must contain ('error').
+    warns: text a logged warning must contain."""
 
     outcome: str
     frames: int | None = None
     size_hw: tuple[int, int] | None = None
     words: str = ""
+    warns: str = ""
 
 
 @dataclass(frozen=True)
@@ -310,10 +312,10 @@ CASES: dict[str, Case] = {
     "10-bit": Case(_ten_bit, OK),
     "variable-frame-rate": Case(_variable_frame_rate, OK),
     "interlaced": Case(_interlaced, OK),
-    "rotated": Case(_rotated, OK),
+    "rotated": Case(_rotated, Expect("ok", FRAMES, (HEIGHT, WIDTH), warns="rotated by -90 degrees")),
     "two-video-streams": Case(_two_video_streams, OK),
-    "hevc": Case(_hevc, OK),
-    "av1": Case(_av1, OK),
+    "hevc": Case(_hevc, Expect("ok", FRAMES, (HEIGHT, WIDTH), warns="by re-encoding")),
+    "av1": Case(_av1, Expect("ok", FRAMES, (HEIGHT, WIDTH), warns="by re-encoding")),
     "mpeg2": Case(_mpeg2, OK),
     "resolution-change": Case(_resolution_change, Expect("ok", 6)),
     "corrupted-p-frames": Case(_corrupted_p_frames, Expect("either")),

@@ -74,6 +74,7 @@ def check_segment(case: Case, outcome: Outcome, out: Path) -> None:
         assert len(pngs) == (expect.frames or len(pngs)) >= 1
         if expect.size_hw is not None:
             assert {p.shape for p in pngs} == {expect.size_hw}
+        assert expect.warns in " ".join(outcome.stderr.split()), outcome.stderr
     else:  # damaged, or either with exit code 1: a warning (frames kept) or one error line (none decoded)
         shown = lines(outcome.stderr)
         assert len(shown) == 1, outcome.stderr

@@ -30,6 +30,9 @@ Damaged input: frames are yielded as long as something decodes; at the end a Par
 (a VideoDecodeError) says what was wrong (packets that failed, frames FFmpeg marked corrupt, a stream
 shorter than its container says). Callers that want to keep the frames catch it after the loop.
 
+Rotation: a display matrix (a phone video's "rotate by 90 degrees") is not applied: frames, their motion
+vectors and so the labels keep the stored orientation; a warning is logged.
+
 Timestamps: `pts` are the container's, made strictly increasing (AVI with B-frames reports them out of
 order); streams without timestamps (raw .h264) give pts None and time_s = index / fps.
 """
@@ -37,6 +40,7 @@ order); streams without timestamps (raw .h264) give pts None and time_s = index 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -62,6 +66,8 @@ from arseg_cli.video.probe import (
 from arseg_cli.video.records import BlockMotion, DecodedFrame, PictType
 
 __all__ = ["PartialDecodeError", "VideoReader", "decode_frames", "open_video"]
+
+logger = logging.getLogger(__name__)
 
 _PICT_TYPES = {"I", "P", "B", "S", "SI", "SP", "BI"}
 _MOTION_REQUESTS = ("auto", "bitstream", "reencode", "none")
@@ -171,6 +177,11 @@ class VideoReader:
                 reached_end = True
                 break
             self._note_time(frame)
+            if index == 0 and frame.rotation:
+                logger.warning(
+                    "%s: the container asks to show the video rotated by %d degrees; arseg does not rotate: "
+                    "frames and labels keep the stored orientation", self.info.name, frame.rotation
+                )
             intra = _is_intra(frame)  # before the re-encode takes the frame over
             watching = self._source == "bitstream" and self.plan.watch_intra_only
             if watching and index == 1 and intra and self._previous_key:
