@@ -2,8 +2,8 @@
 and deleted (seeded), each mutant decoded and segmented in a worker process that keeps the model
 loaded; the parent gives every mutant a timeout and restarts the worker after a hang or a crash.
 
-A mutant passes when the library either segments it (any number of frames) or raises an ArsegError
-with a one-line message (the CLI turns those into `error: ...` and exit code 1). Anything else (another
+A mutant passes when the library either segments it (any number of frames; a PartialDecodeError at the
+end, damage after some frames, counts as 'damaged, frames kept') or raises an ArsegError with a one-line message (the CLI turns those into `error: ...` and exit code 1). Anything else (another
 exception, a crash of the process, a hang) is a finding, kept as a file with its seed and index.
 
 Used by tests/test_reliability_fuzz.py (a small budget in `make test`) and `make fuzz`
@@ -43,7 +43,7 @@ def mutate(data: bytes, rng: np.random.Generator, max_edits: int = 8) -> bytes:
 
 @dataclass
 class FuzzReport:
-    """Counts per outcome ('segmented', 'refused: <ArsegError subclass>'), and the findings."""
+    """Counts per outcome ('segmented', 'damaged, frames kept', 'refused: <ArsegError subclass>'), and the findings."""
 
     inputs: int = 0
     seconds: float = 0.0
@@ -113,10 +113,15 @@ def _verdict(path: str, model: object) -> dict[str, str]:
 
     from arseg_cli.errors import ArsegError
     from arseg_cli.pipeline import Settings, segment_frames
-    from arseg_cli.video.decode import decode_frames
+    from arseg_cli.video.decode import PartialDecodeError, decode_frames
 
+    frames = 0
     try:
-        frames = sum(1 for _ in segment_frames(decode_frames(path), model, Settings()))  # type: ignore[arg-type]
+        for _ in segment_frames(decode_frames(path), model, Settings()):  # type: ignore[arg-type]
+            frames += 1
+    except PartialDecodeError as error:  # the CLI keeps these frames and warns (exit code 1)
+        kind = "multi-line message" if "\n" in str(error) else "damaged, frames kept"
+        return {"outcome": kind, "detail": f"{frames} frames; {error}"}
     except ArsegError as error:
         kind = "multi-line message" if "\n" in str(error) else f"refused: {type(error).__name__}"
         return {"outcome": kind, "detail": str(error)}
