@@ -55,8 +55,10 @@ def test_sigterm_keeps_valid_outputs_and_resume_gives_the_uninterrupted_result(w
     clip = valid_clip(tmp_path / "clip.mp4", frames=FRAMES, keyint=12)
     stopped = tmp_path / "stopped"
     command = [sys.executable, "-m", "arseg_cli", "segment", str(clip), *outputs(stopped), "-w", str(weights), "-L", "4"]
+    # Started with SIGINT ignored, as a background job of a script or `nohup` is: SIGTERM must still work.
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+                             env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while not (stopped / "masks").is_dir() or len(list((stopped / "masks").glob("*.png"))) < 6:
@@ -85,6 +87,22 @@ def test_sigterm_keeps_valid_outputs_and_resume_gives_the_uninterrupted_result(w
     again = (stopped / "masks" / "000000.png").stat()
     assert (again.st_ino, again.st_mtime_ns) == (first_png.st_ino, first_png.st_mtime_ns)  # kept, not rewritten
     assert temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("ignore_sigint", [False, True])
+def test_sigterm_inside_a_command_becomes_an_interrupt_with_exit_code_143(ignore_sigint: bool) -> None:
+    from arseg_cli.cli._app import EXIT_TERMINATED, _interrupted, _sigterm_as_interrupt
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _sigterm_as_interrupt():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handlers run at the next bytecode: never reached
+        assert _interrupted() == EXIT_TERMINATED
+        assert signal.getsignal(signal.SIGINT) == (signal.SIG_IGN if ignore_sigint else signal.default_int_handler)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("stop", [0, 4, 6, 13])

@@ -94,7 +94,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
     The handler re-raises the signal as SIGINT, so that whatever handles SIGINT at that moment (the
     KeyboardInterrupt, or a writer holding it back until its frame is complete) handles this one too.
-    Only the main thread can install handlers; elsewhere SIGTERM keeps its default effect.
+    Where SIGINT is ignored (a background job of a non-interactive shell, `nohup`), it stays ignored but
+    the forwarded SIGTERM is not. Only the main thread can install handlers; elsewhere SIGTERM keeps its
+    default effect.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -104,12 +106,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         _terminated.set()
         signal.raise_signal(signal.SIGINT)
 
+    def ignored_unless_terminated(signum: int, frame: object) -> None:
+        if _terminated.is_set():
+            raise KeyboardInterrupt
+
     _terminated.clear()
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, ignored_unless_terminated)
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _interrupted() -> int:
