@@ -42,6 +42,14 @@ def video_frames(path: Path) -> np.ndarray:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
+def assert_same_lossy_video(a: Path, b: Path) -> None:
+    """The same frames, colours within 4 levels: the labels are identical (checked exactly on the PNGs and
+    the lossless video), but libx264's threaded encoding was seen to differ by 2 levels between runs."""
+    first, second = video_frames(a), video_frames(b)
+    assert first.shape == second.shape
+    assert np.abs(first.astype(np.int16) - second).max() <= 4
+
+
 def outputs(folder: Path) -> list[str]:
     return ["-o", str(folder / "masks"), "--video", str(folder / "colour.mp4"), "--overlay",
             str(folder / "overlay.mp4"), "--lossless", str(folder / "labels.mkv")]  # fmt: skip
@@ -83,7 +91,7 @@ def test_sigterm_keeps_valid_outputs_and_resume_gives_the_uninterrupted_result(w
     np.testing.assert_array_equal(pngs(stopped / "masks"), pngs(whole / "masks"))
     np.testing.assert_array_equal(np.stack(list(read_label_video(stopped / "labels.mkv"))), pngs(whole / "masks"))
     for name in ("colour.mp4", "overlay.mp4"):
-        np.testing.assert_array_equal(video_frames(stopped / name), video_frames(whole / name))
+        assert_same_lossy_video(stopped / name, whole / name)
     again = (stopped / "masks" / "000000.png").stat()
     assert (again.st_ino, again.st_mtime_ns) == (first_png.st_ino, first_png.st_mtime_ns)  # kept, not rewritten
     assert temporaries(tmp_path) == []
@@ -128,8 +136,7 @@ def test_resume_from_any_frame_equals_the_uninterrupted_run(tmp_path: Path, stop
     np.testing.assert_array_equal(pngs(stopped), pngs(tmp_path / "whole" / "masks"))
     np.testing.assert_array_equal(np.stack(list(read_label_video(tmp_path / "stopped" / "labels.mkv"))),
                                   pngs(tmp_path / "whole" / "masks"))  # fmt: skip
-    np.testing.assert_array_equal(video_frames(tmp_path / "stopped" / "colour.mp4"),
-                                  video_frames(tmp_path / "whole" / "colour.mp4"))  # fmt: skip
+    assert_same_lossy_video(tmp_path / "stopped" / "colour.mp4", tmp_path / "whole" / "colour.mp4")
 
 
 def test_resume_into_the_masks_of_another_video_is_one_line(weights: Path, tmp_path: Path,
