@@ -1,4 +1,4 @@
-"""Mutation fuzzing of the decode + segment library path: bytes of a small valid clip flipped, inserted
+"""Mutation fuzzing of the probe (`arseg info`) and decode + segment library paths: bytes of a small valid clip flipped, inserted
 and deleted (seeded), each mutant decoded and segmented in a worker process that keeps the model
 loaded; the parent gives every mutant a timeout and restarts the worker after a hang or a crash.
 
@@ -114,7 +114,14 @@ def _verdict(path: str, model: object) -> dict[str, str]:
     from arseg_cli.errors import ArsegError
     from arseg_cli.pipeline import Settings, segment_frames
     from arseg_cli.video.decode import PartialDecodeError, decode_frames
+    from arseg_cli.video.probe import probe_video
 
+    try:  # `arseg info`'s path first: its own reading of the packets
+        probe_video(path)
+    except ArsegError:
+        pass
+    except Exception:  # noqa: BLE001 - what the fuzzer looks for
+        return {"outcome": "uncaught", "detail": "probe_video: " + traceback.format_exc()}
     frames = 0
     try:
         for _ in segment_frames(decode_frames(path), model, Settings()):  # type: ignore[arg-type]
