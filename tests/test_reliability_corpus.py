@@ -69,21 +69,17 @@ def check_segment(case: Case, outcome: Outcome, out: Path) -> None:
     if expect.outcome == "error":
         assert_one_error_line(outcome, expect.words)
         assert pngs == []
-    elif expect.outcome == "ok" or (expect.outcome == "either" and outcome.code == 0):
+    elif expect.outcome == "ok":
         assert outcome.code == 0, outcome.stderr
         assert len(pngs) == (expect.frames or len(pngs)) >= 1
         if expect.size_hw is not None:
             assert {p.shape for p in pngs} == {expect.size_hw}
         assert expect.warns in " ".join(outcome.stderr.split()), outcome.stderr
-    else:  # damaged, or either with exit code 1: a warning (frames kept) or one error line (none decoded)
+    else:  # damaged: one warning line, exit code 1, the frames that decoded kept
+        assert expect.outcome == "damaged"
         shown = lines(outcome.stderr)
-        assert len(shown) == 1, outcome.stderr
-        if shown[0].startswith("warning: ") or expect.outcome == "damaged":
-            assert outcome.code == 1 and shown[0].startswith("warning: ") and pngs, outcome.stderr
-            assert "corrupt or truncated" in shown[0] and f"the {len(pngs)} frames decoded" in shown[0]
-        else:
-            assert_one_error_line(outcome)
-            assert pngs == []
+        assert outcome.code == 1 and len(shown) == 1 and shown[0].startswith("warning: ") and pngs, outcome.stderr
+        assert "corrupt or truncated" in shown[0] and f"the {len(pngs)} frames decoded" in shown[0]
 
 
 @pytest.mark.parametrize("name", CASES)
