@@ -118,6 +118,33 @@ def test_segment_pipeline_runs_on_the_exported_graphs(exported: dict, export_run
     assert summary.to_json(runtime)["arch"] == "camvid-bise18"  # type: ignore[arg-type]
 
 
+def test_segment_cli_backend_onnxruntime_writes_the_labels_of_the_torch_backend(exported: dict, export_run: dict, tmp_path: Path) -> None:
+    common = ["segment", str(exported["clip"]), "-L", "4", "--device", "cpu", "--quiet", "--json"]
+    assert main([*common, "-o", str(tmp_path / "torch"), "-w", str(exported["weights"])]) == 0
+    assert main([*common, "-o", str(tmp_path / "ort"), "--backend", "onnxruntime", "--onnx", str(exported["dir"])]) == 0
+    from PIL import Image
+
+    ours, theirs = sorted((tmp_path / "ort").glob("*.png")), sorted((tmp_path / "torch").glob("*.png"))
+    assert [p.name for p in ours] == [p.name for p in theirs] and len(ours) == 6
+    agree = np.mean([np.mean(np.asarray(Image.open(a)) == np.asarray(Image.open(b))) for a, b in zip(ours, theirs)])
+    assert agree >= 0.999  # float32 reordering only flips near-ties (parity of the scores: 1e-4)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--backend", "onnxruntime"], "needs --onnx DIR"),
+        (["--backend", "onnxruntime", "--onnx", "g", "-w", "x.safetensors"], "drop --weights/--arch"),
+        (["--onnx", "g"], "--onnx is for --backend onnxruntime"),
+    ],
+)
+def test_segment_cli_backend_options_are_checked_first(args: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["segment", "clip.mp4", "-o", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and words in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_existing_graphs_are_kept_without_force(exported: dict, export_run: dict) -> None:
     before = (exported["dir"] / "keyframe.onnx").stat().st_mtime_ns
     with pytest.raises(OutputExistsError, match="already exists"):

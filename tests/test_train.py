@@ -16,6 +16,8 @@ from arseg_cli.train.distributed import Processes
 from arseg_cli.train.loop import cosine_factor, epoch_batches
 from arseg_cli.train.losses import auxiliary_loss, fst_loss, segmentation_loss
 from arseg_cli.train.metrics import read_metrics
+from arseg_cli.train.run import start_lr_from_hr
+from arseg_cli.model.creff import resize_bilinear
 
 CPU = Processes(0, 1, torch.device("cpu"))
 
@@ -136,6 +138,22 @@ def test_phase_ar_changes_only_the_lr_branch_and_creff() -> None:
     changed = {k for k in after if k.startswith("lr.") and not torch.equal(before[k], after[k])}
     assert any(k.startswith("lr.fuse_attention.") for k in changed)
     assert any(k.startswith("lr.cp.") for k in changed)
+
+
+def test_phase_ar_starts_as_the_hr_network_on_downscaled_frames() -> None:
+    model = _ar_model()
+    start_lr_from_hr(model)
+    hr, lr = model.hr.state_dict(), model.lr.state_dict()
+    own = [k for k in lr if not k.startswith("fuse_attention.")]
+    assert own and all(torch.equal(lr[k], hr[k]) for k in own)
+    model.eval()
+    torch.manual_seed(0)
+    lr_feat, key_feat = torch.randn(1, 256, 4, 6), torch.randn(1, 256, 8, 12)
+    flow = torch.randn(1, 2, 64, 96) * 5
+    with torch.no_grad():
+        fused = model.lr.fuse(lr_feat, key_feat, flow)
+    # CReFF adds 0 (the tiled CPU kernel interpolates in its own order: float32 rounding only)
+    torch.testing.assert_close(fused, resize_bilinear(lr_feat, (8, 12), align_corners=True), rtol=0, atol=1e-6)
 
 
 def test_phase_ar_plain_steps_leave_creff_untouched(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -18,11 +19,19 @@ from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
 from arseg_cli.segment_inputs import plan_runs
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
 
+if TYPE_CHECKING:
+    import torch
+
 
 class PolicyChoice(str, Enum):
     fixed = "fixed"
     iframe = "iframe"
     adaptive = "adaptive"
+
+
+class BackendChoice(str, Enum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
 
 
 class DeviceChoice(str, Enum):
@@ -40,6 +49,8 @@ def segment_command(
     keyint: int | None = typer.Option(None, "--keyframe-interval", "-L", min=1, help="Most frames from one keyframe to the next (default: the weights', 12); 1 = per-frame HR."),
     policy: PolicyChoice = typer.Option(PolicyChoice.adaptive, "--keyframe-policy", help="fixed: every L frames; iframe: at the stream's I-frames too; adaptive: also where motion is unreliable."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, "--device", help="auto: CUDA when available."),
+    backend: BackendChoice = typer.Option(BackendChoice.torch, "--backend", help="torch, or onnxruntime on the graphs of `arseg export-onnx` (give their directory with --onnx)."),
+    onnx: str | None = typer.Option(None, "--onnx", help="Directory written by `arseg export-onnx` (with --backend onnxruntime)."),
     half: bool = typer.Option(False, "--half", help="float16 (CUDA only)."),
     palette: str | None = typer.Option(None, "--palette", help="camvid, cityscapes or a JSON file (default: the weights' classes and colours)."),
     video: str | None = typer.Option(None, "--video", help="Colour mask video file (H.264)."),
@@ -56,7 +67,6 @@ def segment_command(
 ) -> None:
     """Segment videos with AR-Seg: keyframes at high resolution, the frames between at scale s with the
     keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
-    from arseg_cli.inference import load_model
     from arseg_cli.palettes import Palette, load_palette
     from arseg_cli.pipeline import Settings, segment_video
     from arseg_cli.train.distributed import pick_device
@@ -70,11 +80,12 @@ def segment_command(
     chosen_device = pick_device(device.value)
     if half and chosen_device.type != "cuda":
         raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
+    _check_backend_options(backend, onnx, weights, arch=arch, half=half)
     if resume and "-" in inputs:
         raise OptionsError("--resume needs the input as a file: standard input cannot be read again")
     # --resume replaces the stopped run's outputs: its PNGs are kept, its videos are re-created whole.
     runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force or resume)
-    model, weights_name = load_model(weights, arch=arch, scale=scale, device=chosen_device)
+    model, weights_name = _load_backend(backend, onnx, weights, arch=arch, scale=scale, device=chosen_device)
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
     settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
@@ -95,6 +106,33 @@ def segment_command(
         typer.echo(json.dumps(summaries))
     if failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _check_backend_options(backend: BackendChoice, onnx: str | None, weights: list[str], *, arch: str | None, half: bool) -> None:
+    """The ONNX graphs carry their own weights and run in float32: refuse options that would be ignored."""
+    if backend is BackendChoice.torch:
+        if onnx is not None:
+            raise OptionsError("--onnx is for --backend onnxruntime")
+        return
+    if onnx is None:
+        raise OptionsError("--backend onnxruntime needs --onnx DIR (the directory `arseg export-onnx` wrote)")
+    if weights or arch:
+        raise OptionsError("--backend onnxruntime runs the weights inside the graphs: drop --weights/--arch")
+    if half:
+        raise OptionsError("--half is for the torch backend; the ONNX graphs are float32")
+
+
+def _load_backend(
+    backend: BackendChoice, onnx: str | None, weights: list[str], *, arch: str | None, scale: float | None, device: torch.device
+) -> tuple[Any, str]:
+    """The model the pipeline runs (ARSeg, or OnnxARSeg with the same calls) and what to call it."""
+    if backend is BackendChoice.onnxruntime:
+        from arseg_cli.onnx import OnnxARSeg
+
+        return OnnxARSeg(onnx, device=device), f"onnx:{onnx}"  # type: ignore[arg-type]
+    from arseg_cli.inference import load_model
+
+    return load_model(weights, arch=arch, scale=scale, device=device)
 
 
 def _summary_line(summary: SegmentSummary) -> str:

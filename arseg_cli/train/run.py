@@ -106,7 +106,28 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     )  # fmt: skip
     model = build_arseg(meta)
     model.hr.load_state_dict(trained.hr.state_dict())  # type: ignore[union-attr]
+    start_lr_from_hr(model)
     return model
+
+
+def start_lr_from_hr(model: ARSeg) -> None:
+    """Phase ar's starting point: the LR branch is a copy of the trained HR network (the two have the same
+    layers), and CReFF's value convolution is zero so that the fusion starts as the identity (fused = the
+    upsampled LR feature). The untrained model is then exactly the HR network run on downscaled frames,
+    and training starts from that baseline instead of from random layers that first add noise to it."""
+    hr, lr = model.hr, model.lr
+    if hr is None or lr is None or not lr.has_fusion:
+        raise ValueError("phase ar needs a model with an HR branch and an LR branch with CReFF")
+    own = {name: tensor for name, tensor in lr.state_dict().items() if not name.startswith("fuse_attention.")}
+    source = hr.state_dict()
+    missing = [name for name in own if name not in source or source[name].shape != own[name].shape]
+    if missing:
+        raise WeightsError(f"the LR branch does not match the HR network: {missing[:3]}")
+    with torch.no_grad():
+        lr.load_state_dict({**lr.state_dict(), **{name: source[name] for name in own}})
+        value = lr.fuse_attention.hr_value_conv
+        value.weight.zero_()
+        value.bias.zero_()
 
 
 def provenance(
