@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,6 +182,16 @@ def test_save_refuses_to_overwrite_without_force(saved: tuple[_StandIn, Path]) -
     save_weights(other, path, force=True)
     assert path.read_bytes() != before
     assert sorted(p.name for p in path.parent.iterdir()) == ["m.safetensors"]  # no temporaries left
+
+
+def test_saved_file_has_the_permissions_of_the_umask(tmp_path: Path) -> None:
+    # safetensors writes owner-only files; a weights file is meant to be shared like any other output.
+    old = os.umask(0o022)
+    try:
+        path = save_weights(_StandIn(seed=1), tmp_path / "w.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_save_needs_metadata(tmp_path: Path) -> None:

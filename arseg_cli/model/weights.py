@@ -116,7 +116,9 @@ def save_weights(
         "parameters": json.dumps(branch_parameter_counts(model)),
     }
     with atomic_path(path, force=force) as temp, os_errors_as_output_errors(path):
+        mode = temp.stat().st_mode  # the umask's: safetensors replaces the file with an owner-only one
         save_file(tensors, str(temp), metadata=header)
+        temp.chmod(mode)
     return Path(path)
 
 
