@@ -95,6 +95,24 @@ def test_several_inputs_get_their_own_sub_directories_with_distinct_names(
     np.testing.assert_array_equal(_pngs(out / "street" / "labels"), _pngs(out / "street-2" / "labels"))
 
 
+def test_an_unreadable_input_among_several_is_reported_and_the_others_are_segmented(
+    default_weights: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    out = tmp_path / "out"
+    code = main(["segment", str(junk), str(clip), "-o", str(out), "-L", "1", "--json", "-q"])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].count("junk.mp4") == 1 and "Traceback" not in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["street"]  # nothing for the unreadable one
+    assert len(list((out / "street" / "labels").glob("*.png"))) == FRAMES
+    summaries = json.loads(captured.out)
+    assert [entry["input"] for entry in summaries] == [str(junk), str(clip)]
+    assert "error" in summaries[0] and summaries[1]["frames"] == FRAMES
+
+
 def test_existing_output_needs_force(default_weights: Path, clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "masks"
     out.mkdir()

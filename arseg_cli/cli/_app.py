@@ -59,7 +59,7 @@ class _ArsegGroup(TyperGroup):
         except typer.Abort:
             code = _interrupted()
         except ArsegError as error:  # raised while parsing, e.g. by an option callback
-            _print_error(str(error))
+            print_error(str(error))
             code = error.exit_code
         if standalone_mode:
             sys.exit(code)
@@ -140,17 +140,17 @@ def _report_usage(error: BaseException) -> int:
     ctx = getattr(error, "ctx", None)
     hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     message = error.format_message()  # type: ignore[attr-defined]
-    _print_error(message + hint)
+    print_error(message + hint)
     return int(getattr(error, "exit_code", EXIT_USAGE))
 
 
 def _report(ctx: typer.Context, error: BaseException, message: str) -> None:
     if ctx.obj and ctx.obj.get("debug"):
         console.print_exception(show_locals=False)
-    _print_error(message)
+    print_error(message)
 
 
-def _print_error(message: str) -> None:
+def print_error(message: str) -> None:
     """`error: <message>` on stderr, one line; the message is text, never markup."""
     console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True, markup=True)
 

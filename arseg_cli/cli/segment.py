@@ -13,8 +13,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from arseg_cli.cli._app import EXIT_ERROR, console
-from arseg_cli.errors import OptionsError
+from arseg_cli.cli._app import EXIT_ERROR, console, print_error
+from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
 from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
 from arseg_cli.segment_inputs import plan_runs
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
@@ -90,10 +90,19 @@ def segment_command(
     settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
     for run in runs:
-        with _progress(run.label, quiet) as on_frame:
-            summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force or resume,
-                                    opacity=opacity, start=start, end=end, max_pixels=max_pixels, resume=resume,
-                                    on_frame=on_frame)  # fmt: skip
+        try:
+            with _progress(run.label, quiet) as on_frame:
+                summary = segment_video(run.source, model, run.targets, settings, palette=colours, force=force or resume,
+                                        opacity=opacity, start=start, end=end, max_pixels=max_pixels, resume=resume,
+                                        on_frame=on_frame)  # fmt: skip
+        except (InputError, InputNotFoundError) as error:
+            if len(runs) == 1:
+                raise
+            # One unreadable input of several: say so, go on with the others, exit 1 at the end.
+            print_error(str(error) if run.source in str(error) else f"{run.source}: {error}")
+            summaries.append({"input": run.source, "error": str(error)})
+            failed = True
+            continue
         if summary.damaged:
             console.print(f"[yellow]warning:[/yellow] {escape(summary.damaged)}; the {summary.frames} frames decoded "
                           "before the damage were segmented and written", highlight=False, soft_wrap=True)  # fmt: skip
