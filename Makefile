@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ARSEG := $(VENV)/bin/arseg
 # The CPU wheel of torch is pinned here: an unpinned install pulls a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
-SAMPLE := samples/sample.mp4
+SAMPLE := samples/synthstreet.mp4
 DEMO_OUT := demo-out
 
 .PHONY: setup demo test test-all bench lint clean weights
@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(ARSEG) info $(SAMPLE)
-	$(ARSEG) motion $(SAMPLE) -o $(DEMO_OUT)/motion --to-key 12 --png --force
-	@echo "demo: flow fields and colour-wheel PNGs in $(DEMO_OUT)/motion"
+	$(ARSEG) segment $(SAMPLE) -o $(DEMO_OUT)/masks --video $(DEMO_OUT)/colour.mp4 --overlay $(DEMO_OUT)/overlay.mp4 --force
+	@echo "demo: label PNGs in $(DEMO_OUT)/masks, colour masks $(DEMO_OUT)/colour.mp4, overlay $(DEMO_OUT)/overlay.mp4"
 
 test: setup
 	$(PY) -m pytest -q
