@@ -55,8 +55,9 @@ HR_STEPS ?= 2500
 AR_STEPS ?= 1500
 resume_if_started = $(if $(wildcard $(1).ckpt),--resume,)
 
-weights: $(W)/eval.json
-	$(PY) weights/model_card.py --hr $(W)/hr.safetensors --ar $(W)/ar.safetensors --eval $(W)/eval.json --out weights
+weights: $(W)/eval.json $(W)/creff-diagnosis.json
+	$(PY) weights/model_card.py --hr $(W)/hr.safetensors --ar $(W)/ar.safetensors --eval $(W)/eval.json \
+		--diagnosis $(W)/creff-diagnosis.json --out weights
 
 $(W)/data/%/manifest.json: | $(VENV)/.installed
 	$(ARSEG) synth -o $(W)/data/$* $(if $(filter train,$*),$(SYNTH_TRAIN),$(SYNTH_TEST)) --force
@@ -67,6 +68,10 @@ $(W)/hr.safetensors: $(W)/data/train/manifest.json
 $(W)/ar.safetensors: $(W)/hr.safetensors
 	$(ARSEG) train $(W)/data --phase ar --hr $< --scale 0.5 --lr-backbone shared -o $@ --steps $(AR_STEPS) --fp16 \
 		$(TRAIN_COMMON) $(call resume_if_started,$@)
+
+$(W)/creff-diagnosis.json: $(W)/ar.safetensors $(W)/data/test/manifest.json
+	$(PY) benchmarks/diagnose_creff.py $(W)/data --weights $< --split test --cache $(W)/pairs-test > $@.part
+	mv $@.part $@
 
 $(W)/eval.json: $(W)/ar.safetensors $(W)/data/test/manifest.json
 	$(ARSEG) eval $(W)/data --weights $< --split test --cache $(W)/pairs-test --json > $@.part

@@ -1,0 +1,106 @@
+"""How much does CReFF use the keyframe's HR feature? Prints one JSON object on stdout.
+
+On the labelled frames of a split (one pair each, keyframe distance d drawn uniformly from 1..L-1,
+seeded), one confusion matrix per way of making the frame's labels:
+
+- `hr`: the HR network on the frame;
+- `lr_branch`: the LR branch alone on the downscaled frame (no fusion);
+- `ar`: LR branch + CReFF with the keyframe's feature and the bitstream flow (what inference does);
+- `ar_zero_flow`: the same with the flow set to zero (what motion compensation is worth);
+- `ar_own_feature`: CReFF given the frame's *own* HR feature and zero flow: the best case, a perfectly
+  warped keyframe. If this is not clearly above `lr_branch`, CReFF has not learnt to use HR features.
+
+Also the mean |weight| of CReFF's value convolution and the attention's mean weight on the centre of
+its window for `ar_own_feature` (1/49 = 0.020 for uniform attention). Usage:
+`python benchmarks/diagnose_creff.py DATA --weights W [--split test] [--cache DIR] [-L 12] [--limit N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from arseg_cli.data import PairDataset, open_dataset
+from arseg_cli.evaluate.metrics import ConfusionMatrix
+from arseg_cli.model import load_weights
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.creff import CReFF, resize_bilinear
+
+MODES = ("hr", "lr_branch", "ar", "ar_zero_flow", "ar_own_feature")
+
+
+def centre_attention(creff: CReFF, lr_feat: torch.Tensor, key_feat: torch.Tensor) -> float:
+    """Mean softmax weight of the window's centre, with key_feat unwarped (zero flow)."""
+    up = resize_bilinear(lr_feat, (key_feat.shape[-2], key_feat.shape[-1]), align_corners=True)
+    q, k = creff.lr_query_conv(up), creff.hr_key_conv(key_feat)
+    r = creff.window // 2
+    height, width = q.shape[-2:]
+    k_pad = F.pad(k, (r, r, r, r))
+    logits = torch.stack(
+        [(q * k_pad[..., dy : dy + height, dx : dx + width]).sum(1) for dy in range(creff.window) for dx in range(creff.window)], 1
+    )
+    return float(logits.softmax(1)[:, (creff.window**2) // 2].mean())
+
+
+def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, object]:
+    matrices = {mode: ConfusionMatrix(model.num_classes) for mode in MODES}
+    net = model.lr
+    if net is None or not model.has_creff or model.hr is None:
+        raise SystemExit("error: the weights need an HR branch and an LR branch with CReFF")
+    centre = []
+    count = len(pairs) if limit is None else min(limit, len(pairs))
+    with torch.inference_mode():
+        for index in range(count):
+            item = pairs[index]
+            x = model.normalize(item["cur"].permute(1, 2, 0).numpy())
+            x_key = model.normalize(item["key"].permute(1, 2, 0).numpy())
+            flow = item["flow"][None].to(model.device)
+            labels = item["labels"].numpy()
+            size = (x.shape[-2], x.shape[-1])
+            logits_hr, own_feat = model.keyframe(x)
+            _, key_feat = model.keyframe(x_key)
+            x_lr = model.downscale(x)
+            lr_feat = net.features(x_lr)
+            outputs = {
+                "hr": logits_hr,
+                "lr_branch": model.lowres(x_lr, size),
+                "ar": model.nonkeyframe(x_lr, key_feat, flow),
+                "ar_zero_flow": model.nonkeyframe(x_lr, key_feat, torch.zeros_like(flow)),
+                "ar_own_feature": model.nonkeyframe(x_lr, own_feat, torch.zeros_like(flow)),
+            }
+            for mode, logits in outputs.items():
+                matrices[mode].update(logits.argmax(1)[0].cpu().numpy(), labels)
+            centre.append(centre_attention(net.fuse_attention, lr_feat, own_feat))
+    value = net.fuse_attention.hr_value_conv.weight.detach()
+    return {
+        "frames": count,
+        "miou": {mode: round(matrices[mode].miou(), 6) for mode in MODES},
+        "value_conv_mean_abs_weight": round(float(value.abs().mean()), 6),
+        "attention_centre_weight": round(sum(centre) / len(centre), 6),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--cache", type=Path, default=None, help="PairCache directory (e.g. the one arseg eval used)")
+    parser.add_argument("-L", "--keyint", type=int, default=12)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    model = load_weights(args.weights).float().eval()
+    dataset = open_dataset(args.data, split=args.split)
+    pairs = PairDataset(dataset, keyint=args.keyint, policy="uniform", seed=args.seed, cache=str(args.cache) if args.cache else None)
+    report = diagnose(model, pairs, args.limit)
+    report.update(weights=str(args.weights), data=str(args.data), split=args.split, keyint=args.keyint, seed=args.seed)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
