@@ -231,6 +231,23 @@ def test_inference_copy_follows_weight_changes(ar_models: dict[str, ARSeg]) -> N
     torch.testing.assert_close(after, before + 1.0, rtol=1e-5, atol=1e-4)
 
 
+def test_a_model_converted_inside_inference_mode_runs() -> None:
+    """`.double()` (or `.half()` on CUDA) inside inference_mode makes inference tensors, which have no
+    version counter: the inference copy's signature must not ask for one (it used to raise)."""
+    torch.manual_seed(0)
+    model = ARSeg(_meta("camvid-bise18", scale=None)).eval()
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        expected, _ = model.double().keyframe(x)
+    with torch.inference_mode():
+        converted = ARSeg(_meta("camvid-bise18", scale=None)).eval()
+        converted.load_state_dict(model.state_dict())
+        converted.double()
+        assert all(p.is_inference() for p in converted.parameters())
+        logits, _ = converted.keyframe(x)
+    torch.testing.assert_close(logits, expected, rtol=1e-10, atol=1e-10 * float(expected.abs().max()))
+
+
 def test_eval_mode_is_deterministic(ar_models: dict[str, ARSeg]) -> None:
     model = ar_models["camvid-psp18"]
     x_hr = torch.randn(1, 3, 45, 61)

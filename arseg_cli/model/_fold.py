@@ -51,5 +51,6 @@ def fold_batchnorms(net: nn.Module, *, channels_last: bool = False) -> nn.Module
 
 def state_signature(module: nn.Module) -> tuple[tuple[int, int], ...]:
     """Changes whenever a parameter or buffer of `module` is modified in place, replaced or moved
-    (storage address and autograd version counter of each)."""
-    return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
+    (storage address and autograd version counter of each). Inference tensors (a model converted, e.g.
+    `.half()`, inside `torch.inference_mode()`) have no version counter: only their address counts."""
+    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for t in (*module.parameters(), *module.buffers()))
