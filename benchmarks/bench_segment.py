@@ -15,7 +15,8 @@
    without trained weights. Keyframes score their own labels exactly, so the mIoU over non-keyframes
    alone is given too.
 
-Usage: `nice -n 10 python benchmarks/bench_segment.py [--frames 24] [--repeats 2] [--threads N]`.
+Usage: `nice -n 10 python benchmarks/bench_segment.py [--frames 24] [--repeats 2] [--threads N]
+[--device cuda [--half]]` (--half adds float16 runs, as `arseg segment --half`).
 """
 
 from __future__ import annotations
@@ -68,17 +69,19 @@ def run_once(video: Path, model: ARSeg, settings: Settings, out: Path) -> dict[s
             "io_share": (times.decode + times.motion + times.write) / summary.wall_s}  # fmt: skip
 
 
-def throughput(video: Path, repeats: int, work: Path) -> dict[str, Any]:
+def throughput(video: Path, repeats: int, work: Path, device: str = "cpu", half: bool = False) -> dict[str, Any]:
+    """AR 0.5x (L = 12) against per-frame HR on `device`; `half`: float16 (CUDA), as `segment --half`."""
     results: dict[str, Any] = {}
+    ar_settings, hr_settings = Settings(scale=0.5, keyint=L, half=half), Settings(scale=1.0, half=half)
     for arch in ARCHS:
-        model = random_model(arch)
+        model = random_model(arch).to(device)
         warm = write_video(work / "warm.mp4", 3, HEIGHT, WIDTH)
-        for settings in (Settings(scale=0.5, keyint=L), Settings(scale=1.0)):
+        for settings in (ar_settings, hr_settings):
             run_once(warm, model, settings, work / "warm")
         runs: dict[str, list[dict[str, Any]]] = {"ar": [], "hr": []}
         for _ in range(repeats):
-            runs["ar"].append(run_once(video, model, Settings(scale=0.5, keyint=L), work / "ar"))
-            runs["hr"].append(run_once(video, model, Settings(scale=1.0), work / "hr"))
+            runs["ar"].append(run_once(video, model, ar_settings, work / "ar"))
+            runs["hr"].append(run_once(video, model, hr_settings, work / "hr"))
         fps = {mode: statistics.median(r["fps"] for r in runs[mode]) for mode in runs}
         results[arch] = {
             "ar_0.5x_L12_fps": round(fps["ar"], 3),
@@ -205,6 +208,8 @@ def main() -> None:
     parser.add_argument("--rss-frames", type=int, default=12, help="frames of the short video (the long has 10x)")
     parser.add_argument("--rss-size", default="360x480")
     parser.add_argument("--parts", default="speed,rss,policies")
+    parser.add_argument("--device", default="cpu", help="device of the throughput runs (cpu or cuda)")
+    parser.add_argument("--half", action="store_true", help="throughput in float16 too (CUDA: segment --half)")
     parser.add_argument("--child", nargs=2, metavar=("VIDEO", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -227,8 +232,13 @@ def main() -> None:
         if "speed" in parts:
             video = write_video(work / "bench.mp4", args.frames, HEIGHT, WIDTH)
             report["throughput"] = {"size_hw": [HEIGHT, WIDTH], "frames": args.frames, "repeats": args.repeats,
+                                    "device": args.device,
                                     "statistic": "median frames/s over repeats, end to end incl. label PNG writing",
-                                    "by_arch": throughput(video, args.repeats, work)}  # fmt: skip
+                                    "by_arch": throughput(video, args.repeats, work, args.device)}  # fmt: skip
+            if args.half:
+                report["throughput"]["by_arch_half"] = throughput(video, args.repeats, work, args.device, half=True)
+            if args.device == "cuda":
+                report["gpu"] = torch.cuda.get_device_name()
         if "rss" in parts:
             short = child_rss(args.rss_frames, args.rss_size, work)
             long = child_rss(10 * args.rss_frames, args.rss_size, work)

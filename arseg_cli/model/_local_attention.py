@@ -1,4 +1,5 @@
-"""Tiled CPU inference kernel of CReFF: the numbers of `creff.py`'s plain path, in bounded memory.
+"""Tiled inference kernel of CReFF: the numbers of `creff.py`'s plain path, in bounded memory (CPU),
+and in a few dozen kernel launches instead of a few hundred (CUDA: one tile per image).
 
 Why tiles: at camvid-psp18's full resolution (C=64, 720x960) every full-size intermediate is 177 MB, and
 on CPU allocating and streaming those costs more than the arithmetic. Here one pass over bands of `rows`
@@ -72,9 +73,15 @@ def fused_creff(
                torch's intra-op thread count when there are at least TILES_PER_WORKER default-sized tiles
                per thread, else 1 (one thread running tiles with torch's intra-op threads).
     """
-    _keep_freed_memory()
     out = torch.empty_like(key_feat, memory_format=torch.channels_last)
     channels, height, width = out.shape[1:]
+    if out.device.type != "cpu":
+        # A GPU runs each operation across the whole image: one tile per image, one thread. Tiles there
+        # would only multiply kernel launches (the plain path's 49 shifted products are launch- and
+        # bandwidth-bound there: measured slower than the HR network at camvid sizes on an H100).
+        workers, rows = 1, rows or height
+    else:
+        _keep_freed_memory()
     if workers is None:
         threads, default_tiles = torch.get_num_threads(), out.shape[0] * -(-out[0].numel() // TILE_VALUES)
         workers = threads if default_tiles >= TILES_PER_WORKER * threads else 1
@@ -146,7 +153,7 @@ class _Image:
         self.channels, self.height, self.width = out.shape
         self.lr, self.key, self.window = lr, key, window
         self.out = out.permute(1, 2, 0)  # (H, W, C) view of a channels-last output
-        self.upsampling = _Resize(lr_size, out.shape[1:], out.dtype)
+        self.upsampling = _Resize(lr_size, out.shape[1:], out.dtype, out.device)
         self.warping = _Warp(flow, warp)
 
 
@@ -269,11 +276,11 @@ class _Warp:
 class _Resize:
     """Source coordinates of a bilinear align_corners=True resize from src_size to size, rows on demand."""
 
-    def __init__(self, src_size: torch.Size, size: torch.Size, dtype: torch.dtype) -> None:
+    def __init__(self, src_size: torch.Size, size: torch.Size, dtype: torch.dtype, device: torch.device) -> None:
         self.src_size = (h, w) = src_size
         height, width = size
-        self.xs = torch.arange(width, dtype=dtype) * ((w - 1) / (width - 1) if width > 1 else 0.0)
-        self.ys = torch.arange(height, dtype=dtype) * ((h - 1) / (height - 1) if height > 1 else 0.0)
+        self.xs = torch.arange(width, dtype=dtype, device=device) * ((w - 1) / (width - 1) if width > 1 else 0.0)
+        self.ys = torch.arange(height, dtype=dtype, device=device) * ((h - 1) / (height - 1) if height > 1 else 0.0)
 
     def rows(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
         """x (1, W) and y (hi - lo, 1) source coordinates of output rows [lo, hi)."""

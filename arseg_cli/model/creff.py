@@ -113,8 +113,8 @@ class CReFF(nn.Module):
         return up + local_attention(q, k, v, self.window)
 
     def _takes_fast_path(self, *inputs: Tensor) -> bool:
-        """The tiled kernel serves CPU float32/float64 inference; anything that records the graph
-        (autograd, tracing, export, compile) gets the plain path."""
+        """The tiled kernel serves inference on the CPU (float32/float64) and on CUDA (float16 too);
+        anything that records the graph (autograd, tracing, export, compile) gets the plain path."""
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
             return False
         if torch.is_grad_enabled() and any(t.requires_grad for t in (*inputs, *self.parameters())):
@@ -122,4 +122,8 @@ class CReFF(nn.Module):
         lr_feat, key_feat, flow_px = inputs
         dtypes = {lr_feat.dtype, key_feat.dtype, *(p.dtype for p in self.parameters())}
         devices = {lr_feat.device.type, key_feat.device.type, flow_px.device.type}
-        return devices == {"cpu"} and len(dtypes) == 1 and dtypes <= {torch.float32, torch.float64}
+        if len(dtypes) != 1 or len(devices) != 1:
+            return False
+        if devices == {"cpu"}:
+            return dtypes <= {torch.float32, torch.float64}
+        return devices == {"cuda"} and dtypes <= {torch.float16, torch.float32, torch.float64}
