@@ -104,7 +104,7 @@ class CReFF(nn.Module):
     def forward(self, lr_feat: Tensor, key_feat: Tensor, flow_px: Tensor) -> Tensor:
         size = (key_feat.shape[-2], key_feat.shape[-1])
         if self._takes_fast_path(lr_feat, key_feat, flow_px):
-            flow_feat = resize_flow(flow_px.to(key_feat.dtype), size)
+            flow_feat = resize_flow(flow_px.to(torch.promote_types(key_feat.dtype, torch.float32)), size)
             convs = (self.lr_query_conv, self.hr_key_conv, self.hr_value_conv)
             return fused_creff(lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
         up = resize_bilinear(lr_feat, size, align_corners=True)
