@@ -156,6 +156,22 @@ def test_phase_ar_starts_as_the_hr_network_on_downscaled_frames() -> None:
     torch.testing.assert_close(fused, resize_bilinear(lr_feat, (8, 12), align_corners=True), rtol=0, atol=1e-6)
 
 
+def test_phase_ar_identity_start_passes_the_centre_of_the_warped_keyframe_feature() -> None:
+    model = _ar_model()
+    start_lr_from_hr(model, creff_init="identity")
+    value = model.lr.fuse_attention.hr_value_conv
+    expected = torch.zeros_like(value.weight)
+    expected[:, 0, 1, 1] = 1.0
+    assert torch.equal(value.weight, expected) and torch.equal(value.bias, torch.zeros_like(value.bias))
+    key_feat = torch.randn(1, 256, 8, 12)
+    with torch.no_grad():
+        assert torch.equal(value(key_feat), key_feat)  # the value is the warped feature itself
+        lr_feat = torch.randn(1, 256, 4, 6)
+        fused = model.lr.fuse(lr_feat, key_feat, torch.zeros(1, 2, 64, 96))
+    # attention weights sum to 1 over in-image neighbours: the fusion now adds a local average of it
+    assert not torch.allclose(fused, resize_bilinear(lr_feat, (8, 12), align_corners=True), atol=1e-3)
+
+
 def test_phase_ar_plain_steps_leave_creff_untouched(tmp_path: Path) -> None:
     model = _ar_model()
     creff = {k: v.clone() for k, v in model.state_dict().items() if ".fuse_attention." in k}

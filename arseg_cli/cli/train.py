@@ -42,6 +42,9 @@ def train_command(
     pair_frames: Literal["decoded", "source"] = typer.Option(
         "decoded", "--pair-frames", help="Pixels of the pairs: decoded from the compressed snippet (as inference) or the data's source frames (as the official code)."
     ),
+    creff_init: Literal["zero", "identity"] = typer.Option(
+        "zero", "--creff-init", help="Phase ar: CReFF's value convolution at the start: zero (AR starts as the LR baseline) or identity (docs/TRAINING.md)."
+    ),
     split: str = typer.Option("train", "--split", help="Data split to train on."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (default: OUT.pairs)."),
@@ -89,7 +92,7 @@ def train_command(
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
             weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
-            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
+            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, creff_init=creff_init, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
             amp=amp,
         )  # fmt: skip
         seed_everything(seed)

@@ -17,6 +17,7 @@ from arseg_cli.errors import OptionsError
 Phase = Literal["hr", "ar"]
 OptimizerName = Literal["adam", "sgd"]
 BackboneSharing = Literal["own", "shared"]
+CreffInit = Literal["zero", "identity"]
 DevicePolicy = Literal["auto", "cpu", "cuda"]
 
 
@@ -63,6 +64,8 @@ class TrainConfig:
                     snippet's motion vectors either way.
     lr_backbone:    phase ar: 'own' (the paper: the LR branch trains its own ResNet-18) or 'shared' (the
                     LR branch uses the frozen HR backbone; only its heads and CReFF train).
+    creff_init:     phase ar: CReFF's value convolution at the start, 'zero' (the fusion starts as the
+                    identity) or 'identity' (train.run.start_lr_from_hr says why).
     checkpoint_every: save the resumable state every N steps (0 = only at the end).
     """
 
@@ -82,6 +85,7 @@ class TrainConfig:
     distance: Literal["official", "uniform"] = "uniform"
     lr_backbone: BackboneSharing = "own"
     pair_frames: Literal["decoded", "source"] = "decoded"
+    creff_init: CreffInit = "zero"
     checkpoint_every: int = 0
     seed: int = 0
     workers: int = 0
@@ -107,6 +111,8 @@ class TrainConfig:
             problems.append(f"lr_backbone must be own or shared, not {self.lr_backbone!r}")
         if self.pair_frames not in ("decoded", "source"):
             problems.append(f"pair frames must be decoded or source, not {self.pair_frames!r}")
+        if self.creff_init not in ("zero", "identity"):
+            problems.append(f"CReFF initialisation must be zero or identity, not {self.creff_init!r}")
         if self.phase == "hr" and self.lr_backbone != "own":
             problems.append("--lr-backbone is for phase ar (phase hr has no LR branch)")
         if self.checkpoint_every < 0 or self.workers < 0:
@@ -122,7 +128,7 @@ class TrainConfig:
         for free in ("checkpoint_every", "workers"):
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
-        for option, default in (("lr_backbone", "own"), ("pair_frames", "decoded")):
+        for option, default in (("lr_backbone", "own"), ("pair_frames", "decoded"), ("creff_init", "zero")):
             if data[option] == default:  # checkpoints from before the option lack the key
                 data.pop(option)
         return data

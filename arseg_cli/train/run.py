@@ -20,7 +20,7 @@ from arseg_cli.model import build_arseg, load_weights, save_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.model.official import OFFICIAL_DATA
-from arseg_cli.train.config import TrainConfig
+from arseg_cli.train.config import CreffInit, TrainConfig
 from arseg_cli.train.loop import TrainResult
 
 
@@ -106,15 +106,21 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     )  # fmt: skip
     model = build_arseg(meta)
     model.hr.load_state_dict(trained.hr.state_dict())  # type: ignore[union-attr]
-    start_lr_from_hr(model)
+    start_lr_from_hr(model, creff_init=config.creff_init)
     return model
 
 
-def start_lr_from_hr(model: ARSeg) -> None:
+def start_lr_from_hr(model: ARSeg, *, creff_init: CreffInit = "zero") -> None:
     """Phase ar's starting point: the LR branch is a copy of the trained HR network (the two have the same
-    layers), and CReFF's value convolution is zero so that the fusion starts as the identity (fused = the
-    upsampled LR feature). The untrained model is then exactly the HR network run on downscaled frames,
-    and training starts from that baseline instead of from random layers that first add noise to it."""
+    layers). CReFF's value convolution starts as `creff_init`:
+
+    - 'zero': the fusion starts as the identity (fused = the upsampled LR feature), so the untrained
+      model is exactly the HR network run on downscaled frames. But while the value is zero the query
+      and key convolutions get no gradient: the attention may never learn where to look.
+    - 'identity': each channel's centre tap is 1, so the fusion starts as the upsampled LR feature plus
+      an attention-weighted average of the warped keyframe feature, and the attention gets a gradient
+      from the first step.
+    """
     hr, lr = model.hr, model.lr
     if hr is None or lr is None or not lr.has_fusion:
         raise ValueError("phase ar needs a model with an HR branch and an LR branch with CReFF")
@@ -128,6 +134,11 @@ def start_lr_from_hr(model: ARSeg) -> None:
         value = lr.fuse_attention.hr_value_conv
         value.weight.zero_()
         value.bias.zero_()
+        if creff_init == "identity":
+            centre = value.weight.shape[-1] // 2
+            value.weight[:, 0, centre, centre] = 1.0
+        elif creff_init != "zero":
+            raise ValueError(f"unknown CReFF initialisation {creff_init!r} (expected 'zero' or 'identity')")
 
 
 def provenance(
