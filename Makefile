@@ -53,6 +53,7 @@ SYNTH_TEST := --clips 4 --frames 24 --size 360x480 --seed 2
 TRAIN_COMMON := --arch camvid-bise18 --batch 8 --crop 192x256 --distance official --cache $(W)/pairs --checkpoint-every 250 --seed 0
 HR_STEPS ?= 2500
 AR_STEPS ?= 1500
+CREFF_INIT ?= identity
 resume_if_started = $(if $(wildcard $(1).ckpt),--resume,)
 
 weights: $(W)/eval.json $(W)/creff-diagnosis.json
@@ -66,7 +67,7 @@ $(W)/hr.safetensors: $(W)/data/train/manifest.json
 	$(ARSEG) train $(W)/data --phase hr -o $@ --steps $(HR_STEPS) $(TRAIN_COMMON) $(call resume_if_started,$@)
 
 $(W)/ar.safetensors: $(W)/hr.safetensors
-	$(ARSEG) train $(W)/data --phase ar --hr $< --scale 0.5 --lr-backbone shared -o $@ --steps $(AR_STEPS) --fp16 \
+	$(ARSEG) train $(W)/data --phase ar --hr $< --scale 0.5 --lr-backbone shared --creff-init $(CREFF_INIT) -o $@ --steps $(AR_STEPS) --fp16 \
 		$(TRAIN_COMMON) $(call resume_if_started,$@)
 
 $(W)/creff-diagnosis.json: $(W)/ar.safetensors $(W)/data/test/manifest.json

@@ -50,30 +50,45 @@ def _what_would_close_it(report: dict[str, Any], diagnosis: dict[str, Any] | Non
     if diagnosis is not None:
         miou = diagnosis["miou"]
         lines += [
-            f"Why: CReFF barely uses the keyframe's feature (`benchmarks/diagnose_creff.py`, {diagnosis['frames']} test",
-            "frames, one pair each, d drawn from 1..L-1). Given the frame's *own* HR feature and zero flow, the",
-            f"best case a warp could give, it scores {_pct(miou['ar_own_feature'])} mIoU against {_pct(miou['lr_branch'])} for the LR branch",
-            f"alone and {_pct(miou['hr'])} for HR; with the keyframe's feature {_pct(miou['ar'])} (bitstream flow) and",
-            f"{_pct(miou['ar_zero_flow'])} (zero flow). The attention puts {diagnosis['attention_centre_weight']:.3f} of its weight on the",
-            "matching position (uniform: 0.020) and the value convolution stayed small (mean |w|",
-            f"{diagnosis['value_conv_mean_abs_weight']:.3f}): it starts at zero, so the query and key convolutions get no",
-            "gradient until it grows, and it grows only where the attention already points somewhere useful.",
+            f"Where the gap is (`benchmarks/diagnose_creff.py`, {diagnosis['frames']} test frames, one pair each, d drawn",
+            f"from 1..L-1): HR {_pct(miou['hr'])}, LR branch alone {_pct(miou['lr_branch'])}, AR {_pct(miou['ar'])} with the keyframe's",
+            f"feature and the bitstream flow, {_pct(miou['ar_zero_flow'])} with zero flow, and {_pct(miou['ar_own_feature'])} given the frame's *own* HR",
+            "feature (the best case a perfect warp could give). So even a perfect warp leaves AR far below HR:",
+            "the fusion passes on only part of the HR feature. The attention puts",
+            f"{diagnosis['attention_centre_weight']:.3f} of its weight on the matching position (uniform: 0.020); the value",
+            f"convolution's mean |w| is {diagnosis['value_conv_mean_abs_weight']:.3f}.",
             "",
         ]
     lines += [
-        "What would close it, most promising first, none of it tried at full length yet:",
+        "What would close it, most promising first, none of it tried yet:",
         "",
-        "- Start CReFF so the attention can learn: value convolution at identity rather than zero. A",
-        "  250-step probe from these weights raised the own-feature score by about 1.5 points over the",
-        "  LR branch (zero or default initialisation: no gain); a full run was not made.",
-        "- Train phase ar longer. The run above is a few epochs of the training split; the official recipe",
-        "  runs 100 epochs, half of them with CReFF.",
+        "- Train phase ar longer. The run above is a few epochs of the training split (half of them",
+        "  without CReFF); the official recipe runs 100 epochs, 50 with CReFF.",
         "- Give the LR branch its own backbone (`--lr-backbone own`, the paper's set-up): CReFF then fuses",
         "  into a network trained for 0.5x rather than the HR context path run on small frames. Costs the",
         "  30 MB budget (54 MB in float16) or a smaller-than-ResNet-18 LR backbone.",
         "- More and more varied SynthStreet clips, and a GPU (one run is ~2 h on this 2-core CPU).",
         "",
     ]
+    return lines
+
+
+def _start_of_phase_ar(ar_facts: dict[str, Any]) -> list[str]:
+    """How phase ar started (its `--creff-init`), and the runs that led there."""
+    lines = [
+        "- Phase ar starts from the HR network: the LR branch's own layers are copied from it (a first run",
+        "  that started them at random ended below the LR baseline: AR 46.26 vs LR 48.06 mIoU).",
+    ]
+    if ar_facts.get("config", {}).get("creff_init") == "identity":
+        lines += [
+            "- CReFF's value convolution starts at identity (`--creff-init identity`). The same run with it",
+            "  at zero (the AR model then starts as exactly the LR baseline) reached AR 48.19 mIoU, its",
+            "  attention never learnt where to look, and its AR scores barely depended on d (47.72 at",
+            "  d = 1, 47.45 at d = 11): the keyframe feature was all but ignored. With",
+            "  identity the query and key convolutions get a gradient from the first step (docs/TRAINING.md).",
+        ]
+    else:
+        lines += ["- CReFF's value convolution starts at zero: before training the AR model is exactly the `lr` baseline."]
     return lines
 
 
@@ -159,10 +174,7 @@ def write_card(
         "  26.9 M parameters = 54 MB, above the issue's 30 MB budget. Sharing keeps the pair under 30 MB and",
         "  skips the backbone's backward pass in phase ar; what it costs in mIoU against an own LR backbone",
         "  was not measured (one more two-hour run on this CPU).",
-        "- Phase ar starts from the HR network: the LR branch's own layers are copied from it and CReFF's",
-        "  value convolution is zero, so before training the AR model is exactly the `lr` baseline below",
-        "  (the HR network on downscaled frames). A first run that started those layers at random ended",
-        "  below that baseline (AR 46.26 vs LR 48.06 mIoU, docs/TRAINING.md).",
+        *_start_of_phase_ar(ar_facts),
         "",
         "## Held-out evaluation (`arseg eval`, the official protocol)",
         "",
