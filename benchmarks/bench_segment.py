@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--half", action="store_true", help="throughput in float16 too (CUDA: segment --half)")
     parser.add_argument("--child", nargs=2, metavar=("VIDEO", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.half and args.device != "cuda":
+        parser.error("--half needs --device cuda (float16 on the CPU is slower, not faster)")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:

@@ -22,28 +22,24 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from arseg_cli.data import PairDataset, open_dataset
+from arseg_cli.errors import ArsegError
 from arseg_cli.evaluate.metrics import ConfusionMatrix
 from arseg_cli.model import load_weights
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.creff import CReFF, resize_bilinear
+from arseg_cli.model.creff import CReFF, resize_bilinear, warp_feature, window_logits
 
 MODES = ("hr", "lr_branch", "ar", "ar_zero_flow", "ar_own_feature")
 
 
 def centre_attention(creff: CReFF, lr_feat: torch.Tensor, key_feat: torch.Tensor) -> float:
-    """Mean softmax weight of the window's centre, with key_feat unwarped (zero flow)."""
-    up = resize_bilinear(lr_feat, (key_feat.shape[-2], key_feat.shape[-1]), align_corners=True)
-    q, k = creff.lr_query_conv(up), creff.hr_key_conv(key_feat)
-    r = creff.window // 2
-    height, width = q.shape[-2:]
-    k_pad = F.pad(k, (r, r, r, r))
-    logits = torch.stack(
-        [(q * k_pad[..., dy : dy + height, dx : dx + width]).sum(1) for dy in range(creff.window) for dx in range(creff.window)], 1
-    )
-    return float(logits.softmax(1)[:, (creff.window**2) // 2].mean())
+    """Mean softmax weight of the window's centre when CReFF fuses key_feat at zero flow."""
+    size = (key_feat.shape[-2], key_feat.shape[-1])
+    up = resize_bilinear(lr_feat, size, align_corners=True)
+    no_motion = key_feat.new_zeros(key_feat.shape[0], 2, *size)
+    q, k = creff.lr_query_conv(up), creff.hr_key_conv(warp_feature(key_feat, no_motion, creff.warp))
+    return float(window_logits(q, k, creff.window).softmax(1)[:, creff.window**2 // 2].mean())
 
 
 def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, object]:
@@ -94,10 +90,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    model = load_weights(args.weights).float().eval()
-    dataset = open_dataset(args.data, split=args.split)
-    pairs = PairDataset(dataset, keyint=args.keyint, policy="uniform", seed=args.seed, cache=str(args.cache) if args.cache else None)
-    report = diagnose(model, pairs, args.limit)
+    try:
+        model = load_weights(args.weights).float().eval()
+        dataset = open_dataset(args.data, split=args.split)
+        pairs = PairDataset(dataset, keyint=args.keyint, policy="uniform", seed=args.seed, cache=str(args.cache) if args.cache else None)
+        report = diagnose(model, pairs, args.limit)
+    except ArsegError as error:
+        raise SystemExit(f"error: {error}") from None
     report.update(weights=str(args.weights), data=str(args.data), split=args.split, keyint=args.keyint, seed=args.seed)
     print(json.dumps(report))
 

@@ -68,14 +68,23 @@ def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int = 7) -> Tensor:
     """
     r = window // 2
     height, width = q.shape[-2:]
-    k_pad, v_pad = F.pad(k, (r, r, r, r)), F.pad(v, (r, r, r, r))
+    v_pad = F.pad(v, (r, r, r, r))
     shifts = [(dy, dx) for dy in range(window) for dx in range(window)]
-    logits = torch.stack([(q * k_pad[..., dy : dy + height, dx : dx + width]).sum(1) for dy, dx in shifts], 1)
-    weights = logits.softmax(dim=1)
+    weights = window_logits(q, k, window).softmax(dim=1)
     out = weights[:, :1] * v_pad[..., :height, :width]
     for i, (dy, dx) in enumerate(shifts[1:], start=1):
         out.add_(weights[:, i : i + 1] * v_pad[..., dy : dy + height, dx : dx + width])  # in place: no new map
     return out
+
+
+def window_logits(q: Tensor, k: Tensor, window: int = 7) -> Tensor:
+    """(N, window^2, H, W) attention logits <q, k_neighbour> of q, k (N, C, H, W), neighbours in row-major
+    window order (index window^2 // 2 is the pixel itself); out-of-image keys are 0 (logit 0)."""
+    r = window // 2
+    height, width = q.shape[-2:]
+    k_pad = F.pad(k, (r, r, r, r))
+    shifts = [(dy, dx) for dy in range(window) for dx in range(window)]
+    return torch.stack([(q * k_pad[..., dy : dy + height, dx : dx + width]).sum(1) for dy, dx in shifts], 1)
 
 
 def _depthwise(channels: int) -> nn.Conv2d:
