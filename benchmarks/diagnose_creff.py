@@ -9,6 +9,9 @@ seeded), one confusion matrix per way of making the frame's labels:
 - `ar_zero_flow`: the same with the flow set to zero (what motion compensation is worth);
 - `ar_own_feature`: CReFF given the frame's *own* HR feature and zero flow: the best case, a perfectly
   warped keyframe. If this is not clearly above `lr_branch`, CReFF has not learnt to use HR features.
+- `warp_only`: no LR branch at all: the shared classifier on the keyframe's HR feature warped with the
+  bitstream flow (CReFF's warp). What motion compensation alone gives; a fusion that scores below it
+  throws away part of what the warped keyframe knows.
 
 Also the mean |weight| of CReFF's value convolution and the attention's mean weight on the centre of
 its window for `ar_own_feature` (1/49 = 0.020 for uniform attention). Usage:
@@ -30,7 +33,7 @@ from arseg_cli.model import load_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.creff import CReFF, resize_bilinear, warp_feature, window_logits
 
-MODES = ("hr", "lr_branch", "ar", "ar_zero_flow", "ar_own_feature")
+MODES = ("hr", "lr_branch", "ar", "ar_zero_flow", "ar_own_feature", "warp_only")
 
 
 def centre_attention(creff: CReFF, lr_feat: torch.Tensor, key_feat: torch.Tensor) -> float:
@@ -67,6 +70,7 @@ def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, o
                 "ar": model.nonkeyframe(x_lr, key_feat, flow),
                 "ar_zero_flow": model.nonkeyframe(x_lr, key_feat, torch.zeros_like(flow)),
                 "ar_own_feature": model.nonkeyframe(x_lr, own_feat, torch.zeros_like(flow)),
+                "warp_only": net.to_image_size(net.classify(warp_feature(key_feat, flow, net.fuse_attention.warp)), size),
             }
             for mode, logits in outputs.items():
                 matrices[mode].update(logits.argmax(1)[0].cpu().numpy(), labels)
