@@ -54,6 +54,8 @@ TRAIN_COMMON := --arch camvid-bise18 --batch 8 --crop 192x256 --distance officia
 HR_STEPS ?= 2500
 AR_STEPS ?= 1500
 CREFF_INIT ?= identity
+# CReFF from the first step of phase ar (the official recipe: the first half without it): AR 49.44 vs 48.87
+AR_PLAIN_FRACTION ?= 0
 resume_if_started = $(if $(wildcard $(1).ckpt),--resume,)
 
 weights: $(W)/eval.json $(W)/creff-diagnosis.json
@@ -67,7 +69,7 @@ $(W)/hr.safetensors: $(W)/data/train/manifest.json
 	$(ARSEG) train $(W)/data --phase hr -o $@ --steps $(HR_STEPS) $(TRAIN_COMMON) $(call resume_if_started,$@)
 
 $(W)/ar.safetensors: $(W)/hr.safetensors
-	$(ARSEG) train $(W)/data --phase ar --hr $< --scale 0.5 --lr-backbone shared --creff-init $(CREFF_INIT) -o $@ --steps $(AR_STEPS) --fp16 \
+	$(ARSEG) train $(W)/data --phase ar --hr $< --scale 0.5 --lr-backbone shared --creff-init $(CREFF_INIT) --plain-fraction $(AR_PLAIN_FRACTION) -o $@ --steps $(AR_STEPS) --fp16 \
 		$(TRAIN_COMMON) $(call resume_if_started,$@)
 
 $(W)/creff-diagnosis.json: $(W)/ar.safetensors $(W)/data/test/manifest.json
