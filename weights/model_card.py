@@ -54,14 +54,14 @@ def _what_would_close_it(report: dict[str, Any], diagnosis: dict[str, Any] | Non
             f"from 1..L-1): HR {_pct(miou['hr'])}, LR branch alone {_pct(miou['lr_branch'])}, AR {_pct(miou['ar'])} with the keyframe's",
             f"feature and the bitstream flow, {_pct(miou['ar_zero_flow'])} with zero flow, and {_pct(miou['ar_own_feature'])} given the frame's *own* HR",
             "feature (the best case a perfect warp could give). So even a perfect warp leaves AR far below HR:",
+            "the fusion passes on only part of the HR feature. The attention puts",
+            f"{diagnosis['attention_centre_weight']:.3f} of its weight on the matching position (uniform: 0.020); the value",
+            f"convolution's mean |w| is {diagnosis['value_conv_mean_abs_weight']:.3f}.",
             *(
-                [f"the classifier on the warped keyframe feature alone, without the LR branch, scores {_pct(miou['warp_only'])}."]
+                [f"The classifier on the warped keyframe feature alone, without the LR branch, scores {_pct(miou['warp_only'])}."]
                 if "warp_only" in miou
                 else []
             ),
-            "The fusion passes on only part of the HR feature. The attention puts",
-            f"{diagnosis['attention_centre_weight']:.3f} of its weight on the matching position (uniform: 0.020); the value",
-            f"convolution's mean |w| is {diagnosis['value_conv_mean_abs_weight']:.3f}.",
             "",
         ]
     lines += [
