@@ -52,6 +52,8 @@ def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, o
         raise SystemExit("error: the weights need an HR branch and an LR branch with CReFF")
     centre = []
     count = len(pairs) if limit is None else min(limit, len(pairs))
+    if count < 1:
+        raise SystemExit("error: no labelled frames to diagnose (empty split, or --limit below 1)")
     with torch.inference_mode():
         for index in range(count):
             item = pairs[index]

@@ -84,7 +84,8 @@ def _start_of_phase_ar(ar_facts: dict[str, Any]) -> list[str]:
         "- Phase ar starts from the HR network: the LR branch's own layers are copied from it (a first run",
         "  that started them at random ended below the LR baseline: AR 46.26 vs LR 48.06 mIoU).",
     ]
-    if ar_facts.get("config", {}).get("creff_init") == "identity":
+    config = ar_facts.get("config", {})
+    if config.get("creff_init") == "identity":
         lines += [
             "- CReFF's value convolution starts at identity (`--creff-init identity`). The same run with it",
             "  at zero (the AR model then starts as exactly the LR baseline) reached AR 48.19 mIoU, its",
@@ -94,7 +95,6 @@ def _start_of_phase_ar(ar_facts: dict[str, Any]) -> list[str]:
         ]
     else:
         lines += ["- CReFF's value convolution starts at zero: before training the AR model is exactly the `lr` baseline."]
-    config = ar_facts.get("config", {})
     if config.get("plain_steps") == 0:
         lines += [
             "- CReFF trains from the first step (`--plain-fraction 0`), not after a first half of plain LR",
