@@ -44,6 +44,7 @@ def test_same_seed_same_clip_other_seed_other_clip() -> None:
 
 def test_x264_params_fix_the_gop() -> None:
     assert x264_params(12) == "keyint=12:min-keyint=12:bframes=0:ref=1:scenecut=0"
+    assert x264_params(12, mbtree=False) == "keyint=12:min-keyint=12:bframes=0:ref=1:scenecut=0:mbtree=0"
     with pytest.raises(ValueError):
         x264_params(0)
 

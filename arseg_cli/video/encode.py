@@ -157,7 +157,8 @@ class _H264Sink(VideoSink):
         height, width = rgb.shape[:2]
         if self._stream is None:
             keyint = max(1, round(2 * self.fps))  # a keyframe every ~2 s keeps seeking cheap
-            options = {**self._options, "x264-params": x264_params(keyint)}
+            # Without mbtree the same labels always give the same bytes (a resumed run equals a whole one).
+            options = {**self._options, "x264-params": x264_params(keyint, mbtree=False)}
             stream = self._open("libx264", "yuv420p", width + width % 2, height + height % 2, options)
             stream.thread_type = "FRAME"  # one slice per frame, output independent of the core count
             context = stream.codec_context
@@ -182,6 +183,8 @@ class ColorVideoWriter(_H264Sink):
     `fps` is the nominal rate; `time_base` the unit of `pts`/`duration` (default 1/fps); `crf` and
     `preset` are libx264's quality and speed settings. Colours survive only approximately (4:2:0
     chroma and lossy coding: within 3 per channel on flat areas); use LabelVideoWriter for ids.
+    The same labels always give the same file: x264's mbtree is off for that (the sample's colour video
+    is ~40% larger than with it, its overlay ~20%).
     """
 
     def write(self, labels: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:

@@ -16,13 +16,20 @@ import av
 import numpy as np
 
 
-def x264_params(keyint: int, *, bframes: int = 0, refs: int = 1, scenecut: bool = False) -> str:
-    """The `x264-params` string for a stream with a fixed GOP of `keyint` frames."""
+def x264_params(keyint: int, *, bframes: int = 0, refs: int = 1, scenecut: bool = False, mbtree: bool = True) -> str:
+    """The `x264-params` string for a stream with a fixed GOP of `keyint` frames.
+
+    `mbtree=False` turns x264's macroblock-tree rate control off: with it on, the same frames were
+    seen to encode differently from run to run while an FFmpeg decoder ran frame-threaded in the
+    same process (tests/test_encode.py, the colour video's reproducibility test).
+    """
     if keyint < 1:
         raise ValueError(f"keyint must be >= 1, got {keyint}")
     parts = [f"keyint={keyint}", f"min-keyint={keyint}", f"bframes={bframes}", f"ref={refs}"]
     if not scenecut:
         parts.append("scenecut=0")
+    if not mbtree:
+        parts.append("mbtree=0")
     return ":".join(parts)
 
 
