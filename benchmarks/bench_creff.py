@@ -9,13 +9,16 @@
    its RSS once the inputs exist (the 177 MB output is included).
 3. bise18 size: C=256 fused at 90x120 (LR feature 46x60, flow 720x960) against the LR network's own
    forward at 360x480 (camvid-bise18, BatchNorm folded, channels-last, inference mode): ratio of medians.
+4. Unless --no-compile: the tiled kernel with its attention compiled (`use_compiled_attention`, the CLI's
+   `--compile`), interleaved with the others at both sizes (`*_compiled`); the one-off compile falls in
+   the warm-up call. Needs a C++ compiler; without one the figures are absent and `compiled` says why.
 
 The CPU is shared: medians of interleaved runs; ratios within one run are the figures to trust.
 The tiled kernel runs its tiles in one Python thread per torch thread (each single-threaded); the LR
 network's forward uses intra-op threads, which on 2 cores that other jobs also use wait for a descheduled
 thread in every parallel region: its time (and so the bise18 ratio) swings with the load average, which
 is reported at start and end.
-Usage: `python benchmarks/bench_creff.py [--repeats 5] [--threads 1]`.
+Usage: `python benchmarks/bench_creff.py [--repeats 5] [--threads 1] [--no-compile]`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from collections.abc import Callable
 import torch
 
 from arseg_cli.bench.timing import interleaved
+from arseg_cli.model import compiled_attention_enabled, use_compiled_attention
 from arseg_cli.model.creff import CReFF
 
 PSP = {"channels": 64, "feature": (720, 960), "lr_feature": (360, 480), "image": (720, 960)}
@@ -65,6 +69,28 @@ def plain(creff: CReFF) -> Callable[..., torch.Tensor]:
     return run
 
 
+def with_compiled_attention(call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """`call` with the compiled attention switched on for its duration only."""
+
+    def run() -> torch.Tensor:
+        use_compiled_attention(True)
+        try:
+            return call()
+        finally:
+            use_compiled_attention(False)
+
+    return run
+
+
+def compiled_status() -> str:
+    """Whether the compiled runs really ran compiled (a failed compile falls back, with a warning)."""
+    use_compiled_attention(True)
+    try:
+        return "compiled" if compiled_attention_enabled() else "compile failed: the *_compiled figures are the uncompiled kernel"
+    finally:
+        use_compiled_attention(False)
+
+
 def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median wall seconds of each call, the calls taking turns (one warm-up each)."""
     return {name: stats.median_s for name, stats in interleaved(calls, repeats=repeats, warmup=1).items()}
@@ -79,11 +105,17 @@ def memory_mb(field: str) -> float:
 
 
 def peak_extra_mb(path: str) -> float:
-    """Child process: inputs at the psp size, one forward of `path`; peak RSS minus RSS before it."""
+    """Child process: inputs at the psp size, one forward of `path`; peak RSS minus RSS before it.
+    'compiled' compiles in a first call on tiny inputs, then resets the peak (Linux clear_refs)."""
     lr, key, flow = make_inputs(PSP)
     creff = CReFF(PSP["channels"]).eval()
     call = plain(creff) if path == "plain" else creff
     with torch.inference_mode():
+        if path == "compiled":
+            use_compiled_attention(True)
+            call(lr[..., :4, :4], key[..., :8, :8], flow[..., :8, :8])
+            with open("/proc/self/clear_refs", "w") as clear_refs:
+                clear_refs.write("5")  # VmHWM := VmRSS
         before = memory_mb("VmRSS")
         call(lr, key, flow)
     return memory_mb("VmHWM") - before
@@ -94,7 +126,7 @@ def child_peak_extra_mb(path: str) -> float:
     return float(out.stdout)
 
 
-def bise_ratio(repeats: int) -> dict[str, object]:
+def bise_ratio(repeats: int, compile_too: bool) -> dict[str, object]:
     from arseg_cli.model import build
     from arseg_cli.model._fold import fold_batchnorms
 
@@ -102,22 +134,30 @@ def bise_ratio(repeats: int) -> dict[str, object]:
     x_lr = torch.randn(1, 3, *BISE["lr_input"]).contiguous(memory_format=torch.channels_last)
     lr, key, flow = make_inputs(BISE)
     creff = CReFF(BISE["channels"]).eval()
+    calls = {"lr_forward": lambda: net(x_lr), "creff": lambda: creff(lr, key, flow)}
+    if compile_too:
+        calls["creff_compiled"] = with_compiled_attention(lambda: creff(lr, key, flow))
     with torch.inference_mode():
-        med = interleaved_medians({"lr_forward": lambda: net(x_lr), "creff": lambda: creff(lr, key, flow)}, repeats)
-    return {
+        med = interleaved_medians(calls, repeats)
+    result = {
         "sizes": BISE,
         "lr_forward_s": round(med["lr_forward"], 4),
         "lr_forward": "camvid-bise18 net(x) at 360x480: BN folded, channels-last, inference mode",
         "creff_s": round(med["creff"], 4),
         "creff_over_lr_forward": round(med["creff"] / med["lr_forward"], 3),
     }
+    if compile_too:
+        result["creff_compiled_s"] = round(med["creff_compiled"], 4)
+        result["creff_compiled_over_lr_forward"] = round(med["creff_compiled"] / med["lr_forward"], 3)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--peak-extra", choices=["fast", "plain"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-compile", action="store_true", help="skip the compiled-attention runs")
+    parser.add_argument("--peak-extra", choices=["fast", "plain", "compiled"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,9 +175,12 @@ def main() -> None:
             "fast": lambda: creff(lr, key, flow),
             "fast_nchw": lambda: creff(lr_nchw, key_nchw, flow),
         }
+        if not args.no_compile:
+            calls["fast_compiled"] = with_compiled_attention(lambda: creff(lr, key, flow))
         med = interleaved_medians(calls, args.repeats)
         reference = plain(creff)(lr, key, flow)
         error = (reference - creff(lr, key, flow)).abs().max().item()
+        compiled_error = None if args.no_compile else (reference - calls["fast_compiled"]()).abs().max().item()
     report = {
         "benchmark": "creff",
         "torch": torch.__version__,
@@ -154,10 +197,12 @@ def main() -> None:
             "fast_nchw_inputs_s": round(med["fast_nchw"], 4),
             "speedup": round(med["plain"] / med["fast"], 2),
             "max_abs_difference": error,
+            **({} if args.no_compile else {"fast_compiled_s": round(med["fast_compiled"], 4), "compiled_max_abs_difference": compiled_error}),
             "output_max_abs": round(reference.abs().max().item(), 2),
-            "peak_extra_mb": {path: round(child_peak_extra_mb(path)) for path in ("fast", "plain")},
+            "peak_extra_mb": {path: round(child_peak_extra_mb(path)) for path in ("fast", "plain", *(() if args.no_compile else ("compiled",)))},
         },
-        "bise18": bise_ratio(args.repeats),
+        "bise18": bise_ratio(args.repeats, not args.no_compile),
+        "compiled": "not measured (--no-compile)" if args.no_compile else compiled_status(),
         "load_average_at_end": os.getloadavg()[0],
         "note": "wall-clock medians of interleaved runs on a CPU shared with other jobs; float32",
     }

@@ -57,6 +57,7 @@ def test_the_paper_table_is_what_the_paper_convention_reproduces(arch: str) -> N
 def test_json_report_with_latency(capsys: pytest.CaptureFixture) -> None:
     report = _bench_json(capsys, "--size", "48x64", "--repeats", "2", "--warmup", "1", "-L", "4", "--device", "cpu")
     assert report["backend"] == "torch" and report["keyframe_interval"] == 4 and report["repeats"] == 2
+    assert report["compiled_attention"] is False  # only with --compile (tests/test_compiled_attention.py)
     assert {"macs", "flops", "paper_macs", "ar_average"} <= set(report["convention"])
     assert report["machine"]["device"] == "cpu" and report["machine"]["torch"]
     (result,) = report["archs"]

@@ -15,7 +15,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"arseg bench: backend {report['backend']}, device {info['device']}"
         + (f" ({info['gpu']})" if "gpu" in info else f" ({info['cpu']}, {info['torch_threads']} threads)")
-        + f", L = {report['keyframe_interval']}, warm-up {report['warmup']}, repeats {report['repeats']}",
+        + f", L = {report['keyframe_interval']}, warm-up {report['warmup']}, repeats {report['repeats']}"
+        + (", CReFF attention compiled (--compile)" if report.get("compiled_attention") else ""),
         f"MACs: {report['convention']['macs']}; FLOPs = 2 x MACs.",
         f"paper: {report['convention']['paper_macs']}.",
     ]

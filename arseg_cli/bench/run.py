@@ -19,7 +19,7 @@ from arseg_cli.bench.reference import PAPER, dataset_size
 from arseg_cli.bench.timing import machine
 from arseg_cli.bench.video import measure_video
 from arseg_cli.errors import OptionsError
-from arseg_cli.model import build_arseg, list_archs
+from arseg_cli.model import build_arseg, compiled_attention_enabled, list_archs
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
 
@@ -75,6 +75,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     return {
         "benchmark": "arseg bench",
         "backend": config.backend,
+        # after the run: False also when --compile was given but compiling failed (a warning said why)
+        "compiled_attention": config.backend == "torch" and config.device.type == "cpu" and compiled_attention_enabled(),
         "machine": info,
         "convention": CONVENTION,
         "keyframe_interval": config.keyframe_interval,

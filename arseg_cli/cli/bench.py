@@ -11,6 +11,7 @@ from typing import Literal
 import typer
 
 from arseg_cli.cli._app import console
+from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.cli.synth import _parse_size
 from arseg_cli.errors import InputNotFoundError, OptionsError
 
@@ -31,6 +32,7 @@ def bench_command(
     timing: bool = typer.Option(True, "--timing/--no-timing", help="Measure latency (--no-timing: compute figures only, instant)."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of torch and onnxruntime (default: torch's, one per core)."),
     device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
+    compile_attention: bool = compile_option(),
     weights: list[str] = typer.Option([], "--weights", "-w", help="Time these weights instead of random ones (as `arseg segment --weights`)."),
     backend: BackendChoice = typer.Option(BackendChoice.torch, "--backend", help="torch, or onnxruntime on the graphs of --onnx."),
     onnx_dir: Path | None = typer.Option(None, "--onnx", help="Directory written by `arseg export-onnx` (for --backend onnxruntime)."),
@@ -50,6 +52,8 @@ def bench_command(
         raise OptionsError("--backend onnxruntime needs --onnx DIR (made by `arseg export-onnx -o DIR`)")
     if onnx_dir is not None and backend is not BackendChoice.onnxruntime:
         raise OptionsError("--onnx DIR is for --backend onnxruntime")
+    if compile_attention and backend is not BackendChoice.torch:
+        raise OptionsError("--compile is for the torch backend; onnxruntime runs the exported graphs as they are")
     config = BenchConfig(
         archs=tuple(archs),
         size_hw=_parse_size(size) if size is not None else None,
@@ -66,6 +70,7 @@ def bench_command(
         video_frames=frames,
         threads=threads,
     )
+    apply_compile_option(compile_attention, config.device)
     if video is not None and not video.is_file():
         raise InputNotFoundError(f"--input {video}: no such file")
     if timing and not as_json:

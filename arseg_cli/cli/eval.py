@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from arseg_cli.cli._app import console, frame_progress
+from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import OptionsError, WeightsError
 
 
@@ -26,6 +27,7 @@ def eval_command(
     batch: int = typer.Option(4, "--batch", min=1, help="Frames of one distance run through the networks together."),
     workers: int = typer.Option(1, "--workers", min=0, help="Threads encoding the next pairs while the networks run (0: inline)."),
     device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
+    compile_attention: bool = compile_option(),
     classes: int | None = typer.Option(None, "--classes", min=1, help="Classes in mIoU: all (CamVid 12 with Void, official) or 11 (no Void)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (encoded pairs kept for later runs)."),
     source: Literal["pairs", "stream"] = typer.Option("pairs", "--source", help="pairs: the official per-d pairs; stream: the segment pipeline on each clip's own video (docs/EVAL.md)."),
@@ -47,6 +49,7 @@ def eval_command(
     if path is None:
         raise WeightsError("no weights given and no default weights installed yet: pass --weights FILE or set ARSEG_WEIGHTS")
     model = load_weights(path, device=pick_device(device))
+    apply_compile_option(compile_attention, model.device)
     chosen = protocol.available_modes(model) if modes is None else _parse_modes(modes)
     protocol.check_modes(model, chosen)
     rule = protocol.class_rule(model.meta.classes, classes)

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from arseg_cli.cli._app import EXIT_ERROR, console, print_error
+from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
 from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
 from arseg_cli.segment_inputs import plan_runs
@@ -52,6 +53,7 @@ def segment_command(
     backend: BackendChoice = typer.Option(BackendChoice.torch, "--backend", help="torch, or onnxruntime on the graphs of `arseg export-onnx` (give their directory with --onnx)."),
     onnx: str | None = typer.Option(None, "--onnx", help="Directory written by `arseg export-onnx` (with --backend onnxruntime)."),
     half: bool = typer.Option(False, "--half", help="float16 (CUDA only)."),
+    compile_attention: bool = compile_option(),
     palette: str | None = typer.Option(None, "--palette", help="camvid, cityscapes or a JSON file (default: the weights' classes and colours)."),
     video: str | None = typer.Option(None, "--video", help="Colour mask video file (H.264)."),
     overlay: str | None = typer.Option(None, "--overlay", help="Input blended with the mask colours, video file (H.264)."),
@@ -80,12 +82,13 @@ def segment_command(
     chosen_device = pick_device(device.value)
     if half and chosen_device.type != "cuda":
         raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
-    _check_backend_options(backend, onnx, weights, arch=arch, half=half)
+    _check_backend_options(backend, onnx, weights, arch=arch, half=half, compile_attention=compile_attention)
     if resume and "-" in inputs:
         raise OptionsError("--resume needs the input as a file: standard input cannot be read again")
     # --resume replaces the stopped run's outputs: its PNGs are kept, its videos are re-created whole.
     runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force or resume)
     model, weights_name = _load_backend(backend, onnx, weights, arch=arch, scale=scale, device=chosen_device)
+    apply_compile_option(compile_attention, chosen_device)
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
     settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
@@ -117,7 +120,9 @@ def segment_command(
         raise typer.Exit(EXIT_ERROR)
 
 
-def _check_backend_options(backend: BackendChoice, onnx: str | None, weights: list[str], *, arch: str | None, half: bool) -> None:
+def _check_backend_options(
+    backend: BackendChoice, onnx: str | None, weights: list[str], *, arch: str | None, half: bool, compile_attention: bool
+) -> None:
     """The ONNX graphs carry their own weights and run in float32: refuse options that would be ignored."""
     if backend is BackendChoice.torch:
         if onnx is not None:
@@ -129,6 +134,8 @@ def _check_backend_options(backend: BackendChoice, onnx: str | None, weights: li
         raise OptionsError("--backend onnxruntime runs the weights inside the graphs: drop --weights/--arch")
     if half:
         raise OptionsError("--half is for the torch backend; the ONNX graphs are float32")
+    if compile_attention:
+        raise OptionsError("--compile is for the torch backend; onnxruntime runs the exported graphs as they are")
 
 
 def _load_backend(

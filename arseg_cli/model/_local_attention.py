@@ -18,6 +18,8 @@ keys of one neighbour row (C x (block + 2r)) is a band matrix whose diagonals ar
 softmax weights are put back on the same band and multiplied by the values. That computes
 (block + 2r) / window times the products strictly needed, as 2 x window GEMM calls per tile instead of
 window^2 passes over memory. Only one tile's logits exist at a time, so no online softmax is needed.
+With `use_compiled_attention(True)` (the CLI's `--compile`) a tile's attention is instead the plain
+definition compiled by inductor from the same stores (`_compiled_attention.py`: faster, opt-in).
 
 Threads: a tile is a few hundred small operations (GEMMs of 4 x C x 10, 3x3 depthwise convolutions of a
 few rows), which intra-op threads split poorly: every one ends on a barrier, and on a shared 2-core CPU a
@@ -37,6 +39,8 @@ from queue import Empty, SimpleQueue
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from arseg_cli.model import _compiled_attention
 
 #: Values (rows x W x C) of one tile: output rows per tile = TILE_VALUES // (W * C), e.g. 16 rows for
 #: C=64 at W=960 and 32 for C=256 at W=120 (the best of 8..96 rows measured at both sizes).
@@ -94,15 +98,20 @@ def fused_creff(
         for y0 in range(0, height, rows):
             tiles.put((image, y0, min(height, y0 + rows)))
     workers = min(workers, tiles.qsize())
+    attention = None
+    if out.device.type == "cpu":
+        threads_per_worker = 1 if workers > 1 else torch.get_num_threads()
+        attention = _compiled_attention.attention_for(threads_per_worker, window, out.dtype, channels)
     if workers == 1:
-        _Tiles(image, rows, block).run(convs, tiles)
+        with torch.no_grad():  # as in the workers: the compiled attention is compiled for this grad mode
+            _Tiles(image, rows, block, attention).run(convs, tiles)
         return out
     threads, inference = torch.get_num_threads(), torch.is_inference_mode_enabled()
 
     def work() -> None:
         torch.set_num_threads(1)  # this thread's OpenMP teams only (the pool's threads are new)
         with torch.inference_mode(inference), torch.no_grad():  # grad modes are per thread: the caller's
-            _Tiles(image, rows, block).run(convs, tiles)
+            _Tiles(image, rows, block, attention).run(convs, tiles)
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -161,9 +170,10 @@ class _Image:
 
 
 class _Tiles:
-    """One worker's buffers, and the steps of one tile; every image of a batch has the same sizes."""
+    """One worker's buffers, and the steps of one tile; every image of a batch has the same sizes.
+    `compiled`: the compiled attention (`_compiled_attention`) to run instead of the band GEMMs."""
 
-    def __init__(self, image: _Image, rows: int, block: int) -> None:
+    def __init__(self, image: _Image, rows: int, block: int, compiled: _compiled_attention.Attention | None = None) -> None:
         self.height, self.width, self.image = image.height, image.width, image
         channels, window = image.channels, image.window
         self.r, self.window, self.rows, self.block = window // 2, window, rows, block
@@ -173,6 +183,9 @@ class _Tiles:
         store_pixels = (rows + 2 * r) * wp + 2 * r  # + 2r: the last block's item runs past the last row
         self.k_store, self.v_store = new(store_pixels, channels), new(store_pixels, channels)
         self.q_store = new(rows * wp, channels)
+        self.compiled = compiled
+        if compiled is not None:
+            return
         blocks = rows * wp // block
         self.logits = image.out.new_empty(window, blocks, block, block + 2 * r)
         self.weights = new(window, blocks, block, block + 2 * r)  # zero off the band, always
@@ -188,7 +201,7 @@ class _Tiles:
                 return
             self._keys_values(y0, y1, key, value)
             up = self._queries(y0, y1, query)
-            attention = self._attend(y1 - y0)[:, self.r : self.r + self.width]
+            attention = self._attention(y1 - y0)[:, self.r : self.r + self.width]
             torch.add(up, attention, out=self.image.out[y0:y1])
 
     def _store_view(self, store: Tensor) -> Tensor:
@@ -223,6 +236,13 @@ class _Tiles:
         columns, coefficients = _bilinear_sampling(*coordinates.rows(lo, hi), coordinates.src_size)
         rows = F.embedding_bag(columns.view(-1, 4), src, per_sample_weights=coefficients.view(-1, 4).to(src.dtype), mode="sum")
         return rows.view(hi - lo, self.width, -1)
+
+    def _attention(self, t: int) -> Tensor:
+        """The attention of the tile's t rows -> (t, Wp, C); padding columns are junk."""
+        if self.compiled is None:
+            return self._attend(t)
+        n = t * self.padded_width
+        return self.compiled(self.q_store[:n], self.k_store, self.v_store, n, self.padded_width).view(t, self.padded_width, -1)
 
     def _attend(self, t: int) -> Tensor:
         """sum_k softmax_k(<q, k_k>) v_k for the tile's t rows -> (t, Wp, C); padding columns are junk."""

@@ -1,0 +1,134 @@
+"""The opt-in compiled CReFF attention (`--compile`, `use_compiled_attention`): the same numbers as the
+definition through both of its compiled variants, a warning and the uncompiled kernel when there is no
+compiler, and the CLI option. Compiling costs ~12 s per variant on a cold inductor cache (less warm)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from _segment_fixtures import tiny_weights, write_test_clip
+from arseg_cli.cli import main
+from arseg_cli.model import compiled_attention_enabled, use_compiled_attention
+from arseg_cli.model._local_attention import _Tiles, fused_creff
+from arseg_cli.model.creff import local_attention, warp_feature
+from test_creff import F64, random_creff
+
+needs_compiler = pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile needs a C++ compiler (g++ or $CXX)"
+)
+
+
+@pytest.fixture()
+def compiled() -> Iterator[None]:
+    """The compiled attention on for one test, off again after it (the setting is process-wide)."""
+    use_compiled_attention(True)
+    yield
+    use_compiled_attention(False)
+
+
+def _band_path_refused(*_: object) -> None:
+    raise AssertionError("the band-GEMM attention ran although the compiled one was enabled")
+
+
+@needs_compiler
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker-all-threads", "two-single-thread-workers"])
+def test_compiled_attention_equals_the_definition(workers: int, compiled: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """float64, so the only difference is summation order: 1e-10 as for the uncompiled kernel."""
+    monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
+    creff = random_creff(5, "official", seed=workers)
+    lr, key = torch.randn(2, 5, 6, 7, dtype=F64), torch.randn(2, 5, 11, 13, dtype=F64)
+    flow = 3.0 * torch.randn(2, 2, 11, 13, dtype=F64)
+    with torch.no_grad():
+        up = F.interpolate(lr, size=(11, 13), mode="bilinear", align_corners=True)
+        warped = warp_feature(key, flow, "official")
+        q, k, v = creff.lr_query_conv(up), creff.hr_key_conv(warped), creff.hr_value_conv(warped)
+        expected = up + local_attention(q, k, v)
+        convs = (creff.lr_query_conv, creff.hr_key_conv, creff.hr_value_conv)
+        fused = fused_creff(lr, key, flow, convs, warp="official", window=7, rows=3, workers=workers)
+        again = fused_creff(lr, key, flow, convs, warp="official", window=7, rows=5, workers=workers)  # other tile sizes
+    assert compiled_attention_enabled()  # a failed compile would have switched it off
+    torch.testing.assert_close(fused, expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(again, expected, rtol=0, atol=1e-10)
+
+
+_NO_COMPILER_SCRIPT = """
+import json, logging, torch
+from arseg_cli.model import compiled_attention_enabled, use_compiled_attention
+from arseg_cli.model.creff import CReFF
+records = []
+handler = logging.Handler(); handler.emit = records.append
+logging.getLogger("arseg_cli").addHandler(handler)
+torch.manual_seed(0)
+creff = CReFF(4).eval()
+lr, key, flow = torch.randn(1, 4, 6, 7), torch.randn(1, 4, 11, 13), torch.randn(1, 2, 22, 26)
+with torch.inference_mode():
+    expected = creff(lr, key, flow)
+    use_compiled_attention(True)
+    outputs = [creff(lr, key, flow) for _ in range(2)]
+print(json.dumps({"equal": all(torch.equal(o, expected) for o in outputs), "enabled": compiled_attention_enabled(),
+                  "warnings": [r.getMessage() for r in records if r.levelno == logging.WARNING]}))
+"""
+
+
+def test_without_a_compiler_it_warns_once_and_runs_the_uncompiled_kernel(tmp_path: Path) -> None:
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-c++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", _NO_COMPILER_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["equal"] and not result["enabled"]
+    assert len(result["warnings"]) == 1 and "using the uncompiled kernel" in result["warnings"][0]
+
+
+@pytest.fixture()
+def compile_reset() -> Iterator[None]:
+    """`--compile` run in this process turns the setting on for the process: off again afterwards."""
+    yield
+    use_compiled_attention(False)
+
+
+@needs_compiler
+def test_bench_compile_reports_the_compiled_attention(capsys: pytest.CaptureFixture[str], compile_reset: None) -> None:
+    assert main(["bench", "--size", "48x64", "--repeats", "1", "-L", "4", "--device", "cpu", "--compile", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["compiled_attention"] is True
+
+
+@needs_compiler
+def test_segment_compile_gives_the_labels_of_the_uncompiled_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compile_reset: None
+) -> None:
+    """float32 scores differ by summation order only (~1e-6): labels agree except where two classes tie
+    that closely, which a random tiny model makes rare; 99.9% allows a few such pixels."""
+    monkeypatch.setenv("ARSEG_WEIGHTS", str(tiny_weights(tmp_path / "tiny.safetensors")))
+    clip = write_test_clip(tmp_path / "clip.mp4", 9)
+    assert main(["segment", str(clip), "-o", str(tmp_path / "plain"), "-q"]) == 0
+    assert main(["segment", str(clip), "-o", str(tmp_path / "compiled"), "-q", "--compile", "--device", "cpu"]) == 0
+    assert compiled_attention_enabled()
+
+    def labels(directory: Path) -> np.ndarray:
+        return np.stack([np.asarray(Image.open(p)) for p in sorted(directory.glob("*.png"))])
+
+    plain, compiled_labels = labels(tmp_path / "plain"), labels(tmp_path / "compiled")
+    assert plain.shape == compiled_labels.shape == (9, *plain.shape[1:])
+    assert (plain == compiled_labels).mean() >= 0.999
+
+
+@pytest.mark.parametrize("command", ["segment", "bench"])
+def test_compile_with_onnxruntime_is_a_one_line_error(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = [str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out")] if command == "segment" else []
+    assert main([command, *target, "--backend", "onnxruntime", "--onnx", str(tmp_path), "--compile"]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "--compile is for the torch backend" in message and message.count("error:") == 1
+    assert not (tmp_path / "out").exists() and not compiled_attention_enabled()
