@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +26,10 @@ from arseg_cli.model._local_attention import _Tiles, fused_creff
 from arseg_cli.model.creff import local_attention, warp_feature
 from test_creff import F64, random_creff
 
+# What inductor needs to build its C++ here: a compiler, and Python's headers (for its bindings).
 needs_compiler = pytest.mark.skipif(
-    shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile needs a C++ compiler (g++ or $CXX)"
+    shutil.which(os.environ.get("CXX", "g++")) is None or not Path(sysconfig.get_paths()["include"], "Python.h").is_file(),
+    reason="torch.compile needs a C++ compiler (g++ or $CXX) and Python's headers",
 )
 
 

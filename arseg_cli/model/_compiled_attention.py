@@ -71,8 +71,8 @@ def attention_for(threads: int, window: int, dtype: torch.dtype, channels: int) 
 
 def _window_attention(q: Tensor, k: Tensor, v: Tensor, n: int, padded_width: int) -> Tensor:
     """sum_k softmax_k(<q, k_k>) v_k for n flat query pixels: the neighbour (dy, dx) of query p is
-    key/value p + dy * padded_width + dx (the stores of `_local_attention._Tiles`). `WINDOW` is the
-    closure's window size, a constant to the compiler."""
+    key/value p + dy * padded_width + dx (the stores of `_local_attention._Tiles`). `WINDOW`, the
+    window size, is a global of each compiled copy's own globals (see _compile): a constant to the compiler."""
     window = WINDOW  # noqa: F821 - bound per compiled copy (see _compile)
     channels = q.shape[-1]
     size, strides = (n, window, window, channels), (channels, padded_width * channels, channels, 1)
