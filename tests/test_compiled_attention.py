@@ -24,6 +24,7 @@ from arseg_cli.cli import main
 from arseg_cli.model import compiled_attention_enabled, use_compiled_attention
 from arseg_cli.model._local_attention import _Tiles, fused_creff
 from arseg_cli.model.creff import local_attention, warp_feature
+from arseg_cli.synth import SynthSpec, write_dataset
 from test_creff import F64, random_creff
 
 # What inductor needs to build its C++ here: a compiler, and Python's headers (for its bindings).
@@ -34,9 +35,8 @@ needs_compiler = pytest.mark.skipif(
 
 
 @pytest.fixture()
-def compiled() -> Iterator[None]:
-    """The compiled attention on for one test, off again after it (the setting is process-wide)."""
-    use_compiled_attention(True)
+def compile_reset() -> Iterator[None]:
+    """The setting is process-wide (and `--compile` run in this process turns it on): off after the test."""
     yield
     use_compiled_attention(False)
 
@@ -47,8 +47,9 @@ def _band_path_refused(*_: object) -> None:
 
 @needs_compiler
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-worker-all-threads", "two-single-thread-workers"])
-def test_compiled_attention_equals_the_definition(workers: int, compiled: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_attention_equals_the_definition(workers: int, compile_reset: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """float64, so the only difference is summation order: 1e-10 as for the uncompiled kernel."""
+    use_compiled_attention(True)
     monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     creff = random_creff(5, "official", seed=workers)
     lr, key = torch.randn(2, 5, 6, 7, dtype=F64), torch.randn(2, 5, 11, 13, dtype=F64)
@@ -95,15 +96,11 @@ def test_without_a_compiler_it_warns_once_and_runs_the_uncompiled_kernel(tmp_pat
     assert len(result["warnings"]) == 1 and "using the uncompiled kernel" in result["warnings"][0]
 
 
-@pytest.fixture()
-def compile_reset() -> Iterator[None]:
-    """`--compile` run in this process turns the setting on for the process: off again afterwards."""
-    yield
-    use_compiled_attention(False)
-
-
 @needs_compiler
-def test_bench_compile_reports_the_compiled_attention(capsys: pytest.CaptureFixture[str], compile_reset: None) -> None:
+def test_bench_compile_reports_the_compiled_attention(
+    capsys: pytest.CaptureFixture[str], compile_reset: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     assert main(["bench", "--size", "48x64", "--repeats", "1", "-L", "4", "--device", "cpu", "--compile", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["compiled_attention"] is True
 
@@ -117,6 +114,7 @@ def test_segment_compile_gives_the_labels_of_the_uncompiled_kernel(
     monkeypatch.setenv("ARSEG_WEIGHTS", str(tiny_weights(tmp_path / "tiny.safetensors")))
     clip = write_test_clip(tmp_path / "clip.mp4", 9)
     assert main(["segment", str(clip), "-o", str(tmp_path / "plain"), "-q"]) == 0
+    monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     assert main(["segment", str(clip), "-o", str(tmp_path / "compiled"), "-q", "--compile", "--device", "cpu"]) == 0
     assert compiled_attention_enabled()
 
@@ -126,6 +124,24 @@ def test_segment_compile_gives_the_labels_of_the_uncompiled_kernel(
     plain, compiled_labels = labels(tmp_path / "plain"), labels(tmp_path / "compiled")
     assert plain.shape == compiled_labels.shape == (9, *plain.shape[1:])
     assert (plain == compiled_labels).mean() >= 0.999
+
+
+@needs_compiler
+def test_eval_compile_scores_what_the_uncompiled_kernel_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], compile_reset: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mIoU rounded to 1e-6 over a few frames: the ~1e-6 score differences flip no label here."""
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    data = tmp_path / "synth"
+    write_dataset(data, SynthSpec(clips=1, frames=5, height=64, width=96, seed=3, keyint=4, crf=20, preset="ultrafast"))
+    args = ["eval", str(data), "--split", "all", "-w", str(weights), "-L", "4", "--modes", "ar", "--json", "--device", "cpu"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
+    assert main([*args, "--compile"]) == 0
+    compiled_run = json.loads(capsys.readouterr().out)
+    assert compiled_attention_enabled()
+    assert compiled_run["ar"]["per_d"] == plain["ar"]["per_d"]
 
 
 @pytest.mark.parametrize("command", ["segment", "bench"])
