@@ -1,13 +1,17 @@
-"""Shared by the ONNX and bench tests: a random AR model per architecture and a tiny encoded clip."""
+"""Shared by the ONNX and bench tests: a random AR model per architecture, a tiny encoded clip, and the
+one `arseg export-onnx` run of the suite (started in the background when the session begins)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from arseg_cli.model import build_arseg
+from arseg_cli.model import build_arseg, save_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.model.official import OFFICIAL_DATA
@@ -34,3 +38,37 @@ def write_small_clip(path: Path, frames: int = 6, size_hw: tuple[int, int] = CLI
     """A panning textured clip (H.264, no B-frames, keyframe every 12) of `frames` frames."""
     clip = make_clip(frames=frames, height=size_hw[0], width=size_hw[1], pan_px=(3, 1), object_px=(-4, 2), object_size=32)
     return write_clip([np.ascontiguousarray(f) for f in clip.frames], path)
+
+
+class BackgroundExport:
+    """`arseg export-onnx` of random camvid-bise18 weights, checked on a tiny clip, as a real process.
+
+    Exporting takes 1-2 minutes of single-threaded tracing on a 2-core CPU. The suite's conftest starts
+    it when the session begins (only if an ONNX test is selected), so it runs on the second core while
+    the tests before tests/test_onnx.py run; those tests then wait for it (`result`). The process runs
+    torch on one thread so that it takes one core only."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.model = random_model("camvid-bise18")
+        self.weights = Path(save_weights(self.model, root / "bise.safetensors"))
+        self.clip = write_small_clip(root / "clip.mp4")
+        self.dir = root / "graphs"
+        self.argv = ["export-onnx", "-w", str(self.weights), "-o", str(self.dir), "--check-video", str(self.clip), "--json"]
+        self._stdout, self._stderr = root / "export.stdout", root / "export.stderr"
+        with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "arseg_cli", *self.argv],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )  # fmt: skip
+
+    def result(self, timeout: float = 600) -> dict[str, object]:
+        """Wait for the process: its exit code, stdout and stderr."""
+        code = self._process.wait(timeout=timeout)
+        return {"code": code, "stdout": self._stdout.read_text(), "stderr": self._stderr.read_text(errors="replace")}
+
+    def stop(self) -> None:
+        """Kill the process if it still runs (a session that ended early)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()

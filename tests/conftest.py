@@ -19,3 +19,17 @@ def ctrl_c_as_at_a_terminal() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_export_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The suite's one ONNX export (`_onnx_fixtures.BackgroundExport`), started before the first test
+    when a selected test uses it, so that it overlaps the tests that run before it."""
+    if not any("exported" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    from _onnx_fixtures import BackgroundExport
+
+    export = BackgroundExport(tmp_path_factory.mktemp("onnx"))
+    yield export
+    export.stop()

@@ -1,6 +1,6 @@
 """ONNX export and the onnxruntime backend: `arseg export-onnx` end to end on random camvid-bise18 weights
-(one export, shared), metadata, parity with PyTorch on decoded frames at two sizes, the segment pipeline
-on the exported graphs, bad input. Every architecture's parity: slow tests (`make test-all`)."""
+(one export, shared, run as a real process beside the tests before these), metadata, parity with PyTorch
+on decoded frames at two sizes, the segment pipeline on the exported graphs, bad input. Every architecture's parity: slow tests (`make test-all`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 import onnx  # noqa: E402
 
-from _onnx_fixtures import random_model, write_small_clip  # noqa: E402
+from _onnx_fixtures import BackgroundExport, random_model, write_small_clip  # noqa: E402
 from arseg_cli.cli import main  # noqa: E402
 from arseg_cli.errors import OutputExistsError, WeightsError  # noqa: E402
 from arseg_cli.model import list_archs, save_weights  # noqa: E402
@@ -26,35 +26,27 @@ from arseg_cli.pipeline import OutputTargets, Settings, segment_frames, segment_
 from arseg_cli.video.decode import decode_frames  # noqa: E402
 
 SIZES = [(96, 128), (120, 160)]  # 120 and 160 are not multiples of 32
-# One export takes 1-2 minutes on a busy 2-core CPU; the first test pays for it in its fixture.
+# One export takes 1-2 minutes on a busy 2-core CPU: it runs in the background from the session's start
+# (conftest.py); the first test here waits for whatever is left of it.
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """`arseg export-onnx` of random camvid-bise18 weights, checked on a tiny clip."""
-    root = tmp_path_factory.mktemp("onnx")
-    model = random_model("camvid-bise18")
-    weights = save_weights(model, root / "bise.safetensors")
-    clip = write_small_clip(root / "clip.mp4")
-    out = root / "graphs"
-    return {"root": root, "model": model, "weights": Path(weights), "clip": clip, "dir": out,
-            "argv": ["export-onnx", "-w", str(weights), "-o", str(out), "--check-video", str(clip), "--json"]}  # fmt: skip
+def exported(onnx_export_in_background: BackgroundExport) -> dict:
+    """`arseg export-onnx` of random camvid-bise18 weights, checked on a tiny clip: the conftest's
+    background run (a real process, started when the session began)."""
+    run = onnx_export_in_background
+    return {"root": run.root, "model": run.model, "weights": run.weights, "clip": run.clip, "dir": run.dir,
+            "argv": run.argv, "run": run}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def export_run(exported: dict) -> dict:
-    import contextlib
-    import io
-
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        code = main(exported["argv"])
-    return {"code": code, "stdout": stdout.getvalue()}
+    return exported["run"].result()
 
 
 def test_export_cli_writes_both_graphs_and_checks_them_on_real_frames(exported: dict, export_run: dict) -> None:
-    assert export_run["code"] == 0
+    assert export_run["code"] == 0, export_run["stderr"][-2000:]
     summary = json.loads(export_run["stdout"])
     assert summary["arch"] == "camvid-bise18" and summary["opset"] == 18
     assert sorted(summary["files"]) == ["keyframe", "nonkeyframe"]

@@ -185,8 +185,12 @@ def test_no_frame_is_kept_once_its_result_is_consumed(model: ARSeg, clip: Path) 
             seen.append(weakref.ref(frame.rgb))
             yield frame
 
+    def earlier_frames_freed() -> bool:
+        return all(ref() is None for ref in seen[:-1])
+
     for result in segment_frames(frames(), model, Settings(keyint=L, policy="fixed")):
         del result
-        gc.collect()
-        assert all(ref() is None for ref in seen[:-1]), "an earlier frame is still referenced"
+        # A full collection costs ~1 s in a process that has imported the whole suite: only when
+        # reference counting alone left an earlier frame alive (it may sit in a garbage cycle).
+        assert earlier_frames_freed() or (gc.collect() >= 0 and earlier_frames_freed()), "an earlier frame is still referenced"
     assert len(seen) == FRAMES
