@@ -33,3 +33,12 @@ def onnx_export_in_background(request: pytest.FixtureRequest, tmp_path_factory: 
     export = BackgroundExport(tmp_path_factory.mktemp("onnx"))
     yield export
     export.stop()
+
+
+@pytest.fixture(scope="session")
+def forked_cli() -> Iterator[object]:
+    """One `_forked_cli.ForkedCli` server for the session: starting one imports the CLI (~2 s)."""
+    from _forked_cli import ForkedCli
+
+    with ForkedCli() as server:
+        yield server

@@ -67,17 +67,30 @@ def _stderr_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+def _assert_one_usage_error_line(code: int, stdout: str, stderr: str) -> None:
+    assert code == 2
+    lines = _stderr_lines(stderr)
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and "--help" in lines[0]
+    assert stdout == ""
+
+
 @pytest.mark.parametrize(
     "argv",
     [["info"], ["info", "--no-such-option", "x.mp4"], ["no-such-command"], ["encode", "in.mp4", "-o", "o.mp4", "--keyint", "0"]],
 )
-def test_usage_errors_are_one_line_with_exit_2(argv: list[str]) -> None:
+def test_usage_errors_are_one_line_with_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Each kind of usage error through `main` (as `python -m arseg_cli` calls it); the real process
+    is the next test's (starting one costs ~2 s)."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    _assert_one_usage_error_line(code, captured.out, captured.err)
+
+
+def test_a_usage_error_of_a_real_process_is_one_line_with_exit_2() -> None:
+    argv = ["info", "--no-such-option", "x.mp4"]
     done = subprocess.run([sys.executable, "-m", "arseg_cli", *argv], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    lines = _stderr_lines(done.stderr)
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ") and "--help" in lines[0]
-    assert done.stdout == ""
+    _assert_one_usage_error_line(done.returncode, done.stdout, done.stderr)
 
 
 def test_error_text_is_not_read_as_markup() -> None:

@@ -5,7 +5,6 @@ traceback, an internal error, another exit code or a hang."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,8 @@ TIMEOUT_S = 90  # per command line; the tiny inputs take 1-3 s, even on the busy
 
 
 @pytest.fixture(scope="module")
-def cli() -> Iterator[ForkedCli]:
-    with ForkedCli() as server:
-        yield server
+def cli(forked_cli: ForkedCli) -> ForkedCli:
+    return forked_cli  # the session's server (conftest.py)
 
 
 @pytest.fixture(scope="module")

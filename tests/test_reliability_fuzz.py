@@ -40,20 +40,19 @@ def test_mutants_are_segmented_or_refused_never_uncaught_nor_hung(weights: Path,
     assert sum(report.outcomes.values()) == report.inputs
 
 
-def test_mutants_through_the_cli_end_in_output_or_one_line(weights: Path, tmp_path: Path) -> None:
+def test_mutants_through_the_cli_end_in_output_or_one_line(forked_cli: ForkedCli, weights: Path, tmp_path: Path) -> None:
     original = valid_clip(tmp_path / "clip.mkv").read_bytes()
     rng = np.random.default_rng(2)
-    with ForkedCli() as cli:
-        for index in range(4):
-            source = tmp_path / f"mutant-{index}.mkv"
-            source.write_bytes(mutate(original, rng))
-            out = tmp_path / f"masks-{index}"
-            outcome = cli.run(["segment", str(source), "-o", str(out), "-w", str(weights), "-q"],
-                              tmp_path / f"run-{index}", timeout=90)  # fmt: skip
-            assert_no_crash(outcome)  # logged warnings (motion fallback) aside, one line says what happened
-            pngs = label_pngs(out)
-            shown = [line for line in outcome.stderr.splitlines() if line.strip() and not line.startswith("WARNING ")]
-            if outcome.code == 0:
-                assert len(pngs) >= 1
-            else:
-                assert len(shown) == 1 and shown[0].startswith(("error: ", "warning: ")), outcome.stderr
+    for index in range(4):
+        source = tmp_path / f"mutant-{index}.mkv"
+        source.write_bytes(mutate(original, rng))
+        out = tmp_path / f"masks-{index}"
+        outcome = forked_cli.run(["segment", str(source), "-o", str(out), "-w", str(weights), "-q"],
+                                 tmp_path / f"run-{index}", timeout=90)  # fmt: skip
+        assert_no_crash(outcome)  # logged warnings (motion fallback) aside, one line says what happened
+        pngs = label_pngs(out)
+        shown = [line for line in outcome.stderr.splitlines() if line.strip() and not line.startswith("WARNING ")]
+        if outcome.code == 0:
+            assert len(pngs) >= 1
+        else:
+            assert len(shown) == 1 and shown[0].startswith(("error: ", "warning: ")), outcome.stderr
