@@ -191,8 +191,7 @@ def test_encode_to_a_pipe_whose_reader_leaves_ends_quietly(b_frame_mkv: Path) ->
     assert "error" not in err
 
 
-def test_empty_input_path_and_empty_stdin_say_so() -> None:
-    empty_path = run_arseg("info", "")
-    assert empty_path.returncode == 1 and b"input path is empty" in empty_path.stderr
+def test_empty_input_path_and_empty_stdin_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", ""]) == 1 and "input path is empty" in capsys.readouterr().err
     empty_stdin = run_arseg("info", "-", stdin=b"")
     assert empty_stdin.returncode == 1 and b"standard input is empty" in empty_stdin.stderr

@@ -3,6 +3,7 @@ in tests/data/official_keys.json), `load_official`'s roles, scale and arch handl
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -28,7 +29,22 @@ SIZE = (40, 56)  # small, and not a multiple of 32
 
 def official_state(arch: str, role: str, seed: int = 0) -> dict[str, Tensor]:
     """A state dict as an official file holds it: keys with `module.`, the shapes and dtypes listed for
-    `role` ('HR' or 'AR'), random values (positive BN variances), aliased entries one tensor."""
+    `role` ('HR' or 'AR'), random values (positive BN variances), aliased entries one tensor.
+
+    A fresh copy each call (tests edit the tensors) of one drawn once per process: cloning costs a
+    quarter of drawing the ~12M random values, and many tests use the same few states."""
+    made = _official_state(arch, role, seed)
+    copies: dict[int, Tensor] = {}
+    state: dict[str, Tensor] = {}
+    for key, value in made.items():
+        if id(value) not in copies:
+            copies[id(value)] = value.clone()
+        state[key] = copies[id(value)]  # an alias stays the same tensor as its stored entry
+    return state
+
+
+@functools.lru_cache(maxsize=8)
+def _official_state(arch: str, role: str, seed: int) -> dict[str, Tensor]:
     gen = torch.Generator().manual_seed(seed)
     state: dict[str, Tensor] = {}
     for key, shape, dtype in KEYS[arch][role]:
