@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 
@@ -19,6 +20,38 @@ def ctrl_c_as_at_a_terminal() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_for_the_session() -> Iterator[None]:
+    """torch on one intra-op thread for the whole session, as several modules already did for theirs:
+    the tests' tensors are tiny, and on a 2-core machine running anything else (the background export
+    below, CI neighbours) an OpenMP thread that is descheduled stalls every op at a barrier (CReFF's
+    float64 gradcheck: 1 s on one thread, 17 s on two). Tests about thread counts ask for
+    `two_torch_threads`. The CLI processes the tests start run on one thread too (OMP_NUM_THREADS), so
+    that what they compute is what the test process computes."""
+    import torch
+
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(threads)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
+
+
+@pytest.fixture()
+def two_torch_threads() -> Iterator[None]:
+    """torch on two intra-op threads during the test (the session runs on one)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -100,7 +100,9 @@ def test_interleaved_warms_up_then_takes_turns() -> None:
     assert len(stats["a"].runs_s) == 3 and stats["b"].warmup == 2
 
 
-def test_video_stages_are_timed_per_frame(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_video_stages_are_timed_per_frame(
+    tmp_path: Path, capsys: pytest.CaptureFixture, two_torch_threads: None
+) -> None:
     clip = write_small_clip(tmp_path / "clip.mp4", frames=6)
     threads = torch.get_num_threads()
     report = _bench_json(capsys, "--size", "48x64", "--repeats", "1", "--warmup", "1", "-L", "2", "--input", str(clip), "--frames", "4", "--threads", "1")

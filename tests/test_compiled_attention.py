@@ -47,8 +47,11 @@ def _band_path_refused(*_: object) -> None:
 
 @needs_compiler
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-worker-all-threads", "two-single-thread-workers"])
-def test_compiled_attention_equals_the_definition(workers: int, compile_reset: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """float64, so the only difference is summation order: 1e-10 as for the uncompiled kernel."""
+def test_compiled_attention_equals_the_definition(
+    workers: int, compile_reset: None, monkeypatch: pytest.MonkeyPatch, two_torch_threads: None
+) -> None:
+    """float64, so the only difference is summation order: 1e-10 as for the uncompiled kernel. Two
+    intra-op threads: one worker runs a copy compiled for 2 OpenMP threads, two workers one for 1."""
     use_compiled_attention(True)
     monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     creff = random_creff(5, "official", seed=workers)

@@ -206,7 +206,7 @@ def test_eval_forward_is_deterministic_and_leaves_inputs_alone(memory_format: to
     assert torch.equal(lr, lr_copy)  # same size as key: the kernel must not add into the caller's tensor
 
 
-def test_worker_threads_leave_the_callers_thread_count_and_modes_alone() -> None:
+def test_worker_threads_leave_the_callers_thread_count_and_modes_alone(two_torch_threads: None) -> None:
     """Workers run single-threaded and take the caller's inference mode; the caller's settings survive."""
     creff = CReFF(8).eval()
     lr, key, flow = torch.randn(1, 8, 5, 6), torch.randn(1, 8, 12, 10), torch.randn(1, 2, 12, 10)
