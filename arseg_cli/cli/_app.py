@@ -13,8 +13,6 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from arseg_cli import __version__
@@ -199,6 +197,8 @@ def _main_options(
 
 def _configure_logging(level: int) -> None:
     """Library modules log through `logging`; the CLI shows those records on stderr."""
+    from rich.logging import RichHandler
+
     logger = logging.getLogger("arseg_cli")
     logger.handlers.clear()
     handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
@@ -226,6 +226,8 @@ def frame_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
 
     Yields `on_frame(done, total_or_None)` for the library function to call after each frame.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn(label),
         BarColumn(),

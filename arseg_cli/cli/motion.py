@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from arseg_cli.cli._app import console, frame_progress
-from arseg_cli.video.flowio import INDEX_NAME, MotionExport, MotionExportResult, export_motion
+
+if TYPE_CHECKING:
+    from arseg_cli.video.flowio import MotionExport, MotionExportResult
 
 
 class FlowFormatChoice(str, Enum):
@@ -50,6 +53,8 @@ def motion_command(
     Files are named by frame index (000000.flo, ...); keyframes and intra frames get zero flow.
     docs/MOTION.md describes the conventions, B-frames and several references.
     """
+    from arseg_cli.video.flowio import MotionExport, export_motion
+
     settings = MotionExport(to_key=to_key, fmt=fmt.value, png=png, motion=motion.value)
     with frame_progress("motion") as on_frame:
         result = export_motion(input, output, settings, force=force, on_frame=on_frame)
@@ -57,6 +62,8 @@ def motion_command(
 
 
 def _summary(result: MotionExportResult, settings: MotionExport) -> str:
+    from arseg_cli.video.flowio import INDEX_NAME
+
     target = f"to the keyframe (every {settings.to_key} frames)" if settings.to_key else "to the previous frame"
     source = "libx264 re-encode" if result.motion == "reencode" else "bitstream"
     return (

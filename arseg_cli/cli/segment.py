@@ -11,17 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from arseg_cli.cli._app import EXIT_ERROR, console, print_error
 from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
-from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
-from arseg_cli.segment_inputs import plan_runs
-from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
+from arseg_cli.video.limits import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch
+
+    from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
 
 
 class PolicyChoice(str, Enum):
@@ -71,6 +70,7 @@ def segment_command(
     keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
     from arseg_cli.palettes import Palette, load_palette
     from arseg_cli.pipeline import Settings, segment_video
+    from arseg_cli.segment_inputs import plan_runs
     from arseg_cli.train.distributed import pick_device
 
     if output == "-" and as_json:
@@ -161,6 +161,8 @@ def _summary_line(summary: SegmentSummary) -> str:
 @contextmanager
 def _progress(label: str, quiet: bool) -> Iterator[OnFrame]:
     """Progress on stderr (frames, frames/s, ETA, keyframes), only when stderr is a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
