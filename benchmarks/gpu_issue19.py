@@ -1,0 +1,260 @@
+"""Issue 19's GPU figures in one run: prints progress on stderr, writes JSON under --out (default $OUT).
+
+Run from the repository root on a CUDA machine with torch (and Triton, which CUDA builds of torch ship):
+`bash benchmarks/gpu_issue19.sh` (tests first, then this, then the end-to-end runs), or this alone:
+`python3 benchmarks/gpu_issue19.py --out DIR`. Needs no PyAV and no arseg install (PYTHONPATH=.).
+
+Measured, random weights, 720x960, s = 0.5, L = 12, CUDA events around each call, calls interleaved,
+medians of `--repeats` after `--warmup`:
+1. `model`: per arch (camvid-bise18, camvid-psp18) and precision (float32, float16 = `--half`):
+   - per frame (batch 1): HR `keyframe(x)`; non-keyframe `nonkeyframe(downscale(x), feat, flow)`;
+     AR per frame = (HR + 11 non-keyframes) / 12; ratio = HR / AR per frame;
+   - batched (one keyframe group): HR on 12 frames at once (per frame: / 12) against AR = HR on the
+     keyframe + one non-keyframe call on 11 frames (the keyframe feature shared, stride 0), / 12;
+   - each with CReFF's Triton kernels (`fused`) and with the tiled kernel (`unfused`, use_triton_kernel
+     False), and the batched non-keyframe call replayed as a CUDA graph (`graph`).
+2. `creff`: CReFF alone at each arch's shapes, batch 1 and 11, float32 and float16: Triton kernels,
+   tiled kernel, plain definition (49 shifted products); psp18 batch 1 is the "<= 2 ms" target.
+3. `attention_launch`: the attention kernel alone at psp18's shape for a few (block, warps) settings.
+TF32 stays at torch's defaults (as `arseg segment` runs). Usage:
+`python3 benchmarks/gpu_issue19.py [--out DIR] [--repeats 20] [--warmup 3] [--parts model,creff,attention_launch]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from arseg_cli.bench.timing import machine
+from arseg_cli.inference import FrameStep
+from arseg_cli.model import build_arseg
+from arseg_cli.model import creff as creff_module
+from arseg_cli.model.creff import local_attention, warp_feature
+from arseg_cli.model.meta import ModelMeta
+
+HEIGHT, WIDTH, SCALE, L = 720, 960, 0.5, 12
+ARCHS = ("camvid-bise18", "camvid-psp18")
+CUDA = torch.device("cuda")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def random_model(arch: str) -> Any:
+    from arseg_cli.model.official import OFFICIAL_DATA
+
+    palette, mean, std = OFFICIAL_DATA[arch]
+    torch.manual_seed(0)
+    return build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=SCALE)).eval().to(CUDA)
+
+
+def cuda_times(calls: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
+    """Median milliseconds of each call (CUDA events), calls taking turns."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    torch.cuda.synchronize()
+    runs: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            call()
+            end.record()
+            end.synchronize()
+            runs[name].append(start.elapsed_time(end))
+    return {name: round(statistics.median(times), 4) for name, times in runs.items()}
+
+
+def as_graph(call: Callable[[], object]) -> Callable[[], object]:
+    """`call` captured once as a CUDA graph (static inputs), replayed on each call."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    return graph.replay
+
+
+def frames(n: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator(device=CUDA).manual_seed(seed)
+    x = torch.randn(n, 3, HEIGHT, WIDTH, device=CUDA, generator=gen).to(dtype)
+    flow = (2.0 * torch.randn(n, 2, HEIGHT, WIDTH, device=CUDA, generator=gen)).to(dtype)
+    return x, flow
+
+
+def model_part(repeats: int, warmup: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for arch in ARCHS:
+        for half in (False, True):
+            name = f"{arch} {'float16' if half else 'float32'}"
+            log(f"model: {name}")
+            step = FrameStep(random_model(arch), SCALE, half=half)
+            dtype = step.dtype
+            x1, flow1 = frames(1, dtype, 1)
+            x12, _ = frames(L, dtype, 2)
+            x11, flow11 = frames(L - 1, dtype, 3)
+            results[name] = {}
+            with torch.inference_mode():
+                _, feat = step.key(x1)
+                shared = feat.expand(L - 1, -1, -1, -1)
+                for kernel in ("fused", "unfused"):
+                    creff_module.use_triton_kernel(kernel == "fused")
+                    calls: dict[str, Callable[[], object]] = {
+                        "hr_1": lambda: step.key(x1),
+                        "nonkey_1": lambda: step.nonkey(x1, feat, flow1),
+                        "hr_12": lambda: step.key(x12),
+                        "nonkey_11": lambda: step.nonkey(x11, shared, flow11),
+                    }
+                    try:
+                        calls["nonkey_1_graph"] = as_graph(lambda: step.nonkey(x1, feat, flow1))
+                        calls["nonkey_11_graph"] = as_graph(lambda: step.nonkey(x11, shared, flow11))
+                        calls["hr_1_graph"] = as_graph(lambda: step.key(x1))
+                        calls["hr_12_graph"] = as_graph(lambda: step.key(x12))
+                    except Exception as error:  # noqa: BLE001 - report, measure the rest
+                        results[name][f"{kernel}_graph_error"] = repr(error)[:300]
+                    ms = cuda_times(calls, repeats, warmup)
+                    results[name][kernel] = ms | _ratios(ms)
+                    log(f"  {kernel}: {json.dumps(results[name][kernel])}")
+            creff_module.use_triton_kernel(True)
+            del step
+            torch.cuda.empty_cache()
+    return results
+
+
+def _ratios(ms: dict[str, float]) -> dict[str, float]:
+    """AR 0.5x (L = 12) per frame and its speed-up over HR: per frame, batched, and both as graphs."""
+    out = {}
+    for suffix in ("", "_graph"):
+        if f"hr_1{suffix}" not in ms:
+            continue
+        hr, nonkey = ms[f"hr_1{suffix}"], ms[f"nonkey_1{suffix}"]
+        ar = (hr + (L - 1) * nonkey) / L
+        out[f"per_frame{suffix}_hr_ms"], out[f"per_frame{suffix}_ar_ms"] = hr, round(ar, 4)
+        out[f"per_frame{suffix}_speedup"] = round(hr / ar, 3)
+        hr_batched = ms[f"hr_12{suffix}"] / L
+        ar_batched = (hr + ms[f"nonkey_11{suffix}"]) / L
+        out[f"batched{suffix}_hr_ms"], out[f"batched{suffix}_ar_ms"] = round(hr_batched, 4), round(ar_batched, 4)
+        out[f"batched{suffix}_speedup"] = round(hr_batched / ar_batched, 3)
+    return out
+
+
+CREFF_SHAPES = {  # channels, LR feature, HR (keyframe) feature of each arch at 720x960, s = 0.5
+    "camvid-psp18": (64, (360, 480), (720, 960)),
+    "camvid-bise18": (256, (46, 60), (90, 120)),
+}
+
+
+def creff_part(repeats: int, warmup: int) -> dict[str, Any]:
+    from arseg_cli.model.creff import CReFF
+
+    results: dict[str, Any] = {}
+    for arch, (channels, lr_size, key_size) in CREFF_SHAPES.items():
+        for dtype in (torch.float32, torch.float16):
+            for batch in (1, L - 1):
+                name = f"{arch} {str(dtype).removeprefix('torch.')} batch {batch}"
+                log(f"creff: {name}")
+                torch.manual_seed(0)
+                creff = CReFF(channels).eval().to(CUDA, dtype)
+                gen = torch.Generator(device=CUDA).manual_seed(5)
+                lr = torch.randn(batch, channels, *lr_size, device=CUDA, generator=gen).to(dtype)
+                key = torch.randn(1, channels, *key_size, device=CUDA, generator=gen).to(dtype).expand(batch, -1, -1, -1)
+                flow = (2.0 * torch.randn(batch, 2, HEIGHT, WIDTH, device=CUDA, generator=gen)).to(dtype)
+                lr, key = (t.contiguous(memory_format=torch.channels_last) if t.stride(0) else t for t in (lr, key))
+
+                def switched(fused: bool) -> Callable[[], object]:
+                    def call() -> object:
+                        creff_module.use_triton_kernel(fused)
+                        return creff(lr, key, flow)
+                    return call
+
+                def plain() -> object:
+                    up = torch.nn.functional.interpolate(lr, size=key_size, mode="bilinear", align_corners=True)
+                    warped = warp_feature(key, flow, "official")
+                    q, k, v = creff.lr_query_conv(up), creff.hr_key_conv(warped), creff.hr_value_conv(warped)
+                    return up + local_attention(q, k, v, 7)
+
+                with torch.inference_mode():
+                    calls = {"fused": switched(True), "unfused": switched(False), "plain": plain}
+                    if batch > 1 and arch == "camvid-psp18":
+                        calls.pop("plain")  # 11 x 49 full-size maps: seconds, and the point is made at batch 1
+                    results[name] = cuda_times(calls, repeats, warmup)
+                    creff_module.use_triton_kernel(True)
+                    fused, reference = creff(lr, key, flow), plain()
+                    results[name]["max_abs_diff_fused_vs_plain"] = float((fused.float() - reference.float()).abs().max())
+                log(f"  {json.dumps(results[name])}")
+                del creff, lr, key, flow
+                torch.cuda.empty_cache()
+    return results
+
+
+def attention_launch_part(repeats: int, warmup: int) -> dict[str, Any]:
+    from arseg_cli.model import _triton_creff
+
+    channels, _, (height, width) = CREFF_SHAPES["camvid-psp18"]
+    results: dict[str, Any] = {}
+    for dtype in (torch.float32, torch.float16):
+        gen = torch.Generator(device=CUDA).manual_seed(6)
+        q, k, v, up = (
+            torch.randn(1, channels, height, width, device=CUDA, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
+            for _ in range(4)
+        )
+        calls = {
+            f"block {block} warps {warps}": (lambda block=block, warps=warps: _triton_creff.window_attention(q, k, v, up, 7, block=block, warps=warps))
+            for block in (16, 32, 64)
+            for warps in (4, 8)
+        }
+        log(f"attention_launch: {dtype}")
+        with torch.inference_mode():
+            results[str(dtype)] = cuda_times(calls, repeats, warmup)
+        log(f"  {json.dumps(results[str(dtype)])}")
+    return results
+
+
+PARTS = {"model": model_part, "creff": creff_part, "attention_launch": attention_launch_part}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.environ.get("OUT", "gpu-results"))
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--parts", default="creff,attention_launch,model")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: this script measures the GPU path")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from arseg_cli.model import _triton_creff
+
+    report: dict[str, Any] = {"machine": machine(CUDA), "triton": _triton_creff.available(),
+                              "triton_version": getattr(_triton_creff.triton, "__version__", None),
+                              "repeats": args.repeats, "warmup": args.warmup}  # fmt: skip
+    log(f"machine: {json.dumps(report)}")
+    for part in args.parts.split(","):
+        try:
+            report[part] = PARTS[part](args.repeats, args.warmup)
+        except Exception:  # noqa: BLE001 - keep what the other parts measured
+            report[f"{part}_error"] = traceback.format_exc()[-2000:]
+            log(f"{part} failed:\n{report[f'{part}_error']}")
+        (out / "gpu_issue19.json").write_text(json.dumps(report, indent=2))  # after each part: partial results survive
+    log(f"written {out / 'gpu_issue19.json'}")
+
+
+if __name__ == "__main__":
+    main()
