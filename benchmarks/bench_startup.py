@@ -11,7 +11,8 @@ Variants, each a fresh process, run `--repeats` times, interleaved (the order ro
 The child of `segment_first_frame` is `arseg_cli.cli.main` with `VideoReader._record` (called once per
 decoded frame) wrapped to print the time of its first call; importing the decoder first changes nothing,
 since segment imports it anyway. Times are wall clock from just before `subprocess.run` (fork and exec
-included). The CPU is shared: medians of interleaved runs.
+included), and the children's CPU time (user + system, less sensitive to other load). The CPU is
+shared: medians of interleaved runs.
 Usage: `python benchmarks/bench_startup.py [--repeats 7] [--video samples/synthstreet.mp4]`.
 """
 
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -53,22 +55,29 @@ def _arseg() -> list[str]:
     return [sys.executable, "-m", "arseg_cli"]
 
 
-def _timed(command: list[str], env: dict[str, str]) -> float:
-    start = time.time()
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `command` to its exit."""
+    cpu, start = _children_cpu_s(), time.time()
     done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
     end = time.time()
     if done.returncode != 0:
         raise SystemExit(f"{command!r} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return end - start
+    return end - start, _children_cpu_s() - cpu
 
 
-def _first_frame(command: list[str], env: dict[str, str]) -> float:
-    start = time.time()
+def _first_frame(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds to the first decoded frame, CPU seconds of the child, which exits right there)."""
+    cpu, start = _children_cpu_s(), time.time()
     done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
     marks = [line for line in done.stderr.splitlines() if line.startswith("FIRST_FRAME ")]
     if not marks:
         raise SystemExit(f"no frame decoded by {command!r} ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return float(marks[0].split()[1]) - start
+    return float(marks[0].split()[1]) - start, _children_cpu_s() - cpu
 
 
 def main() -> None:
@@ -93,13 +102,16 @@ def main() -> None:
     for run in variants.values():  # warm the page cache once
         run()
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     load_start = os.getloadavg()[0]
     for round_ in range(args.repeats):
         order = names[round_ % len(names):] + names[: round_ % len(names)]
         for name in order:
-            times[name].append(variants[name]())
-            print(f"round {round_ + 1}/{args.repeats} {name}: {times[name][-1]:.3f} s", file=sys.stderr)
+            wall, cpu_s = variants[name]()
+            times[name].append(wall)
+            cpu[name].append(cpu_s)
+            print(f"round {round_ + 1}/{args.repeats} {name}: {wall:.3f} s ({cpu_s:.3f} s CPU)", file=sys.stderr)
     shutil.rmtree(out_dir, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
     report = {
@@ -110,6 +122,7 @@ def main() -> None:
         "repeats": args.repeats,
         "command": arseg,
         "median_s": medians,
+        "median_cpu_s": {name: statistics.median(values) for name, values in cpu.items()},
         "runs_s": times,
         "segment_minus_import_torch_s": medians["segment_first_frame"] - medians["import_torch"],
         "targets": {

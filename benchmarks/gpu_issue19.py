@@ -16,8 +16,9 @@ medians of `--repeats` after `--warmup`:
 2. `creff`: CReFF alone at each arch's shapes, batch 1 and 11, float32 and float16: Triton kernels,
    tiled kernel, plain definition (49 shifted products); psp18 batch 1 is the "<= 2 ms" target.
 3. `attention_launch`: the attention kernel alone at psp18's shape for a few (block, warps) settings.
-TF32 stays at torch's defaults (as `arseg segment` runs). Usage:
-`python3 benchmarks/gpu_issue19.py [--out DIR] [--repeats 20] [--warmup 3] [--parts model,creff,attention_launch]`.
+TF32 stays at torch's defaults (as `arseg segment` runs). `--smoke` runs the same code on the CPU at a
+tiny size, once (no graphs, no Triton): a check of the script itself where no GPU is lent. Usage:
+`python3 benchmarks/gpu_issue19.py [--out DIR] [--repeats 20] [--warmup 3] [--parts model,creff,attention_launch] [--smoke]`.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ from arseg_cli.model import creff as creff_module
 from arseg_cli.model.creff import local_attention, warp_feature
 from arseg_cli.model.meta import ModelMeta
 
-HEIGHT, WIDTH, SCALE, L = 720, 960, 0.5, 12
+SCALE, L = 0.5, 12
 ARCHS = ("camvid-bise18", "camvid-psp18")
-CUDA = torch.device("cuda")
+SIZE = {"height": 720, "width": 960, "device": torch.device("cuda")}  # --smoke: 64 x 96 on the CPU
 
 
 def log(message: str) -> None:
@@ -56,18 +57,25 @@ def random_model(arch: str) -> Any:
 
     palette, mean, std = OFFICIAL_DATA[arch]
     torch.manual_seed(0)
-    return build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=SCALE)).eval().to(CUDA)
+    return build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=SCALE)).eval().to(SIZE["device"])
 
 
 def cuda_times(calls: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
-    """Median milliseconds of each call (CUDA events), calls taking turns."""
+    """Median milliseconds of each call (CUDA events; the wall clock on the CPU), calls taking turns."""
     for _ in range(warmup):
         for call in calls.values():
             call()
-    torch.cuda.synchronize()
+    on_cuda = SIZE["device"].type == "cuda"
+    if on_cuda:
+        torch.cuda.synchronize()
     runs: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
+            if not on_cuda:
+                tick = time.perf_counter()
+                call()
+                runs[name].append(1000 * (time.perf_counter() - tick))
+                continue
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             call()
@@ -92,16 +100,17 @@ def as_graph(call: Callable[[], object]) -> Callable[[], object]:
 
 
 def frames(n: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator(device=CUDA).manual_seed(seed)
-    x = torch.randn(n, 3, HEIGHT, WIDTH, device=CUDA, generator=gen).to(dtype)
-    flow = (2.0 * torch.randn(n, 2, HEIGHT, WIDTH, device=CUDA, generator=gen)).to(dtype)
+    device, height, width = SIZE["device"], SIZE["height"], SIZE["width"]
+    gen = torch.Generator(device=device).manual_seed(seed)
+    x = torch.randn(n, 3, height, width, device=device, generator=gen).to(dtype)
+    flow = (2.0 * torch.randn(n, 2, height, width, device=device, generator=gen)).to(dtype)
     return x, flow
 
 
 def model_part(repeats: int, warmup: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for arch in ARCHS:
-        for half in (False, True):
+        for half in (False, True) if SIZE["device"].type == "cuda" else (False,):
             name = f"{arch} {'float16' if half else 'float32'}"
             log(f"model: {name}")
             step = FrameStep(random_model(arch), SCALE, half=half)
@@ -122,6 +131,8 @@ def model_part(repeats: int, warmup: int) -> dict[str, Any]:
                         "nonkey_11": lambda: step.nonkey(x11, shared, flow11),
                     }
                     try:
+                        if SIZE["device"].type != "cuda":
+                            raise RuntimeError("CUDA graphs need CUDA")
                         calls["nonkey_1_graph"] = as_graph(lambda: step.nonkey(x1, feat, flow1))
                         calls["nonkey_11_graph"] = as_graph(lambda: step.nonkey(x11, shared, flow11))
                         calls["hr_1_graph"] = as_graph(lambda: step.key(x1))
@@ -158,23 +169,26 @@ CREFF_SHAPES = {  # channels, LR feature, HR (keyframe) feature of each arch at 
     "camvid-psp18": (64, (360, 480), (720, 960)),
     "camvid-bise18": (256, (46, 60), (90, 120)),
 }
+SMOKE_CREFF_SHAPES = {"camvid-psp18": (64, (32, 48), (64, 96)), "camvid-bise18": (256, (4, 6), (8, 12))}
 
 
 def creff_part(repeats: int, warmup: int) -> dict[str, Any]:
     from arseg_cli.model.creff import CReFF
 
     results: dict[str, Any] = {}
-    for arch, (channels, lr_size, key_size) in CREFF_SHAPES.items():
-        for dtype in (torch.float32, torch.float16):
+    device, height, width = SIZE["device"], SIZE["height"], SIZE["width"]
+    shapes = CREFF_SHAPES if device.type == "cuda" else SMOKE_CREFF_SHAPES
+    for arch, (channels, lr_size, key_size) in shapes.items():
+        for dtype in (torch.float32, torch.float16) if device.type == "cuda" else (torch.float32,):
             for batch in (1, L - 1):
                 name = f"{arch} {str(dtype).removeprefix('torch.')} batch {batch}"
                 log(f"creff: {name}")
                 torch.manual_seed(0)
-                creff = CReFF(channels).eval().to(CUDA, dtype)
-                gen = torch.Generator(device=CUDA).manual_seed(5)
-                lr = torch.randn(batch, channels, *lr_size, device=CUDA, generator=gen).to(dtype)
-                key = torch.randn(1, channels, *key_size, device=CUDA, generator=gen).to(dtype).expand(batch, -1, -1, -1)
-                flow = (2.0 * torch.randn(batch, 2, HEIGHT, WIDTH, device=CUDA, generator=gen)).to(dtype)
+                creff = CReFF(channels).eval().to(device, dtype)
+                gen = torch.Generator(device=device).manual_seed(5)
+                lr = torch.randn(batch, channels, *lr_size, device=device, generator=gen).to(dtype)
+                key = torch.randn(1, channels, *key_size, device=device, generator=gen).to(dtype).expand(batch, -1, -1, -1)
+                flow = (2.0 * torch.randn(batch, 2, height, width, device=device, generator=gen)).to(dtype)
                 lr, key = (t.contiguous(memory_format=torch.channels_last) if t.stride(0) else t for t in (lr, key))
 
                 def switched(fused: bool) -> Callable[[], object]:
@@ -208,10 +222,12 @@ def attention_launch_part(repeats: int, warmup: int) -> dict[str, Any]:
 
     channels, _, (height, width) = CREFF_SHAPES["camvid-psp18"]
     results: dict[str, Any] = {}
+    if SIZE["device"].type != "cuda":
+        return {"skipped": "the Triton kernels run on CUDA (tests/test_triton_creff.py runs them interpreted)"}
     for dtype in (torch.float32, torch.float16):
-        gen = torch.Generator(device=CUDA).manual_seed(6)
+        gen = torch.Generator(device="cuda").manual_seed(6)
         q, k, v, up = (
-            torch.randn(1, channels, height, width, device=CUDA, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
+            torch.randn(1, channels, height, width, device="cuda", generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
             for _ in range(4)
         )
         calls = {
@@ -235,14 +251,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--parts", default="creff,attention_launch,model")
+    parser.add_argument("--smoke", action="store_true", help="CPU, 64 x 96, once: check the script without a GPU")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("no CUDA device: this script measures the GPU path")
+    if args.smoke:
+        SIZE.update(height=64, width=96, device=torch.device("cpu"))
+        args.repeats, args.warmup = 1, 0
+    elif not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: this script measures the GPU path (--smoke checks it on the CPU)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from arseg_cli.model import _triton_creff
 
-    report: dict[str, Any] = {"machine": machine(CUDA), "triton": _triton_creff.available(),
+    report: dict[str, Any] = {"machine": machine(SIZE["device"]), "size": f"{SIZE['height']}x{SIZE['width']}", "triton": _triton_creff.available(),
                               "triton_version": getattr(_triton_creff.triton, "__version__", None),
                               "repeats": args.repeats, "warmup": args.warmup}  # fmt: skip
     log(f"machine: {json.dumps(report)}")
