@@ -32,16 +32,16 @@ $PY -c "import av" 2>/dev/null && HAVE_AV=1
 log "env: $(grep -E '^(python|triton|av) ' "$OUT/env.txt" | tr '\n' ' ')"
 
 log "1/4 Triton CReFF kernels on CUDA (tests/test_triton_creff.py -k cuda)"
-timeout 90 $PY -m pytest -q -x -p no:cacheprovider tests/test_triton_creff.py -k cuda >"$OUT/tests_triton.txt" 2>&1
+timeout 60 $PY -m pytest -q -x -p no:cacheprovider tests/test_triton_creff.py -k cuda >"$OUT/tests_triton.txt" 2>&1
 log "    exit $? ($(tail -n 1 "$OUT/tests_triton.txt"))"
 
 log "2/4 model-level figures, CReFF alone, kernel launch settings (benchmarks/gpu_issue19.py)"
-timeout 270 $PY benchmarks/gpu_issue19.py --out "$OUT" 2>&1 | tee "$OUT/gpu_issue19.log" >&2
+timeout 300 $PY benchmarks/gpu_issue19.py --out "$OUT" 2>&1 | tee "$OUT/gpu_issue19.log" >&2
 log "    exit ${PIPESTATUS[0]}"
 
 if [ "$HAVE_AV" = 1 ]; then
   log "3/4 end to end, 48 frames, float32 and --half (benchmarks/bench_segment.py)"
-  timeout 150 $PY benchmarks/bench_segment.py --parts speed --device cuda --half --frames 48 --repeats 3 \
+  timeout 120 $PY benchmarks/bench_segment.py --parts speed --device cuda --half --frames 48 --repeats 3 \
     >"$OUT/segment_e2e.json" 2>"$OUT/segment_e2e.log"
   log "    exit $?"
   log "4/4 tests/test_cuda.py"
