@@ -41,6 +41,7 @@ BLOCK_VALUES = 2048
 WARPS = 8
 STAGES = 1
 
+
 @functools.cache
 def available() -> bool:
     """True when Triton imports and can run on this process's CUDA devices (or its interpreter is on)."""
