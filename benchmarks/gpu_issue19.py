@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import sys
 import time
@@ -37,7 +38,6 @@ from typing import Any
 
 import torch
 
-from arseg_cli.bench.timing import machine
 from arseg_cli.inference import FrameStep
 from arseg_cli.model import build_arseg
 from arseg_cli.model import creff as creff_module
@@ -47,6 +47,14 @@ from arseg_cli.model.meta import ModelMeta
 SCALE, L = 0.5, 12
 ARCHS = ("camvid-bise18", "camvid-psp18")
 SIZE = {"height": 720, "width": 960, "device": torch.device("cuda")}  # --smoke: 64 x 96 on the CPU
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were taken on (arseg_cli.bench imports PyAV, which this script does without)."""
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(), "device": str(SIZE["device"])}
+    if SIZE["device"].type == "cuda":
+        info |= {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda}
+    return info
 
 
 def log(message: str) -> None:
@@ -263,7 +271,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     from arseg_cli.model import _triton_creff
 
-    report: dict[str, Any] = {"machine": machine(SIZE["device"]), "size": f"{SIZE['height']}x{SIZE['width']}", "triton": _triton_creff.available(),
+    report: dict[str, Any] = {"machine": machine(), "size": f"{SIZE['height']}x{SIZE['width']}", "triton": _triton_creff.available(),
                               "triton_version": getattr(_triton_creff.triton, "__version__", None),
                               "repeats": args.repeats, "warmup": args.warmup}  # fmt: skip
     log(f"machine: {json.dumps(report)}")
