@@ -1,0 +1,232 @@
+"""Scale-out (docs/SCALEOUT.md): a real two-node Ray cluster on this machine, loopback only, against a
+plain local multi-input run of the same videos: byte-identical outputs, a corrupt video failing alone, a
+worker killed mid-video, `--resume` after the driver was killed, and `--shard` covering every input once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from _segment_fixtures import tiny_weights, write_test_clip
+from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
+from arseg_cli.cli import main
+from arseg_cli.errors import OptionsError
+from arseg_cli.scaleout import JobOptions, RunProgress, Shard, VideoResult, segment_many, shard_of
+from arseg_cli.scaleout.records import read_records
+
+SHORT, LONG = 9, 60  # frames of the short clips and of the long ones (a worker is killed inside one)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (the run records aside) by relative path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "_runs" not in p.relative_to(root).parts}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def short_clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("short")
+    return [write_test_clip(folder / f"street{i}.mp4", SHORT, seed=i) for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def long_clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("long")
+    return [write_test_clip(folder / f"drive{i}.mp4", LONG, seed=10 + i) for i in range(3)]
+
+
+def _local_run(clips: list[Path], weights: Path, out: Path) -> dict[str, bytes]:
+    """The plain local multi-input run every scale-out run must equal, file for file."""
+    assert main(["segment", *map(str, clips), "-o", str(out), "-w", str(weights), "--video", "colour.mp4", "-q"]) == 0
+    return _tree(out)
+
+
+@pytest.fixture(scope="module")
+def short_reference(short_clips: list[Path], weights: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return _local_run(short_clips, weights, tmp_path_factory.mktemp("ref") / "out")
+
+
+@pytest.fixture(scope="module")
+def long_reference(long_clips: list[Path], weights: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return _local_run(long_clips, weights, tmp_path_factory.mktemp("ref") / "out")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """Two Ray nodes on this machine, bound to 127.0.0.1, one CPU and a small object store each; the
+    address of the head. Ray resolves 127.0.0.1 to the machine's outward address unless told that this
+    is a single-machine cluster (the variable is read when ray is imported, and by the processes it starts)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray = pytest.importorskip("ray")
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    node = {"num_cpus": 1, "object_store_memory": 100 * 1024**2, "node_ip_address": "127.0.0.1"}
+    nodes = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    nodes.add_node(**node)
+    yield nodes.address
+    if ray.is_initialized():
+        ray.shutdown()
+    nodes.shutdown()
+
+
+def test_shards_partition_the_inputs_exactly_once_whatever_their_order() -> None:
+    names = [f"/data/cam{i // 10}/clip{i:03d}.mp4" for i in range(200)]
+    for count in (1, 2, 3, 7):
+        shards = [Shard(k, count).select(names, names) for k in range(1, count + 1)]
+        assert sorted(sum(shards, [])) == sorted(names)  # every input once, in one shard only
+        assert all(len(s) > 0 for s in shards)
+        assert shards == [Shard(k, count).select(names[::-1], names[::-1])[::-1] for k in range(1, count + 1)]
+    assert [shard_of(name, 5) for name in names[:20]] == [shard_of(name, 5) for name in names[:20]]
+    assert Shard.parse("2/8") == Shard(2, 8)
+    for bad in ("0/3", "4/3", "1", "a/b", "1/0"):
+        with pytest.raises(OptionsError):
+            Shard.parse(bad)
+
+
+def test_shard_runs_together_write_what_one_local_run_writes(
+    short_clips: list[Path], weights: Path, short_reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    manifest = tmp_path / "list.txt"
+    manifest.write_text("# the drive\n" + "\n".join(str(clip) for clip in short_clips) + "\n\n")
+    for k in (1, 2, 3):
+        code = main(["segment", f"@{manifest}", "-o", str(out), "-w", str(weights), "--video", "colour.mp4", "-q",
+                     "--shard", f"{k}/3"])  # fmt: skip
+        assert code == 0
+    assert _tree(out) == short_reference
+    records = read_records(out)
+    assert sorted(r["input"] for r in records) == sorted(map(str, short_clips))  # each input in one shard only
+    assert {r["outcome"] for r in records} == {"done"}
+    holding = {shard_of(str(clip), 3) for clip in short_clips}  # a shard may hold none: it writes no record
+    assert len(list((out / "_runs").glob("*.jsonl"))) == len(holding)
+
+
+def test_a_ray_run_writes_byte_identical_files_spread_over_both_nodes(
+    cluster: str, short_clips: list[Path], weights: Path, short_reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    code = main(["segment", str(short_clips[0].parent), "-o", str(out), "-w", str(weights), "--video", "colour.mp4",
+                 "-q", "--ray", cluster, "--ray-workers", "2"])  # fmt: skip
+    assert code == 0
+    assert _tree(out) == short_reference
+    records = read_records(out)
+    assert sorted(r["input"] for r in records) == sorted(map(str, short_clips))
+    assert {r["outcome"] for r in records} == {"done"} and all(r["frames"] == SHORT for r in records)
+    assert {r["worker"]["pid"] for r in records}.isdisjoint({os.getpid()})  # in workers, not the driver
+
+
+def test_a_corrupt_video_fails_alone_in_one_line(
+    cluster: str, short_clips: list[Path], weights: Path, short_reference: dict[str, bytes], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
+    out = tmp_path / "out"
+    code = main(["segment", str(junk), *map(str, short_clips[:2]), "-o", str(out), "-w", str(weights), "--video",
+                 "colour.mp4", "-q", "--json", "--ray", cluster])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error:") and "junk.mp4" in errors[0], captured.err
+    summaries = json.loads(captured.out)
+    assert [s["input"] for s in summaries] == [str(junk), *map(str, short_clips[:2])]
+    assert "error" in summaries[0] and [s["frames"] for s in summaries[1:]] == [SHORT, SHORT]
+    expected = {name: data for name, data in short_reference.items() if name.split("/")[0] in ("street0", "street1")}
+    assert _tree(out) == expected  # nothing for the corrupt one
+    assert [r["outcome"] for r in read_records(out)].count("failed") == 1
+
+
+def test_killing_a_worker_mid_video_still_completes_every_video(
+    cluster: str, long_clips: list[Path], weights: Path, long_reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    killed: list[int] = []
+
+    def kill_a_busy_worker(progress: RunProgress, result: VideoResult | None) -> None:
+        busy = [item for item in progress.in_flight.values() if item.frames >= 3 and item.worker.get("pid")]
+        if not killed and busy:
+            killed.append(busy[0].worker["pid"])
+            os.kill(killed[0], signal.SIGKILL)
+
+    out = tmp_path / "out"
+    report = segment_many(long_clips[:2], out, ray_address=cluster, weights=[str(weights)], video="colour.mp4",
+                          on_event=kill_a_busy_worker)  # fmt: skip
+    assert killed, "no worker was seen mid-video"
+    assert [r.outcome for r in report.results] == ["done", "done"] and [r.frames for r in report.results] == [LONG, LONG]
+    assert sorted(r.attempt for r in report.results) == [1, 2] and report.progress.retried == 1
+    lost = [r for r in read_records(out) if r["outcome"] == "worker-lost"]
+    assert len(lost) == 1 and lost[0]["worker"]["pid"] == killed[0]
+    retried = next(r for r in report.results if r.attempt == 2)
+    assert retried.worker["pid"] != killed[0]
+    assert len({worker["node"] for worker in report.progress.workers}) == 2  # workers on both nodes
+    expected = {name: data for name, data in long_reference.items() if name.split("/")[0] in ("drive0", "drive1")}
+    assert _tree(out) == expected  # the retry's outputs, nothing of the dead attempt's (no temporary files)
+
+
+def test_resume_after_the_driver_is_killed_runs_only_what_was_unfinished(
+    cluster: str, long_clips: list[Path], weights: Path, long_reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = [*map(str, long_clips), "-o", str(out), "-w", str(weights), "--video", "colour.mp4", "-q", "--ray", cluster]
+    driver = subprocess.Popen([sys.executable, "-m", "arseg_cli", "segment", *args, "--ray-workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not [r for r in read_records(out) if r["outcome"] == "done"] if (out / "_runs").is_dir() else True:
+            assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read().decode() if driver.stderr else ""
+            time.sleep(0.1)
+    finally:
+        driver.kill()
+        driver.wait()
+    first = read_records(out)
+    finished = {r["input"] for r in first if r["outcome"] == "done"}
+    assert 1 <= len(finished) < len(long_clips)
+    for pid in {r["worker"]["pid"] for r in first}:  # Ray ends a dead driver's workers: wait for it
+        _wait_gone(pid)
+
+    report = segment_many(long_clips, out, ray_address=cluster, weights=[str(weights)], video="colour.mp4", resume=True)
+    outcomes = {r.source: r.outcome for r in report.results}
+    assert {s for s, o in outcomes.items() if o == "skipped"} == finished
+    assert {s for s, o in outcomes.items() if o == "done"} == {str(c) for c in long_clips} - finished
+    assert _tree(out) == long_reference
+
+    again = segment_many(long_clips, out, ray_address=cluster, weights=[str(weights)], video="colour.mp4", resume=True)
+    assert {r.outcome for r in again.results} == {"skipped"}
+    other = segment_many(long_clips[:1], out, weights=[str(weights)], video="colour.mp4", resume=True,
+                         options=JobOptions(opacity=0.25))  # other options: not skipped  # fmt: skip
+    assert [r.outcome for r in other.results] == ["done"]
+
+
+def _wait_gone(pid: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"worker {pid} of the killed driver still runs")
+
+
+def test_ray_options_without_ray_installed_are_one_line(
+    weights: Path, short_clips: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as when the extra is missing
+    code = main(["segment", str(short_clips[0]), "-o", str(tmp_path / "out"), "-w", str(weights), "--ray", "local"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "pip install 'arseg[ray]'" in err and "Traceback" not in err
+    assert main(["segment", str(short_clips[0]), "-o", "-", "--shard", "1/2"]) == 2
