@@ -205,6 +205,17 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_unfinished(
     assert [r.outcome for r in other.results] == ["done"]
 
 
+@pytest.mark.cluster
+def test_a_worker_that_cannot_start_is_one_line_not_a_retry_loop(
+    cluster: str, short_clips: list[Path], weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["segment", str(short_clips[0]), "-o", str(tmp_path / "out"), "-w", str(weights), "--device", "cuda",
+                 "--ray", cluster])  # CPU-only workers: loading the model on CUDA fails in every one  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert "a Ray worker failed to start" in err and "no CUDA device" in err and "Traceback" not in err
+
+
 def _wait_gone(pid: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,3 +235,33 @@ def test_ray_options_without_ray_installed_are_one_line(
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "pip install 'arseg[ray]'" in err and "Traceback" not in err
     assert main(["segment", str(short_clips[0]), "-o", "-", "--shard", "1/2"]) == 2
+
+
+def test_manifest_errors_name_the_list_and_line(weights: Path, short_clips: list[Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{short_clips[0]}\nmissing.mp4\n")
+    for manifest, expected in ((tmp_path / "none.txt", "none.txt: no such file"), (listing, "line 2: missing.mp4: no such file")):
+        assert main(["segment", f"@{manifest}", "-o", str(tmp_path / "out"), "-w", str(weights), "--shard", "1/1"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_bar_counts_videos_frames_and_failures_on_a_terminal(
+    weights: Path, short_clips: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    monkeypatch.setattr("arseg_cli.cli._scaleout.console", Console(file=screen, force_terminal=True, width=150))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 50)
+    code = main(["segment", str(junk), *map(str, short_clips[:2]), "-o", str(tmp_path / "out"), "-w", str(weights),
+                 "--shard", "1/1"])  # fmt: skip
+    shown = screen.getvalue()
+    assert code == 1
+    assert "3/3" in shown and f"{2 * SHORT} frames" in shown and "1 failed" in shown  # the bar's last state
+    assert "3 videos: 2 done, 0 skipped, 1 failed, 0 retried" in shown  # the closing line

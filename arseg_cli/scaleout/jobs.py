@@ -37,7 +37,7 @@ class JobOptions:
     def fingerprint(self, weights: str, targets: OutputTargets, scale_keyint: tuple[float, int]) -> dict[str, Any]:
         """What decides a video's output files besides its input: compared by `--resume`."""
         palette = None if self.palette is None else [self.palette.name, [list(c) for c in self.palette.colors]]
-        names = {kind: Path(path).name for kind, path in targets.paths().items()}
+        names = {kind.value: Path(path).name for kind, path in targets.paths().items()}
         return {"weights": weights, "scale": scale_keyint[0], "keyint": scale_keyint[1],
                 "policy": self.settings.policy, "half": self.settings.half, "palette": palette,
                 "opacity": self.opacity, "start": self.start, "end": self.end, "outputs": names}  # fmt: skip

@@ -125,10 +125,10 @@ def run_on_ray(
     waiting_since, start_failures = time.perf_counter(), 0
     try:
         while queue or busy:
-            starting, ready, failed = _ready_actors(ray, starting, RayError)
-            start_failures += failed
+            starting, ready, failures = _ready_actors(ray, starting, RayError)
+            start_failures += len(failures)
             if start_failures > count + max_attempts:
-                raise ArsegError(f"Ray workers keep failing to start ({start_failures} times); run with --debug for the workers' logs")
+                raise ArsegError(f"Ray workers keep failing to start ({start_failures} times): {failures[-1]}")
             if ready or busy:
                 waiting_since = time.perf_counter()
             elif time.perf_counter() - waiting_since > STARTUP_TIMEOUT_S:
@@ -186,13 +186,13 @@ def _lost(job: VideoJob, actor: _Actor, error: Exception, max_attempts: int) -> 
                        error=f"{job.source}: {reason}, {job.attempt} attempts, giving up")  # fmt: skip
 
 
-def _ready_actors(ray: Any, starting: list[_Actor], ray_error: type[Exception]) -> tuple[list[_Actor], list[_Actor], int]:
-    """(still starting, ready now, how many died while starting: the caller replaces them)."""
+def _ready_actors(ray: Any, starting: list[_Actor], ray_error: type[Exception]) -> tuple[list[_Actor], list[_Actor], list[str]]:
+    """(still starting, ready now, why others died while starting: the caller replaces them)."""
     if not starting:
-        return [], [], 0
+        return [], [], []
     done, _ = ray.wait([actor.ready for actor in starting], num_returns=len(starting), timeout=0)
     done_ids = {ref.hex() for ref in done}
-    waiting, ready, failed = [], [], 0
+    waiting, ready, failed = [], [], []
     for actor in starting:
         if actor.ready.hex() not in done_ids:
             waiting.append(actor)
@@ -200,8 +200,10 @@ def _ready_actors(ray: Any, starting: list[_Actor], ray_error: type[Exception]) 
         try:
             actor.identity = ray.get(actor.ready)
         except ray_error as error:
-            logging.getLogger(__name__).warning("a Ray worker failed to start: %s", _first_line(error))
-            failed += 1
+            if getattr(error, "actor_init_failed", False):  # the worker raised while loading: it would again
+                raise ArsegError(f"a Ray worker failed to start: {_first_line(error)}") from None
+            failed.append(_first_line(error))
+            logging.getLogger(__name__).warning("a Ray worker failed to start: %s", failed[-1])
             continue
         ready.append(actor)
     return waiting, ready, failed
