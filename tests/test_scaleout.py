@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from _segment_fixtures import tiny_weights, write_test_clip
 from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.cli import main
 from arseg_cli.errors import OptionsError
-from arseg_cli.scaleout import JobOptions, RunProgress, Shard, VideoResult, segment_many, shard_of
+from arseg_cli.scaleout import JobOptions, RunProgress, Shard, VideoResult, WorkerSpec, segment_many, shard_of
 from arseg_cli.scaleout.records import read_records
 
 SHORT, LONG = 9, 40  # frames of the short clips and of the long ones (a worker is killed inside one)
@@ -67,10 +68,13 @@ def long_reference(long_clips: list[Path], weights: Path, tmp_path_factory: pyte
     return _local_run(long_clips, weights, tmp_path_factory.mktemp("ref") / "out")
 
 
+NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024**2, "node_ip_address": "127.0.0.1"}
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """Two Ray nodes on this machine, bound to 127.0.0.1, one CPU and a small object store each; the
-    address of the head. Ray resolves 127.0.0.1 to the machine's outward address unless told that this
+def nodes() -> Iterator[Any]:
+    """Two Ray nodes on this machine (ray.cluster_utils.Cluster), bound to 127.0.0.1, one CPU and a small
+    object store each. Ray resolves 127.0.0.1 to the machine's outward address unless told that this
     is a single-machine cluster (the variable is read when ray is imported, and by the processes it starts)."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
@@ -78,13 +82,18 @@ def cluster() -> Iterator[str]:
     from ray.cluster_utils import Cluster
 
     ray_constants.ENABLE_RAY_CLUSTER = False
-    node = {"num_cpus": 1, "object_store_memory": 100 * 1024**2, "node_ip_address": "127.0.0.1"}
-    nodes = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
-    nodes.add_node(**node)
-    yield nodes.address
+    two = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+    two.add_node(**NODE)
+    yield two
     if ray.is_initialized():
         ray.shutdown()
-    nodes.shutdown()
+    two.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(nodes: Any) -> str:
+    """The address of the two-node cluster's head."""
+    return str(nodes.address)
 
 
 def test_shards_partition_the_inputs_exactly_once_whatever_their_order() -> None:
@@ -214,6 +223,33 @@ def test_a_worker_that_cannot_start_is_one_line_not_a_retry_loop(
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1, err
     assert "a Ray worker failed to start" in err and "no CUDA device" in err and "Traceback" not in err
+
+
+@pytest.mark.cluster
+def test_a_node_that_dies_mid_video_has_its_video_retried_on_the_other(
+    nodes: Any, long_clips: list[Path], weights: Path, long_reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    other = next(iter(nodes.worker_nodes))
+    removed: list[str] = []
+
+    def remove_the_other_node(progress: RunProgress, result: VideoResult | None) -> None:
+        busy = [item for item in progress.in_flight.values() if item.frames >= 3 and item.worker.get("node") == other.node_id]
+        if not removed and busy:
+            removed.append(other.node_id)
+            nodes.remove_node(other)  # its raylet and every worker on it end
+
+    out = tmp_path / "out"
+    try:
+        # Three videos: while the second node's worker starts, the head's cannot finish them all.
+        report = segment_many(long_clips, out, ray_address=nodes.address, weights=[str(weights)], video="colour.mp4",
+                              workers=WorkerSpec(workers=2), on_event=remove_the_other_node)  # fmt: skip
+    finally:
+        if not nodes.worker_nodes:
+            nodes.add_node(**NODE)  # the next tests get two nodes again
+    assert removed, "no video was seen on the second node"
+    assert [r.outcome for r in report.results] == ["done"] * 3 and report.progress.retried == 1
+    assert {r.worker["node"] for r in report.results} == {nodes.head_node.node_id}  # all finished on the head
+    assert _tree(out) == long_reference
 
 
 def _wait_gone(pid: int, timeout: float = 60) -> None:

@@ -158,10 +158,10 @@ def ray_connection(address: str) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     try:
-        if address == "local":
-            ray.init(include_dashboard=False, **quiet)
+        if address == "local":  # always a new instance, never one found on this machine
+            ray.init(address="local", include_dashboard=False, **quiet)
         else:
             ray.init(address=address, **quiet)
     except Exception as error:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
