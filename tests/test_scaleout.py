@@ -180,7 +180,7 @@ def test_killing_a_worker_mid_video_still_completes_every_video(
 
 
 @pytest.mark.cluster
-def test_resume_after_the_driver_is_killed_runs_only_what_was_unfinished(
+def test_resume_after_the_driver_is_stopped_runs_only_what_was_unfinished(
     cluster: str, long_clips: list[Path], weights: Path, long_reference: dict[str, bytes], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -193,12 +193,14 @@ def test_resume_after_the_driver_is_killed_runs_only_what_was_unfinished(
             assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read().decode() if driver.stderr else ""
             time.sleep(0.1)
     finally:
-        driver.kill()
-        driver.wait()
+        driver.send_signal(signal.SIGTERM)  # as a scheduler stops a job: the CLI ends as for Ctrl-C
+        code = driver.wait(timeout=60)
+    stderr = driver.stderr.read().decode() if driver.stderr else ""
+    assert code == 143 and "terminated" in stderr and "Traceback" not in stderr, stderr  # not Ray's abort
     first = read_records(out)
     finished = {r["input"] for r in first if r["outcome"] == "done"}
     assert 1 <= len(finished) < len(long_clips)
-    for pid in {r["worker"]["pid"] for r in first}:  # Ray ends a dead driver's workers: wait for it
+    for pid in {r["worker"]["pid"] for r in first}:  # the stopped driver's workers end: wait for it
         _wait_gone(pid)
 
     report = segment_many(long_clips, out, ray_address=cluster, weights=[str(weights)], video="colour.mp4", resume=True)

@@ -4,6 +4,8 @@ cluster or in this process (one shard of an array job), with run records and `--
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -159,6 +161,9 @@ def ray_connection(address: str) -> Iterator[None]:
         yield
         return
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    # ray.init installs its own SIGTERM handler (it aborts the process): keep the caller's, so that the
+    # CLI ends a run stopped by SIGTERM as it ends one stopped by Ctrl-C.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if _main_thread() else {}
     try:
         if address == "local":  # always a new instance, never one found on this machine
             ray.init(address="local", include_dashboard=False, **quiet)
@@ -167,10 +172,18 @@ def ray_connection(address: str) -> Iterator[None]:
     except Exception as error:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
         lines = [line for line in str(error).splitlines() if line.strip()]
         raise ArsegError(f"--ray {address}: cannot use the Ray cluster: {lines[0] if lines else type(error).__name__}") from None
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 __all__ = ["RunReport", "ray_connection", "segment_many"]
