@@ -8,7 +8,8 @@ interleaved, `--repeats` times; medians are reported. videos/min counts the whol
 start and model load included), after_startup_videos_per_min from the first worker ready (`startup_s`)
 to the end; the load average at the end shows how busy the machine was; the driver's
 overhead per video is the time from handing a video out to holding its result, less the time the worker
-spent on it (dispatch, pickling the result, polling). Usage: `python benchmarks/bench_scaleout.py
+spent on it (dispatch, pickling the result, polling); worker_cpu_share is a worker's CPU seconds per
+wall second on a video (1.0: a whole core for its one thread). Usage: `python benchmarks/bench_scaleout.py
 [--videos 8] [--frames 16] [--repeats 2]`.
 """
 
@@ -57,7 +58,8 @@ def run_once(videos: list[Path], address: str | None, workers: int, out: Path) -
     return {"wall_s": wall, "videos_per_min": 60 * len(videos) / wall, "startup_s": startup,
             "after_startup_videos_per_min": 60 * len(videos) / (wall - startup),
             "driver_overhead_ms": 1000 * statistics.median(overhead),
-            "segment_s_per_video": statistics.median(r.seconds for r in report.results)}  # fmt: skip
+            "segment_s_per_video": statistics.median(r.seconds for r in report.results),
+            "worker_cpu_share": statistics.median(r.cpu_s / r.seconds for r in report.results)}  # fmt: skip
 
 
 def main() -> int:

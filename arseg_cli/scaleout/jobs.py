@@ -62,13 +62,15 @@ class VideoJob:
 
 @dataclass
 class VideoResult:
-    """What came of one job. seconds: time the worker spent on it; turnaround_s: from the driver handing
-    it out to the driver holding the result (Ray runs); summary: None unless it ran."""
+    """What came of one job. seconds: time the worker spent on it (cpu_s: its process's CPU time meanwhile);
+    turnaround_s: from the driver handing it out to the driver holding the result (Ray runs); summary:
+    None unless it ran."""
 
     source: str
     outcome: Outcome
     attempt: int = 1
     seconds: float = 0.0
+    cpu_s: float = 0.0
     error: str | None = None
     summary: SegmentSummary | None = None
     worker: dict[str, Any] = field(default_factory=dict)
@@ -86,7 +88,7 @@ class VideoResult:
 def run_job(job: VideoJob, model: Any, options: JobOptions, palette: Palette, on_frame: OnFrame | None = None) -> VideoResult:
     """Segment one video into its targets. An input that cannot be segmented, or any other failure of
     this video, is returned as a failed result (one line), never raised: the other videos go on."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         if job.resume:
             # A lost attempt's temporary files (its unfinished videos) must not linger beside the retry's.
@@ -98,18 +100,18 @@ def run_job(job: VideoJob, model: Any, options: JobOptions, palette: Palette, on
                                 end=options.end, max_pixels=options.max_pixels, resume=job.resume,
                                 on_frame=on_frame)  # fmt: skip
     except ArsegError as error:
-        return _failed(job, started, str(error))
+        return _failed(job, started, cpu, str(error))
     except Exception as error:  # noqa: BLE001 - one video's defect must not stop the others
-        return _failed(job, started, f"internal error: {type(error).__name__}: {error}")
+        return _failed(job, started, cpu, f"internal error: {type(error).__name__}: {error}")
     outcome: Outcome = "damaged" if summary.damaged else "done"
-    return VideoResult(job.source, outcome, job.attempt, time.perf_counter() - started,
+    return VideoResult(job.source, outcome, job.attempt, time.perf_counter() - started, time.process_time() - cpu,
                        error=summary.damaged, summary=summary, worker=worker_identity())  # fmt: skip
 
 
-def _failed(job: VideoJob, started: float, message: str) -> VideoResult:
+def _failed(job: VideoJob, started: float, cpu: float, message: str) -> VideoResult:
     message = message if job.source in message else f"{job.source}: {message}"
-    return VideoResult(job.source, "failed", job.attempt, time.perf_counter() - started, error=message,
-                       worker=worker_identity())  # fmt: skip
+    return VideoResult(job.source, "failed", job.attempt, time.perf_counter() - started, time.process_time() - cpu,
+                       error=message, worker=worker_identity())  # fmt: skip
 
 
 def worker_identity() -> dict[str, Any]:

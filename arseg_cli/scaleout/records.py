@@ -1,7 +1,8 @@
 """Run records: `OUT/_runs/<run>.jsonl`, one JSON line per video outcome, appended as each one ends.
 
 A line: input, stem, size and mtime of the input, the weights fingerprint and output options
-(JobOptions.fingerprint), outcome, seconds, frames, attempt, the worker, the error. Each driver (a Ray
+(JobOptions.fingerprint), outcome, seconds (and the worker's CPU seconds), frames, attempt, the worker,
+the error. Each driver (a Ray
 run, or one `--shard` of an array job) writes its own file, so nothing writes a file concurrently.
 `--resume` reads every file in `OUT/_runs/`: a video whose latest record says `done` for the same
 input file, weights and options, and whose outputs are all there, is skipped.
@@ -60,6 +61,7 @@ class RunRecorder:
             "options": fingerprint,
             "outcome": result.outcome,
             "seconds": round(result.seconds, 3),
+            "cpu_seconds": round(result.cpu_s, 3),
             "frames": result.frames,
             "attempt": result.attempt,
             "worker": result.worker,
