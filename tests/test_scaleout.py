@@ -303,3 +303,24 @@ def test_the_bar_counts_videos_frames_and_failures_on_a_terminal(
     assert code == 1
     assert "3/3" in shown and f"{2 * SHORT} frames" in shown and "1 failed" in shown  # the bar's last state
     assert "3 videos: 2 done, 0 skipped, 1 failed, 0 retried" in shown  # the closing line
+
+
+def test_resume_skips_only_videos_done_with_the_same_input_and_complete_outputs(
+    weights: Path, short_clips: list[Path], short_reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    clips = [tmp_path / clip.name for clip in short_clips]
+    for source, copy in zip(short_clips, clips):
+        copy.write_bytes(source.read_bytes())
+    out = tmp_path / "out"
+
+    def run(resume: bool) -> dict[str, str]:
+        report = segment_many(clips, out, shard="1/1", weights=[str(weights)], video="colour.mp4", resume=resume)
+        return {Path(r.source).stem: r.outcome for r in report.results}
+
+    assert set(run(False).values()) == {"done"}
+    assert set(run(True).values()) == {"skipped"}
+    os.utime(clips[0], ns=(time.time_ns(), time.time_ns()))  # the input changed since
+    (out / "street1" / "labels" / "000004.png").unlink()  # an output went missing
+    (out / "street2" / "colour.mp4").unlink()
+    assert run(True) == {"street0": "done", "street1": "done", "street2": "done", "street3": "skipped"}
+    assert _tree(out) == short_reference
