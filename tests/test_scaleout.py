@@ -275,6 +275,15 @@ def test_ray_options_without_ray_installed_are_one_line(
     assert main(["segment", str(short_clips[0]), "-o", "-", "--shard", "1/2"]) == 2
 
 
+def test_a_ray_address_where_nothing_answers_is_one_line_and_writes_nothing(
+    weights: Path, short_clips: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["segment", str(short_clips[0]), "-o", str(tmp_path / "out"), "-w", str(weights), "--ray", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "no Ray cluster answers there" in err, err
+    assert not (tmp_path / "out" / "_runs").exists()
+
+
 def test_manifest_errors_name_the_list_and_line(weights: Path, short_clips: list[Path], tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     listing = tmp_path / "list.txt"

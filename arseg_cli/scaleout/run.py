@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def segment_many(
     if resume:
         options = replace(options, force=True)
     results: dict[str, VideoResult] = {}
-    with RunRecorder(output) as recorder:
+    # Connected before the record file is created: a cluster that cannot be reached leaves nothing behind.
+    with ray_connection(ray_address) if ray_address is not None else nullcontext(), RunRecorder(output) as recorder:
 
         def finish(job: VideoJob, result: VideoResult) -> None:
             recorder.record(job, result, fingerprint)
@@ -100,9 +102,8 @@ def segment_many(
 
         jobs = _resumed(jobs, output, fingerprint, finish, progress, on_event) if resume else jobs
         if jobs and ray_address is not None:
-            with ray_connection(ray_address):
-                run_on_ray(jobs, model, options, workers, progress=progress, on_result=finish, on_event=on_event,
-                           max_attempts=max_attempts)  # fmt: skip
+            run_on_ray(jobs, model, options, workers, progress=progress, on_result=finish, on_event=on_event,
+                       max_attempts=max_attempts)  # fmt: skip
         elif jobs:
             _run_here(jobs, model, options, workers, progress, finish, on_event)
     progress.ended = time.perf_counter()
@@ -160,6 +161,8 @@ def ray_connection(address: str) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    if address not in ("auto", "local"):
+        _check_reachable(address)
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     # ray.init installs its own SIGTERM handler (it aborts the process): keep the caller's, so that the
     # CLI ends a run stopped by SIGTERM as it ends one stopped by Ctrl-C.
@@ -180,6 +183,17 @@ def ray_connection(address: str) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail in one line when nothing answers at HOST:PORT: ray.init would retry for minutes."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # not HOST:PORT: ray.init says what is wrong with it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ArsegError(f"--ray {address}: no Ray cluster answers there ({error.strerror or error})") from None
 
 
 def _main_thread() -> bool:
