@@ -75,19 +75,20 @@ NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024**2, "node_ip_address": 
 def nodes() -> Iterator[Any]:
     """Two Ray nodes on this machine (ray.cluster_utils.Cluster), bound to 127.0.0.1, one CPU and a small
     object store each. Ray resolves 127.0.0.1 to the machine's outward address unless told that this
-    is a single-machine cluster (the variable is read when ray is imported, and by the processes it starts)."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    is a single-machine cluster (the variable, read by the processes Ray starts, and its constant here)."""
     import ray
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
 
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    two = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
-    two.add_node(**NODE)
-    yield two
-    if ray.is_initialized():
-        ray.shutdown()
-    two.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+        two = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+        two.add_node(**NODE)
+        yield two
+        if ray.is_initialized():
+            ray.shutdown()
+        two.shutdown()
 
 
 @pytest.fixture(scope="module")
