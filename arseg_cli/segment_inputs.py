@@ -1,7 +1,8 @@
 """The inputs of one `arseg segment` call and where each one's masks go.
 
 Inputs: files, '-' (standard input), directories (the video files directly inside, by extension, in
-name order) and glob patterns (matches in name order). Duplicates are segmented once.
+name order), glob patterns (matches in name order) and manifests `@list.txt` (one path a line, relative
+to the manifest's directory; blank lines and `#` comments skipped). Duplicates are segmented once.
 
 Outputs: one input writes its label PNGs straight into `-o DIR` (or raw labels to stdout with `-o -`)
 and its videos to the files given. Several inputs each get `DIR/<stem>/`: label PNGs in
@@ -13,6 +14,7 @@ and its videos to the files given. Several inputs each get `DIR/<stem>/`: label 
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         path = Path(item)
         if item == "-" or path.is_file():
             matches = [item]
+        elif item.startswith("@") and len(item) > 1:
+            matches = read_manifest(item[1:])
         elif path.is_dir():
             matches = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
             if not matches:
@@ -54,6 +58,29 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         else:
             raise InputNotFoundError(f"{item}: no such file")
         found.extend(m for m in matches if m not in found)
+    return found
+
+
+def read_manifest(manifest: str) -> list[str]:
+    """The video paths listed in `manifest`, one a line, each an existing file."""
+    path = Path(manifest)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputNotFoundError(f"@{manifest}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputNotFoundError(f"@{manifest}: cannot read the list: {error}") from None
+    found = []
+    for number, line in enumerate(lines, 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        listed = Path(entry) if Path(entry).is_absolute() else path.parent / entry
+        if not listed.is_file():
+            raise InputNotFoundError(f"@{manifest}, line {number}: {entry}: no such file")
+        found.append(str(listed))
+    if not found:
+        raise InputNotFoundError(f"@{manifest}: the list names no file")
     return found
 
 
@@ -78,13 +105,17 @@ def plan_runs(
     overlay: str | None = None,
     lossless: str | None = None,
     force: bool = False,
+    subdirs: bool = False,
+    keep: Callable[[str], bool] | None = None,
 ) -> list[Run]:
     """The runs of one call (module docstring); OptionsError for impossible combinations,
-    OutputExistsError for an existing target without `force`."""
+    OutputExistsError for an existing target without `force`. subdirs: `DIR/<stem>/` even for one input
+    (scale-out runs, whose shards may hold one input each). keep: run only the inputs it accepts (a
+    shard); names are still given over all inputs, and only the kept runs' targets are checked."""
     sources = expand_inputs(inputs)
     if output is None and video is None and overlay is None and lossless is None:
         raise OptionsError("no output: give -o DIR (label PNGs), -o - (raw labels), --video, --overlay or --lossless")
-    if len(sources) == 1:
+    if len(sources) == 1 and not subdirs:
         runs = [Run(sources[0], _label(sources[0]), _single_targets(output, video, overlay, lossless))]
     else:
         if output is None or is_stdout(output):
@@ -99,6 +130,8 @@ def plan_runs(
                 lossless=_inside(folder, lossless),
             )
             runs.append(Run(source, _label(source), targets))
+    if keep is not None:
+        runs = [run for run in runs if keep(run.source)]
     _check_targets(runs, force)
     return runs
 
@@ -137,4 +170,4 @@ def _check_targets(runs: list[Run], force: bool) -> None:
             raise OutputExistsError(f"{png} exists and is not empty; use --force to write into it")
 
 
-__all__ = ["VIDEO_EXTENSIONS", "Run", "expand_inputs", "plan_runs", "unique_stems"]
+__all__ = ["VIDEO_EXTENSIONS", "Run", "expand_inputs", "plan_runs", "read_manifest", "unique_stems"]

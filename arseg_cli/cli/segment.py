@@ -66,6 +66,11 @@ def segment_command(
     force: bool = typer.Option(False, "--force", help="Replace existing outputs of the same names."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped run (same inputs and options): keep its label PNGs, segment the rest, re-create the videos."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=0, help="Refuse frames larger than this (width x height; default 8K UHD), before decoding them; 0: no limit but FFmpeg's."),
+    ray: str | None = typer.Option(None, "--ray", help="Run on Ray: a cluster address, 'auto' (this machine's cluster) or 'local' (start Ray here). Outputs in DIR/<stem>/, run records in DIR/_runs/; docs/SCALEOUT.md."),
+    ray_workers: int | None = typer.Option(None, "--ray-workers", min=1, help="Ray workers (one model each; default: as many as the cluster's CPUs, or GPUs, hold)."),
+    ray_cpus: float = typer.Option(1.0, "--ray-cpus-per-worker", min=0.0, help="CPUs per Ray worker (its torch threads)."),
+    ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-worker", min=0.0, help="GPUs per Ray worker (> 0: the workers run on CUDA)."),
+    shard: str | None = typer.Option(None, "--shard", help="Run only the K-th of N deterministic shards of the inputs (K/N, 1 <= K <= N): an array job without an engine."),
 ) -> None:
     """Segment videos with AR-Seg: keyframes at high resolution, the frames between at scale s with the
     keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
@@ -79,6 +84,15 @@ def segment_command(
         raise OptionsError("--resume continues from the label PNGs of the stopped run: give their directory with -o DIR")
     if start is not None and end is not None and end <= start:
         raise OptionsError(f"--end ({end}) must be greater than --start ({start})")
+    if ray is not None or shard is not None:
+        from arseg_cli.cli._scaleout import scaleout_command
+
+        return scaleout_command(inputs, output, ray=ray, shard=shard, workers=ray_workers, cpus=ray_cpus, gpus=ray_gpus,
+                                weights=weights, arch=arch, device=device.value, backend=backend.value,
+                                compile_attention=compile_attention, palette=palette, settings=Settings(
+                                    scale=scale, keyint=keyint, policy=policy.value, half=half),  # type: ignore[arg-type]
+                                video=video, overlay=overlay, lossless=lossless, opacity=opacity, start=start, end=end,
+                                max_pixels=max_pixels, force=force, resume=resume, as_json=as_json, quiet=quiet)  # fmt: skip
     chosen_device = pick_device(device.value)
     if half and chosen_device.type != "cuda":
         raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
