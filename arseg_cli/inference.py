@@ -13,26 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from arseg_cli.errors import OptionsError, WeightsError
 from arseg_cli.model.arseg import ARSeg
-
-
-def downscale(x: Tensor, scale: float) -> Tensor:
-    """(N, C, int(H*s), int(W*s)): bilinear, align_corners=True, as the official evaluation; identity at 1."""
-    size = (int(x.shape[-2] * scale), int(x.shape[-1] * scale))
-    if size == (x.shape[-2], x.shape[-1]):
-        return x
-    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=True)
-
-
-def scores_to_labels(logits: Tensor, size: tuple[int, int]) -> Tensor:
-    """(N, H, W) int64 class ids on the logits' device: (N, K, h, w) scores upsampled bilinearly
-    (align_corners=True) to `size` = (H, W), argmax over K."""
-    if (logits.shape[-2], logits.shape[-1]) != size:
-        logits = nn.functional.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True)
-    return logits.argmax(dim=1)
+from arseg_cli.model.resize import downscale, scores_to_labels
 
 
 class FrameStep:

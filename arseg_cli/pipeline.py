@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,14 +24,12 @@ from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.inference import FrameStep, scores_to_labels
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
+from arseg_cli.stage_times import StageClock, StageTimes
 from arseg_cli.video.decode import PartialDecodeError, open_video
 from arseg_cli.video.mask_outputs import MaskOutputs, OutputKind, Timing
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS, MotionRequest, Source
 from arseg_cli.video.records import DecodedFrame
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True, slots=True)
 class SegmentedFrame:
@@ -53,23 +51,6 @@ class SegmentedFrame:
     key_index: int
     distance: int
     rgb: np.ndarray
-
-
-@dataclass
-class StageTimes:
-    """Seconds spent per stage (wall clock; CUDA work is synchronised before each reading)."""
-
-    decode: float = 0.0
-    motion: float = 0.0
-    model: float = 0.0
-    write: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.decode + self.motion + self.model + self.write
-
-    def to_json(self) -> dict[str, float]:
-        return {"decode": self.decode, "motion": self.motion, "model": self.model, "write": self.write}
 
 
 @dataclass(frozen=True)
@@ -124,7 +105,7 @@ def segment_frames(
     step = FrameStep(model, scale, half=settings.half)
     scheduler = Scheduler(settings.policy, keyint)
     accumulator = FlowAccumulator()
-    clock = _Clock(model.device, times or StageTimes())
+    clock = StageClock(model.device, times or StageTimes())
     feat: torch.Tensor | None = None
     pending_key: np.ndarray | None = None  # while resuming: the latest keyframe's input, its feature not yet computed
     with torch.inference_mode():
@@ -392,46 +373,6 @@ def _expected_frames(
     elif total is None and end is not None:
         return None
     return None if total is None else max(0, total - (start or 0))
-
-
-class _Clock:
-    """Adds the wall-clock seconds of each stage to StageTimes; waits for CUDA work before reading."""
-
-    def __init__(self, device: torch.device, times: StageTimes) -> None:
-        self.times = times
-        self._cuda = device.type == "cuda"
-
-    def pulled(self, items: Iterable[T]) -> Iterator[T]:
-        """`items`, with the time spent producing each one added to `decode`."""
-        iterator = iter(items)
-        while True:
-            tick = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                self.times.decode += time.perf_counter() - tick
-                return
-            self.times.decode += time.perf_counter() - tick
-            yield item
-
-    def stage(self, name: str) -> _Stage:
-        return _Stage(self, name)
-
-
-class _Stage:
-    def __init__(self, clock: _Clock, name: str) -> None:
-        self.clock, self.name = clock, name
-
-    def __enter__(self) -> None:
-        if self.clock._cuda:
-            torch.cuda.synchronize()
-        self.tick = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.clock._cuda:
-            torch.cuda.synchronize()
-        times = self.clock.times
-        setattr(times, self.name, getattr(times, self.name) + time.perf_counter() - self.tick)
 
 
 __all__ = ["OutputTargets", "Resume", "SegmentSummary", "SegmentedFrame", "Settings", "StageTimes", "segment_frames", "segment_video"]

@@ -21,9 +21,7 @@ import time
 
 import torch
 
-from arseg_cli.model import build_arseg
-from arseg_cli.model.meta import ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
+from arseg_cli.model import arch_config, build_arseg
 from arseg_cli.train import TrainConfig, Trainer
 from arseg_cli.train.distributed import Processes
 
@@ -40,8 +38,7 @@ def _batch(batch: int, height: int, width: int, classes: int, device: torch.devi
 
 
 def _trainer(arch: str, phase: str, scale: float, batch: int, device: torch.device) -> Trainer:
-    palette, mean, std = OFFICIAL_DATA[arch]
-    meta = ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale if phase == "ar" else None)
+    meta = arch_config(arch).model_meta(scale=scale if phase == "ar" else None)
     config = TrainConfig(phase=phase, arch=arch, steps=10**6, batch=batch, lr=1e-4, optimizer="adam", scale=scale)  # type: ignore[arg-type]
     return Trainer(build_arseg(meta), [0] * batch, config, Processes(0, 1, device))  # type: ignore[arg-type]
 
@@ -61,7 +58,7 @@ def main() -> None:
     height, width = (int(v) for v in args.crop.lower().split("x"))
     device = torch.device(args.device)
     trainers = {phase: _trainer(args.arch, phase, args.scale, args.batch, device) for phase in ("hr", "ar")}
-    batch = _batch(args.batch, height, width, len(OFFICIAL_DATA[args.arch][0].classes), device)
+    batch = _batch(args.batch, height, width, arch_config(args.arch).num_classes, device)
     times: dict[str, list[float]] = {"hr": [], "ar": []}
     for index in range(args.warmup + args.repeats):
         for phase, trainer in trainers.items():

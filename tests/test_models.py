@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from arseg_cli.errors import InputError, OptionsError
-from arseg_cli.model import ARSeg, build, list_archs
+from arseg_cli.model import ARSeg, arch_config, build, list_archs
 from arseg_cli.model._fold import fold_batchnorms
 from arseg_cli.model._registry import register
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
+from arseg_cli.model.arch_config import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 
 ARCHS = ["camvid-psp18", "camvid-bise18", "cityscapes-psp18", "cityscapes-bise18"]
@@ -72,7 +72,7 @@ def test_registry_lists_the_four_architectures() -> None:
 
 def test_registry_refuses_a_duplicate_name() -> None:
     with pytest.raises(ValueError, match="already registered"):
-        register("camvid-psp18")(lambda **kw: None)
+        register(arch_config("camvid-psp18"))(lambda **kw: None)
     assert list_archs() == sorted(ARCHS)
 
 
@@ -166,8 +166,7 @@ def test_aliased_modules_are_one_module_under_two_names(arch: str, nets: dict[st
 
 
 def _meta(arch: str, scale: float | None = 0.5, has_creff: bool = True) -> ModelMeta:
-    palette, mean, std = OFFICIAL_DATA[arch]
-    return ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale, has_creff=has_creff)
+    return arch_config(arch).model_meta(scale=scale, has_creff=has_creff)
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +336,46 @@ def test_state_dict_holds_branch_prefixed_official_keys() -> None:
     keys = set(model.state_dict())
     assert "hr.feats.conv1.weight" in keys and "lr.fuse_attention.lr_query_conv.weight" in keys
     assert not any(k.startswith("hr.fuse_attention") for k in keys)
+
+
+# --- the configuration records ------------------------------------------------------------------------
+@pytest.mark.parametrize("arch", list_archs())
+def test_each_architecture_record_describes_the_network_it_builds(arch: str) -> None:
+    """The record's classes, feature (channels, stride) and auxiliary heads are what the builder makes."""
+    config = arch_config(arch)
+    torch.manual_seed(0)
+    net = build(arch).eval()
+    assert config.arch == net.arch == arch
+    assert net.num_classes == config.num_classes == CLASSES[arch]
+    assert net.feature_channels == config.feature_channels == CHANNELS[arch]
+    with torch.no_grad():
+        feat, aux = net.features_and_aux(torch.randn(2, 3, 64, 96), aux=True)
+    assert tuple(feat.shape) == (2, config.feature_channels, 64 // config.feature_stride, 96 // config.feature_stride)
+    assert len(aux) == len(config.aux_heads)
+    for head, scores in zip(config.aux_heads, aux):
+        assert isinstance(getattr(net, head.module), nn.Module)
+        assert scores.dim() == (2 if head.target == "classes_present" else 4)
+        assert head.weight > 0
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_each_architecture_record_marks_its_official_keys(arch: str) -> None:
+    """The official key markers are keys of the network's state dict, and the detector finds the arch by them."""
+    from arseg_cli.model.official import detect_arch
+
+    official = arch_config(arch).official
+    assert official is not None
+    state = build(arch).state_dict()
+    assert {official.backbone_key, official.classifier_key, *official.key_aliases, *official.key_aliases.values()} <= set(state)
+    assert detect_arch(state) == arch
+    assert detect_arch({k: v for k, v in state.items() if k != official.backbone_key}) is None
+
+
+def test_the_log_probability_output_is_the_records_word() -> None:
+    torch.manual_seed(0)
+    for arch in list_archs():
+        net = build(arch).eval()
+        with torch.no_grad():
+            scores, _ = net(torch.randn(2, 3, 32, 32))
+        sums = scores.exp().sum(dim=1)
+        assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4) == arch_config(arch).log_probs

@@ -15,13 +15,12 @@ import torch
 
 from arseg_cli.bench.costs import CONVENTION, scale_costs
 from arseg_cli.bench.latency import StageLatency, measure_stages
-from arseg_cli.bench.reference import PAPER, dataset_size
+from arseg_cli.bench.reference import dataset_size, paper_json
 from arseg_cli.bench.timing import machine
 from arseg_cli.bench.video import measure_video
 from arseg_cli.errors import OptionsError
-from arseg_cli.model import build_arseg, compiled_attention_enabled, list_archs
+from arseg_cli.model import arch_config, build_arseg, compiled_attention_enabled, list_archs
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import ModelMeta
 
 Backend = Literal["torch", "onnxruntime"]
 RANDOM_WEIGHTS = "random (seed 0): latency does not depend on the weights' values"
@@ -124,11 +123,8 @@ def _models(config: BenchConfig) -> Iterator[tuple[ARSeg | Any, str]]:
 
 def random_model(arch: str, scale: float | None) -> ARSeg:
     """`arch` with HR and AR branches (CReFF) at seed 0, eval mode, the official classes and normalisation."""
-    from arseg_cli.model.official import OFFICIAL_DATA
-
-    palette, mean, std = OFFICIAL_DATA[arch]
     torch.manual_seed(0)
-    return build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale)).eval()
+    return build_arseg(arch_config(arch).model_meta(scale=scale)).eval()
 
 
 def _bench_model(model: ARSeg | Any, weights: str, config: BenchConfig) -> dict[str, Any]:
@@ -156,7 +152,7 @@ def _bench_model(model: ARSeg | Any, weights: str, config: BenchConfig) -> dict[
         "size": list(size),
         "scales": rows,
         "summary": [summary_line(row) for row in rows if row["scale"] < 1.0],
-        "paper": PAPER[arch].to_json() if arch in PAPER else None,
+        "paper": paper_json(arch),
     }
     if config.video is not None:
         video_scale = min(scales)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from arseg_cli.cli._app import console, frame_progress
 from arseg_cli.cli._compile import apply_compile_option, compile_option
+from arseg_cli.cli._eval_tables import print_tables
 from arseg_cli.errors import OptionsError, WeightsError
 
 
@@ -42,7 +43,7 @@ def eval_command(
     from arseg_cli.evaluate import protocol, report
     from arseg_cli.model import load_weights
     from arseg_cli.model.defaults import default_weights
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
 
     dataset = open_dataset(data, split=split, layout=layout)
     path = weights if weights is not None else default_weights()
@@ -68,7 +69,7 @@ def eval_command(
         if as_json:
             typer.echo(json.dumps(output))
         else:
-            report.print_tables(Console(highlight=False), output, list(result.modes))
+            print_tables(Console(highlight=False), output, list(result.modes))
         return
     with frame_progress("eval") as on_pair:
         result = protocol.evaluate(
@@ -80,7 +81,7 @@ def eval_command(
     if as_json:
         typer.echo(json.dumps(output))
     else:
-        report.print_tables(Console(highlight=False), output, list(chosen))
+        print_tables(Console(highlight=False), output, list(chosen))
 
 
 def _parse_modes(text: str) -> tuple[str, ...]:

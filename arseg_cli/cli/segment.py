@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import EXIT_ERROR, console, print_error
 from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
@@ -45,7 +46,7 @@ def segment_command(
     inputs: list[str] = typer.Argument(..., help="Video files, directories (their videos), globs, or '-' (stdin)."),
     output: str | None = typer.Option(None, "--output", "-o", help="Directory for label PNGs, or '-': raw uint8 labels (H*W bytes per frame) on stdout."),
     weights: list[str] = typer.Option([], "--weights", "-w", help="arseg .safetensors, official release directory, or official hr=FILE / ar=FILE / lr=FILE (repeat). Default: ARSEG_WEIGHTS, then weights/."),
-    arch: str | None = typer.Option(None, "--arch", help="Architecture of official files (guessed from their keys when not given)."),
+    arch: str | None = arch_option(None, help="Architecture of official files (guessed from their keys when not given)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s of non-keyframes (default: the weights', 0.5); 1.0 = per-frame HR."),
     keyint: int | None = typer.Option(None, "--keyframe-interval", "-L", min=1, help="Most frames from one keyframe to the next (default: the weights', 12); 1 = per-frame HR."),
     policy: PolicyChoice = typer.Option(PolicyChoice.adaptive, "--keyframe-policy", help="fixed: every L frames; iframe: at the stream's I-frames too; adaptive: also where motion is unreliable."),
@@ -71,7 +72,7 @@ def segment_command(
     keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
     from arseg_cli.palettes import Palette, load_palette
     from arseg_cli.pipeline import Settings, segment_video
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
 
     if output == "-" and as_json:
         raise OptionsError("--json with -o -: standard output carries the labels; drop one of them")

@@ -10,8 +10,9 @@ from typing import Any
 
 import typer
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console
-from arseg_cli.cli.synth import _parse_size
+from arseg_cli.options import parse_size
 from arseg_cli.errors import OptionsError
 
 
@@ -20,7 +21,7 @@ def train_command(
     data: Path = typer.Argument(..., help="Data set root (SynthStreet, CamVid or Cityscapes layout)."),
     output: Path = typer.Option(..., "--output", "-o", help="Weights file to write (.safetensors)."),
     phase: Literal["hr", "ar"] = typer.Option(..., "--phase", help="hr: the HR network at 1.0x; ar: LR branch + CReFF (FST)."),
-    arch: str = typer.Option("camvid-bise18", "--arch", help="Architecture (see `arseg weights archs`)."),
+    arch: str = arch_option("camvid-bise18", help="Architecture; its data set's official recipe gives the defaults."),
     hr: Path | None = typer.Option(None, "--hr", help="Phase ar: the trained HR weights (phase hr's output)."),
     scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phase ar: LR scale s."),
     keyint: int = typer.Option(12, "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
@@ -67,13 +68,13 @@ def train_command(
     """
     from arseg_cli.train import Trainer, TrainConfig, distributed, recipe_for, seed_everything
     from arseg_cli.train.loop import steps_per_epoch
-    from arseg_cli.train.progress import training_progress
+    from arseg_cli.cli._train_progress import training_progress
     from arseg_cli.train.run import RunPaths, build_model, check_phase_inputs, open_pairs, provenance, write_weights
 
     if steps is not None and epochs is not None:
         raise OptionsError("give --steps or --epochs, not both")
     check_phase_inputs(phase, hr)
-    crop_hw = _parse_size(crop) if crop is not None else None
+    crop_hw = parse_size(crop) if crop is not None else None
     recipe = recipe_for(arch)
     paths = RunPaths.beside(output, cache=False if no_cache else (cache or True))
     paths.check_start(resume=resume, force=force)

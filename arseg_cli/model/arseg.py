@@ -27,6 +27,7 @@ from arseg_cli.model._fold import fold_batchnorms, state_signature
 from arseg_cli.model._registry import build
 from arseg_cli.model._segnet import SegNet
 from arseg_cli.model.meta import ModelMeta
+from arseg_cli.model.resize import downscale
 
 
 class ARSeg(nn.Module):
@@ -107,8 +108,8 @@ class ARSeg(nn.Module):
         """The LR input of an HR image batch, as the official evaluation makes it: size
         (int(H*s), int(W*s)), bilinear with align_corners=True."""
         scale = self._require_lr().scale
-        size = (int(x_hr.shape[-2] * scale), int(x_hr.shape[-1] * scale))
-        return nn.functional.interpolate(x_hr, size=size, mode="bilinear", align_corners=True)
+        assert scale is not None
+        return downscale(x_hr, scale)
 
     # --- per-frame calls ----------------------------------------------------------------------------
     def keyframe(self, x_hr: Tensor) -> tuple[Tensor, Tensor]:
@@ -214,6 +215,12 @@ class ARSeg(nn.Module):
         state = self.__dict__.copy()
         state["_inference_copies"] = {}
         return state
+
+
+def build_arseg(meta: ModelMeta, *, has_hr: bool = True) -> ARSeg:
+    """A freshly initialised ARSeg model as `meta` describes it (LR branch iff meta.scale is set, CReFF
+    iff meta.has_creff); `has_hr=False` for a plain LR baseline without HR branch."""
+    return ARSeg(meta, has_hr=has_hr)
 
 
 def _check_images(x: Tensor, name: str) -> None:

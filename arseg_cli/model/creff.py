@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from arseg_cli.model._local_attention import fused_creff
-from arseg_cli.model._segnet import resize_bilinear
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
 
 
 def resize_flow(flow_px: Tensor, size: tuple[int, int]) -> Tensor:

@@ -1,10 +1,8 @@
 """What a training run does: the phase, the model, the optimisation recipe, the data policy.
 
-Recipes (reference/OFFICIAL.md, "Training recipe"): CamVid: Adam, lr 1e-3, cosine decay per iteration,
-100 epochs, batch 8, the first half of phase ar without CReFF; Cityscapes: SGD lr 0.01, momentum 0.9,
-weight decay 5e-4, 200 epochs. The reference gives no Cityscapes batch size or schedule: arseg uses
-batch 8 and the same per-iteration cosine decay (documented in docs/TRAINING.md). Every value can be
-overridden from the command line.
+Each architecture's default recipe is in its configuration record (`ArchConfig.recipe`, from
+reference/OFFICIAL.md, "Training recipe"; docs/TRAINING.md). Every value can be overridden from the
+command line.
 """
 
 from __future__ import annotations
@@ -13,40 +11,18 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from arseg_cli.errors import OptionsError
+from arseg_cli.model import arch_config
+from arseg_cli.model.arch_config import OptimizerName, Recipe
 
 Phase = Literal["hr", "ar"]
-OptimizerName = Literal["adam", "sgd"]
 BackboneSharing = Literal["own", "shared"]
 CreffInit = Literal["zero", "identity"]
 DevicePolicy = Literal["auto", "cpu", "cuda"]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """An optimisation recipe: optimiser and its settings, batch per step, epochs, and (phase ar)
-    the fraction of the steps trained without CReFF at the start (the official plain LR warm-up)."""
-
-    optimizer: OptimizerName
-    lr: float
-    momentum: float
-    weight_decay: float
-    batch: int
-    epochs: int
-    plain_fraction: float
-
-
-RECIPES: dict[str, Recipe] = {
-    "camvid": Recipe("adam", 1e-3, 0.0, 0.0, batch=8, epochs=100, plain_fraction=0.5),
-    "cityscapes": Recipe("sgd", 0.01, 0.9, 5e-4, batch=8, epochs=200, plain_fraction=0.0),
-}
-
-
 def recipe_for(arch: str) -> Recipe:
-    """The official recipe of an architecture's data set family ('camvid-*' or 'cityscapes-*')."""
-    family = arch.split("-", 1)[0]
-    if family not in RECIPES:
-        raise OptionsError(f"no training recipe for architecture {arch!r} (known families: {', '.join(RECIPES)})")
-    return RECIPES[family]
+    """The default training recipe of a registered architecture (its `ArchConfig.recipe`)."""
+    return arch_config(arch).recipe
 
 
 @dataclass(frozen=True)

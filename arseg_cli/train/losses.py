@@ -1,12 +1,9 @@
 """Training losses: the segmentation loss with the auxiliary heads as the official recipes weight them,
 and FST's feature similarity term.
 
-Auxiliary heads (`SegNet.features_and_aux(aux=True)`), per family:
-- bise18: two pixel heads (`conv_out16`, `conv_out32`), cross-entropy each, weight 1.0 (BiSeNet's
-  recipe: principal loss + both auxiliary losses);
-- cityscapes-psp18: the layer3 pixel head, cross-entropy, weight 0.4 (semseg PSPNet);
-- camvid-psp18: the image-level head (N, K): binary cross-entropy on "class present in the labels",
-  weight 0.4 (the PSPNet code AR-Seg's CamVid model comes from).
+Auxiliary heads (`SegNet.features_and_aux(aux=True)`) and their weights are each architecture's
+`ArchConfig.aux_heads`: pixel heads take cross-entropy against the labels, the image-level head of
+camvid-psp18 binary cross-entropy on "class present in the labels".
 """
 
 from __future__ import annotations
@@ -15,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from arseg_cli.model._segnet import resize_bilinear
+from arseg_cli.model import arch_config
+from arseg_cli.model.resize import resize_bilinear
 
 IGNORE_INDEX = 255
-AUX_WEIGHTS: dict[str, float] = {"bise18": 1.0, "cityscapes-psp18": 0.4, "camvid-psp18": 0.4}
 
 
 def segmentation_loss(scores: Tensor, labels: Tensor, *, log_probs: bool, ignore_index: int = IGNORE_INDEX) -> Tensor:
@@ -37,28 +34,20 @@ def segmentation_loss(scores: Tensor, labels: Tensor, *, log_probs: bool, ignore
     return F.cross_entropy(scores, labels, ignore_index=ignore_index)
 
 
-def aux_weight(arch: str) -> float:
-    """The weight of each auxiliary loss of `arch` (0 for an unknown family)."""
-    for family, weight in AUX_WEIGHTS.items():
-        if arch.endswith(family) or arch == family:
-            return weight
-    return 0.0
-
-
 def auxiliary_loss(arch: str, aux: tuple[Tensor, ...], labels: Tensor, *, ignore_index: int = IGNORE_INDEX) -> Tensor:
     """Weighted sum of the auxiliary heads' losses (see the module docstring); labels (N, H, W) int64."""
-    weight = aux_weight(arch)
+    heads = arch_config(arch).aux_heads
+    if len(heads) != len(aux):
+        raise ValueError(f"{arch} has {len(heads)} auxiliary heads, got {len(aux)} outputs")
     total = labels.new_zeros((), dtype=torch.float32)
-    if weight == 0.0:
-        return total
     size = (labels.shape[-2], labels.shape[-1])
-    for scores in aux:
-        if scores.dim() == 2:  # image-level head: which classes appear in the image
+    for head, scores in zip(heads, aux):
+        if head.target == "classes_present":
             present = _classes_present(labels, scores.shape[1], ignore_index)
-            total = total + weight * F.binary_cross_entropy_with_logits(scores.float(), present)
+            total = total + head.weight * F.binary_cross_entropy_with_logits(scores.float(), present)
         else:
             resized = resize_bilinear(scores.float(), size, align_corners=True)
-            total = total + weight * segmentation_loss(resized, labels, log_probs=False, ignore_index=ignore_index)
+            total = total + head.weight * segmentation_loss(resized, labels, log_probs=False, ignore_index=ignore_index)
     return total
 
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from arseg_cli.model import arch_config
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model._segnet import SegNet
 from arseg_cli.train.losses import auxiliary_loss, fst_loss, segmentation_loss
@@ -51,7 +52,7 @@ class PhaseObjective(nn.Module):
         self.fst_weight = fst_weight
         self.register_buffer("mean", torch.tensor(model.meta.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(model.meta.std).view(1, 3, 1, 1), persistent=False)
-        self.log_probs = model.arch == "camvid-psp18"
+        self.log_probs = arch_config(model.arch).log_probs
 
     def normalize(self, rgb: Tensor) -> Tensor:
         """(N, 3, H, W) uint8 -> normalised float32, as ARSeg.normalize does for (N, H, W, 3)."""

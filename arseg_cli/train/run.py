@@ -16,10 +16,9 @@ from arseg_cli import __version__
 from arseg_cli.data import Dataset, PairDataset, open_dataset
 from arseg_cli.data.pairs import PairFrames
 from arseg_cli.errors import OptionsError, OutputExistsError, WeightsError
-from arseg_cli.model import build_arseg, load_weights, save_weights
+from arseg_cli.model import arch_config, build_arseg, load_weights, save_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
 from arseg_cli.train.config import CreffInit, TrainConfig
 from arseg_cli.train.loop import TrainResult
 
@@ -75,10 +74,8 @@ def open_pairs(
 def hr_meta(arch: str, dataset: Dataset, keyint: int) -> ModelMeta:
     """Metadata of a new HR model of `arch` for the classes of `dataset` (normalisation of the arch's
     official data set)."""
-    if arch not in OFFICIAL_DATA:
-        raise OptionsError(f"unknown architecture {arch!r}: choose one of {', '.join(sorted(OFFICIAL_DATA))}")
-    _, mean, std = OFFICIAL_DATA[arch]
-    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, mean, std, keyframe_interval=keyint)
+    config = arch_config(arch)
+    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, config.mean, config.std, keyframe_interval=keyint)
 
 
 def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
