@@ -21,8 +21,9 @@ import torch
 from PIL import Image
 
 from arseg_cli.errors import InputError, OptionsError
-from arseg_cli.inference import FrameStep, scores_to_labels
+from arseg_cli.frame_step import FrameStep
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.resize import scores_to_labels
 from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
 from arseg_cli.stage_times import StageClock, StageTimes
 from arseg_cli.video.decode import PartialDecodeError, open_video

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from arseg_cli.errors import OptionsError
-from arseg_cli.video.motion import has_past_motion, rasterise_blocks
+from arseg_cli.video.motion import iframe_keyframe_reason, is_stream_iframe, rasterise_blocks
 from arseg_cli.video.records import DecodedFrame
 
 Policy = Literal["fixed", "iframe", "adaptive"]
@@ -66,11 +66,6 @@ def intra_fraction(frame: DecodedFrame) -> float:
     return 1.0 - float(np.mean(covered)) if covered.size else 1.0
 
 
-def is_stream_iframe(frame: DecodedFrame) -> bool:
-    """The codec coded this frame without past motion (an I/IDR frame, not a future-only B-frame)."""
-    return frame.pict_type == "I" or (not has_past_motion(frame) and frame.pict_type != "B")
-
-
 class Scheduler:
     """Decides KEY or NONKEY for each frame, in display order (`decide`, one call per frame)."""
 
@@ -102,19 +97,14 @@ class Scheduler:
         return Decision(FrameKind.NONKEY, "", self._since_key)
 
     def _key_reason(self, frame: DecodedFrame) -> str:
-        if self._since_key is None:
-            return "first"
-        if _size(frame) != self._key_hw:  # a stream whose resolution changes: the keyframe feature no longer fits
-            return "resize"
-        if self._since_key + 1 >= self.keyint:
-            return "interval"
-        if self.policy == "fixed":
+        if self._since_key is not None and _size(frame) != self._key_hw:
+            return "resize"  # a stream whose resolution changes: the keyframe feature no longer fits
+        reason = iframe_keyframe_reason(frame, self._since_key, self.keyint)
+        if self.policy == "fixed" and reason == "iframe":
             return ""
-        if is_stream_iframe(frame):
-            return "iframe"
-        if self.policy == "adaptive" and intra_fraction(frame) > self.intra_threshold:
-            return "intra"
-        return ""
+        if reason or self.policy != "adaptive":
+            return reason
+        return "intra" if intra_fraction(frame) > self.intra_threshold else ""
 
 
 def _size(frame: DecodedFrame) -> tuple[int, int]:

@@ -16,13 +16,13 @@ from PIL import Image
 from _segment_fixtures import HEIGHT, L, WIDTH, tiny_model, write_cut_clip, write_test_clip
 from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.errors import OptionsError
-from arseg_cli.inference import downscale
+from arseg_cli.model.resize import downscale
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.palettes import CAMVID, CITYSCAPES
 from arseg_cli.pipeline import OutputTargets, Settings, StageTimes, segment_frames, segment_video
 from arseg_cli.schedule import FrameKind
 from arseg_cli.video.decode import decode_frames
-from arseg_cli.video.encode import read_label_video
+from arseg_cli.video.writers import read_label_video
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.records import DecodedFrame
 
@@ -147,7 +147,7 @@ def test_a_truncated_video_keeps_the_frames_decoded_before_the_damage(model: ARS
 def test_weights_options_name_official_files_by_role_by_name_or_by_release_directory(tmp_path: Path) -> None:
     from test_official import release
 
-    from arseg_cli.inference import load_model
+    from arseg_cli.model.weights_specs import load_model
     from arseg_cli.model import load_official
 
     (tmp_path / "flat").mkdir()

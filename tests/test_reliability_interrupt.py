@@ -23,7 +23,7 @@ from arseg_cli.cli import main
 from arseg_cli.outputs import is_temp_output
 from arseg_cli.palettes import CAMVID
 from arseg_cli.pipeline import OutputTargets, Settings, segment_video
-from arseg_cli.video.encode import read_label_video
+from arseg_cli.video.writers import read_label_video
 
 FRAMES = 40
 

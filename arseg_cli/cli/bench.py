@@ -12,7 +12,7 @@ import typer
 
 from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console
-from arseg_cli.cli._compile import apply_compile_option, compile_option
+from arseg_cli.cli._compile import compile_on, compile_option
 from arseg_cli.options import parse_size
 from arseg_cli.errors import InputNotFoundError, OptionsError
 
@@ -70,8 +70,8 @@ def bench_command(
         video=video,
         video_frames=frames,
         threads=threads,
+        compile_attention=compile_on(compile_attention, pick_device(device)),
     )
-    apply_compile_option(compile_attention, config.device)
     if video is not None and not video.is_file():
         raise InputNotFoundError(f"--input {video}: no such file")
     if timing and not as_json:

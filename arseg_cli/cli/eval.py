@@ -50,7 +50,7 @@ def eval_command(
     if path is None:
         raise WeightsError("no weights given and no default weights installed yet: pass --weights FILE or set ARSEG_WEIGHTS")
     model = load_weights(path, device=pick_device(device))
-    apply_compile_option(compile_attention, model.device)
+    apply_compile_option(compile_attention, model)
     chosen = protocol.available_modes(model) if modes is None else _parse_modes(modes)
     protocol.check_modes(model, chosen)
     rule = protocol.class_rule(model.meta.classes, classes)

@@ -38,7 +38,7 @@ def export_onnx_command(
     keyframe feature, flow -> logits), dynamic height and width, arseg's metadata inside (classes,
     palette, normalisation, scale, L, warp). Then run both with onnxruntime and PyTorch on real frames and
     fail when they differ by more than 1e-4. Needs the [onnx] extra. docs/ONNX.md."""
-    from arseg_cli.inference import load_model
+    from arseg_cli.model.weights_specs import load_model
     from arseg_cli.onnx import OnnxARSeg, check_parity, export_onnx, parity_inputs
     from arseg_cli.onnx.check import synthetic_check_clip
     from arseg_cli.onnx._extra import require

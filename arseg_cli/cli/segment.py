@@ -89,7 +89,7 @@ def segment_command(
     # --resume replaces the stopped run's outputs: its PNGs are kept, its videos are re-created whole.
     runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force or resume)
     model, weights_name = _load_backend(backend, onnx, weights, arch=arch, scale=scale, device=chosen_device)
-    apply_compile_option(compile_attention, chosen_device)
+    apply_compile_option(compile_attention, model)  # type: ignore[arg-type]
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
     settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
@@ -147,7 +147,7 @@ def _load_backend(
         from arseg_cli.onnx import OnnxARSeg
 
         return OnnxARSeg(onnx, device=device), f"onnx:{onnx}"  # type: ignore[arg-type]
-    from arseg_cli.inference import load_model
+    from arseg_cli.model.weights_specs import load_model
 
     return load_model(weights, arch=arch, scale=scale, device=device)
 

@@ -34,8 +34,9 @@ from arseg_cli.data.pairs import Pair, make_pair
 from arseg_cli.data.records import Dataset, LabelledFrame
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.evaluate.metrics import ConfusionMatrix
-from arseg_cli.inference import FrameStep, scores_to_labels
+from arseg_cli.frame_step import FrameStep
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.resize import scores_to_labels
 
 MODES = ("hr", "lr", "ar")
 #: Batches of pairs made ahead of the networks when pairs are made in threads.

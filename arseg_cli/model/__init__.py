@@ -4,8 +4,6 @@ Importing this package registers every architecture family (`list_archs()`).
 """
 
 from arseg_cli.model import bisenet, psp_camvid, psp_cityscapes  # noqa: F401  (registers the families)
-from arseg_cli.model._compiled_attention import enable as use_compiled_attention
-from arseg_cli.model._compiled_attention import is_enabled as compiled_attention_enabled
 from arseg_cli.model._registry import arch_config, build, list_archs
 from arseg_cli.model.arch_config import ArchConfig
 from arseg_cli.model.arseg import ARSeg, build_arseg
@@ -20,10 +18,8 @@ __all__ = [
     "arch_config",
     "build",
     "build_arseg",
-    "compiled_attention_enabled",
     "list_archs",
     "load_official",
     "load_weights",
     "save_weights",
-    "use_compiled_attention",
 ]

@@ -294,4 +294,4 @@ def export_motion(
 
 
 def _flows(frames: Iterable[DecodedFrame], to_key: int | None) -> Iterator[tuple[DecodedFrame, FlowToKey]]:
-    return flows_to_key(frames, every=to_key) if to_key is not None else flows_to_reference(frames)
+    return flows_to_key(frames, keyframe_interval=to_key) if to_key is not None else flows_to_reference(frames)

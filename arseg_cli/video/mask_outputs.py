@@ -2,7 +2,7 @@
 
 `arseg segment` asks for a set of outputs by kind; each lands under a fixed name in one output
 directory (`output_paths`), or, for raw labels alone, on standard output when the directory is '-'.
-The writers themselves, and their atomicity and interruption policy, are in encode.py.
+The writers themselves, and their atomicity and interruption policy, are in writers.py.
 
 A frame goes to all outputs or to none: Ctrl-C during `write` is delivered once the frame is in
 every output, so an interrupted run leaves all outputs with the same frames.
@@ -24,7 +24,7 @@ from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.outputs import is_stdout
 from arseg_cli.palettes import Palette
 from arseg_cli.video._sink import Writer, interrupts_deferred
-from arseg_cli.video.encode import (
+from arseg_cli.video.writers import (
     LOSSLESS_CODECS,
     ColorVideoWriter,
     LabelPngWriter,
