@@ -8,8 +8,6 @@ from arseg_cli.model._registry import arch_config, build, list_archs
 from arseg_cli.model.arch_config import ArchConfig
 from arseg_cli.model.arseg import ARSeg, build_arseg
 from arseg_cli.model.official import load_official
-
-# Re-exported from weights.py (owned by the weights/flops helper).
 from arseg_cli.model.weights import load_weights, save_weights
 
 __all__ = [

@@ -2,9 +2,8 @@
 
 Why: the kernel's uncompiled attention is band GEMMs of 4 x C x 10 (MKL's fixed cost per tiny matrix
 bounds it) plus a softmax and band copies. Inductor turns the plain definition (49 dot products over C,
-softmax, weighted sum of 49 values) into one vectorised C++ loop nest over the tile's pixels: measured
-on the 2-core AMD EPYC, one 16-row tile of 64x720x960 takes ~8-10 ms instead of ~15-24 ms; the whole
-CReFF call 0.40 s instead of 0.55 s, bise18's 23 instead of 30 ms (docs/BENCHMARKS.md).
+softmax, weighted sum of 49 values) into one vectorised C++ loop nest over the tile's pixels, about
+1.4x faster for the whole CReFF call (figures in docs/BENCHMARKS.md, "Compiled attention").
 
 Costs, and why it is off by default: the first call in a process compiles (~12 s on a cold inductor
 cache, ~2-3 s warm), it needs a C++ compiler at run time, and it serves the CPU only. A model asks for it

@@ -43,13 +43,13 @@ from torch import Tensor, nn
 from arseg_cli.model import _compiled_attention
 
 #: Values (rows x W x C) of one tile: output rows per tile = TILE_VALUES // (W * C), e.g. 16 rows for
-#: C=64 at W=960 and 32 for C=256 at W=120 (the best of 8..96 rows measured at both sizes).
+#: C=64 at W=960 and 32 for C=256 at W=120. The three constants below were chosen by measurement
+#: (docs/BENCHMARKS.md, "CReFF kernel constants").
 TILE_VALUES = 1 << 20
-#: Fewest default-sized tiles per thread that make worker threads the default. Measured on the 2-core AMD
-#: EPYC, quiet: 64x720x960 (45 tiles) 0.56 -> 0.53 s with 2 workers, but bise18's 256x90x120 (3 tiles)
-#: 0.029 -> 0.037 s (two tiles at once run ~1.6x slower each than one alone).
+#: Fewest default-sized tiles per thread that make worker threads the default: with few tiles, two
+#: running at once are each slower than one alone.
 TILES_PER_WORKER = 8
-BLOCK = 4  # pixels per band block: on the 2-core AMD EPYC, 4 is a little faster than 8 (C=64 and 256)
+BLOCK = 4  # pixels per band block
 
 
 def fused_creff(
