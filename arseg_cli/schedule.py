@@ -70,16 +70,16 @@ class Scheduler:
     """Decides KEY or NONKEY for each frame, in display order (`decide`, one call per frame)."""
 
     def __init__(
-        self, policy: Policy = DEFAULT_POLICY, keyint: int = 12, *, intra_threshold: float = DEFAULT_INTRA_THRESHOLD
+        self, policy: Policy = DEFAULT_POLICY, keyframe_interval: int = 12, *, intra_threshold: float = DEFAULT_INTRA_THRESHOLD
     ) -> None:
         if policy not in POLICIES:
             raise OptionsError(f"unknown keyframe policy {policy!r}: use one of {', '.join(POLICIES)}")
-        if keyint < 1:
-            raise OptionsError(f"the keyframe interval L must be >= 1, got {keyint}")
+        if keyframe_interval < 1:
+            raise OptionsError(f"the keyframe interval L must be >= 1, got {keyframe_interval}")
         if not 0.0 < intra_threshold <= 1.0:
             raise OptionsError(f"the intra threshold must be in (0, 1], got {intra_threshold}")
         self.policy: Policy = policy
-        self.keyint = keyint
+        self.keyframe_interval = keyframe_interval
         self.intra_threshold = intra_threshold
         self._since_key: int | None = None  # frames since the last keyframe
         self._key_hw: tuple[int, int] | None = None  # frame size of the last keyframe
@@ -99,7 +99,7 @@ class Scheduler:
     def _key_reason(self, frame: DecodedFrame) -> str:
         if self._since_key is not None and _size(frame) != self._key_hw:
             return "resize"  # a stream whose resolution changes: the keyframe feature no longer fits
-        reason = iframe_keyframe_reason(frame, self._since_key, self.keyint)
+        reason = iframe_keyframe_reason(frame, self._since_key, self.keyframe_interval)
         if self.policy == "fixed" and reason == "iframe":
             return ""
         if reason or self.policy != "adaptive":

@@ -15,11 +15,11 @@ def _percent(value: float | None) -> str:
 
 def print_tables(console: Console, report: dict[str, Any], modes: list[str]) -> None:
     """The summary (mIoU and mIoU_d per mode) and the per-class IoU, in percent."""
-    keyint = int(report["keyint"])
+    keyframe_interval = int(report["keyframe_interval"])
     summary = Table(title="mIoU (%): mean over d, and per keyframe distance d")
     summary.add_column("mode")
     summary.add_column("mIoU", justify="right", style="bold")
-    for d in range(keyint):
+    for d in range(keyframe_interval):
         summary.add_column(f"d={d}", justify="right")
     for mode in modes:
         label = f"lr ({report['lr_kind']})" if mode == "lr" else mode
@@ -33,5 +33,5 @@ def print_tables(console: Console, report: dict[str, Any], modes: list[str]) -> 
         per_class.add_row(name, *(_percent(report[m]["per_class"][name]) for m in modes))
     console.print(per_class)
     console.print(f"classes: {report['class_rule']}")
-    console.print(f"{report['frames']} frames x {keyint} distances, LR scale {report['scale']}; data {report['data']}; "
+    console.print(f"{report['frames']} frames x {keyframe_interval} distances, LR scale {report['scale']}; data {report['data']}; "
                   f"weights {report['weights']}")  # fmt: skip

@@ -19,7 +19,7 @@ def eval_command(
     data: Path = typer.Argument(..., help="Data set root (SynthStreet, CamVid or Cityscapes layout)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Weights file (default: ARSEG_WEIGHTS, then weights/)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s (default: the weights' scale, else 0.5)."),
-    keyint: int | None = typer.Option(None, "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
+    keyframe_interval: int | None = typer.Option(None, "--keyframe-interval", "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
     modes: str | None = typer.Option(None, "--modes", help="Comma-separated hr,lr,ar (default: those the weights can run)."),
     split: str = typer.Option("test", "--split", help="Data split to evaluate."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
@@ -62,7 +62,7 @@ def eval_command(
         from arseg_cli.evaluate.stream import evaluate_stream
         from arseg_cli.pipeline import Settings
 
-        settings = Settings(scale=scale, keyint=keyint, policy=policy)
+        settings = Settings(scale=scale, keyframe_interval=keyframe_interval, policy=policy)
         with frame_progress("eval (stream)") as on_frame:
             result = evaluate_stream(model, dataset, settings, rule=rule, on_frame=on_frame)
         output = report.to_json(result, data=str(data), weights=str(path)) | {"source": source, "policy": policy}
@@ -74,7 +74,7 @@ def eval_command(
     with frame_progress("eval") as on_pair:
         result = protocol.evaluate(
             model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,
-            keyint=keyint or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
+            keyframe_interval=keyframe_interval or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
             on_pair=on_pair,
         )  # fmt: skip
     output = report.to_json(result, data=str(data), weights=str(path))

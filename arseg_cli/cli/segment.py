@@ -18,7 +18,7 @@ from arseg_cli.cli._app import EXIT_ERROR, console, print_error
 from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
 from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
-from arseg_cli.segment_inputs import plan_runs
+from arseg_cli.output_plan import plan_runs
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def segment_command(
     model, weights_name = _load_backend(backend, onnx, weights, arch=arch, scale=scale, device=chosen_device)
     apply_compile_option(compile_attention, model)  # type: ignore[arg-type]
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
-    settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
+    settings = Settings(scale=scale, keyframe_interval=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
     for run in runs:
         try:

@@ -24,7 +24,7 @@ def train_command(
     arch: str = arch_option("camvid-bise18", help="Architecture; its data set's official recipe gives the defaults."),
     hr: Path | None = typer.Option(None, "--hr", help="Phase ar: the trained HR weights (phase hr's output)."),
     scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phase ar: LR scale s."),
-    keyint: int = typer.Option(12, "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
+    keyframe_interval: int = typer.Option(12, "--keyframe-interval", "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps (default: the recipe's epochs)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs instead of --steps."),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Items per step and process (recipe: 8)."),
@@ -81,7 +81,7 @@ def train_command(
     processes = distributed.start(device)
     try:
         pairs = open_pairs(
-            data, split=split, layout=layout, keyint=keyint, distance=distance, seed=seed, crop_hw=crop_hw,
+            data, split=split, layout=layout, keyframe_interval=keyframe_interval, distance=distance, seed=seed, crop_hw=crop_hw,
             augment=augment, cache=paths.cache, frames=pair_frames,
         )  # fmt: skip
         per_step = batch or recipe.batch
@@ -91,7 +91,7 @@ def train_command(
         config = TrainConfig(
             phase=phase, arch=arch, steps=total, batch=per_step, lr=recipe.lr if lr is None else lr,
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
-            weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
+            weight_decay=recipe.weight_decay, scale=scale, keyframe_interval=keyframe_interval,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
             crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, creff_init=creff_init, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
             amp=amp,

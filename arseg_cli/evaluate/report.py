@@ -30,7 +30,7 @@ def to_json(result: EvalResult, *, data: str, weights: str) -> dict[str, Any]:
         class_rule=f"{rule.name}: {rule.description}",
         lr_kind=result.lr_kind if "lr" in result.modes else None,
         scale=result.scale,
-        keyint=result.keyint,
+        keyframe_interval=result.keyframe_interval,
         data=data,
         weights=weights,
         frames=result.frames,

@@ -23,7 +23,7 @@ from arseg_cli.model._registry import arch_config
 from arseg_cli.model.official import load_official
 from arseg_cli.model.official import scale_from_name as official_file_scale
 from arseg_cli.model.weights import save_weights
-from arseg_cli.outputs import check_writable
+from arseg_cli.atomic_files import check_writable
 
 __all__ = [
     "OfficialFiles",

@@ -59,8 +59,7 @@ class Upsample2x(nn.Module):
         self.conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.PReLU())
 
     def forward(self, x: Tensor) -> Tensor:
-        up = F.interpolate(x, size=(2 * x.shape[-2], 2 * x.shape[-1]), mode="bilinear", align_corners=False)
-        return self.conv(up)
+        return self.conv(resize_bilinear(x, (2 * x.shape[-2], 2 * x.shape[-1]), align_corners=False))
 
 
 class CamVidPSPNet(SegNet):

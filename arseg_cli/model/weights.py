@@ -35,7 +35,7 @@ from arseg_cli.model._registry import list_archs
 from arseg_cli.model._safetensors_header import read_header
 from arseg_cli.model.arseg import ARSeg, build_arseg
 from arseg_cli.model.meta import ModelMeta, WarpConvention
-from arseg_cli.outputs import atomic_path, os_errors_as_output_errors
+from arseg_cli.atomic_files import atomic_path, os_errors_as_output_errors
 
 FORMAT_NAME = "arseg-weights"
 FORMAT_VERSION = 1

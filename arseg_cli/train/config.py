@@ -34,7 +34,7 @@ class TrainConfig:
     plain_steps:    phase ar: the first steps train the LR branch without CReFF (official warm-up).
     fst_weight:     phase ar: weight of the FST feature MSE.
     crop_hw:        training crop (H, W) in pixels, None = full frames.
-    keyint:         L; pairs take keyframe distances from it (`distance` policy).
+    keyframe_interval: L; pairs take keyframe distances from it (`distance` policy).
     pair_frames:    pixels of the training pairs: 'decoded' from the compressed snippet (what inference sees)
                     or the data set's 'source' frames (the official code's choice); the flow is the
                     snippet's motion vectors either way.
@@ -54,7 +54,7 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     scale: float = 0.5
-    keyint: int = 12
+    keyframe_interval: int = 12
     plain_steps: int = 0
     fst_weight: float = 1.0
     crop_hw: tuple[int, int] | None = None
@@ -104,6 +104,7 @@ class TrainConfig:
         for free in ("checkpoint_every", "workers"):
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
+        data["keyint"] = data.pop("keyframe_interval")  # the name checkpoints were written with
         for option, default in (("lr_backbone", "own"), ("pair_frames", "decoded"), ("creff_init", "zero")):
             if data[option] == default:  # checkpoints from before the option lack the key
                 data.pop(option)

@@ -54,7 +54,7 @@ def open_pairs(
     *,
     split: str,
     layout: str | None,
-    keyint: int,
+    keyframe_interval: int,
     distance: str,
     seed: int,
     crop_hw: tuple[int, int] | None,
@@ -66,16 +66,16 @@ def open_pairs(
     augmentation, optional crop, pairs cached under `cache`, `frames` decoded or source pixels)."""
     dataset = open_dataset(root, split=split, layout=layout)
     return PairDataset(
-        dataset, keyint=keyint, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
+        dataset, keyframe_interval=keyframe_interval, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
         cache=str(cache) if cache is not None else None, frames=frames,
     )  # fmt: skip
 
 
-def hr_meta(arch: str, dataset: Dataset, keyint: int) -> ModelMeta:
+def hr_meta(arch: str, dataset: Dataset, keyframe_interval: int) -> ModelMeta:
     """Metadata of a new HR model of `arch` for the classes of `dataset` (normalisation of the arch's
     official data set)."""
     config = arch_config(arch)
-    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, config.mean, config.std, keyframe_interval=keyint)
+    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, config.mean, config.std, keyframe_interval=keyframe_interval)
 
 
 def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
@@ -91,14 +91,14 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     classes must match the data), LR branch new at scale s with CReFF and the HR classifier shared."""
     check_phase_inputs(config.phase, hr_weights)
     if config.phase == "hr":
-        return build_arseg(hr_meta(config.arch, dataset, config.keyint))
+        return build_arseg(hr_meta(config.arch, dataset, config.keyframe_interval))
     trained = load_weights(hr_weights, arch=config.arch)  # type: ignore[arg-type]
     if trained.hr is None:
         raise WeightsError(f"{hr_weights} has no HR branch (a plain LR baseline?)")
     if trained.meta.classes != dataset.palette.classes:
         raise WeightsError(f"{hr_weights} was trained for {len(trained.meta.classes)} classes {trained.meta.classes[:3]}..., the data have {dataset.palette.classes[:3]}...")
     meta = replace(
-        trained.meta, scale=config.scale, keyframe_interval=config.keyint, has_creff=True, lr_classifier="shared",
+        trained.meta, scale=config.scale, keyframe_interval=config.keyframe_interval, has_creff=True, lr_classifier="shared",
         lr_backbone=config.lr_backbone, warp="exact", provenance={}, metrics={},
     )  # fmt: skip
     model = build_arseg(meta)

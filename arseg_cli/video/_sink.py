@@ -18,7 +18,7 @@ from typing import IO, Any
 import av
 
 from arseg_cli.errors import OutputError
-from arseg_cli.outputs import AtomicFile, is_stdout, os_errors_as_output_errors
+from arseg_cli.atomic_files import AtomicFile, is_stdout, os_errors_as_output_errors
 from arseg_cli.video.x264 import as_fraction
 
 Target = str | Path | IO[bytes]
