@@ -22,7 +22,7 @@ from arseg_cli.evaluate import class_rule, evaluate
 from arseg_cli.evaluate.protocol import available_modes, eligible_frames
 from arseg_cli.model import build_arseg, save_weights
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.arch_config import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 from arseg_cli.synth import SynthSpec, write_dataset

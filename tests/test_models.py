@@ -14,7 +14,7 @@ from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.model import ARSeg, arch_config, build, list_archs
 from arseg_cli.model._fold import fold_batchnorms
 from arseg_cli.model._registry import register
-from arseg_cli.model.arch_config import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from arseg_cli.errors import OutputExistsError, WeightsError, WeightsNotFoundError
-from arseg_cli.model.arch_config import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.model.weights import (
     FORMAT_VERSION,

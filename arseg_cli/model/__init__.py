@@ -5,7 +5,7 @@ Importing this package registers every architecture family (`list_archs()`).
 
 from arseg_cli.model import bisenet, psp_camvid, psp_cityscapes  # noqa: F401  (registers the families)
 from arseg_cli.model._registry import arch_config, build, list_archs
-from arseg_cli.model.arch_config import ArchConfig
+from arseg_cli.model.architecture import ArchConfig
 from arseg_cli.model.arseg import ARSeg, build_arseg
 from arseg_cli.model.official import load_official
 from arseg_cli.model.weights import load_weights, save_weights

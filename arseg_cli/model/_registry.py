@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from arseg_cli.errors import OptionsError
-from arseg_cli.model.arch_config import ArchConfig
+from arseg_cli.model.architecture import ArchConfig
 
 if TYPE_CHECKING:
     from arseg_cli.model._segnet import SegNet

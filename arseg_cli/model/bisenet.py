@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from arseg_cli.model._registry import register
 from arseg_cli.model._segnet import SegNet, finish
-from arseg_cli.model.arch_config import (
+from arseg_cli.model.architecture import (
     CAMVID_DATA,
     CAMVID_MEAN,
     CAMVID_RECIPE,

@@ -24,7 +24,7 @@ from torch import Tensor
 from arseg_cli.errors import OptionsError, WeightsError
 from arseg_cli.model._registry import arch_config, list_archs
 from arseg_cli.model._segnet import SegNet
-from arseg_cli.model.arch_config import OfficialCheckpoint
+from arseg_cli.model.architecture import OfficialCheckpoint
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
 

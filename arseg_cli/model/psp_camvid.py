@@ -14,8 +14,8 @@ from torch.nn import functional as F
 
 from arseg_cli.model._registry import register
 from arseg_cli.model._segnet import SegNet, finish
-from arseg_cli.model.arch_config import CAMVID_DATA, CAMVID_MEAN, CAMVID_RECIPE, CAMVID_STD
-from arseg_cli.model.arch_config import ArchConfig, AuxHead, OfficialCheckpoint, PaperFigures
+from arseg_cli.model.architecture import CAMVID_DATA, CAMVID_MEAN, CAMVID_RECIPE, CAMVID_STD
+from arseg_cli.model.architecture import ArchConfig, AuxHead, OfficialCheckpoint, PaperFigures
 from arseg_cli.model.backbones import resnet18
 from arseg_cli.model.meta import WarpConvention
 from arseg_cli.model.resize import resize_bilinear

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from arseg_cli.errors import OptionsError
 from arseg_cli.model import arch_config
-from arseg_cli.model.arch_config import OptimizerName, Recipe
+from arseg_cli.model.architecture import OptimizerName, Recipe
 
 Phase = Literal["hr", "ar"]
 BackboneSharing = Literal["own", "shared"]
