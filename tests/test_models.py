@@ -379,3 +379,34 @@ def test_the_log_probability_output_is_the_records_word() -> None:
             scores, _ = net(torch.randn(2, 3, 32, 32))
         sums = scores.exp().sum(dim=1)
         assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4) == arch_config(arch).log_probs
+
+
+def test_a_new_architecture_is_its_record_and_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering a record and a builder is all it takes: build, recipe, auxiliary losses, normalisation,
+    paper figures and the official release table all follow the record."""
+    from arseg_cli.bench.reference import paper_json
+    from arseg_cli.model import _registry
+    from arseg_cli.model.architecture import AuxHead, Recipe
+    from arseg_cli.model.bisenet import CAMVID_BISE18, BiSeNet18
+    from arseg_cli.model.flops import paper_costs
+    from arseg_cli.model.official_release import reported_metrics
+    from arseg_cli.train.config import recipe_for
+    from arseg_cli.train.losses import auxiliary_loss, segmentation_loss
+
+    monkeypatch.setattr(_registry, "_BUILDERS", dict(_registry._BUILDERS))
+    monkeypatch.setattr(_registry, "_CONFIGS", dict(_registry._CONFIGS))
+    record = replace(
+        CAMVID_BISE18, arch="camvid-bise18-light", paper=None, official=None,
+        recipe=Recipe("sgd", 0.05, 0.9, 1e-4, batch=4, epochs=3, plain_fraction=0.0),
+        aux_heads=(AuxHead("conv_out16", "pixels", 0.25), AuxHead("conv_out32", "pixels", 0.5)),
+    )  # fmt: skip
+    _registry.register(record)(lambda num_classes=None, **kw: BiSeNet18(record, num_classes))
+    assert "camvid-bise18-light" in list_archs() and build("camvid-bise18-light").arch == "camvid-bise18-light"
+    assert recipe_for("camvid-bise18-light").lr == 0.05
+    scores, labels = torch.randn(2, 12, 8, 8), torch.randint(0, 12, (2, 8, 8))
+    ce = segmentation_loss(scores, labels, log_probs=False)
+    assert torch.allclose(auxiliary_loss("camvid-bise18-light", (scores, scores), labels), 0.75 * ce)
+    assert arch_config("camvid-bise18-light").model_meta(scale=0.5).mean == CAMVID_BISE18.mean
+    assert paper_json("camvid-bise18-light") is None and reported_metrics("camvid-bise18-light", roles={"hr"}, scale=None) == {}
+    with pytest.raises(ValueError, match="no published figures"):
+        paper_costs("camvid-bise18-light", 64, 96, 0.5)

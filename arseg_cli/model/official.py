@@ -73,10 +73,10 @@ def read_official(path: str | Path) -> dict[str, Tensor]:
 def detect_arch(state: Mapping[str, Tensor]) -> str | None:
     """The architecture id an official state dict belongs to: the one whose key markers
     (`ArchConfig.official`) it holds; where several share markers, the one with its class count."""
-    marked = [(arch, official) for arch, official in _official_formats() if {official.backbone_key, official.classifier_key} <= state.keys()]
+    marked = [(arch, fmt) for arch, fmt in _official_formats() if {fmt.backbone_key, fmt.classifier_key} <= state.keys()]
     if len(marked) == 1:
         return marked[0][0]
-    counted = [arch for arch, official in marked if state[official.classifier_key].shape[0] == arch_config(arch).num_classes]
+    counted = [arch for arch, fmt in marked if state[fmt.classifier_key].shape[0] == arch_config(arch).num_classes]
     return counted[0] if len(counted) == 1 else None
 
 
