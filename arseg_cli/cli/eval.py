@@ -20,6 +20,9 @@ def eval_command(
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Weights file (default: ARSEG_WEIGHTS, then weights/)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s (default: the weights' scale, else 0.5)."),
     keyframe_interval: int | None = typer.Option(None, "--keyframe-interval", "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
+    lr_weights: Path | None = typer.Option(
+        None, "--lr-weights", help="A separately trained LR network (arseg train --phase lr): adds its row, lr_trained."
+    ),
     modes: str | None = typer.Option(None, "--modes", help="Comma-separated hr,lr,ar (default: those the weights can run)."),
     split: str = typer.Option("test", "--split", help="Data split to evaluate."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
@@ -50,6 +53,9 @@ def eval_command(
     if path is None:
         raise WeightsError("no weights given and no default weights installed yet: pass --weights FILE or set ARSEG_WEIGHTS")
     model = load_weights(path, device=pick_device(device))
+    lr_model = load_weights(lr_weights, device=model.device) if lr_weights is not None else None
+    if lr_model is not None:
+        protocol.check_lr_model(lr_model, model)
     apply_compile_option(compile_attention, model)
     chosen = protocol.available_modes(model) if modes is None else _parse_modes(modes)
     protocol.check_modes(model, chosen)
@@ -59,6 +65,8 @@ def eval_command(
     if scale is not None and trained is not None and scale != trained and model.lr is not None:
         console.print(f"note: the weights' LR branch was trained at scale {trained}; evaluating it at {scale}")
     if source == "stream":
+        if lr_model is not None:
+            raise OptionsError("--lr-weights is for --source pairs (the per-d protocol)")
         from arseg_cli.evaluate.stream import evaluate_stream
         from arseg_cli.pipeline import Settings
 
@@ -75,13 +83,15 @@ def eval_command(
         result = protocol.evaluate(
             model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,
             keyframe_interval=keyframe_interval or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
-            on_pair=on_pair,
+            on_pair=on_pair, lr_model=lr_model,
         )  # fmt: skip
     output = report.to_json(result, data=str(data), weights=str(path))
+    if lr_weights is not None:
+        output["lr_weights"] = str(lr_weights)
     if as_json:
         typer.echo(json.dumps(output))
     else:
-        print_tables(Console(highlight=False), output, list(chosen))
+        print_tables(Console(highlight=False), output, list(result.modes))
 
 
 def _parse_modes(text: str) -> tuple[str, ...]:

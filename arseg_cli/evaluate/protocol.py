@@ -11,6 +11,8 @@ the keyframe) is segmented in each mode:
 - `ar`: the HR network on the decoded keyframe, then the LR branch on the downscaled current frame with
         the keyframe feature warped along the flow and fused by CReFF; d = 0 is the HR network alone
         (the same logits as `hr`).
+- `lr_trained` (with `lr_model`): a separately trained plain LR network (`arseg train --phase lr`, the
+        paper's LR row) on the current frame downscaled by its own scale.
 
 Logits are upsampled (bilinear, align_corners=True) to the label size and argmax taken; one confusion
 matrix per (mode, d); mIoU_d under the class rule; the reported mIoU is the mean over d.
@@ -39,6 +41,8 @@ from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.resize import scores_to_labels
 
 MODES = ("hr", "lr", "ar")
+#: The separately trained LR network's row (`lr_model`), beside the three modes of the weights.
+LR_TRAINED = "lr_trained"
 #: Batches of pairs made ahead of the networks when pairs are made in threads.
 PREFETCH = 2
 LR_NETWORK = "lr-network"
@@ -134,6 +138,14 @@ def check_modes(model: ARSeg, modes: Sequence[str]) -> None:
         raise OptionsError("the weights hold no AR branch (LR network with CReFF): drop 'ar' from --modes")
 
 
+def check_lr_model(lr_model: ARSeg, model: ARSeg) -> None:
+    """OptionsError unless `lr_model` is a plain LR network (phase lr's output) for `model`'s classes."""
+    if lr_model.lr is None or lr_model.has_creff or lr_model.hr is not None:
+        raise OptionsError("--lr-weights must hold a plain LR network (arseg train --phase lr), not HR or AR weights")
+    if tuple(lr_model.meta.classes) != tuple(model.meta.classes):
+        raise OptionsError(f"--lr-weights has {lr_model.num_classes} classes, the weights have {model.num_classes}")
+
+
 def available_modes(model: ARSeg) -> tuple[str, ...]:
     """The modes the model can run, in MODES order."""
     return tuple(m for m in MODES if not ((m in ("hr", "ar") and model.hr is None) or (m == "ar" and not model.has_creff)))
@@ -175,13 +187,15 @@ def evaluate(
     workers: int = 1,
     pairs: PairMaker = make_pair,
     on_pair: OnPair | None = None,
+    lr_model: ARSeg | None = None,
 ) -> EvalResult:
     """Run the protocol (module docstring) and return the confusion matrices per mode and d.
 
     model: in eval mode; runs on its own device. batch: frames of one d run through the networks
     together (those of one size). workers: threads making the pairs of the next batches while the
     networks run (0: made inline). pairs: where pairs come from (make_pair, or a PairCache's `get`).
-    on_pair(done, total) as the (frame, d) pairs are done.
+    on_pair(done, total) as the (frame, d) pairs are done. lr_model: a separately trained plain LR
+    network (phase lr), evaluated on the same frames as mode LR_TRAINED at its own scale.
     """
     if batch < 1 or workers < 0:
         raise OptionsError(f"--batch must be >= 1 and --workers >= 0, got {batch} and {workers}")
@@ -191,11 +205,14 @@ def evaluate(
         raise OptionsError(f"--scale must be in (0, 1], got {scale}")
     check_modes(model, modes)
     check_classes(model, dataset)
+    if lr_model is not None:
+        check_lr_model(lr_model, model)
+        modes = (*modes, LR_TRAINED)
     rule = rule or class_rule(model.meta.classes)
     frames = eligible_frames(dataset, keyframe_interval, limit)
     results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyframe_interval)])
                for m in modes}  # fmt: skip
-    runner = _Runner(model, scale)
+    runner = _Runner(model, scale, lr_model)
     total, done = keyframe_interval * len(frames), 0
     jobs = [(d, frames[start : start + batch]) for d in range(keyframe_interval) for start in range(0, len(frames), batch)]
     with torch.inference_mode():
@@ -247,10 +264,11 @@ class _Runner:
     """The forward passes of each mode on a batch of pairs (through the shared FrameStep); the HR
     logits of a frame are computed once."""
 
-    def __init__(self, model: ARSeg, scale: float) -> None:
+    def __init__(self, model: ARSeg, scale: float, lr_model: ARSeg | None = None) -> None:
         self.model = model
         self.step = FrameStep(model, scale)
         self.lr_kind = lr_kind_of(model)
+        self.lr_trained = FrameStep(lr_model) if lr_model is not None else None
 
     def predict(self, pairs: list[Pair], modes: Sequence[str]) -> dict[str, np.ndarray]:
         """(N, H, W) int64 class ids per mode, at the label size, for N pairs of one frame size and one d."""
@@ -263,6 +281,8 @@ class _Runner:
             out["hr"] = step.key(x)[0]
         if "lr" in modes:
             out["lr"] = step.lowres(x) if self.lr_kind == LR_NETWORK else step.hr_on_lowres(x)
+        if LR_TRAINED in modes and self.lr_trained is not None:
+            out[LR_TRAINED] = self.lr_trained.lowres(self.lr_trained.inputs(np.stack([p.rgb for p in pairs])))
         if "ar" in modes:
             if distance == 0:
                 out["ar"] = out["hr"]

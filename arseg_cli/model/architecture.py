@@ -18,6 +18,8 @@ from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID, CITYSCAPES, Palette
 
 OptimizerName = Literal["adam", "sgd"]
+#: Pixel losses: cross-entropy, or online hard example mining (arseg_cli.train.losses).
+PixelLoss = Literal["ohem", "ce"]
 #: What an auxiliary head predicts: class scores per pixel, or per image which classes are present.
 AuxTarget = Literal["pixels", "classes_present"]
 #: Per-channel (R, G, B) normalisation statistics of RGB in [0, 1].
@@ -141,6 +143,7 @@ class ArchConfig:
                       (H / stride, W / stride)).
     feature_channels: channels of F.
     log_probs:        the network's image-size scores are log-probabilities (NLL loss), not raw scores.
+    pixel_loss:       the pixel loss the authors trained with, of the main and auxiliary pixel heads.
     recipe:           the default training recipe.
     aux_heads:        the training-only heads and their loss weights.
     official:         the released checkpoints' key markers and quirks (None: no official release).
@@ -154,6 +157,7 @@ class ArchConfig:
     feature_stride: int
     feature_channels: int
     log_probs: bool
+    pixel_loss: PixelLoss
     recipe: Recipe
     aux_heads: tuple[AuxHead, ...]
     official: OfficialCheckpoint | None = None

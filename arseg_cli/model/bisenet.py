@@ -43,8 +43,8 @@ def _bise18_config(arch: str, data: DataSetInfo, mean: Stats, std: Stats, recipe
     """The record of a BiSeNet-18 variant: one family, so one feature, key format and set of heads."""
     return ArchConfig(
         arch=arch, data=data, mean=mean, std=std, feature_stride=8, feature_channels=256, log_probs=False,
-        recipe=recipe,
-        # BiSeNet's recipe: principal loss + both auxiliary losses (cross-entropy), weight 1.0.
+        pixel_loss="ohem", recipe=recipe,
+        # BiSeNet's recipe: principal loss + both auxiliary losses (OHEM), weight 1.0.
         aux_heads=(AuxHead("conv_out16", "pixels", 1.0), AuxHead("conv_out32", "pixels", 1.0)),
         official=OfficialCheckpoint(backbone_key="cp.resnet.conv1.weight", classifier_key="conv_out.conv_out.weight"),
         paper=paper,

@@ -23,13 +23,13 @@ from arseg_cli.model.resize import resize_bilinear
 #: F is 64 channels at the input size (stride 1); the output is log-probabilities.
 CAMVID_PSP18 = ArchConfig(
     arch="camvid-psp18", data=CAMVID_DATA, mean=CAMVID_MEAN, std=CAMVID_STD,
-    feature_stride=1, feature_channels=64, log_probs=True,
+    feature_stride=1, feature_channels=64, log_probs=True, pixel_loss="ce",
     official=OfficialCheckpoint(backbone_key="feats.conv1.weight", classifier_key="final_conv.weight"),
     paper=PaperFigures(309.3, 77.2, 5.5, miou_hr=69.43, miou_lr=66.56, miou_ar=70.48,
                        aux_in_macs=frozenset({"hr", "lr"}), resizing_in_macs=False),  # fmt: skip
     recipe=CAMVID_RECIPE,
-    # The PSPNet code AR-Seg's CamVid model comes from: BCE on "class present in the labels", weight 0.4.
-    aux_heads=(AuxHead("classifier", "classes_present", 0.4),),
+    # BCE on "class present in the labels", weight 1.0 (AR-Seg's CamVid training script).
+    aux_heads=(AuxHead("classifier", "classes_present", 1.0),),
 )
 
 

@@ -22,7 +22,7 @@ from arseg_cli.model.resize import resize_bilinear
 
 CITYSCAPES_PSP18 = ArchConfig(
     arch="cityscapes-psp18", data=CITYSCAPES_DATA, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-    feature_stride=8, feature_channels=512, log_probs=False,
+    feature_stride=8, feature_channels=512, log_probs=False, pixel_loss="ce",
     # Phase-1 HR files lack the `final_conv` alias of `cls.4`; the official evaluation builds the HR
     # network with the fusion class, so HR files may carry unused CReFF keys.
     official=OfficialCheckpoint(

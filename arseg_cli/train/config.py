@@ -12,12 +12,26 @@ from typing import Any, Literal
 
 from arseg_cli.errors import OptionsError
 from arseg_cli.model import arch_config
-from arseg_cli.model.architecture import OptimizerName, Recipe
+from arseg_cli.model.architecture import OptimizerName, PixelLoss, Recipe
+from arseg_cli.train.losses import PIXEL_LOSSES
 
-Phase = Literal["hr", "ar"]
+Phase = Literal["hr", "lr", "ar"]
 BackboneSharing = Literal["own", "shared"]
-CreffInit = Literal["zero", "identity"]
+CreffInit = Literal["kaiming", "zero", "identity"]
+CREFF_INITS: tuple[CreffInit, ...] = ("kaiming", "zero", "identity")
 DevicePolicy = Literal["auto", "cpu", "cuda"]
+
+#: The official augmentation: random scale 0.5-2.5 of the whole frame (then cropped back to its size),
+#: horizontal flip, colour jitter of strength 0.5.
+OFFICIAL_SCALE_RANGE = (0.5, 2.5)
+OFFICIAL_JITTER = 0.5
+
+#: What a checkpoint written before an option existed implies for it: such options are left out of the
+#: resume key when they hold these values, so older checkpoints still resume.
+_IMPLIED_BY_OLD_CHECKPOINTS: dict[str, Any] = {
+    "lr_backbone": "own", "pair_frames": "decoded", "creff_init": "zero", "loss": "ce",
+    "scale_range": [0.75, 1.25], "jitter": 0.0, "augment_variants": 0,
+}  # fmt: skip
 
 
 def recipe_for(arch: str) -> Recipe:
@@ -29,7 +43,8 @@ def recipe_for(arch: str) -> Recipe:
 class TrainConfig:
     """One training run.
 
-    phase:          'hr' (HR network alone at 1.0x) or 'ar' (LR branch at `scale` + CReFF, HR frozen).
+    phase:          'hr' (HR network alone at 1.0x), 'lr' (a separate LR network at `scale`, no CReFF: the
+                    paper's LR baseline) or 'ar' (LR branch at `scale` + CReFF, HR frozen).
     steps:          optimiser steps in all (each step sees `batch` items per process).
     plain_steps:    phase ar: the first steps train the LR branch without CReFF (official warm-up).
     fst_weight:     phase ar: weight of the FST feature MSE.
@@ -40,8 +55,15 @@ class TrainConfig:
                     snippet's motion vectors either way.
     lr_backbone:    phase ar: 'own' (the paper: the LR branch trains its own ResNet-18) or 'shared' (the
                     LR branch uses the frozen HR backbone; only its heads and CReFF train).
-    creff_init:     phase ar: CReFF's value convolution at the start, 'zero' (the fusion starts as the
-                    identity) or 'identity' (train.run.start_lr_from_hr says why).
+    creff_init:     phase ar: CReFF's convolutions at the start: 'kaiming' (the official: query, key and
+                    value kaiming-normal with a = 1, bias 0), 'zero' (value zero: the fusion starts as the
+                    identity) or 'identity' (value's centre tap 1; train.run.start_lr_from_hr says why).
+    loss:           pixel loss of the main and auxiliary pixel heads: 'ohem' or 'ce' (train.losses).
+    scale_range:    augmentation: random scale of the pair (before the crop).
+    jitter:         augmentation: colour jitter strength (brightness, contrast, saturation), 0 = none.
+    augment_variants: 0: every epoch draws a new augmentation (and d); V > 0: epoch e draws the one of
+                    variant e mod V, so an item takes V forms in all (what lets phase ar cache the frozen
+                    HR features of each form).
     checkpoint_every: save the resumable state every N steps (0 = only at the end).
     """
 
@@ -61,7 +83,11 @@ class TrainConfig:
     distance: Literal["official", "uniform"] = "uniform"
     lr_backbone: BackboneSharing = "own"
     pair_frames: Literal["decoded", "source"] = "decoded"
-    creff_init: CreffInit = "zero"
+    creff_init: CreffInit = "kaiming"
+    loss: PixelLoss = "ce"
+    scale_range: tuple[float, float] = OFFICIAL_SCALE_RANGE
+    jitter: float = OFFICIAL_JITTER
+    augment_variants: int = 0
     checkpoint_every: int = 0
     seed: int = 0
     workers: int = 0
@@ -69,8 +95,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.phase not in ("hr", "ar"):
-            problems.append(f"phase must be hr or ar, not {self.phase!r}")
+        if self.phase not in ("hr", "lr", "ar"):
+            problems.append(f"phase must be hr, lr or ar, not {self.phase!r}")
         if self.steps < 1:
             problems.append(f"steps must be >= 1, got {self.steps}")
         if self.batch < 2:  # BatchNorm after global pooling sees one value per channel per item
@@ -87,10 +113,18 @@ class TrainConfig:
             problems.append(f"lr_backbone must be own or shared, not {self.lr_backbone!r}")
         if self.pair_frames not in ("decoded", "source"):
             problems.append(f"pair frames must be decoded or source, not {self.pair_frames!r}")
-        if self.creff_init not in ("zero", "identity"):
-            problems.append(f"CReFF initialisation must be zero or identity, not {self.creff_init!r}")
-        if self.phase == "hr" and self.lr_backbone != "own":
-            problems.append("--lr-backbone is for phase ar (phase hr has no LR branch)")
+        if self.creff_init not in CREFF_INITS:
+            problems.append(f"CReFF initialisation must be one of {', '.join(CREFF_INITS)}, not {self.creff_init!r}")
+        if self.loss not in PIXEL_LOSSES:
+            problems.append(f"loss must be one of {', '.join(PIXEL_LOSSES)}, not {self.loss!r}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            problems.append(f"augmentation scale range must be 0 < low <= high, got {self.scale_range}")
+        if not 0.0 <= self.jitter < 1.0:
+            problems.append(f"colour jitter must be in [0, 1), got {self.jitter}")
+        if self.augment_variants < 0:
+            problems.append(f"augmentation variants must be >= 0, got {self.augment_variants}")
+        if self.phase != "ar" and self.lr_backbone != "own":
+            problems.append("--lr-backbone is for phase ar (only it shares the HR backbone)")
         if self.checkpoint_every < 0 or self.workers < 0:
             problems.append("checkpoint interval and workers must be >= 0")
         if self.crop_hw is not None and min(self.crop_hw) < 8:
@@ -105,7 +139,8 @@ class TrainConfig:
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
         data["keyint"] = data.pop("keyframe_interval")  # the name checkpoints were written with
-        for option, default in (("lr_backbone", "own"), ("pair_frames", "decoded"), ("creff_init", "zero")):
-            if data[option] == default:  # checkpoints from before the option lack the key
+        data["scale_range"] = list(self.scale_range)
+        for option, implied in _IMPLIED_BY_OLD_CHECKPOINTS.items():
+            if data[option] == implied:
                 data.pop(option)
         return data
