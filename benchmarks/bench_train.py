@@ -26,9 +26,7 @@ from pathlib import Path
 
 import torch
 
-from arseg_cli.model import build_arseg
-from arseg_cli.model.meta import ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
+from arseg_cli.model import arch_config, build_arseg
 from arseg_cli.train import TrainConfig, Trainer
 from arseg_cli.train.distributed import Processes
 from arseg_cli.train.feature_cache import FeatureCache
@@ -48,8 +46,7 @@ def _batch(batch: int, height: int, width: int, classes: int, device: torch.devi
 
 
 def _trainer(arch: str, phase: str, scale: float, batch: int, device: torch.device, cache_dir: Path | None = None) -> Trainer:
-    palette, mean, std = OFFICIAL_DATA[arch]
-    meta = ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale if phase == "ar" else None)
+    meta = arch_config(arch).model_meta(scale=scale if phase == "ar" else None)
     config = TrainConfig(phase=phase, arch=arch, steps=10**6, batch=batch, lr=1e-4, optimizer="adam", scale=scale)  # type: ignore[arg-type]
     cache = None if cache_dir is None else FeatureCache(cache_dir, identity={"bench": True}, items=batch, variants=1)
     return Trainer(build_arseg(meta), [0] * batch, config, Processes(0, 1, device), feature_cache=cache)  # type: ignore[arg-type]
@@ -73,7 +70,7 @@ def main() -> None:
     cache_dir = Path(tempfile.mkdtemp(prefix="bench-train-features-"))
     trainers = {phase: _trainer(args.arch, phase, args.scale, args.batch, device) for phase in ("hr", "ar")}
     trainers["ar_cached"] = _trainer(args.arch, "ar", args.scale, args.batch, device, cache_dir=cache_dir)
-    batch = _batch(args.batch, height, width, len(OFFICIAL_DATA[args.arch][0].classes), device)
+    batch = _batch(args.batch, height, width, arch_config(args.arch).num_classes, device)
     times: dict[str, list[float]] = {name: [] for name in trainers}
     for index in range(args.warmup + args.repeats):
         for phase, trainer in trainers.items():

@@ -9,7 +9,8 @@ from torch.utils.data import Dataset
 
 from arseg_cli.model import build_arseg
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 
 HEIGHT, WIDTH = 64, 96

@@ -15,13 +15,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from arseg_cli.cli._app import EXIT_ERROR, console, print_error
-from arseg_cli.cli._compile import apply_compile_option
+from arseg_cli.cli._compile import compile_on
 from arseg_cli.errors import OptionsError
 from arseg_cli.palettes import load_palette
 from arseg_cli.pipeline import Settings
 from arseg_cli.scaleout import JobOptions, RunProgress, RunReport, Shard, VideoResult, WorkerSpec, segment_many
 from arseg_cli.scaleout.progress import OnEvent
-from arseg_cli.train.distributed import pick_device
+from arseg_cli.options import pick_device
 
 
 def run_scaleout(inputs: list[str], output: str, *, as_json: bool, quiet: bool, **kwargs: Any) -> None:
@@ -131,8 +131,8 @@ def scaleout_command(
     if ray is None:
         if settings.half and pick_device(device).type != "cuda":
             raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
-        apply_compile_option(compile_attention, pick_device(device))
-    options = JobOptions(settings=settings, palette=load_palette(palette) if palette else None, force=force, **{
+    options = JobOptions(settings=settings, palette=load_palette(palette) if palette else None, force=force,
+                         compile_attention=ray is None and compile_on(compile_attention, pick_device(device)), **{
         name: job.pop(name) for name in ("opacity", "start", "end", "max_pixels")})  # fmt: skip
     run_scaleout(inputs, output, as_json=as_json, quiet=quiet, ray_address=ray, shard=chosen, workers=spec,
                  weights=weights, arch=arch, options=options, resume=resume, **job)  # fmt: skip

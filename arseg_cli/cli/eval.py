@@ -11,6 +11,7 @@ from rich.console import Console
 
 from arseg_cli.cli._app import console, frame_progress
 from arseg_cli.cli._compile import apply_compile_option, compile_option
+from arseg_cli.cli._eval_tables import print_tables
 from arseg_cli.errors import OptionsError, WeightsError
 
 
@@ -18,7 +19,7 @@ def eval_command(
     data: Path = typer.Argument(..., help="Data set root (SynthStreet, CamVid or Cityscapes layout)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Weights file (default: ARSEG_WEIGHTS, then weights/)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s (default: the weights' scale, else 0.5)."),
-    keyint: int | None = typer.Option(None, "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
+    keyframe_interval: int | None = typer.Option(None, "--keyframe-interval", "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
     lr_weights: Path | None = typer.Option(
         None, "--lr-weights", help="A separately trained LR network (arseg train --phase lr): adds its row, lr_trained."
     ),
@@ -45,7 +46,7 @@ def eval_command(
     from arseg_cli.evaluate import protocol, report
     from arseg_cli.model import load_weights
     from arseg_cli.model.defaults import default_weights
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
 
     dataset = open_dataset(data, split=split, layout=layout)
     path = weights if weights is not None else default_weights()
@@ -55,7 +56,7 @@ def eval_command(
     lr_model = load_weights(lr_weights, device=model.device) if lr_weights is not None else None
     if lr_model is not None:
         protocol.check_lr_model(lr_model, model)
-    apply_compile_option(compile_attention, model.device)
+    apply_compile_option(compile_attention, model)
     chosen = protocol.available_modes(model) if modes is None else _parse_modes(modes)
     protocol.check_modes(model, chosen)
     rule = protocol.class_rule(model.meta.classes, classes)
@@ -69,19 +70,19 @@ def eval_command(
         from arseg_cli.evaluate.stream import evaluate_stream
         from arseg_cli.pipeline import Settings
 
-        settings = Settings(scale=scale, keyint=keyint, policy=policy)
+        settings = Settings(scale=scale, keyframe_interval=keyframe_interval, policy=policy)
         with frame_progress("eval (stream)") as on_frame:
             result = evaluate_stream(model, dataset, settings, rule=rule, on_frame=on_frame)
         output = report.to_json(result, data=str(data), weights=str(path)) | {"source": source, "policy": policy}
         if as_json:
             typer.echo(json.dumps(output))
         else:
-            report.print_tables(Console(highlight=False), output, list(result.modes))
+            print_tables(Console(highlight=False), output, list(result.modes))
         return
     with frame_progress("eval") as on_pair:
         result = protocol.evaluate(
             model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,
-            keyint=keyint or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
+            keyframe_interval=keyframe_interval or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
             on_pair=on_pair, lr_model=lr_model,
         )  # fmt: skip
     output = report.to_json(result, data=str(data), weights=str(path))
@@ -90,7 +91,7 @@ def eval_command(
     if as_json:
         typer.echo(json.dumps(output))
     else:
-        report.print_tables(Console(highlight=False), output, list(result.modes))
+        print_tables(Console(highlight=False), output, list(result.modes))
 
 
 def _parse_modes(text: str) -> tuple[str, ...]:

@@ -13,11 +13,12 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import EXIT_ERROR, console, print_error
 from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
 from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
-from arseg_cli.segment_inputs import plan_runs
+from arseg_cli.output_plan import plan_runs
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def segment_command(
     inputs: list[str] = typer.Argument(..., help="Video files, directories (their videos), globs, or '-' (stdin)."),
     output: str | None = typer.Option(None, "--output", "-o", help="Directory for label PNGs, or '-': raw uint8 labels (H*W bytes per frame) on stdout."),
     weights: list[str] = typer.Option([], "--weights", "-w", help="arseg .safetensors, official release directory, or official hr=FILE / ar=FILE / lr=FILE (repeat). Default: ARSEG_WEIGHTS, then weights/."),
-    arch: str | None = typer.Option(None, "--arch", help="Architecture of official files (guessed from their keys when not given)."),
+    arch: str | None = arch_option(None, help="Architecture of official files (guessed from their keys when not given)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s of non-keyframes (default: the weights', 0.5); 1.0 = per-frame HR."),
     keyint: int | None = typer.Option(None, "--keyframe-interval", "-L", min=1, help="Most frames from one keyframe to the next (default: the weights', 12); 1 = per-frame HR."),
     policy: PolicyChoice = typer.Option(PolicyChoice.adaptive, "--keyframe-policy", help="fixed: every L frames; iframe: at the stream's I-frames too; adaptive: also where motion is unreliable."),
@@ -76,7 +77,7 @@ def segment_command(
     keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
     from arseg_cli.palettes import Palette, load_palette
     from arseg_cli.pipeline import Settings, segment_video
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
 
     if output == "-" and as_json:
         raise OptionsError("--json with -o -: standard output carries the labels; drop one of them")
@@ -90,7 +91,7 @@ def segment_command(
         return scaleout_command(inputs, output, ray=ray, shard=shard, workers=ray_workers, cpus=ray_cpus, gpus=ray_gpus,
                                 weights=weights, arch=arch, device=device.value, backend=backend.value,
                                 compile_attention=compile_attention, palette=palette, settings=Settings(
-                                    scale=scale, keyint=keyint, policy=policy.value, half=half),  # type: ignore[arg-type]
+                                    scale=scale, keyframe_interval=keyint, policy=policy.value, half=half),  # type: ignore[arg-type]
                                 video=video, overlay=overlay, lossless=lossless, opacity=opacity, start=start, end=end,
                                 max_pixels=max_pixels, force=force, resume=resume, as_json=as_json, quiet=quiet)  # fmt: skip
     chosen_device = pick_device(device.value)
@@ -102,9 +103,9 @@ def segment_command(
     # --resume replaces the stopped run's outputs: its PNGs are kept, its videos are re-created whole.
     runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force or resume)
     model, weights_name = _load_backend(backend, onnx, weights, arch=arch, scale=scale, device=chosen_device)
-    apply_compile_option(compile_attention, chosen_device)
+    apply_compile_option(compile_attention, model)  # type: ignore[arg-type]
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
-    settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
+    settings = Settings(scale=scale, keyframe_interval=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
     for run in runs:
         try:
@@ -160,7 +161,7 @@ def _load_backend(
         from arseg_cli.onnx import OnnxARSeg
 
         return OnnxARSeg(onnx, device=device), f"onnx:{onnx}"  # type: ignore[arg-type]
-    from arseg_cli.inference import load_model
+    from arseg_cli.model.weights_specs import load_model
 
     return load_model(weights, arch=arch, scale=scale, device=device)
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import typer
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console
-from arseg_cli.cli.synth import _parse_size
+from arseg_cli.options import parse_size
 from arseg_cli.errors import OptionsError
 
 
@@ -22,10 +23,10 @@ def train_command(
     phase: Literal["hr", "lr", "ar"] = typer.Option(
         ..., "--phase", help="hr: the HR network at 1.0x; lr: a separate LR network at scale s (the LR baseline); ar: LR branch + CReFF (FST)."
     ),
-    arch: str = typer.Option("camvid-bise18", "--arch", help="Architecture (see `arseg weights archs`)."),
+    arch: str = arch_option("camvid-bise18", help="Architecture; its data set's official recipe gives the defaults."),
     hr: Path | None = typer.Option(None, "--hr", help="Phase ar: the trained HR weights (phase hr's output)."),
     scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phases lr and ar: LR scale s."),
-    keyint: int = typer.Option(12, "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
+    keyframe_interval: int = typer.Option(12, "--keyframe-interval", "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps (default: the recipe's epochs)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs instead of --steps."),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Items per step and process (recipe: 8)."),
@@ -79,14 +80,14 @@ def train_command(
     """
     from arseg_cli.train import Trainer, TrainConfig, distributed, recipe_for, seed_everything
     from arseg_cli.train.loop import steps_per_epoch
-    from arseg_cli.train.progress import training_progress
+    from arseg_cli.cli._train_progress import training_progress
     from arseg_cli.train.losses import official_pixel_loss
     from arseg_cli.train.run import RunPaths, build_model, check_phase_inputs, open_feature_cache, open_pairs, provenance, write_weights
 
     if steps is not None and epochs is not None:
         raise OptionsError("give --steps or --epochs, not both")
     check_phase_inputs(phase, hr)
-    crop_hw = _parse_size(crop) if crop is not None else None
+    crop_hw = parse_size(crop) if crop is not None else None
     variants = augment_variants if augment_variants is not None else (8 if phase == "ar" else 0)
     if feature_cache is not None and (phase != "ar" or no_feature_cache or variants == 0):
         raise OptionsError("--feature-cache is for phase ar with --augment-variants > 0 (and without --no-feature-cache)")
@@ -96,7 +97,7 @@ def train_command(
     processes = distributed.start(device)
     try:
         pairs = open_pairs(
-            data, split=split, layout=layout, keyint=keyint, distance=distance, seed=seed, crop_hw=crop_hw,
+            data, split=split, layout=layout, keyframe_interval=keyframe_interval, distance=distance, seed=seed, crop_hw=crop_hw,
             augment=augment, cache=paths.cache, frames=pair_frames, scale_range=aug_scale, jitter=jitter if augment else 0.0,
             variants=variants,
         )  # fmt: skip
@@ -107,7 +108,7 @@ def train_command(
         config = TrainConfig(
             phase=phase, arch=arch, steps=total, batch=per_step, lr=recipe.lr if lr is None else lr,
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
-            weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
+            weight_decay=recipe.weight_decay, scale=scale, keyframe_interval=keyframe_interval,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
             crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, creff_init=creff_init,
             loss=loss or official_pixel_loss(arch), scale_range=aug_scale, jitter=jitter if augment else 0.0,

@@ -44,7 +44,7 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         self,
         dataset: Dataset,
         *,
-        keyint: int = 12,
+        keyframe_interval: int = 12,
         policy: DistancePolicy = "uniform",
         seed: int = 0,
         augment: bool = False,
@@ -59,20 +59,20 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
     ) -> None:
         if policy not in ("official", "uniform"):
             raise InputError(f"unknown distance policy {policy!r}: use official or uniform")
-        if keyint < 2:
-            raise InputError(f"pairs need a keyframe interval L >= 2, got {keyint}")
+        if keyframe_interval < 2:
+            raise InputError(f"pairs need a keyframe interval L >= 2, got {keyframe_interval}")
         if variants < 0:
             raise InputError(f"augmentation variants must be >= 0, got {variants}")
         self.dataset = dataset
-        self.keyint, self.policy, self.seed = keyint, policy, seed
+        self.keyframe_interval, self.policy, self.seed = keyframe_interval, policy, seed
         self.augment, self.crop_hw, self.scale_range, self.jitter = augment, crop_hw, scale_range, jitter
         self.variants = variants
         self.cache = PairCache(cache) if isinstance(cache, str) else cache
         self.crf, self.preset, self.pair_frames = crf, preset, frames
         self.epoch = 0
-        self.frames = tuple(f for f in dataset.frames if f.index >= keyint - 1)
+        self.frames = tuple(f for f in dataset.frames if f.index >= keyframe_interval - 1)
         if not self.frames:
-            raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyint - 1} frames before it")
+            raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyframe_interval - 1} frames before it")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -89,7 +89,7 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         return np.random.default_rng([self.seed, self.variant, index])
 
     def _draw_distance(self, rng: np.random.Generator) -> int:
-        return self.keyint - 1 if self.policy == "official" else int(rng.integers(1, self.keyint))
+        return self.keyframe_interval - 1 if self.policy == "official" else int(rng.integers(1, self.keyframe_interval))
 
     def distance_of(self, index: int) -> int:
         """The keyframe distance item `index` has in the current epoch (without making the pair)."""

@@ -36,8 +36,9 @@ from arseg_cli.data.pairs import Pair, make_pair
 from arseg_cli.data.records import Dataset, LabelledFrame
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.evaluate.metrics import ConfusionMatrix
-from arseg_cli.inference import FrameStep, scores_to_labels
+from arseg_cli.frame_step import FrameStep
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.resize import scores_to_labels
 
 MODES = ("hr", "lr", "ar")
 #: The separately trained LR network's row (`lr_model`), beside the three modes of the weights.
@@ -116,7 +117,7 @@ class EvalResult:
     classes: tuple[str, ...]
     lr_kind: str
     scale: float
-    keyint: int
+    keyframe_interval: int
     frames: int
     names: list[str] = field(default_factory=list)
 
@@ -164,12 +165,12 @@ def target_ids(labels: np.ndarray, rule: ClassRule, ignore_index: int) -> np.nda
     return np.where(labels == rule.ignored_target, ignore_index, labels)
 
 
-def eligible_frames(dataset: Dataset, keyint: int, limit: int | None = None) -> list[LabelledFrame]:
-    """The labelled frames with at least keyint - 1 frames before them; the first `limit` of them."""
-    frames = [f for f in dataset.frames if f.index >= keyint - 1]
+def eligible_frames(dataset: Dataset, keyframe_interval: int, limit: int | None = None) -> list[LabelledFrame]:
+    """The labelled frames with at least keyframe_interval - 1 frames before them; the first `limit` of them."""
+    frames = [f for f in dataset.frames if f.index >= keyframe_interval - 1]
     if not frames:
-        raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyint - 1} frames before it "
-                         f"(needed for keyframe distances up to L-1 = {keyint - 1}); lower -L")  # fmt: skip
+        raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyframe_interval - 1} frames before it "
+                         f"(needed for keyframe distances up to L-1 = {keyframe_interval - 1}); lower -L")  # fmt: skip
     return frames[:limit] if limit is not None else frames
 
 
@@ -179,7 +180,7 @@ def evaluate(
     *,
     modes: Sequence[str] = MODES,
     scale: float = 0.5,
-    keyint: int = 12,
+    keyframe_interval: int = 12,
     rule: ClassRule | None = None,
     limit: int | None = None,
     batch: int = 4,
@@ -198,8 +199,8 @@ def evaluate(
     """
     if batch < 1 or workers < 0:
         raise OptionsError(f"--batch must be >= 1 and --workers >= 0, got {batch} and {workers}")
-    if keyint < 1:
-        raise OptionsError(f"-L must be >= 1, got {keyint}")
+    if keyframe_interval < 1:
+        raise OptionsError(f"-L must be >= 1, got {keyframe_interval}")
     if not 0.0 < scale <= 1.0:
         raise OptionsError(f"--scale must be in (0, 1], got {scale}")
     check_modes(model, modes)
@@ -208,12 +209,12 @@ def evaluate(
         check_lr_model(lr_model, model)
         modes = (*modes, LR_TRAINED)
     rule = rule or class_rule(model.meta.classes)
-    frames = eligible_frames(dataset, keyint, limit)
-    results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyint)])
+    frames = eligible_frames(dataset, keyframe_interval, limit)
+    results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyframe_interval)])
                for m in modes}  # fmt: skip
     runner = _Runner(model, scale, lr_model)
-    total, done = keyint * len(frames), 0
-    jobs = [(d, frames[start : start + batch]) for d in range(keyint) for start in range(0, len(frames), batch)]
+    total, done = keyframe_interval * len(frames), 0
+    jobs = [(d, frames[start : start + batch]) for d in range(keyframe_interval) for start in range(0, len(frames), batch)]
     with torch.inference_mode():
         for d, chunk in _made_pairs(dataset, jobs, pairs, workers):
             for group in _same_size(chunk):
@@ -225,7 +226,7 @@ def evaluate(
             done += len(chunk)
             if on_pair is not None:
                 on_pair(done, total)
-    return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyint, len(frames),
+    return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyframe_interval, len(frames),
                       [f.name for f in frames])  # fmt: skip
 
 

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from arseg_cli.model._attention_autograd import local_attention_for_training
 from arseg_cli.model._local_attention import fused_creff
-from arseg_cli.model._segnet import resize_bilinear
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
 
 
 def resize_flow(flow_px: Tensor, size: tuple[int, int]) -> Tensor:
@@ -99,7 +99,10 @@ class CReFF(nn.Module):
     forward(lr_feat (N, C, h, w), key_feat (N, C, Hf, Wf), flow_px (N, 2, H, W)) -> (N, C, Hf, Wf), float.
     flow_px: backward flow (x, y) at image resolution in image pixels: current pixel p shows what the
     keyframe shows at p + flow(p).
+    compiled_attention: CPU inference runs the attention compiled by inductor (opt-in, `--compile`).
     """
+
+    compiled_attention: bool = False
 
     def __init__(self, channels: int, *, window: int = 7, warp: WarpConvention = "official") -> None:
         super().__init__()
@@ -117,7 +120,9 @@ class CReFF(nn.Module):
         if self._takes_fast_path(lr_feat, key_feat, flow_px):
             flow_feat = resize_flow(flow_px.to(torch.promote_types(key_feat.dtype, torch.float32)), size)
             convs = (self.lr_query_conv, self.hr_key_conv, self.hr_value_conv)
-            return fused_creff(lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
+            return fused_creff(
+                lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window, compiled=self.compiled_attention
+            )
         up = resize_bilinear(lr_feat, size, align_corners=True)
         warped = warp_feature(key_feat, flow_px, self.warp)
         q, k, v = self.lr_query_conv(up), self.hr_key_conv(warped), self.hr_value_conv(warped)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 
 from arseg_cli.errors import ArsegError
-from arseg_cli.outputs import remove_temp_outputs
+from arseg_cli.atomic_files import remove_temp_outputs
 from arseg_cli.palettes import Palette
 from arseg_cli.pipeline import OnFrame, OutputTargets, SegmentSummary, Settings, segment_video
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
@@ -33,6 +33,7 @@ class JobOptions:
     end: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     force: bool = False
+    compile_attention: bool = False  # CReFF's attention compiled (`--compile`; in this process only)
 
     def fingerprint(self, weights: str, targets: OutputTargets, scale_keyint: tuple[float, int]) -> dict[str, Any]:
         """What decides a video's output files besides its input: compared by `--resume`."""

@@ -56,7 +56,7 @@ class SegmentWorker:
     def __init__(self, model: Any, options: JobOptions, device: str, threads: int) -> None:
         import torch
 
-        from arseg_cli.train.distributed import pick_device
+        from arseg_cli.options import pick_device
 
         torch.set_num_threads(max(1, threads))
         self.model = model.to(pick_device(device)).eval()

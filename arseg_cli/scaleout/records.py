@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from arseg_cli.outputs import os_errors_as_output_errors
+from arseg_cli.atomic_files import os_errors_as_output_errors
 from arseg_cli.scaleout.jobs import VideoJob, VideoResult
 
 RUNS_DIR = "_runs"

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from arseg_cli.errors import ArsegError, OptionsError
-from arseg_cli.outputs import is_stdout
+from arseg_cli.atomic_files import is_stdout
 from arseg_cli.scaleout.jobs import JobOptions, VideoJob, VideoResult, model_fingerprint, model_palette, run_job, worker_identity
 from arseg_cli.scaleout.progress import InFlight, OnEvent, RunProgress
 from arseg_cli.scaleout.ray_pool import WorkerSpec, import_ray, run_on_ray
 from arseg_cli.scaleout.records import RunRecorder, completed_inputs, read_records
 from arseg_cli.scaleout.shards import Shard
-from arseg_cli.segment_inputs import plan_runs
+from arseg_cli.output_plan import plan_runs
 
 
 @dataclass
@@ -76,7 +76,7 @@ def segment_many(
     runs = plan_runs(list(inputs), output, video=video, overlay=overlay, lossless=lossless,
                      force=options.force or resume, subdirs=True, keep=chosen.holds if chosen else None)  # fmt: skip
     if model is None:
-        from arseg_cli.inference import load_model
+        from arseg_cli.model.weights_specs import load_model
 
         model, weights_name = load_model(list(weights), arch=arch, scale=options.settings.scale, device="cpu")
     else:
@@ -134,9 +134,11 @@ def _resumed(jobs: list[VideoJob], output: str, fingerprint: dict[str, Any], fin
 def _run_here(jobs: list[VideoJob], model: Any, options: JobOptions, spec: WorkerSpec, progress: RunProgress,
               finish: Any, on_event: OnEvent | None) -> None:  # fmt: skip
     """Without Ray: one video after another in this process."""
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
 
     model = model.to(pick_device(spec.device)).eval()
+    if options.compile_attention:
+        model.use_compiled_attention(True)
     palette = model_palette(model, options)
     for job in jobs:
         item = progress.in_flight[job.source] = InFlight(worker_identity(), job.attempt)

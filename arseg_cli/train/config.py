@@ -1,10 +1,8 @@
 """What a training run does: the phase, the model, the optimisation recipe, the data policy.
 
-Recipes (reference/OFFICIAL.md, "Training recipe"): CamVid: Adam, lr 1e-3, cosine decay per iteration,
-100 epochs, batch 8, the first half of phase ar without CReFF; Cityscapes: SGD lr 0.01, momentum 0.9,
-weight decay 5e-4, 200 epochs. The reference gives no Cityscapes batch size or schedule: arseg uses
-batch 8 and the same per-iteration cosine decay (documented in docs/TRAINING.md). Every value can be
-overridden from the command line.
+Each architecture's default recipe is in its configuration record (`ArchConfig.recipe`, from
+reference/OFFICIAL.md, "Training recipe"; docs/TRAINING.md). Every value can be overridden from the
+command line.
 """
 
 from __future__ import annotations
@@ -13,10 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from arseg_cli.errors import OptionsError
-from arseg_cli.train.losses import PIXEL_LOSSES, PixelLoss
+from arseg_cli.model import arch_config
+from arseg_cli.model.architecture import OptimizerName, PixelLoss, Recipe
+from arseg_cli.train.losses import PIXEL_LOSSES
 
 Phase = Literal["hr", "lr", "ar"]
-OptimizerName = Literal["adam", "sgd"]
 BackboneSharing = Literal["own", "shared"]
 CreffInit = Literal["kaiming", "zero", "identity"]
 CREFF_INITS: tuple[CreffInit, ...] = ("kaiming", "zero", "identity")
@@ -35,32 +34,9 @@ _IMPLIED_BY_OLD_CHECKPOINTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """An optimisation recipe: optimiser and its settings, batch per step, epochs, and (phase ar)
-    the fraction of the steps trained without CReFF at the start (the official plain LR warm-up)."""
-
-    optimizer: OptimizerName
-    lr: float
-    momentum: float
-    weight_decay: float
-    batch: int
-    epochs: int
-    plain_fraction: float
-
-
-RECIPES: dict[str, Recipe] = {
-    "camvid": Recipe("adam", 1e-3, 0.0, 0.0, batch=8, epochs=100, plain_fraction=0.5),
-    "cityscapes": Recipe("sgd", 0.01, 0.9, 5e-4, batch=8, epochs=200, plain_fraction=0.0),
-}
-
-
 def recipe_for(arch: str) -> Recipe:
-    """The official recipe of an architecture's data set family ('camvid-*' or 'cityscapes-*')."""
-    family = arch.split("-", 1)[0]
-    if family not in RECIPES:
-        raise OptionsError(f"no training recipe for architecture {arch!r} (known families: {', '.join(RECIPES)})")
-    return RECIPES[family]
+    """The default training recipe of a registered architecture (its `ArchConfig.recipe`)."""
+    return arch_config(arch).recipe
 
 
 @dataclass(frozen=True)
@@ -73,7 +49,7 @@ class TrainConfig:
     plain_steps:    phase ar: the first steps train the LR branch without CReFF (official warm-up).
     fst_weight:     phase ar: weight of the FST feature MSE.
     crop_hw:        training crop (H, W) in pixels, None = full frames.
-    keyint:         L; pairs take keyframe distances from it (`distance` policy).
+    keyframe_interval: L; pairs take keyframe distances from it (`distance` policy).
     pair_frames:    pixels of the training pairs: 'decoded' from the compressed snippet (what inference sees)
                     or the data set's 'source' frames (the official code's choice); the flow is the
                     snippet's motion vectors either way.
@@ -100,7 +76,7 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     scale: float = 0.5
-    keyint: int = 12
+    keyframe_interval: int = 12
     plain_steps: int = 0
     fst_weight: float = 1.0
     crop_hw: tuple[int, int] | None = None
@@ -162,6 +138,7 @@ class TrainConfig:
         for free in ("checkpoint_every", "workers"):
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
+        data["keyint"] = data.pop("keyframe_interval")  # the name checkpoints were written with
         data["scale_range"] = list(self.scale_range)
         for option, implied in _IMPLIED_BY_OLD_CHECKPOINTS.items():
             if data[option] == implied:

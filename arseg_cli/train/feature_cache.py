@@ -53,7 +53,7 @@ def data_identity(pairs: Any) -> dict[str, Any]:
     names = hashlib.sha256("\n".join(str(f.labels.resolve()) for f in pairs.frames).encode()).hexdigest()
     return {
         "dataset": dataset.name, "layout": dataset.layout, "split": dataset.split, "frames": len(pairs),
-        "frame_names_sha256": names, "keyint": pairs.keyint, "policy": pairs.policy, "seed": pairs.seed,
+        "frame_names_sha256": names, "keyint": pairs.keyframe_interval, "policy": pairs.policy, "seed": pairs.seed,
         "augment": pairs.augment, "crop_hw": list(pairs.crop_hw) if pairs.crop_hw else None,
         "scale_range": list(pairs.scale_range), "jitter": pairs.jitter, "variants": pairs.variants,
         "pair_frames": pairs.pair_frames, "crf": pairs.crf, "preset": pairs.preset,

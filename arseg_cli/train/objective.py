@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from arseg_cli.model import arch_config
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model._segnet import SegNet
 from arseg_cli.train.feature_cache import FeatureCache, round_frozen
@@ -63,7 +64,7 @@ class PhaseObjective(nn.Module):
         self.feature_cache = feature_cache
         self.register_buffer("mean", torch.tensor(model.meta.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(model.meta.std).view(1, 3, 1, 1), persistent=False)
-        self.log_probs = model.arch == "camvid-psp18"
+        self.log_probs = arch_config(model.arch).log_probs
 
     def normalize(self, rgb: Tensor) -> Tensor:
         """(N, 3, H, W) uint8 -> normalised float32, as ARSeg.normalize does for (N, H, W, 3)."""

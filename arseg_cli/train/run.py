@@ -16,10 +16,9 @@ from arseg_cli import __version__
 from arseg_cli.data import Dataset, PairDataset, open_dataset
 from arseg_cli.data.pairs import PairFrames
 from arseg_cli.errors import OptionsError, OutputExistsError, WeightsError
-from arseg_cli.model import build_arseg, load_weights, save_weights
+from arseg_cli.model import arch_config, build_arseg, load_weights, save_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
 from arseg_cli.train.config import CreffInit, TrainConfig
 from arseg_cli.train.feature_cache import FeatureCache, data_identity, weights_hash
 from arseg_cli.train.loop import TrainResult
@@ -56,7 +55,7 @@ def open_pairs(
     *,
     split: str,
     layout: str | None,
-    keyint: int,
+    keyframe_interval: int,
     distance: str,
     seed: int,
     crop_hw: tuple[int, int] | None,
@@ -72,7 +71,7 @@ def open_pairs(
     crop, pairs cached under `cache`, `frames` decoded or source pixels)."""
     dataset = open_dataset(root, split=split, layout=layout)
     return PairDataset(
-        dataset, keyint=keyint, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
+        dataset, keyframe_interval=keyframe_interval, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
         scale_range=scale_range, jitter=jitter, variants=variants,
         cache=str(cache) if cache is not None else None, frames=frames,
     )  # fmt: skip
@@ -87,13 +86,11 @@ def open_feature_cache(directory: Path, model: ARSeg, pairs: PairDataset) -> Fea
     return FeatureCache(directory, identity=identity, items=len(pairs), variants=pairs.variants)
 
 
-def hr_meta(arch: str, dataset: Dataset, keyint: int) -> ModelMeta:
+def hr_meta(arch: str, dataset: Dataset, keyframe_interval: int) -> ModelMeta:
     """Metadata of a new HR model of `arch` for the classes of `dataset` (normalisation of the arch's
     official data set)."""
-    if arch not in OFFICIAL_DATA:
-        raise OptionsError(f"unknown architecture {arch!r}: choose one of {', '.join(sorted(OFFICIAL_DATA))}")
-    _, mean, std = OFFICIAL_DATA[arch]
-    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, mean, std, keyframe_interval=keyint)
+    config = arch_config(arch)
+    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, config.mean, config.std, keyframe_interval=keyframe_interval)
 
 
 def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
@@ -110,9 +107,9 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     classes must match the data), LR branch new at scale s with CReFF and the HR classifier shared."""
     check_phase_inputs(config.phase, hr_weights)
     if config.phase == "hr":
-        return build_arseg(hr_meta(config.arch, dataset, config.keyint))
+        return build_arseg(hr_meta(config.arch, dataset, config.keyframe_interval))
     if config.phase == "lr":
-        meta = replace(hr_meta(config.arch, dataset, config.keyint), scale=config.scale, has_creff=False)
+        meta = replace(hr_meta(config.arch, dataset, config.keyframe_interval), scale=config.scale, has_creff=False)
         return build_arseg(meta, has_hr=False)
     trained = load_weights(hr_weights, arch=config.arch)  # type: ignore[arg-type]
     if trained.hr is None:
@@ -120,7 +117,7 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     if trained.meta.classes != dataset.palette.classes:
         raise WeightsError(f"{hr_weights} was trained for {len(trained.meta.classes)} classes {trained.meta.classes[:3]}..., the data have {dataset.palette.classes[:3]}...")
     meta = replace(
-        trained.meta, scale=config.scale, keyframe_interval=config.keyint, has_creff=True, lr_classifier="shared",
+        trained.meta, scale=config.scale, keyframe_interval=config.keyframe_interval, has_creff=True, lr_classifier="shared",
         lr_backbone=config.lr_backbone, warp="exact", provenance={}, metrics={},
     )  # fmt: skip
     model = build_arseg(meta)

@@ -1,4 +1,5 @@
-"""The inputs of one `arseg segment` call and where each one's masks go.
+"""Where segmentation masks go: the output kinds and their file names, one video's targets
+(`OutputTargets`), and the plan of one `arseg segment` call (its inputs and each one's targets).
 
 Inputs: files, '-' (standard input), directories (the video files directly inside, by extension, in
 name order), glob patterns (matches in name order) and manifests `@list.txt` (one path a line, relative
@@ -14,19 +15,89 @@ and its videos to the files given. Several inputs each get `DIR/<stem>/`: label 
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+from arseg_cli.atomic_files import check_writable, is_stdout
 from arseg_cli.errors import InputNotFoundError, OptionsError, OutputExistsError
-from arseg_cli.outputs import check_writable, is_stdout
-from arseg_cli.pipeline import OutputTargets
 
 #: Extensions taken as videos when a directory is given.
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".h264", ".264", ".hevc", ".265"}
 )
 _GLOB_CHARS = frozenset("*?[")
+
+
+class OutputKind(StrEnum):
+    """What can be written; the value is the name the CLI uses."""
+
+    PNG = "png"  # DIR/labels/000000.png ...: palette-mode label PNGs named by frame index
+    COLOUR = "colour"  # DIR/colour.mp4: class colours, H.264
+    OVERLAY = "overlay"  # DIR/overlay.mp4: input blended with the class colours, H.264
+    LOSSLESS = "lossless"  # DIR/labels.mkv (FFV1) or DIR/labels.mov (PNG codec): exact ids
+    RAW = "raw"  # DIR/labels.raw, or standard output when DIR is '-': H*W uint8 bytes per frame
+
+
+_BY_NAME = {kind.value: kind for kind in OutputKind} | {"labels": OutputKind.PNG, "color": OutputKind.COLOUR}
+
+
+def parse_kinds(names: str | Iterable[OutputKind | str]) -> frozenset[OutputKind]:
+    """Output kinds from their names, given one by one or comma-separated ('png,colour'); 'labels' =
+    'png', 'color' = 'colour'. OptionsError if a name is unknown or none is given."""
+    if isinstance(names, str):
+        names = [names]
+    kinds = set()
+    for name in (part.strip() for entry in names for part in str(entry).split(",") if part.strip()):
+        kind = _BY_NAME.get(name.lower())
+        if kind is None:
+            raise OptionsError(f"unknown output {name!r}: choose from {', '.join(OutputKind)}")
+        kinds.add(kind)
+    if not kinds:
+        raise OptionsError(f"no output requested: choose from {', '.join(OutputKind)}")
+    return frozenset(kinds)
+
+
+def output_paths(
+    directory: str | Path, kinds: Iterable[OutputKind], lossless_codec: str = "ffv1"
+) -> dict[OutputKind, Path | str]:
+    """Where each kind is written: a path under `directory` ('-' for raw labels on standard output)."""
+    if is_stdout(directory):
+        if set(kinds) != {OutputKind.RAW}:
+            raise OptionsError("only raw labels can go to standard output ('-'); give a directory for the others")
+        return {OutputKind.RAW: "-"}
+    directory = Path(directory)
+    names = {
+        OutputKind.PNG: "labels",
+        OutputKind.COLOUR: "colour.mp4",
+        OutputKind.OVERLAY: "overlay.mp4",
+        OutputKind.LOSSLESS: "labels.mov" if lossless_codec == "png" else "labels.mkv",
+        OutputKind.RAW: "labels.raw",
+    }
+    return {kind: directory / names[kind] for kind in OutputKind if kind in set(kinds)}
+
+
+@dataclass(frozen=True)
+class OutputTargets:
+    """Where one video's masks go: a directory of label PNGs, colour / overlay / lossless label video
+    files, raw labels ('-' for standard output, or a file). At least one must be set."""
+
+    png_dir: str | None = None
+    colour: str | None = None
+    overlay: str | None = None
+    lossless: str | None = None
+    raw: str | None = None
+
+    def paths(self) -> dict[OutputKind, str]:
+        chosen = {
+            OutputKind.PNG: self.png_dir,
+            OutputKind.COLOUR: self.colour,
+            OutputKind.OVERLAY: self.overlay,
+            OutputKind.LOSSLESS: self.lossless,
+            OutputKind.RAW: self.raw,
+        }
+        return {kind: path for kind, path in chosen.items() if path is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,4 +241,15 @@ def _check_targets(runs: list[Run], force: bool) -> None:
             raise OutputExistsError(f"{png} exists and is not empty; use --force to write into it")
 
 
-__all__ = ["VIDEO_EXTENSIONS", "Run", "expand_inputs", "plan_runs", "read_manifest", "unique_stems"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "OutputKind",
+    "OutputTargets",
+    "Run",
+    "expand_inputs",
+    "output_paths",
+    "parse_kinds",
+    "plan_runs",
+    "read_manifest",
+    "unique_stems",
+]
