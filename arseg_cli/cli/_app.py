@@ -220,23 +220,27 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def stderr_bar(*columns: Any, quiet: bool = False, screen: Console | None = None) -> Progress:
+    """A Rich progress bar with `columns` on `screen` (default: the stderr console), drawn only on a
+    terminal and unless `quiet`, that leaves no trace when done and does not capture the streams."""
+    screen = screen or console
+    return Progress(
+        *columns,
+        console=screen,
+        transient=True,
+        disable=quiet or not screen.is_terminal,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
 @contextmanager
 def frame_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
     """A progress bar for a loop over frames, on stderr and only when it is a terminal.
 
     Yields `on_frame(done, total_or_None)` for the library function to call after each frame.
     """
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as progress:
+    with stderr_bar(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task(label, total=None)
 
         def on_frame(done: int, total: int | None) -> None:

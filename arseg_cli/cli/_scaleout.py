@@ -12,9 +12,9 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from arseg_cli.cli._app import EXIT_ERROR, console, print_error
+from arseg_cli.cli._app import EXIT_ERROR, console, print_error, stderr_bar
 from arseg_cli.cli._compile import compile_on
 from arseg_cli.errors import OptionsError
 from arseg_cli.palettes import load_palette
@@ -40,17 +40,14 @@ def run_scaleout(inputs: list[str], output: str, *, as_json: bool, quiet: bool, 
 @contextmanager
 def _videos_bar(quiet: bool) -> Iterator[OnEvent]:
     """The bar on stderr (a terminal only); outcome lines above it (unless quiet; errors always)."""
-    with Progress(
+    with stderr_bar(
         TextColumn("videos"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[frames]} frames, {task.fields[fps]} fps, {task.fields[failed]} failed"),
         TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
+        quiet=quiet,
+        screen=console,
     ) as bar:
         task = bar.add_task("videos", total=None, frames=0, fps="-", failed=0)
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from arseg_cli.cli._arch import arch_option
-from arseg_cli.cli._app import EXIT_ERROR, console, print_error
+from arseg_cli.cli._app import EXIT_ERROR, console, print_error, stderr_bar
 from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
 from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
@@ -176,17 +176,14 @@ def _summary_line(summary: SegmentSummary) -> str:
 @contextmanager
 def _progress(label: str, quiet: bool) -> Iterator[OnFrame]:
     """Progress on stderr (frames, frames/s, ETA, keyframes), only when stderr is a terminal."""
-    with Progress(
+    with stderr_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[fps]} fps, {task.fields[keys]} keyframes"),
         TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
+        quiet=quiet,
+        screen=console,
     ) as progress:
         task = progress.add_task(label, total=None, fps="-", keys=0)
 
