@@ -38,11 +38,10 @@ from typing import Any
 
 import torch
 
-from arseg_cli.inference import FrameStep
-from arseg_cli.model import build_arseg
+from arseg_cli.frame_step import FrameStep
+from arseg_cli.model import arch_config, build_arseg
 from arseg_cli.model import creff as creff_module
 from arseg_cli.model.creff import local_attention, warp_feature
-from arseg_cli.model.meta import ModelMeta
 
 SCALE, L = 0.5, 12
 ARCHS = ("camvid-bise18", "camvid-psp18")
@@ -62,11 +61,8 @@ def log(message: str) -> None:
 
 
 def random_model(arch: str) -> Any:
-    from arseg_cli.model.official import OFFICIAL_DATA
-
-    palette, mean, std = OFFICIAL_DATA[arch]
     torch.manual_seed(0)
-    return build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=SCALE)).eval().to(SIZE["device"])
+    return build_arseg(arch_config(arch).model_meta(scale=SCALE)).eval().to(SIZE["device"])
 
 
 def cuda_times(calls: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:

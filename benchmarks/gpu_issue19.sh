@@ -3,10 +3,8 @@
 #   bash benchmarks/gpu_issue19.sh
 # Needs python3 with a CUDA build of torch (and the Triton it ships); arseg need not be installed
 # (PYTHONPATH=.). PyAV is needed for the end-to-end runs and tests/test_cuda.py only: where `import av`
-# fails, wheels in .whl/ are installed into /tmp (prepare them where pip works, for the machine's Python:
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==18.1.0
-# ), else those steps are skipped. Results and logs go to $OUT (default ./gpu-results): env.txt,
+# fails, build/gpu-av/av.tar.xz (made by benchmarks/gpu/pack_av.sh; carry build/gpu-av) or wheels in
+# .whl/ are unpacked into /tmp, else those steps are skipped. Results and logs go to $OUT (default ./gpu-results): env.txt,
 # tests_triton.txt, gpu_issue19.json (+ its log), segment_e2e.json (+ log), tests_cuda.txt.
 # Each step has its own timeout; the whole run stays under ~9.5 minutes.
 set -u
@@ -16,10 +14,16 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 log() { echo "[$(date +%T)] $*" >&2; }
 
-if ! $PY -c "import av" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
-  log "installing .whl/*.whl into /tmp/arseg-site"
-  $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/arseg-site .whl/*.whl &&
-    export PYTHONPATH="$PYTHONPATH:/tmp/arseg-site"
+if ! $PY -c "import av" 2>/dev/null; then
+  if [ -f build/gpu-av/av.tar.xz ]; then
+    log "unpacking build/gpu-av/av.tar.xz into /tmp/arseg-site"
+    mkdir -p /tmp/arseg-site && tar -C /tmp/arseg-site -xJf build/gpu-av/av.tar.xz &&
+      export PYTHONPATH="$PYTHONPATH:/tmp/arseg-site"
+  elif compgen -G ".whl/*.whl" >/dev/null; then
+    log "installing .whl/*.whl into /tmp/arseg-site"
+    $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/arseg-site .whl/*.whl &&
+      export PYTHONPATH="$PYTHONPATH:/tmp/arseg-site"
+  fi
 fi
 HAVE_AV=0
 $PY -c "import av" 2>/dev/null && HAVE_AV=1

@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from typer.core import TyperGroup
 
 from arseg_cli import __version__
 from arseg_cli.errors import ArsegError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # Control flow of the CLI framework that must pass through untouched. Newer Typer vendors Click,
 # older Typer uses it directly: find its exception base class through a public Typer name.
@@ -220,25 +223,31 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def stderr_bar(*columns: Any, quiet: bool = False, screen: Console | None = None) -> Progress:
+    """A Rich progress bar with `columns` on `screen` (default: the stderr console), drawn only on a
+    terminal and unless `quiet`, that leaves no trace when done and does not capture the streams."""
+    from rich.progress import Progress
+
+    screen = screen or console
+    return Progress(
+        *columns,
+        console=screen,
+        transient=True,
+        disable=quiet or not screen.is_terminal,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
 @contextmanager
 def frame_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
     """A progress bar for a loop over frames, on stderr and only when it is a terminal.
 
     Yields `on_frame(done, total_or_None)` for the library function to call after each frame.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as progress:
+    with stderr_bar(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task(label, total=None)
 
         def on_frame(done: int, total: int | None) -> None:

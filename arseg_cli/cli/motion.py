@@ -55,7 +55,7 @@ def motion_command(
     """
     from arseg_cli.video.flowio import MotionExport, export_motion
 
-    settings = MotionExport(to_key=to_key, fmt=fmt.value, png=png, motion=motion.value)
+    settings = MotionExport(keyframe_interval=to_key, fmt=fmt.value, png=png, motion=motion.value)
     with frame_progress("motion") as on_frame:
         result = export_motion(input, output, settings, force=force, on_frame=on_frame)
     console.print(_summary(result, settings), highlight=False, soft_wrap=True)
@@ -64,7 +64,7 @@ def motion_command(
 def _summary(result: MotionExportResult, settings: MotionExport) -> str:
     from arseg_cli.video.flowio import INDEX_NAME
 
-    target = f"to the keyframe (every {settings.to_key} frames)" if settings.to_key else "to the previous frame"
+    target = f"to the keyframe (every {settings.keyframe_interval} frames)" if settings.keyframe_interval else "to the previous frame"
     source = "libx264 re-encode" if result.motion == "reencode" else "bitstream"
     return (
         f"wrote {result.frames} .{settings.fmt} flows {target} to {result.directory} "

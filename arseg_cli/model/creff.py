@@ -7,7 +7,8 @@ its window x window neighbours: logits = sum over channels of Q * K (no 1/sqrt(C
 image have logit 0 and value 0 but still take part in the softmax, output = LR_up + sum_k w_k V_k.
 
 This file states that computation plainly (`warp_feature`, `local_attention`): it is the path for
-training (autograd), ONNX export and tracing. CPU inference takes the tiled kernel in
+ONNX export, tracing and compiling; training takes the same attention with a hand-written backward
+pass (`_attention_autograd.py`). CPU inference takes the tiled kernel in
 `_local_attention.py`, which computes the same numbers without materialising full-size intermediates;
 CUDA inference takes the Triton kernels of `_triton_creff.py` when Triton imports (it ships with CUDA
 builds of torch), else that tiled kernel too.
@@ -21,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from arseg_cli.model._attention_autograd import local_attention_for_training
 from arseg_cli.model._local_attention import fused_creff
-from arseg_cli.model._segnet import resize_bilinear
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +133,10 @@ class CReFF(nn.Module):
     forward(lr_feat (N, C, h, w), key_feat (N, C, Hf, Wf), flow_px (N, 2, H, W)) -> (N, C, Hf, Wf), float.
     flow_px: backward flow (x, y) at image resolution in image pixels: current pixel p shows what the
     keyframe shows at p + flow(p).
+    compiled_attention: CPU inference runs the attention compiled by inductor (opt-in, `--compile`).
     """
+
+    compiled_attention: bool = False
 
     def __init__(self, channels: int, *, window: int = 7, warp: WarpConvention = "official") -> None:
         super().__init__()
@@ -153,16 +158,19 @@ class CReFF(nn.Module):
                 fused = _triton_creff_or_none(lr_feat, key_feat, flow_feat, convs, self.warp, self.window)
                 if fused is not None:
                     return fused
-            return fused_creff(lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
+            return fused_creff(
+                lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window, compiled=self.compiled_attention
+            )
         up = resize_bilinear(lr_feat, size, align_corners=True)
         warped = warp_feature(key_feat, flow_px, self.warp)
         q, k, v = self.lr_query_conv(up), self.hr_key_conv(warped), self.hr_value_conv(warped)
-        return up + local_attention(q, k, v, self.window)
+        attend = local_attention if _records_graph() else local_attention_for_training
+        return up + attend(q, k, v, self.window)
 
     def _takes_fast_path(self, *inputs: Tensor) -> bool:
         """The tiled kernel serves inference on the CPU (float32/float64) and on CUDA (float16 too);
         anything that records the graph (autograd, tracing, export, compile) gets the plain path."""
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        if _records_graph():
             return False
         if torch.is_grad_enabled() and any(t.requires_grad for t in (*inputs, *self.parameters())):
             return False
@@ -174,3 +182,8 @@ class CReFF(nn.Module):
         if devices == {"cpu"}:
             return dtypes <= {torch.float32, torch.float64}
         return devices == {"cuda"} and dtypes <= {torch.float16, torch.float32, torch.float64}
+
+
+def _records_graph() -> bool:
+    """True while tracing, ONNX export or torch.compile records the computation: they get the plain ops."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()

@@ -117,8 +117,8 @@ def configure_decoder(
     context.thread_type = "FRAME" if (not export_mvs or info.has_b_frames is False) else "SLICE"
 
 
-# Cost of the re-encode fallback on top of decoding, measured by benchmarks/bench_decode.py on a
-# shared 2-core machine (5-10 ms wall, ~6 ms CPU per frame; reference/PYAV.md: 8.8 ms in total).
+# Cost of the re-encode fallback on top of decoding, as `arseg info` states it (benchmarks/bench_decode.py;
+# figures in docs/BENCHMARKS.md, "Decoding with motion-vector export").
 _REENCODE_COST = "about 6-10 ms per 960x720 frame"
 
 
