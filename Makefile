@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 SAMPLE := samples/synthstreet.mp4
 DEMO_OUT := demo-out
 
-.PHONY: setup demo test test-all bench lint clean weights
+.PHONY: setup demo test test-all test-scaleout bench lint clean weights
 
 setup: $(VENV)/.installed
 
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[dev,onnx]"
+	$(PY) -m pip install -q -e ".[dev,onnx,ray,triton]"
 	touch $@
 
 demo: setup
@@ -29,6 +29,10 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m ""
+
+# Scale-out on a two-node Ray cluster started on this machine (tests/test_scaleout.py, ~2 min); CI runs it too.
+test-scaleout: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m cluster tests/test_scaleout.py
 
 # Reliability (docs/RELIABILITY.md): the bad-input corpus and a larger mutation fuzz than `make test` runs
 # (FUZZ_COUNT mutants per container, at most FUZZ_BUDGET_S seconds each); findings are kept in build/fuzz.
@@ -50,7 +54,10 @@ WEIGHTS_WORK ?= build/weights
 W := $(WEIGHTS_WORK)
 SYNTH_TRAIN := --clips 21 --frames 48 --size 360x480 --seed 1
 SYNTH_TEST := --clips 4 --frames 24 --size 360x480 --seed 2
-TRAIN_COMMON := --arch camvid-bise18 --batch 8 --crop 192x256 --distance official --cache $(W)/pairs --checkpoint-every 250 --seed 0
+# The shipped weights predate the official-recipe defaults of `arseg train` (OHEM, scale 0.5-2.5 of whole
+# frames, colour jitter, kaiming CReFF): these options keep the recipe they were made with.
+TRAIN_COMMON := --arch camvid-bise18 --batch 8 --crop 192x256 --distance official --cache $(W)/pairs --checkpoint-every 250 --seed 0 \
+	--loss ce --aug-scale 0.75 1.25 --jitter 0 --augment-variants 0
 HR_STEPS ?= 2500
 AR_STEPS ?= 1500
 CREFF_INIT ?= identity

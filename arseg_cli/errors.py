@@ -34,6 +34,10 @@ class WeightsError(ArsegError, ValueError):
     """A weights file is missing, malformed, unsafe or does not fit the model."""
 
 
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """The weights path does not exist."""
+
+
 class OutputExistsError(ArsegError, FileExistsError):
     """An output already exists and `--force` was not given."""
 

@@ -14,24 +14,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from arseg_cli.errors import InputError, OptionsError
-from arseg_cli.inference import FrameStep, scores_to_labels
+from arseg_cli.frame_step import FrameStep
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.resize import scores_to_labels
 from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
+from arseg_cli.stage_times import StageClock, StageTimes
 from arseg_cli.video.decode import PartialDecodeError, open_video
-from arseg_cli.video.mask_outputs import MaskOutputs, OutputKind, Timing
+from arseg_cli.output_plan import OutputKind, OutputTargets
+from arseg_cli.video.mask_outputs import MaskOutputs, Timing
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS, MotionRequest, Source
 from arseg_cli.video.records import DecodedFrame
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True, slots=True)
 class SegmentedFrame:
@@ -55,53 +55,36 @@ class SegmentedFrame:
     rgb: np.ndarray
 
 
-@dataclass
-class StageTimes:
-    """Seconds spent per stage (wall clock; CUDA work is synchronised before each reading)."""
-
-    decode: float = 0.0
-    motion: float = 0.0
-    model: float = 0.0
-    write: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.decode + self.motion + self.model + self.write
-
-    def to_json(self) -> dict[str, float]:
-        return {"decode": self.decode, "motion": self.motion, "model": self.model, "write": self.write}
-
-
 @dataclass(frozen=True)
 class Settings:
     """How frames are segmented.
 
     scale:  LR scale s of non-keyframes (None: the weights' scale; 1.0, or weights without an LR
             branch: every frame HR).
-    keyint: keyframe interval L, the most frames from one keyframe to the next (None: the weights').
+    keyframe_interval: keyframe interval L, the most frames from one keyframe to the next (None: the weights').
     policy: keyframe policy (arseg_cli.schedule). half: float16 on CUDA.
     """
 
     scale: float | None = None
-    keyint: int | None = None
+    keyframe_interval: int | None = None
     policy: Policy = DEFAULT_POLICY
     half: bool = False
 
     def resolve(self, model: ARSeg) -> tuple[float, int]:
         """(s, L) for `model`: s = 1.0 or L = 1 both mean per-frame HR, returned as (1.0, 1)."""
         scale = self.scale if self.scale is not None else (model.meta.scale or 1.0)
-        keyint = self.keyint if self.keyint is not None else model.meta.keyframe_interval
-        if keyint < 1:
-            raise OptionsError(f"-L must be >= 1, got {keyint}")
+        keyframe_interval = self.keyframe_interval if self.keyframe_interval is not None else model.meta.keyframe_interval
+        if keyframe_interval < 1:
+            raise OptionsError(f"-L must be >= 1, got {keyframe_interval}")
         if not 0.0 < scale <= 1.0:
             raise OptionsError(f"--scale must be in (0, 1], got {scale}")
-        if scale >= 1.0 or keyint == 1:
+        if scale >= 1.0 or keyframe_interval == 1:
             return 1.0, 1
         if model.lr is None:
             raise OptionsError(
                 f"the weights hold no LR branch (HR only): use --scale 1.0 or -L 1 for per-frame HR, not --scale {scale}"
             )
-        return scale, keyint
+        return scale, keyframe_interval
 
 
 def segment_frames(
@@ -120,30 +103,30 @@ def segment_frames(
     come from `resume.labels`, and the model runs again from the keyframe at or before the first
     missing frame (its HR pass only), so every frame gets the labels an uninterrupted run gives.
     """
-    scale, keyint = settings.resolve(model)
+    scale, keyframe_interval = settings.resolve(model)
     step = FrameStep(model, scale, half=settings.half)
-    scheduler = Scheduler(settings.policy, keyint)
+    scheduler = Scheduler(settings.policy, keyframe_interval)
     accumulator = FlowAccumulator()
-    clock = _Clock(model.device, times or StageTimes())
+    clock = StageClock(model.device, times or StageTimes())
     feat: torch.Tensor | None = None
     pending_key: np.ndarray | None = None  # while resuming: the latest keyframe's input, its feature not yet computed
     with torch.inference_mode():
         for frame in clock.pulled(frames):
             decision = scheduler.decide(frame)
-            if keyint > 1:
+            if keyframe_interval > 1:
                 with clock.stage("motion"):
                     flow = accumulator.push(frame, is_key=decision.is_key)
             size = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
             if resume is not None and frame.index < resume.first_missing:
                 if decision.is_key:
-                    pending_key, feat = (frame.rgb if keyint > 1 else None), None
+                    pending_key, feat = (frame.rgb if keyframe_interval > 1 else None), None
                 labels = resume.labels(frame.index, size)
             else:
                 with clock.stage("model"):
                     x = step.inputs(frame.rgb)
                     if decision.is_key:
                         scores, feat = step.key(x)
-                        if keyint == 1:
+                        if keyframe_interval == 1:
                             feat = None  # never fused: do not keep it
                     else:
                         if feat is None and pending_key is not None:  # the first frame after a resume
@@ -202,28 +185,6 @@ def _png_name(directory: Path, index: int) -> Path:
     return directory / f"{index:06d}.png"  # LabelPngWriter's names
 
 
-@dataclass(frozen=True)
-class OutputTargets:
-    """Where one video's masks go: a directory of label PNGs, colour / overlay / lossless label video
-    files, raw labels ('-' for standard output, or a file). At least one must be set."""
-
-    png_dir: str | None = None
-    colour: str | None = None
-    overlay: str | None = None
-    lossless: str | None = None
-    raw: str | None = None
-
-    def paths(self) -> dict[OutputKind, str]:
-        chosen = {
-            OutputKind.PNG: self.png_dir,
-            OutputKind.COLOUR: self.colour,
-            OutputKind.OVERLAY: self.overlay,
-            OutputKind.LOSSLESS: self.lossless,
-            OutputKind.RAW: self.raw,
-        }
-        return {kind: path for kind, path in chosen.items() if path is not None}
-
-
 @dataclass
 class SegmentSummary:
     """What one `segment_video` run did (the CLI's --json, docs/SEGMENT.md)."""
@@ -234,7 +195,7 @@ class SegmentSummary:
     size_hw: tuple[int, int] = (0, 0)
     fps: float | None = None
     scale: float = 1.0
-    keyint: int = 1
+    keyframe_interval: int = 1
     policy: str = DEFAULT_POLICY
     device: str = "cpu"
     half: bool = False
@@ -267,7 +228,7 @@ class SegmentSummary:
             "size": list(self.size_hw),
             "input_fps": self.fps,
             "scale": self.scale,
-            "keyframe_interval": self.keyint,
+            "keyframe_interval": self.keyframe_interval,
             "policy": self.policy,
             "device": self.device,
             "half": self.half,
@@ -328,11 +289,11 @@ def segment_video(
         raise OptionsError(
             f"the palette {palette.name!r} has {palette.num_classes} classes but the weights have {model.num_classes}"
         )
-    scale, keyint = settings.resolve(model)
+    scale, keyframe_interval = settings.resolve(model)
     started = time.perf_counter()
-    summary = SegmentSummary(input=str(source), scale=scale, keyint=keyint, policy=settings.policy,
+    summary = SegmentSummary(input=str(source), scale=scale, keyframe_interval=keyframe_interval, policy=settings.policy,
                              device=str(model.device), half=settings.half)  # fmt: skip
-    with open_video(source, motion=motion if keyint > 1 else "none", start=start, end=end, max_pixels=max_pixels) as reader:
+    with open_video(source, motion=motion if keyframe_interval > 1 else "none", start=start, end=end, max_pixels=max_pixels) as reader:
         info = reader.info
         summary.input, summary.fps = info.name, float(info.fps) if info.fps else None
         expected = _expected_frames(info.frame_count, info.duration_s, summary.fps, start, end)
@@ -392,46 +353,6 @@ def _expected_frames(
     elif total is None and end is not None:
         return None
     return None if total is None else max(0, total - (start or 0))
-
-
-class _Clock:
-    """Adds the wall-clock seconds of each stage to StageTimes; waits for CUDA work before reading."""
-
-    def __init__(self, device: torch.device, times: StageTimes) -> None:
-        self.times = times
-        self._cuda = device.type == "cuda"
-
-    def pulled(self, items: Iterable[T]) -> Iterator[T]:
-        """`items`, with the time spent producing each one added to `decode`."""
-        iterator = iter(items)
-        while True:
-            tick = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                self.times.decode += time.perf_counter() - tick
-                return
-            self.times.decode += time.perf_counter() - tick
-            yield item
-
-    def stage(self, name: str) -> _Stage:
-        return _Stage(self, name)
-
-
-class _Stage:
-    def __init__(self, clock: _Clock, name: str) -> None:
-        self.clock, self.name = clock, name
-
-    def __enter__(self) -> None:
-        if self.clock._cuda:
-            torch.cuda.synchronize()
-        self.tick = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.clock._cuda:
-            torch.cuda.synchronize()
-        times = self.clock.times
-        setattr(times, self.name, getattr(times, self.name) + time.perf_counter() - self.tick)
 
 
 __all__ = ["OutputTargets", "Resume", "SegmentSummary", "SegmentedFrame", "Settings", "StageTimes", "segment_frames", "segment_video"]

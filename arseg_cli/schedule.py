@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from arseg_cli.errors import OptionsError
-from arseg_cli.video.motion import has_past_motion, rasterise_blocks
+from arseg_cli.video.motion import iframe_keyframe_reason, is_stream_iframe, rasterise_blocks
 from arseg_cli.video.records import DecodedFrame
 
 Policy = Literal["fixed", "iframe", "adaptive"]
@@ -66,25 +66,20 @@ def intra_fraction(frame: DecodedFrame) -> float:
     return 1.0 - float(np.mean(covered)) if covered.size else 1.0
 
 
-def is_stream_iframe(frame: DecodedFrame) -> bool:
-    """The codec coded this frame without past motion (an I/IDR frame, not a future-only B-frame)."""
-    return frame.pict_type == "I" or (not has_past_motion(frame) and frame.pict_type != "B")
-
-
 class Scheduler:
     """Decides KEY or NONKEY for each frame, in display order (`decide`, one call per frame)."""
 
     def __init__(
-        self, policy: Policy = DEFAULT_POLICY, keyint: int = 12, *, intra_threshold: float = DEFAULT_INTRA_THRESHOLD
+        self, policy: Policy = DEFAULT_POLICY, keyframe_interval: int = 12, *, intra_threshold: float = DEFAULT_INTRA_THRESHOLD
     ) -> None:
         if policy not in POLICIES:
             raise OptionsError(f"unknown keyframe policy {policy!r}: use one of {', '.join(POLICIES)}")
-        if keyint < 1:
-            raise OptionsError(f"the keyframe interval L must be >= 1, got {keyint}")
+        if keyframe_interval < 1:
+            raise OptionsError(f"the keyframe interval L must be >= 1, got {keyframe_interval}")
         if not 0.0 < intra_threshold <= 1.0:
             raise OptionsError(f"the intra threshold must be in (0, 1], got {intra_threshold}")
         self.policy: Policy = policy
-        self.keyint = keyint
+        self.keyframe_interval = keyframe_interval
         self.intra_threshold = intra_threshold
         self._since_key: int | None = None  # frames since the last keyframe
         self._key_hw: tuple[int, int] | None = None  # frame size of the last keyframe
@@ -102,19 +97,14 @@ class Scheduler:
         return Decision(FrameKind.NONKEY, "", self._since_key)
 
     def _key_reason(self, frame: DecodedFrame) -> str:
-        if self._since_key is None:
-            return "first"
-        if _size(frame) != self._key_hw:  # a stream whose resolution changes: the keyframe feature no longer fits
-            return "resize"
-        if self._since_key + 1 >= self.keyint:
-            return "interval"
-        if self.policy == "fixed":
+        if self._since_key is not None and _size(frame) != self._key_hw:
+            return "resize"  # a stream whose resolution changes: the keyframe feature no longer fits
+        reason = iframe_keyframe_reason(frame, self._since_key, self.keyframe_interval)
+        if self.policy == "fixed" and reason == "iframe":
             return ""
-        if is_stream_iframe(frame):
-            return "iframe"
-        if self.policy == "adaptive" and intra_fraction(frame) > self.intra_threshold:
-            return "intra"
-        return ""
+        if reason or self.policy != "adaptive":
+            return reason
+        return "intra" if intra_fraction(frame) > self.intra_threshold else ""
 
 
 def _size(frame: DecodedFrame) -> tuple[int, int]:

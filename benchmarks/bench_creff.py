@@ -9,7 +9,7 @@
    its RSS once the inputs exist (the 177 MB output is included).
 3. bise18 size: C=256 fused at 90x120 (LR feature 46x60, flow 720x960) against the LR network's own
    forward at 360x480 (camvid-bise18, BatchNorm folded, channels-last, inference mode): ratio of medians.
-4. Unless --no-compile: the tiled kernel with its attention compiled (`use_compiled_attention`, the CLI's
+4. Unless --no-compile: the tiled kernel with its attention compiled (a CReFF's `compiled_attention`, the CLI's
    `--compile`), interleaved with the others at both sizes (`*_compiled`); the one-off compile falls in
    the warm-up call. Needs a C++ compiler; without one the figures are absent and `compiled` says why.
 
@@ -24,6 +24,7 @@ Usage: `python benchmarks/bench_creff.py [--repeats 5] [--threads 1] [--no-compi
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -34,7 +35,7 @@ from collections.abc import Callable
 import torch
 
 from arseg_cli.bench.timing import interleaved
-from arseg_cli.model import compiled_attention_enabled, use_compiled_attention
+from arseg_cli.model._compiled_attention import compile_failed
 from arseg_cli.model.creff import CReFF
 
 PSP = {"channels": 64, "feature": (720, 960), "lr_feature": (360, 480), "image": (720, 960)}
@@ -69,26 +70,16 @@ def plain(creff: CReFF) -> Callable[..., torch.Tensor]:
     return run
 
 
-def with_compiled_attention(call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """`call` with the compiled attention switched on for its duration only."""
-
-    def run() -> torch.Tensor:
-        use_compiled_attention(True)
-        try:
-            return call()
-        finally:
-            use_compiled_attention(False)
-
-    return run
+def compiled_copy(creff: CReFF) -> CReFF:
+    """The same CReFF (shared weights) running its attention compiled."""
+    twin = copy.copy(creff)
+    twin.compiled_attention = True
+    return twin
 
 
 def compiled_status() -> str:
     """Whether the compiled runs really ran compiled (a failed compile falls back, with a warning)."""
-    use_compiled_attention(True)
-    try:
-        return "compiled" if compiled_attention_enabled() else "compile failed: the *_compiled figures are the uncompiled kernel"
-    finally:
-        use_compiled_attention(False)
+    return "compile failed: the *_compiled figures are the uncompiled kernel" if compile_failed() else "compiled"
 
 
 def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -112,7 +103,7 @@ def peak_extra_mb(path: str) -> float:
     call = plain(creff) if path == "plain" else creff
     with torch.inference_mode():
         if path == "compiled":
-            use_compiled_attention(True)
+            call = compiled_copy(creff)
             call(lr[..., :4, :4], key[..., :8, :8], flow[..., :8, :8])
             with open("/proc/self/clear_refs", "w") as clear_refs:
                 clear_refs.write("5")  # VmHWM := VmRSS
@@ -136,7 +127,7 @@ def bise_ratio(repeats: int, compile_too: bool) -> dict[str, object]:
     creff = CReFF(BISE["channels"]).eval()
     calls = {"lr_forward": lambda: net(x_lr), "creff": lambda: creff(lr, key, flow)}
     if compile_too:
-        calls["creff_compiled"] = with_compiled_attention(lambda: creff(lr, key, flow))
+        calls["creff_compiled"] = lambda: compiled_copy(creff)(lr, key, flow)
     with torch.inference_mode():
         med = interleaved_medians(calls, repeats)
     result = {
@@ -176,7 +167,7 @@ def main() -> None:
             "fast_nchw": lambda: creff(lr_nchw, key_nchw, flow),
         }
         if not args.no_compile:
-            calls["fast_compiled"] = with_compiled_attention(lambda: creff(lr, key, flow))
+            calls["fast_compiled"] = lambda: compiled_copy(creff)(lr, key, flow)
         med = interleaved_medians(calls, args.repeats)
         reference = plain(creff)(lr, key, flow)
         error = (reference - creff(lr, key, flow)).abs().max().item()

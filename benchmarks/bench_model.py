@@ -28,11 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from arseg_cli.bench.timing import cpu_name
-from arseg_cli.model import ARSeg
+from arseg_cli.model import ARSeg, arch_config
 from arseg_cli.model._segnet import SegNet
 from arseg_cli.model.flops import branch_costs
-from arseg_cli.model.meta import ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
 
 
 def _randomise(model: nn.Module, seed: int) -> None:
@@ -46,8 +44,7 @@ def _randomise(model: nn.Module, seed: int) -> None:
 
 
 def _model(arch: str, scale: float) -> ARSeg:
-    palette, mean, std = OFFICIAL_DATA[arch]
-    meta = ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale, has_creff=False)
+    meta = arch_config(arch).model_meta(scale=scale, has_creff=False)
     model = ARSeg(meta)
     _randomise(model, seed=0)
     return model.eval()

@@ -128,7 +128,7 @@ def main() -> None:
     assert [f.index for f in frames if f.pict_type == "I"] == list(range(0, args.frames, KEYINT))
 
     dense_ms = time_passes(lambda: sum(1 for _ in flows_to_reference(frames)), args.repeats)
-    accumulated_ms = time_passes(lambda: sum(1 for _ in flows_to_key(frames, every=KEYINT)), args.repeats)
+    accumulated_ms = time_passes(lambda: sum(1 for _ in flows_to_key(frames, keyframe_interval=KEYINT)), args.repeats)
     farneback_fields, farneback_ms = farneback(frames)
 
     result = {
@@ -150,7 +150,7 @@ def main() -> None:
         "ratio_farneback_over_arseg": round(farneback_ms / accumulated_ms, 1),
         "epe_one_hop_arseg": end_point_errors(non_key(flows_to_reference(frames)), clip),
         "epe_one_hop_farneback": end_point_errors(iter(farneback_fields), clip),
-        "epe_to_key_arseg": end_point_errors(non_key(flows_to_key(frames, every=KEYINT)), clip),
+        "epe_to_key_arseg": end_point_errors(non_key(flows_to_key(frames, keyframe_interval=KEYINT)), clip),
         "note": "decode excluded; times are medians on a shared machine; EPE in pixels, mean over non-key frames",
     }
     json.dump(result, sys.stdout, indent=1)

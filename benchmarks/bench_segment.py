@@ -39,7 +39,8 @@ import torch
 
 from arseg_cli.model import build_arseg
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 from arseg_cli.pipeline import OutputTargets, Settings, segment_video
 from arseg_cli.video.synthetic import make_clip, write_clip
@@ -72,7 +73,7 @@ def run_once(video: Path, model: ARSeg, settings: Settings, out: Path) -> dict[s
 def throughput(video: Path, repeats: int, work: Path, device: str = "cpu", half: bool = False) -> dict[str, Any]:
     """AR 0.5x (L = 12) against per-frame HR on `device`; `half`: float16 (CUDA), as `segment --half`."""
     results: dict[str, Any] = {}
-    ar_settings, hr_settings = Settings(scale=0.5, keyint=L, half=half), Settings(scale=1.0, half=half)
+    ar_settings, hr_settings = Settings(scale=0.5, keyframe_interval=L, half=half), Settings(scale=1.0, half=half)
     for arch in ARCHS:
         model = random_model(arch).to(device)
         warm = write_video(work / "warm.mp4", 3, HEIGHT, WIDTH)
@@ -112,7 +113,7 @@ def child_main(video: str, out: str) -> None:
         if summary.frames in (1, 12, 24, 60, 120, 240, 480):
             marks[summary.frames] = _proc_status_kib("VmRSS")
 
-    summary = segment_video(video, model, OutputTargets(png_dir=out), Settings(scale=0.5, keyint=L), palette=CAMVID,
+    summary = segment_video(video, model, OutputTargets(png_dir=out), Settings(scale=0.5, keyframe_interval=L), palette=CAMVID,
                             on_frame=on_frame)  # fmt: skip
     # VmHWM: this process image's peak. getrusage's ru_maxrss would not do: Linux keeps across exec the
     # peak of the process that forked (here the benchmark itself, after its 720x960 runs).

@@ -27,7 +27,7 @@ from PIL import Image
 
 from arseg_cli.palettes import CAMVID
 from arseg_cli.video._sink import interrupts_deferred
-from arseg_cli.video.encode import (
+from arseg_cli.video.writers import (
     ColorVideoWriter,
     LabelPngWriter,
     LabelVideoWriter,

@@ -99,7 +99,7 @@ def main() -> None:
     try:
         model = load_weights(args.weights).float().eval()
         dataset = open_dataset(args.data, split=args.split)
-        pairs = PairDataset(dataset, keyint=args.keyint, policy="uniform", seed=args.seed, cache=str(args.cache) if args.cache else None)
+        pairs = PairDataset(dataset, keyframe_interval=args.keyint, policy="uniform", seed=args.seed, cache=str(args.cache) if args.cache else None)
         report = diagnose(model, pairs, args.limit)
     except ArsegError as error:
         raise SystemExit(f"error: {error}") from None

@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arseg_cli.model import build_arseg, save_weights
+from arseg_cli.model import arch_config, build_arseg, save_weights
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
 from arseg_cli.video.synthetic import make_clip, write_clip
 
 CLIP_HW = (96, 128)
@@ -23,9 +21,8 @@ CLIP_HW = (96, 128)
 def random_model(arch: str = "camvid-bise18", scale: float | None = 0.5, seed: int = 0) -> ARSeg:
     """HR + AR (CReFF) branches at random init, with non-trivial BatchNorm statistics (so that folding
     them in the inference path changes the arithmetic the check compares)."""
-    palette, mean, std = OFFICIAL_DATA[arch]
     torch.manual_seed(seed)
-    model = build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale, keyframe_interval=4))
+    model = build_arseg(arch_config(arch).model_meta(scale=scale, keyframe_interval=4))
     gen = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):

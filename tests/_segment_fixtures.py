@@ -12,7 +12,8 @@ import torch
 
 from arseg_cli.model import build_arseg, save_weights
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 from arseg_cli.video.synthetic import make_clip, write_clip
 

@@ -9,7 +9,8 @@ from torch.utils.data import Dataset
 
 from arseg_cli.model import build_arseg
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 
 HEIGHT, WIDTH = 64, 96
@@ -20,9 +21,10 @@ class FakePairs(Dataset):
     the keyframe shifted right by 2 px (flow dx = -2 wherever the shift is defined). Deterministic per
     (seed, epoch, index), like PairDataset."""
 
-    def __init__(self, count: int = 4, *, seed: int = 0, height: int = HEIGHT, width: int = WIDTH) -> None:
+    def __init__(self, count: int = 4, *, seed: int = 0, height: int = HEIGHT, width: int = WIDTH, variants: int = 0) -> None:
         self.count, self.seed, self.height, self.width = count, seed, height, width
         self.epoch = 0
+        self.variants = variants
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -31,7 +33,9 @@ class FakePairs(Dataset):
         return self.count
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
-        rng = np.random.default_rng([self.seed, index])  # fixed content per item: overfitting is possible
+        variant = self.epoch % self.variants if self.variants else self.epoch
+        # fixed content per item (and per variant, when there are variants): overfitting is possible
+        rng = np.random.default_rng([self.seed, index, variant] if self.variants else [self.seed, index])
         blocks = rng.integers(0, 4, (self.height // 16, self.width // 16))
         labels = np.kron(blocks, np.ones((16, 16), np.int64))
         colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]], np.int16)
@@ -46,6 +50,8 @@ class FakePairs(Dataset):
             "flow": torch.from_numpy(flow),
             "labels": torch.from_numpy(labels),
             "distance": 2,
+            "index": index,
+            "variant": variant,
         }
 
 

@@ -107,7 +107,7 @@ def test_encode_gives_the_ar_seg_layout_and_keeps_timing(
     np.testing.assert_allclose([f.time_s for f in result], [f.time_s for f in source], atol=1e-3)
     for a, b in zip(source, result):
         assert np.abs(a.rgb.astype(np.int16) - b.rgb).mean() < 4
-    assert [f.is_key for f in result] == [index % 5 == 0 for index in range(FRAMES)]
+    assert [f.is_stream_keyframe for f in result] == [index % 5 == 0 for index in range(FRAMES)]
 
 
 def test_encode_to_stdout_pipes_into_info(b_frame_mkv: Path) -> None:

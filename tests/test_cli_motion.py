@@ -32,7 +32,7 @@ def test_writes_one_flow_per_frame_equal_to_the_library_flows(video: Path, tmp_p
     assert main(["motion", str(video), "-o", str(out), *args]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([*names(FRAMES, "flo"), INDEX_NAME])
     frames = decode_frames(video)
-    expected = flows_to_reference(frames) if to_key is None else flows_to_key(frames, every=to_key)
+    expected = flows_to_reference(frames) if to_key is None else flows_to_key(frames, keyframe_interval=to_key)
     index = json.loads((out / INDEX_NAME).read_text())
     for (_, record), entry in zip(expected, index["frames"], strict=True):
         flow = read_flow(out / f"{record.index:06d}.flo")
@@ -72,7 +72,7 @@ def test_reads_mpegts_from_stdin(tmp_path: Path) -> None:
     assert done.stdout == b""  # data went to files, messages to stderr
     assert sorted(p.name for p in (tmp_path / "flows").iterdir()) == sorted([*names(FRAMES, "flo"), INDEX_NAME])
     assert json.loads((tmp_path / "flows" / INDEX_NAME).read_text())["input"] == "<stdin>"
-    for (_, record) in flows_to_key(decode_frames(stream), every=12):
+    for (_, record) in flows_to_key(decode_frames(stream), keyframe_interval=12):
         assert read_flow(tmp_path / "flows" / f"{record.index:06d}.flo").tobytes() == record.flow_px.tobytes()
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import typer
 from typer.testing import CliRunner
 
 from arseg_cli.cli import app
 from arseg_cli.errors import OptionsError, WeightsError
-from arseg_cli.model import build
+from arseg_cli.model import build, list_archs
 from arseg_cli.model.official_release import OfficialFiles, find_official_files, official_file_scale, reported_metrics
 from arseg_cli.model.weights import read_info, save_weights
 from test_weights import _creff_landed, _outputs, _StandIn  # tests/ is on sys.path (pytest rootdir-relative import)
@@ -259,3 +260,38 @@ def test_import_usage_errors_exit_2(tmp_path: Path, args: list[str], message: st
     code, output = _run("weights", "import", *args)
     assert code == 2
     assert message in _one_error_line(output)
+
+
+# --- arseg weights archs, and --arch taking the registry's ids ------------------------------------------
+def test_archs_lists_every_registered_architecture_with_its_record() -> None:
+    code, output = _run("weights", "archs")
+    assert code == 0, output
+    assert [line.split()[0] for line in output.splitlines()] == list_archs()
+    assert "camvid-psp18         camvid (12 classes), F 64 ch at 1/1, paper mIoU HR 69.43 / AR@0.5 70.48" in output
+    code, output = _run("weights", "archs", "--json")
+    records = {record["arch"]: record for record in json.loads(output)}
+    assert set(records) == set(list_archs())
+    assert records["cityscapes-bise18"]["data"]["palette"] == "cityscapes"
+    assert records["camvid-bise18"]["aux_heads"] == [
+        {"module": "conv_out16", "target": "pixels", "weight": 1.0},
+        {"module": "conv_out32", "target": "pixels", "weight": 1.0},
+    ]
+
+
+def test_the_arch_option_takes_what_the_registry_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newly registered architecture is an --arch choice with no CLI change; an unknown id is refused."""
+    from dataclasses import replace
+
+    from arseg_cli.cli._arch import parse_arch
+    from arseg_cli.model import _registry, arch_config
+
+    for arch in list_archs():
+        assert parse_arch(arch) == arch
+    with pytest.raises(typer.BadParameter, match="unknown architecture 'camvid-tiny'"):
+        parse_arch("camvid-tiny")
+    monkeypatch.setattr(_registry, "_BUILDERS", dict(_registry._BUILDERS))
+    monkeypatch.setattr(_registry, "_CONFIGS", dict(_registry._CONFIGS))
+    _registry.register(replace(arch_config("camvid-bise18"), arch="camvid-tiny"))(lambda **kw: None)
+    assert parse_arch("camvid-tiny") == "camvid-tiny"
+    code, output = _run("weights", "import", "--lr", "missing.pth", "--arch", "nope", "-o", "x.safetensors")
+    assert code == 2 and "unknown architecture 'nope': choose one of camvid-bise18, camvid-psp18, camvid-tiny" in output

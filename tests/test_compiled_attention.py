@@ -1,6 +1,7 @@
-"""The opt-in compiled CReFF attention (`--compile`, `use_compiled_attention`): the same numbers as the
-definition through both of its compiled variants, a warning and the uncompiled kernel when there is no
-compiler, and the CLI option. Compiling costs ~12 s per variant on a cold inductor cache (less warm)."""
+"""The opt-in compiled CReFF attention (`--compile`, `ARSeg.use_compiled_attention`): the same numbers as
+the definition through both of its compiled variants, a warning and the uncompiled kernel when there is
+no compiler, and the CLI option, a value given to the model it runs, not a process-wide switch.
+Compiling costs ~12 s per variant on a cold inductor cache (less warm)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,9 @@ from PIL import Image
 
 from _segment_fixtures import tiny_weights, write_test_clip
 from arseg_cli.cli import main
-from arseg_cli.model import compiled_attention_enabled, use_compiled_attention
+from arseg_cli.model._compiled_attention import compile_failed
 from arseg_cli.model._local_attention import _Tiles, fused_creff
-from arseg_cli.model.creff import local_attention, warp_feature
+from arseg_cli.model.creff import CReFF, local_attention, warp_feature
 from arseg_cli.synth import SynthSpec, write_dataset
 from test_creff import F64, random_creff
 
@@ -34,25 +34,15 @@ needs_compiler = pytest.mark.skipif(
 )
 
 
-@pytest.fixture()
-def compile_reset() -> Iterator[None]:
-    """The setting is process-wide (and `--compile` run in this process turns it on): off after the test."""
-    yield
-    use_compiled_attention(False)
-
-
 def _band_path_refused(*_: object) -> None:
     raise AssertionError("the band-GEMM attention ran although the compiled one was enabled")
 
 
 @needs_compiler
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-worker-all-threads", "two-single-thread-workers"])
-def test_compiled_attention_equals_the_definition(
-    workers: int, compile_reset: None, monkeypatch: pytest.MonkeyPatch, two_torch_threads: None
-) -> None:
+def test_compiled_attention_equals_the_definition(workers: int, monkeypatch: pytest.MonkeyPatch, two_torch_threads: None) -> None:
     """float64, so the only difference is summation order: 1e-10 as for the uncompiled kernel. Two
     intra-op threads: one worker runs a copy compiled for 2 OpenMP threads, two workers one for 1."""
-    use_compiled_attention(True)
     monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     creff = random_creff(5, "official", seed=workers)
     lr, key = torch.randn(2, 5, 6, 7, dtype=F64), torch.randn(2, 5, 11, 13, dtype=F64)
@@ -63,16 +53,16 @@ def test_compiled_attention_equals_the_definition(
         q, k, v = creff.lr_query_conv(up), creff.hr_key_conv(warped), creff.hr_value_conv(warped)
         expected = up + local_attention(q, k, v)
         convs = (creff.lr_query_conv, creff.hr_key_conv, creff.hr_value_conv)
-        fused = fused_creff(lr, key, flow, convs, warp="official", window=7, rows=3, workers=workers)
-        again = fused_creff(lr, key, flow, convs, warp="official", window=7, rows=5, workers=workers)  # other tile sizes
-    assert compiled_attention_enabled()  # a failed compile would have switched it off
+        fused = fused_creff(lr, key, flow, convs, warp="official", window=7, rows=3, workers=workers, compiled=True)
+        again = fused_creff(lr, key, flow, convs, warp="official", window=7, rows=5, workers=workers, compiled=True)  # other tiles
+    assert not compile_failed()  # a failed compile would have fallen back to the band GEMMs
     torch.testing.assert_close(fused, expected, rtol=0, atol=1e-10)
     torch.testing.assert_close(again, expected, rtol=0, atol=1e-10)
 
 
 _NO_COMPILER_SCRIPT = """
 import json, logging, torch
-from arseg_cli.model import compiled_attention_enabled, use_compiled_attention
+from arseg_cli.model._compiled_attention import compile_failed
 from arseg_cli.model.creff import CReFF
 records = []
 handler = logging.Handler(); handler.emit = records.append
@@ -82,9 +72,9 @@ creff = CReFF(4).eval()
 lr, key, flow = torch.randn(1, 4, 6, 7), torch.randn(1, 4, 11, 13), torch.randn(1, 2, 22, 26)
 with torch.inference_mode():
     expected = creff(lr, key, flow)
-    use_compiled_attention(True)
+    creff.compiled_attention = True
     outputs = [creff(lr, key, flow) for _ in range(2)]
-print(json.dumps({"equal": all(torch.equal(o, expected) for o in outputs), "enabled": compiled_attention_enabled(),
+print(json.dumps({"equal": all(torch.equal(o, expected) for o in outputs), "enabled": not compile_failed(),
                   "warnings": [r.getMessage() for r in records if r.levelno == logging.WARNING]}))
 """
 
@@ -101,7 +91,7 @@ def test_without_a_compiler_it_warns_once_and_runs_the_uncompiled_kernel(tmp_pat
 
 @needs_compiler
 def test_bench_compile_reports_the_compiled_attention(
-    capsys: pytest.CaptureFixture[str], compile_reset: None, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     assert main(["bench", "--size", "48x64", "--repeats", "1", "-L", "4", "--device", "cpu", "--compile", "--json"]) == 0
@@ -110,7 +100,7 @@ def test_bench_compile_reports_the_compiled_attention(
 
 @needs_compiler
 def test_segment_compile_gives_the_labels_of_the_uncompiled_kernel(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compile_reset: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """float32 scores differ by summation order only (~1e-6): labels agree except where two classes tie
     that closely, which a random tiny model makes rare; 99.9% allows a few such pixels."""
@@ -119,7 +109,7 @@ def test_segment_compile_gives_the_labels_of_the_uncompiled_kernel(
     assert main(["segment", str(clip), "-o", str(tmp_path / "plain"), "-q"]) == 0
     monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     assert main(["segment", str(clip), "-o", str(tmp_path / "compiled"), "-q", "--compile", "--device", "cpu"]) == 0
-    assert compiled_attention_enabled()
+    assert not compile_failed()
 
     def labels(directory: Path) -> np.ndarray:
         return np.stack([np.asarray(Image.open(p)) for p in sorted(directory.glob("*.png"))])
@@ -131,7 +121,7 @@ def test_segment_compile_gives_the_labels_of_the_uncompiled_kernel(
 
 @needs_compiler
 def test_eval_compile_scores_what_the_uncompiled_kernel_scores(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], compile_reset: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """mIoU rounded to 1e-6 over a few frames: the ~1e-6 score differences flip no label here."""
     weights = tiny_weights(tmp_path / "tiny.safetensors")
@@ -143,7 +133,7 @@ def test_eval_compile_scores_what_the_uncompiled_kernel_scores(
     monkeypatch.setattr(_Tiles, "_attend", _band_path_refused)
     assert main([*args, "--compile"]) == 0
     compiled_run = json.loads(capsys.readouterr().out)
-    assert compiled_attention_enabled()
+    assert not compile_failed()
     assert compiled_run["ar"]["per_d"] == plain["ar"]["per_d"]
 
 
@@ -153,4 +143,18 @@ def test_compile_with_onnxruntime_is_a_one_line_error(command: str, tmp_path: Pa
     assert main([command, *target, "--backend", "onnxruntime", "--onnx", str(tmp_path), "--compile"]) == 2
     message = " ".join(capsys.readouterr().err.split())
     assert "--compile is for the torch backend" in message and message.count("error:") == 1
-    assert not (tmp_path / "out").exists() and not compiled_attention_enabled()
+    assert not (tmp_path / "out").exists()
+
+
+def test_compile_is_a_setting_of_the_model_not_of_the_process() -> None:
+    """One model asking for the compiled attention leaves every other model (and CReFF) as it was."""
+    from arseg_cli.model import arch_config, build_arseg
+
+    torch.manual_seed(0)
+    first, second = (build_arseg(arch_config("camvid-bise18").model_meta(scale=0.5)).eval() for _ in range(2))
+    assert first.use_compiled_attention(True) is first
+    creffs = [m for m in first.modules() if isinstance(m, CReFF)]
+    assert creffs and all(m.compiled_attention for m in creffs)
+    assert first.compiled_attention == (not compile_failed())
+    assert not second.compiled_attention and not CReFF(4).compiled_attention
+    assert not first.use_compiled_attention(False).compiled_attention

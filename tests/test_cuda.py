@@ -14,7 +14,8 @@ from PIL import Image
 
 from _segment_fixtures import tiny_model, write_test_clip
 from _train_fixtures import FakePairs, camvid_meta, seeded_model
-from arseg_cli.inference import FrameStep, scores_to_labels
+from arseg_cli.frame_step import FrameStep
+from arseg_cli.model.resize import scores_to_labels
 from arseg_cli.model import build_arseg
 from arseg_cli.model.creff import CReFF
 from arseg_cli.palettes import CAMVID

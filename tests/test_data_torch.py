@@ -21,7 +21,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 
 def test_items_have_the_agreed_tensors(synth: Dataset) -> None:
-    data = PairDataset(synth, keyint=KEYINT, policy="official")
+    data = PairDataset(synth, keyframe_interval=KEYINT, policy="official")
     item = data[0]
     h, w = SYNTH_SPEC.height, SYNTH_SPEC.width
     assert item["key"].shape == (3, h, w) and item["key"].dtype == torch.uint8
@@ -37,22 +37,22 @@ def test_items_have_the_agreed_tensors(synth: Dataset) -> None:
 
 
 def test_only_frames_with_room_for_every_distance(synth: Dataset) -> None:
-    data = PairDataset(synth, keyint=KEYINT)
+    data = PairDataset(synth, keyframe_interval=KEYINT)
     assert len(data) == SYNTH_SPEC.clips * (SYNTH_SPEC.frames - (KEYINT - 1))
     assert min(frame.index for frame in data.frames) == KEYINT - 1
     with pytest.raises(InputError, match="no labelled frame has 99 frames before it"):
-        PairDataset(synth, keyint=100)
+        PairDataset(synth, keyframe_interval=100)
     with pytest.raises(InputError, match="unknown distance policy"):
         PairDataset(synth, policy="random")  # type: ignore[arg-type]
 
 
 def test_uniform_policy_covers_1_to_L_minus_1_and_is_seeded(synth: Dataset) -> None:
-    data = PairDataset(synth, keyint=KEYINT, policy="uniform", seed=3)
+    data = PairDataset(synth, keyframe_interval=KEYINT, policy="uniform", seed=3)
     epoch0 = [data.distance_of(i) for i in range(len(data))]
     assert data.pair(4).distance == epoch0[4] and data[7]["distance"] == epoch0[7]
-    again = PairDataset(synth, keyint=KEYINT, policy="uniform", seed=3)
+    again = PairDataset(synth, keyframe_interval=KEYINT, policy="uniform", seed=3)
     assert [again.distance_of(i) for i in reversed(range(len(data)))][::-1] == epoch0  # order does not matter
-    other_seed = PairDataset(synth, keyint=KEYINT, policy="uniform", seed=4)
+    other_seed = PairDataset(synth, keyframe_interval=KEYINT, policy="uniform", seed=4)
     assert [other_seed.distance_of(i) for i in range(len(data))] != epoch0
     draws = []
     for epoch in range(20):
@@ -62,12 +62,12 @@ def test_uniform_policy_covers_1_to_L_minus_1_and_is_seeded(synth: Dataset) -> N
     counts = np.bincount(draws, minlength=KEYINT)
     assert counts[0] == 0 and set(np.nonzero(counts)[0]) == set(range(1, KEYINT))
     assert counts[1:].min() > 0.6 * counts[1:].mean()  # 420 draws over 5 values: roughly uniform
-    official = PairDataset(synth, keyint=KEYINT, policy="official", seed=3)
+    official = PairDataset(synth, keyframe_interval=KEYINT, policy="official", seed=3)
     assert {official.distance_of(i) for i in range(len(official))} == {KEYINT - 1}
 
 
 def test_augmented_items_repeat_with_the_seed(synth: Dataset, tmp_path: Path) -> None:
-    kwargs = dict(keyint=KEYINT, policy="uniform", seed=1, augment=True, crop_hw=(96, 128))
+    kwargs = dict(keyframe_interval=KEYINT, policy="uniform", seed=1, augment=True, crop_hw=(96, 128))
     a = PairDataset(synth, **kwargs)[2]  # type: ignore[arg-type]
     b = PairDataset(synth, cache=str(tmp_path / "cache"), **kwargs)[2]  # type: ignore[arg-type]
     assert a["cur"].shape == (3, 96, 128) and a["labels"].shape == (96, 128)
@@ -79,6 +79,6 @@ def test_augmented_items_repeat_with_the_seed(synth: Dataset, tmp_path: Path) ->
 def test_dataset_pickles_for_loader_workers(synth: Dataset) -> None:
     import pickle
 
-    data = PairDataset(synth, keyint=KEYINT, policy="official", seed=2)
+    data = PairDataset(synth, keyframe_interval=KEYINT, policy="official", seed=2)
     copy = pickle.loads(pickle.dumps(data))
     assert torch.equal(copy[3]["flow"], data[3]["flow"]) and copy[3]["distance"] == KEYINT - 1

@@ -59,7 +59,7 @@ def test_every_container_decodes_frames_types_times_and_vectors(
         frames = list(reader)
     assert [frame.index for frame in frames] == list(range(FRAMES))
     assert "".join(frame.pict_type for frame in frames) == IPPP
-    assert [frame.is_key for frame in frames] == [index % KEYINT == 0 for index in range(FRAMES)]
+    assert [frame.is_stream_keyframe for frame in frames] == [index % KEYINT == 0 for index in range(FRAMES)]
     for frame, truth in zip(frames, clip.frames):
         assert frame.rgb.dtype == np.uint8 and frame.rgb.shape == (HEIGHT, WIDTH, 3)
         # crf 16 with yuv420p: small errors, but a wrong colour order or a shifted frame would be far off.

@@ -22,7 +22,8 @@ from arseg_cli.evaluate import class_rule, evaluate
 from arseg_cli.evaluate.protocol import available_modes, eligible_frames
 from arseg_cli.model import build_arseg, save_weights
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 from arseg_cli.synth import SynthSpec, write_dataset
 
@@ -69,7 +70,7 @@ def ar_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_protocol_counts_every_labelled_pixel_of_each_frame_at_each_distance(dataset: Dataset, pairs: PairCache) -> None:
-    result = evaluate(_model(), dataset, keyint=L, limit=LIMIT, pairs=pairs.get)
+    result = evaluate(_model(), dataset, keyframe_interval=L, limit=LIMIT, pairs=pairs.get)
     frames = eligible_frames(dataset, L, LIMIT)
     assert [f.index for f in frames] == [2, 3, 4] and result.frames == LIMIT
     labelled = sum(int((dataset.read_labels(f) != 255).sum()) for f in frames)
@@ -84,8 +85,8 @@ def test_protocol_counts_every_labelled_pixel_of_each_frame_at_each_distance(dat
 
 def test_batching_and_pair_threads_change_nothing(dataset: Dataset, pairs: PairCache) -> None:
     model = _model()
-    one = evaluate(model, dataset, keyint=2, limit=LIMIT, batch=1, workers=0, pairs=pairs.get)
-    three = evaluate(model, dataset, keyint=2, limit=LIMIT, batch=3, workers=2, pairs=make_pair)
+    one = evaluate(model, dataset, keyframe_interval=2, limit=LIMIT, batch=1, workers=0, pairs=pairs.get)
+    three = evaluate(model, dataset, keyframe_interval=2, limit=LIMIT, batch=3, workers=2, pairs=make_pair)
     for mode in one.modes:
         for a, b in zip(one.modes[mode].per_d, three.modes[mode].per_d, strict=True):
             # Same pixels counted; predictions may only flip where the batch size changes float rounding
@@ -135,7 +136,7 @@ def test_an_oracle_scores_one_in_every_mode_and_distance(
     model = _answering_model(monkeypatch, lambda n: _label_logits(answers.last(n), 12))
     for count in (12, 11):
         rule = class_rule(CAMVID.classes, count)
-        result = evaluate(model, dataset, keyint=L, limit=LIMIT, batch=2, workers=0, pairs=answers, rule=rule)
+        result = evaluate(model, dataset, keyframe_interval=L, limit=LIMIT, batch=2, workers=0, pairs=answers, rule=rule)
         for mode in result.modes.values():
             assert mode.miou_per_d(result.rule) == [1.0] * L and mode.miou(result.rule) == 1.0
 
@@ -150,7 +151,7 @@ def test_a_constant_model_scores_what_the_labels_say(
     present = np.flatnonzero(counts)
     # road's IoU = road pixels / all labelled pixels; every other present class 0; absent classes have none
     expected = counts[3] / counts.sum() / len(present)
-    result = evaluate(model, dataset, modes=("hr", "ar"), keyint=L, limit=LIMIT, workers=0, pairs=answers)
+    result = evaluate(model, dataset, modes=("hr", "ar"), keyframe_interval=L, limit=LIMIT, workers=0, pairs=answers)
     for mode in result.modes.values():
         assert mode.miou_per_d(result.rule) == pytest.approx([expected] * L, rel=1e-12)
         per_class = mode.iou_per_class(result.rule)
@@ -160,30 +161,30 @@ def test_a_constant_model_scores_what_the_labels_say(
 def test_hr_only_weights_evaluate_lr_as_the_hr_network_on_downscaled_frames(dataset: Dataset, pairs: PairCache) -> None:
     model = _model(scale=None)
     assert available_modes(model) == ("hr", "lr")
-    result = evaluate(model, dataset, modes=("hr", "lr"), scale=0.5, keyint=2, limit=1, pairs=pairs.get)
+    result = evaluate(model, dataset, modes=("hr", "lr"), scale=0.5, keyframe_interval=2, limit=1, pairs=pairs.get)
     assert result.lr_kind == "hr-downscaled"
     hr, lr = (result.modes[m].per_d[1].matrix for m in ("hr", "lr"))
     assert hr.sum() == lr.sum() and (hr != lr).any()  # the half-size input changes the predictions
-    full = evaluate(model, dataset, modes=("hr", "lr"), scale=1.0, keyint=2, limit=1, pairs=pairs.get)
+    full = evaluate(model, dataset, modes=("hr", "lr"), scale=1.0, keyframe_interval=2, limit=1, pairs=pairs.get)
     assert (full.modes["lr"].per_d[1].matrix == full.modes["hr"].per_d[1].matrix).all()  # s = 1: the same pass
 
 
 def test_plain_lr_network_is_used_when_the_weights_hold_one(dataset: Dataset, pairs: PairCache) -> None:
     model = _model(creff=False)
     assert available_modes(model) == ("hr", "lr")
-    result = evaluate(model, dataset, modes=("lr",), keyint=2, limit=1, pairs=pairs.get)
+    result = evaluate(model, dataset, modes=("lr",), keyframe_interval=2, limit=1, pairs=pairs.get)
     assert result.lr_kind == "lr-network" and len(result.modes["lr"].per_d) == 2
     with pytest.raises(OptionsError, match="no AR branch"):
-        evaluate(model, dataset, modes=("ar",), keyint=2, limit=1, pairs=pairs.get)
+        evaluate(model, dataset, modes=("ar",), keyframe_interval=2, limit=1, pairs=pairs.get)
     with pytest.raises(OptionsError, match="no HR network"):
-        evaluate(_model(creff=False, has_hr=False), dataset, modes=("hr",), keyint=2, limit=1, pairs=pairs.get)
+        evaluate(_model(creff=False, has_hr=False), dataset, modes=("hr",), keyframe_interval=2, limit=1, pairs=pairs.get)
 
 
 def test_protocol_refusals(dataset: Dataset, pairs: PairCache) -> None:
     with pytest.raises(InputError, match="no labelled frame has 14 frames before it"):
-        evaluate(_model(), dataset, keyint=15, pairs=pairs.get)
+        evaluate(_model(), dataset, keyframe_interval=15, pairs=pairs.get)
     with pytest.raises(OptionsError, match="unknown mode 'xr'"):
-        evaluate(_model(), dataset, modes=("xr",), keyint=2, pairs=pairs.get)
+        evaluate(_model(), dataset, modes=("xr",), keyframe_interval=2, pairs=pairs.get)
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -250,4 +251,4 @@ def test_a_model_of_other_classes_is_refused(dataset: Dataset, pairs: PairCache)
     torch.manual_seed(0)
     meta = ModelMeta("camvid-bise18", tuple(f"c{i}" for i in range(12)), CAMVID.colors, CAMVID_MEAN, CAMVID_STD)
     with pytest.raises(InputError, match="classes are not the model's 12"):
-        evaluate(build_arseg(meta).eval(), dataset, modes=("hr",), keyint=1, pairs=pairs.get)
+        evaluate(build_arseg(meta).eval(), dataset, modes=("hr",), keyframe_interval=1, pairs=pairs.get)

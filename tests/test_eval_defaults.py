@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from arseg_cli.model import defaults
-from arseg_cli.model.weights import WeightsError, WeightsNotFoundError
+from arseg_cli.errors import WeightsError, WeightsNotFoundError
 
 
 @pytest.fixture

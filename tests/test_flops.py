@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from arseg_cli.model import flops
+from arseg_cli.model import arch_config, flops
+from arseg_cli.model.resize import lr_size
 from arseg_cli.model.flops import (
     ar_average_macs,
     branch_costs,
     count_macs,
     creff_attention_macs,
     creff_conv_macs,
-    lr_size,
     paper_costs,
     thop_convention_macs,
 )
@@ -36,6 +36,14 @@ def test_paper_convention_reproduces_the_published_counts_within_1_percent(arch:
     assert costs["hr"].gmacs == pytest.approx(hr, rel=0.01)
     assert costs["lr"].gmacs == pytest.approx(lr, rel=0.01)
     assert costs["lr"].input_hw == (height // 2, width // 2)
+
+
+@pytest.mark.parametrize("arch", sorted(PUBLISHED))
+def test_the_architecture_records_carry_the_published_counts(arch: str) -> None:
+    height, width, hr, lr = PUBLISHED[arch]
+    config = arch_config(arch)
+    assert config.data.frame_hw == (height, width)
+    assert (config.paper.hr_gmacs, config.paper.lr_gmacs, config.paper.scale) == (hr, lr, 0.5)
 
 
 @pytest.mark.parametrize(("arch", "branch"), [("camvid-psp18", "hr"), ("camvid-psp18", "lr"), ("cityscapes-psp18", "lr")])

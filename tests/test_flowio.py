@@ -136,7 +136,7 @@ def test_writer_refuses_a_non_empty_directory_without_force(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    "settings", [{"to_key": 0}, {"fmt": "png"}, {"motion": "none"}], ids=["to-key-0", "format", "motion-none"]
+    "settings", [{"keyframe_interval": 0}, {"fmt": "png"}, {"motion": "none"}], ids=["to-key-0", "format", "motion-none"]
 )
 def test_export_settings_that_make_no_sense_are_usage_errors(settings: dict[str, object]) -> None:
     with pytest.raises(OptionsError) as error:

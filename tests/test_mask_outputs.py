@@ -18,8 +18,9 @@ from PIL import Image
 
 from arseg_cli.errors import InputError, OptionsError, OutputError, OutputExistsError
 from arseg_cli.palettes import CAMVID
-from arseg_cli.video.encode import ColorVideoWriter, blend, colorize, read_label_video
-from arseg_cli.video.mask_outputs import MaskOutputs, OutputKind, Timing, output_paths, parse_kinds
+from arseg_cli.video.writers import ColorVideoWriter, blend, colorize, read_label_video
+from arseg_cli.output_plan import OutputKind, output_paths, parse_kinds
+from arseg_cli.video.mask_outputs import MaskOutputs, Timing
 from arseg_cli.video.synthetic import make_clip
 
 ALL = ["png", "colour", "overlay", "lossless", "raw"]

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from arseg_cli.errors import InputError, OptionsError
-from arseg_cli.model import ARSeg, build, list_archs
+from arseg_cli.model import ARSeg, arch_config, build, list_archs
 from arseg_cli.model._fold import fold_batchnorms
 from arseg_cli.model._registry import register
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 
 ARCHS = ["camvid-psp18", "camvid-bise18", "cityscapes-psp18", "cityscapes-bise18"]
@@ -72,7 +72,7 @@ def test_registry_lists_the_four_architectures() -> None:
 
 def test_registry_refuses_a_duplicate_name() -> None:
     with pytest.raises(ValueError, match="already registered"):
-        register("camvid-psp18")(lambda **kw: None)
+        register(arch_config("camvid-psp18"))(lambda **kw: None)
     assert list_archs() == sorted(ARCHS)
 
 
@@ -166,8 +166,7 @@ def test_aliased_modules_are_one_module_under_two_names(arch: str, nets: dict[st
 
 
 def _meta(arch: str, scale: float | None = 0.5, has_creff: bool = True) -> ModelMeta:
-    palette, mean, std = OFFICIAL_DATA[arch]
-    return ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale, has_creff=has_creff)
+    return arch_config(arch).model_meta(scale=scale, has_creff=has_creff)
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +336,77 @@ def test_state_dict_holds_branch_prefixed_official_keys() -> None:
     keys = set(model.state_dict())
     assert "hr.feats.conv1.weight" in keys and "lr.fuse_attention.lr_query_conv.weight" in keys
     assert not any(k.startswith("hr.fuse_attention") for k in keys)
+
+
+# --- the configuration records ------------------------------------------------------------------------
+@pytest.mark.parametrize("arch", list_archs())
+def test_each_architecture_record_describes_the_network_it_builds(arch: str) -> None:
+    """The record's classes, feature (channels, stride) and auxiliary heads are what the builder makes."""
+    config = arch_config(arch)
+    torch.manual_seed(0)
+    net = build(arch).eval()
+    assert config.arch == net.arch == arch
+    assert net.num_classes == config.num_classes == CLASSES[arch]
+    assert net.feature_channels == config.feature_channels == CHANNELS[arch]
+    with torch.no_grad():
+        feat, aux = net.features_and_aux(torch.randn(2, 3, 64, 96), aux=True)
+    assert tuple(feat.shape) == (2, config.feature_channels, 64 // config.feature_stride, 96 // config.feature_stride)
+    assert len(aux) == len(config.aux_heads)
+    for head, scores in zip(config.aux_heads, aux):
+        assert isinstance(getattr(net, head.module), nn.Module)
+        assert scores.dim() == (2 if head.target == "classes_present" else 4)
+        assert head.weight > 0
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_each_architecture_record_marks_its_official_keys(arch: str) -> None:
+    """The official key markers are keys of the network's state dict, and the detector finds the arch by them."""
+    from arseg_cli.model.official import detect_arch
+
+    official = arch_config(arch).official
+    assert official is not None
+    state = build(arch).state_dict()
+    assert {official.backbone_key, official.classifier_key, *official.key_aliases, *official.key_aliases.values()} <= set(state)
+    assert detect_arch(state) == arch
+    assert detect_arch({k: v for k, v in state.items() if k != official.backbone_key}) is None
+
+
+def test_the_log_probability_output_is_the_records_word() -> None:
+    torch.manual_seed(0)
+    for arch in list_archs():
+        net = build(arch).eval()
+        with torch.no_grad():
+            scores, _ = net(torch.randn(2, 3, 32, 32))
+        sums = scores.exp().sum(dim=1)
+        assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4) == arch_config(arch).log_probs
+
+
+def test_a_new_architecture_is_its_record_and_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering a record and a builder is all it takes: build, recipe, auxiliary losses, normalisation,
+    paper figures and the official release table all follow the record."""
+    from arseg_cli.bench.reference import paper_json
+    from arseg_cli.model import _registry
+    from arseg_cli.model.architecture import AuxHead, Recipe
+    from arseg_cli.model.bisenet import CAMVID_BISE18, BiSeNet18
+    from arseg_cli.model.flops import paper_costs
+    from arseg_cli.model.official_release import reported_metrics
+    from arseg_cli.train.config import recipe_for
+    from arseg_cli.train.losses import auxiliary_loss, segmentation_loss
+
+    monkeypatch.setattr(_registry, "_BUILDERS", dict(_registry._BUILDERS))
+    monkeypatch.setattr(_registry, "_CONFIGS", dict(_registry._CONFIGS))
+    record = replace(
+        CAMVID_BISE18, arch="camvid-bise18-light", paper=None, official=None,
+        recipe=Recipe("sgd", 0.05, 0.9, 1e-4, batch=4, epochs=3, plain_fraction=0.0),
+        aux_heads=(AuxHead("conv_out16", "pixels", 0.25), AuxHead("conv_out32", "pixels", 0.5)),
+    )  # fmt: skip
+    _registry.register(record)(lambda num_classes=None, **kw: BiSeNet18(record, num_classes))
+    assert "camvid-bise18-light" in list_archs() and build("camvid-bise18-light").arch == "camvid-bise18-light"
+    assert recipe_for("camvid-bise18-light").lr == 0.05
+    scores, labels = torch.randn(2, 12, 8, 8), torch.randint(0, 12, (2, 8, 8))
+    ce = segmentation_loss(scores, labels, log_probs=False)
+    assert torch.allclose(auxiliary_loss("camvid-bise18-light", (scores, scores), labels), 0.75 * ce)
+    assert arch_config("camvid-bise18-light").model_meta(scale=0.5).mean == CAMVID_BISE18.mean
+    assert paper_json("camvid-bise18-light") is None and reported_metrics("camvid-bise18-light", roles={"hr"}, scale=None) == {}
+    with pytest.raises(ValueError, match="no published figures"):
+        paper_costs("camvid-bise18-light", 64, 96, 0.5)

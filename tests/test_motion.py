@@ -208,7 +208,7 @@ def test_keyframes_every_l_frames_restart_at_intra_frames_and_get_zero_flow() ->
     hw = (16, 32)
     frames = [frame(i, "I" if i in (0, 5) else "P", None if i in (0, 5) else uniform(hw, 1.0, 0.0), hw)
               for i in range(10)]
-    records = [r for _, r in flows_to_key(frames, every=3)]
+    records = [r for _, r in flows_to_key(frames, keyframe_interval=3)]
     assert [r.key_index for r in records] == [0, 0, 0, 3, 3, 5, 5, 5, 8, 8]
     for record in records:
         assert np.all(record.flow_px[0] == record.index - record.key_index)
@@ -324,7 +324,7 @@ def test_one_hop_flow_matches_known_motion_on_interior_blocks(
 def test_flow_to_keyframe_over_eleven_hops_matches_known_motion(
     clip: SyntheticClip, ip_frames: list[DecodedFrame]
 ) -> None:
-    records = {r.index: r for _, r in flows_to_key(ip_frames, every=KEYINT)}
+    records = {r.index: r for _, r in flows_to_key(ip_frames, keyframe_interval=KEYINT)}
     for index in (11, 23):
         record = records[index]
         assert record.key_index == index - 11 and record.exact
@@ -335,7 +335,7 @@ def test_flow_to_keyframe_over_eleven_hops_matches_known_motion(
 
 
 def test_keyframes_of_an_encoded_stream_get_zero_flow(ip_frames: list[DecodedFrame]) -> None:
-    for decoded, record in flows_to_key(ip_frames, every=KEYINT):
+    for decoded, record in flows_to_key(ip_frames, keyframe_interval=KEYINT):
         is_key = decoded.index % KEYINT == 0
         assert (record.key_index == decoded.index) == is_key
         assert (not record.flow_px.any()) == is_key
@@ -352,7 +352,7 @@ def test_b_frame_stream_without_pyramid_p_frames_exact_b_frames_close(clip: Synt
     frames = _x264(clip, tmp_path / "b.mp4", "bframes=2:b-pyramid=none:ref=1")
     assert "B" in {f.pict_type for f in frames}
     good, total = 0, 0
-    for decoded, record in flows_to_key(frames, every=KEYINT):
+    for decoded, record in flows_to_key(frames, keyframe_interval=KEYINT):
         assert np.isfinite(record.flow_px).all()
         if record.key_index == decoded.index:
             assert not record.flow_px.any()
@@ -371,13 +371,13 @@ def test_ambiguous_bitstream_chains_give_finite_fields_and_the_re_encode_is_exac
     clip: SyntheticClip, tmp_path: Path, params: str
 ) -> None:
     frames = _x264(clip, tmp_path / "a.mp4", params)
-    for decoded, record in flows_to_key(frames, every=KEYINT):
+    for decoded, record in flows_to_key(frames, keyframe_interval=KEYINT):
         assert np.isfinite(record.flow_px).all() and record.flow_px.shape == (2, 144, 192)
         assert (not record.flow_px.any()) == (decoded.index % KEYINT == 0)
     # decode's 'auto' re-encodes such streams; its vectors chain frame to frame.
     reencoded = list(decode_frames(tmp_path / "a.mp4", motion="auto"))
     assert {f.motion.method for f in reencoded if f.motion is not None} == {"x264-reencode"}
-    records = {r.index: r for _, r in flows_to_key(reencoded, every=KEYINT)}
+    records = {r.index: r for _, r in flows_to_key(reencoded, keyframe_interval=KEYINT)}
     for index in (5, 11):
         assert records[index].exact
         epe, _ = end_point_errors(clip, records[index])

@@ -98,7 +98,7 @@ def test_nonkeyframe_graph_is_creffs_plain_path(exported: dict, export_run: dict
 
 def test_segment_pipeline_runs_on_the_exported_graphs(exported: dict, export_run: dict, tmp_path: Path) -> None:
     runtime = OnnxARSeg(exported["dir"])
-    settings = Settings(scale=0.5, keyint=4)
+    settings = Settings(scale=0.5, keyframe_interval=4)
     ours = list(segment_frames(decode_frames(exported["clip"]), runtime, settings))  # type: ignore[arg-type]
     theirs = list(segment_frames(decode_frames(exported["clip"]), exported["model"], settings))
     assert [f.kind for f in ours] == [f.kind for f in theirs] and len(ours) == 6

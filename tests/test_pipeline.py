@@ -16,13 +16,13 @@ from PIL import Image
 from _segment_fixtures import HEIGHT, L, WIDTH, tiny_model, write_cut_clip, write_test_clip
 from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.errors import OptionsError
-from arseg_cli.inference import downscale
+from arseg_cli.model.resize import downscale
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.palettes import CAMVID, CITYSCAPES
 from arseg_cli.pipeline import OutputTargets, Settings, StageTimes, segment_frames, segment_video
 from arseg_cli.schedule import FrameKind
 from arseg_cli.video.decode import decode_frames
-from arseg_cli.video.encode import read_label_video
+from arseg_cli.video.writers import read_label_video
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.records import DecodedFrame
 
@@ -45,7 +45,7 @@ def _by_hand_labels(scores: torch.Tensor) -> np.ndarray:
 
 def test_every_frame_gives_one_output_in_order_with_keyframes_every_l(model: ARSeg, clip: Path) -> None:
     times = StageTimes()
-    results = list(segment_frames(decode_frames(clip), model, Settings(keyint=L, policy="fixed"), times=times))
+    results = list(segment_frames(decode_frames(clip), model, Settings(keyframe_interval=L, policy="fixed"), times=times))
     assert [r.index for r in results] == list(range(FRAMES))
     assert [r.kind for r in results] == [FrameKind.KEY if i % L == 0 else FrameKind.NONKEY for i in range(FRAMES)]
     assert [r.key_index for r in results] == [i - i % L for i in range(FRAMES)]
@@ -55,7 +55,7 @@ def test_every_frame_gives_one_output_in_order_with_keyframes_every_l(model: ARS
 
 
 def test_nonkeyframes_equal_the_model_api_called_by_hand_with_the_same_flow(model: ARSeg, clip: Path) -> None:
-    results = list(segment_frames(decode_frames(clip), model, Settings(scale=0.5, keyint=L, policy="fixed")))
+    results = list(segment_frames(decode_frames(clip), model, Settings(scale=0.5, keyframe_interval=L, policy="fixed")))
     accumulator = FlowAccumulator()
     with torch.inference_mode():
         feat = None
@@ -73,12 +73,12 @@ def test_nonkeyframes_equal_the_model_api_called_by_hand_with_the_same_flow(mode
 
 def test_the_default_policy_starts_a_keyframe_at_a_scene_cut(model: ARSeg, tmp_path: Path) -> None:
     clip = write_cut_clip(tmp_path / "cut.mp4", before=3, after=3)
-    results = list(segment_frames(decode_frames(clip), model, Settings(keyint=L)))
+    results = list(segment_frames(decode_frames(clip), model, Settings(keyframe_interval=L)))
     assert [r.reason for r in results] == ["first", "", "", "intra", "", ""]
     assert [r.distance for r in results] == [0, 1, 2, 0, 1, 2]
 
 
-@pytest.mark.parametrize("settings", [Settings(keyint=1), Settings(scale=1.0, keyint=L)])
+@pytest.mark.parametrize("settings", [Settings(keyframe_interval=1), Settings(scale=1.0, keyframe_interval=L)])
 def test_l_one_or_scale_one_is_per_frame_hr(model: ARSeg, clip: Path, settings: Settings) -> None:
     results = list(segment_frames(decode_frames(clip, end=4), model, settings))
     assert all(r.kind is FrameKind.KEY for r in results)
@@ -98,8 +98,8 @@ def test_segment_video_writes_every_output_keeping_the_input_timing(model: ARSeg
     clip = write_test_clip(tmp_path / "in.mp4", 6, fps=Fraction(30000, 1001))  # type: ignore[arg-type]
     targets = OutputTargets(png_dir=str(tmp_path / "png"), colour=str(tmp_path / "c.mp4"),
                             overlay=str(tmp_path / "o.mp4"), lossless=str(tmp_path / "l.mkv"))  # fmt: skip
-    summary = segment_video(clip, model, targets, Settings(keyint=L), palette=CAMVID)
-    expected = np.stack([r.labels for r in segment_frames(decode_frames(clip), model, Settings(keyint=L))])
+    summary = segment_video(clip, model, targets, Settings(keyframe_interval=L), palette=CAMVID)
+    expected = np.stack([r.labels for r in segment_frames(decode_frames(clip), model, Settings(keyframe_interval=L))])
     assert (summary.frames, summary.keyframes, summary.size_hw) == (6, 2, (HEIGHT, WIDTH))
     pngs = sorted((tmp_path / "png").iterdir())
     assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(6)]
@@ -137,7 +137,7 @@ def test_a_truncated_video_keeps_the_frames_decoded_before_the_damage(model: ARS
     cut = tmp_path / "cut.ts"
     cut.write_bytes(data[: len(data) * 2 // 3 + 5])  # inside a transport packet, mid-stream
     targets = OutputTargets(png_dir=str(tmp_path / "png"), lossless=str(tmp_path / "l.mkv"))
-    summary = segment_video(cut, model, targets, Settings(keyint=L), palette=CAMVID)
+    summary = segment_video(cut, model, targets, Settings(keyframe_interval=L), palette=CAMVID)
     assert summary.damaged is not None and "truncated" in summary.damaged
     written = sorted((tmp_path / "png").iterdir())
     assert 0 < len(written) == summary.frames < 12
@@ -147,7 +147,7 @@ def test_a_truncated_video_keeps_the_frames_decoded_before_the_damage(model: ARS
 def test_weights_options_name_official_files_by_role_by_name_or_by_release_directory(tmp_path: Path) -> None:
     from test_official import release
 
-    from arseg_cli.inference import load_model
+    from arseg_cli.model.weights_specs import load_model
     from arseg_cli.model import load_official
 
     (tmp_path / "flat").mkdir()
@@ -188,7 +188,7 @@ def test_no_frame_is_kept_once_its_result_is_consumed(model: ARSeg, clip: Path) 
     def earlier_frames_freed() -> bool:
         return all(ref() is None for ref in seen[:-1])
 
-    for result in segment_frames(frames(), model, Settings(keyint=L, policy="fixed")):
+    for result in segment_frames(frames(), model, Settings(keyframe_interval=L, policy="fixed")):
         del result
         if not earlier_frames_freed():
             # Perhaps only in a garbage cycle. Collecting costs ~1 s in a process that has run much of

@@ -14,7 +14,7 @@ from PIL import Image
 from _corpus import CASES, HEIGHT, WIDTH, Case
 from _forked_cli import ForkedCli, Outcome
 from _segment_fixtures import tiny_weights
-from arseg_cli.outputs import is_temp_output
+from arseg_cli.atomic_files import is_temp_output
 
 TIMEOUT_S = 90  # per command line; the tiny inputs take 1-3 s, even on the busy shared machine
 

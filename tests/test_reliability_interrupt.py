@@ -20,10 +20,10 @@ from _corpus import valid_clip
 from _segment_fixtures import tiny_model, tiny_weights
 from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.cli import main
-from arseg_cli.outputs import is_temp_output
+from arseg_cli.atomic_files import is_temp_output
 from arseg_cli.palettes import CAMVID
 from arseg_cli.pipeline import OutputTargets, Settings, segment_video
-from arseg_cli.video.encode import read_label_video
+from arseg_cli.video.writers import read_label_video
 
 FRAMES = 40
 
@@ -115,7 +115,7 @@ def test_resume_from_any_frame_equals_the_uninterrupted_run(tmp_path: Path, stop
     """A run stopped after `stop` frames (keyframes at 0, 4, 8, 12 with L = 4): the model restarts at the
     keyframe at or before frame `stop`; labels and videos equal those of the whole run."""
     model, clip = tiny_model(), valid_clip(tmp_path / "clip.mkv", frames=14, keyint=4)
-    settings = Settings(keyint=4)
+    settings = Settings(keyframe_interval=4)
 
     def run(folder: Path, resume: bool) -> None:
         targets = OutputTargets(png_dir=str(folder / "masks"), colour=str(folder / "colour.mp4"),

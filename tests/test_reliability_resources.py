@@ -26,7 +26,7 @@ from _corpus import valid_clip
 from _segment_fixtures import tiny_weights
 from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.cli import main
-from arseg_cli.outputs import is_temp_output
+from arseg_cli.atomic_files import is_temp_output
 
 LIMIT_BYTES = 3_000  # per file written: both videos of the 20 frames are larger (4-5 kB)
 

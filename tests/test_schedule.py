@@ -10,6 +10,7 @@ import pytest
 from arseg_cli.errors import OptionsError
 from arseg_cli.schedule import FrameKind, Scheduler, intra_fraction
 from arseg_cli.video.decode import decode_frames
+from arseg_cli.video.motion import flows_to_key
 from arseg_cli.video.records import BlockMotion, DecodedFrame, PictType
 from _segment_fixtures import write_cut_clip
 
@@ -50,6 +51,17 @@ def test_iframe_follows_the_stream_and_never_leaves_more_than_l_frames() -> None
     assert [d.reason for d in decisions if d.is_key] == ["first", "iframe", "interval", "iframe"]
     assert [d.distance for d in decisions] == [0, 1, 0, 1, 2, 3, 0, 1, 2, 0, 1, 2]
     assert scheduler.keyframes == 4
+
+
+def test_motion_to_key_and_the_iframe_policy_choose_the_same_keyframes() -> None:
+    """`arseg motion --to-key L` (flows_to_key) and `segment --keyframe-policy iframe` share one rule."""
+    frames = [_frame(i, "I" if i in (0, 2, 9, 10) else "P", covered_cells=0 if i == 13 else 8) for i in range(20)]
+    for interval in (1, 3, 4, 7):
+        scheduler = Scheduler("iframe", interval)
+        scheduled = [f.index for f in frames if scheduler.decide(f).is_key]
+        motion_keys = sorted({record.key_index for _, record in flows_to_key(frames, keyframe_interval=interval)})
+        assert motion_keys == scheduled
+    assert sorted({r.key_index for _, r in flows_to_key(frames)}) == [0, 2, 9, 10, 13]
 
 
 def test_adaptive_adds_a_keyframe_where_most_of_the_frame_has_no_past_motion() -> None:

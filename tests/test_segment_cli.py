@@ -23,7 +23,7 @@ from arseg_cli.data import open_dataset
 from arseg_cli.evaluate.metrics import ConfusionMatrix
 from arseg_cli.evaluate.protocol import ModeResult, class_rule, target_ids
 from arseg_cli.synth import SynthSpec, write_dataset
-from arseg_cli.video.encode import read_label_video
+from arseg_cli.video.writers import read_label_video
 
 FRAMES = 9
 

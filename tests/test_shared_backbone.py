@@ -13,7 +13,8 @@ import torch
 from arseg_cli.errors import OptionsError
 from arseg_cli.model import build_arseg, load_weights, save_weights
 from arseg_cli.model.backbones.resnet import ResNet18
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
 
 

@@ -75,6 +75,10 @@ def test_hr_then_ar_write_weights_with_provenance(data: Path, tmp_path: Path) ->
     assert info.meta.lr_classifier == "shared"
     assert info.meta.provenance["hr_weights"] == str(hr.resolve())
     assert info.meta.provenance["config"]["fst_weight"] == 0.5 and info.meta.provenance["config"]["plain_steps"] == 1
+    config = info.meta.provenance["config"]
+    assert config["loss"] == "ohem" and config["creff_init"] == "kaiming" and config["augment_variants"] == 8
+    assert config["distance"] == "official" and config["scale_range"] == [0.5, 2.5] and config["jitter"] == 0.5
+    assert (tmp_path / "ar.safetensors.features" / "cache.json").is_file()  # phase ar cached the HR features
     _, hr_state = read_state_dict(hr)
     _, ar_state = read_state_dict(ar)
     # The HR branch is phase hr's result (stored as float16 here: equal after the same rounding).
@@ -141,3 +145,24 @@ def test_errors_are_one_line(data: Path, tmp_path: Path, args: tuple[str, ...], 
 def test_missing_data_is_one_line(tmp_path: Path) -> None:
     code, output = _run("train", str(tmp_path / "none"), "--phase", "hr", "-o", str(tmp_path / "w.safetensors"))
     assert code == 1 and "does not exist" in _one_error_line(output)
+
+
+def test_phase_lr_trains_an_lr_only_file_that_eval_reports_beside_hr_and_lr(data: Path, tmp_path: Path) -> None:
+    import json
+
+    hr, lr = tmp_path / "hr.safetensors", tmp_path / "lr.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
+    code, output = _run("train", str(data), "--phase", "lr", "--scale", "0.5", "-o", str(lr), "--loss", "ce", *COMMON)
+    assert code == 0, output
+    info = read_info(lr)
+    assert info.branches == ("lr",) and info.meta.scale == 0.5 and not info.meta.has_creff
+    assert info.meta.provenance["config"]["phase"] == "lr" and info.meta.provenance["config"]["loss"] == "ce"
+    code, output = _run("eval", str(data), "--weights", str(hr), "--lr-weights", str(lr), "--split", "all", "-L", "4", "--json")
+    assert code == 0, output
+    report = json.loads(output.splitlines()[-1])
+    assert {"hr", "lr", "lr_trained"} <= report.keys() and report["lr_kind"] == "hr-downscaled"
+    assert len(report["lr_trained"]["per_d"]) == 4 and report["lr_weights"] == str(lr)
+    code, output = _run("eval", str(data), "--weights", str(hr), "--lr-weights", str(hr), "--split", "all", "-L", "4")
+    assert code == 2 and "plain LR network" in _one_error_line(output)
+    code, output = _run("train", str(data), "--phase", "lr", "--hr", str(hr), "-o", str(tmp_path / "x.safetensors"), *COMMON)
+    assert code == 2 and "--hr is for phase ar" in _one_error_line(output)

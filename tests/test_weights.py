@@ -14,11 +14,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from arseg_cli.errors import OutputExistsError, WeightsError
-from arseg_cli.model.meta import CAMVID_MEAN, CAMVID_STD, ModelMeta
+from arseg_cli.errors import OutputExistsError, WeightsError, WeightsNotFoundError
+from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+from arseg_cli.model.meta import ModelMeta
 from arseg_cli.model.weights import (
     FORMAT_VERSION,
-    WeightsNotFoundError,
     load_state_strict,
     read_info,
     read_meta,
@@ -340,11 +340,9 @@ def test_non_finite_weights_are_refused(saved: tuple[_StandIn, Path], tmp_path: 
 def _real_model(arch: str, *, scale: float | None, has_creff: bool = False, has_hr: bool = True, seed: int = 0) -> nn.Module:
     """An ARSeg model with random weights and non-trivial BatchNorm statistics, in eval mode."""
     from arseg_cli.model import build_arseg
-    from arseg_cli.model.official import OFFICIAL_DATA
+    from arseg_cli.model import arch_config
 
-    palette, mean, std = OFFICIAL_DATA[arch]
-    meta = ModelMeta(arch=arch, classes=palette.classes, palette=palette.colors, mean=mean, std=std, scale=scale,
-                     has_creff=has_creff, warp="exact", provenance={"data": "random"})  # fmt: skip
+    meta = arch_config(arch).model_meta(scale=scale, has_creff=has_creff, warp="exact", provenance={"data": "random"})
     torch.manual_seed(seed)
     model = build_arseg(meta, has_hr=has_hr)
     gen = torch.Generator().manual_seed(seed)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from arseg_cli.bench.timing import LatencyStats, interleaved
-from arseg_cli.inference import downscale
+from arseg_cli.model.resize import downscale
 from arseg_cli.model.arseg import ARSeg
 
 if TYPE_CHECKING:

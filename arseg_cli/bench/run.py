@@ -15,13 +15,12 @@ import torch
 
 from arseg_cli.bench.costs import CONVENTION, scale_costs
 from arseg_cli.bench.latency import StageLatency, measure_stages
-from arseg_cli.bench.reference import PAPER, dataset_size
+from arseg_cli.bench.reference import dataset_size, paper_json
 from arseg_cli.bench.timing import machine
 from arseg_cli.bench.video import measure_video
 from arseg_cli.errors import OptionsError
-from arseg_cli.model import build_arseg, compiled_attention_enabled, list_archs
+from arseg_cli.model import arch_config, build_arseg, list_archs
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import ModelMeta
 
 Backend = Literal["torch", "onnxruntime"]
 RANDOM_WEIGHTS = "random (seed 0): latency does not depend on the weights' values"
@@ -36,10 +35,11 @@ class BenchConfig:
     scales:   LR scales s; 1.0 (per-frame HR, the baseline of the ratios) is always added.
     keyframe_interval: L.  repeats, warmup: timed and untimed calls per stage.
     timing:   measure latency (False: compute figures only).
-    weights:  `--weights` values (arseg_cli.inference.load_model); empty: random weights.
+    weights:  `--weights` values (arseg_cli.model.weights_specs.load_model); empty: random weights.
     backend:  'torch' or 'onnxruntime' (the graphs in `onnx_dir`, from `arseg export-onnx`).
     video, video_frames: also time decode, motion, model and writing per frame on this video.
     threads:  torch intra-op threads during the run (None: torch's default); onnxruntime uses as many.
+    compile_attention: the torch models run CReFF's attention compiled (CPU; `ARSeg.use_compiled_attention`).
     """
 
     archs: tuple[str, ...] = ("camvid-bise18",)
@@ -56,6 +56,7 @@ class BenchConfig:
     video: Path | None = None
     video_frames: int = 24
     threads: int | None = None
+    compile_attention: bool = False
 
     def all_scales(self) -> list[float]:
         return sorted({1.0, *self.scales}, reverse=True)
@@ -68,7 +69,10 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        results = [_bench_model(model, weights, config) for model, weights in _models(config)]
+        results, compiled = [], False
+        for model, weights in _models(config):
+            results.append(_bench_model(model, weights, config))
+            compiled = compiled or getattr(model, "compiled_attention", False)
         info = machine(config.device)
     finally:
         torch.set_num_threads(threads)
@@ -76,7 +80,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "benchmark": "arseg bench",
         "backend": config.backend,
         # after the run: False also when --compile was given but compiling failed (a warning said why)
-        "compiled_attention": config.backend == "torch" and config.device.type == "cpu" and compiled_attention_enabled(),
+        "compiled_attention": compiled,
         "machine": info,
         "convention": CONVENTION,
         "keyframe_interval": config.keyframe_interval,
@@ -112,23 +116,21 @@ def _models(config: BenchConfig) -> Iterator[tuple[ARSeg | Any, str]]:
         yield OnnxARSeg(config.onnx_dir, device=config.device), f"ONNX graphs in {config.onnx_dir}"  # type: ignore[arg-type]
         return
     if config.weights:
-        from arseg_cli.inference import load_model
+        from arseg_cli.model.weights_specs import load_model
 
         model, name = load_model(list(config.weights), device=config.device)
-        yield model, name
+        yield model.use_compiled_attention(config.compile_attention), name
         return
     lr_scale = min(config.scales) if min(config.scales) < 1.0 else None
     for arch in config.archs:
-        yield random_model(arch, lr_scale).to(config.device), RANDOM_WEIGHTS
+        model = random_model(arch, lr_scale).to(config.device)
+        yield model.use_compiled_attention(config.compile_attention), RANDOM_WEIGHTS
 
 
 def random_model(arch: str, scale: float | None) -> ARSeg:
     """`arch` with HR and AR branches (CReFF) at seed 0, eval mode, the official classes and normalisation."""
-    from arseg_cli.model.official import OFFICIAL_DATA
-
-    palette, mean, std = OFFICIAL_DATA[arch]
     torch.manual_seed(0)
-    return build_arseg(ModelMeta(arch, palette.classes, palette.colors, mean, std, scale=scale)).eval()
+    return build_arseg(arch_config(arch).model_meta(scale=scale)).eval()
 
 
 def _bench_model(model: ARSeg | Any, weights: str, config: BenchConfig) -> dict[str, Any]:
@@ -156,7 +158,7 @@ def _bench_model(model: ARSeg | Any, weights: str, config: BenchConfig) -> dict[
         "size": list(size),
         "scales": rows,
         "summary": [summary_line(row) for row in rows if row["scale"] < 1.0],
-        "paper": PAPER[arch].to_json() if arch in PAPER else None,
+        "paper": paper_json(arch),
     }
     if config.video is not None:
         video_scale = min(scales)

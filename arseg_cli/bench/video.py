@@ -24,7 +24,8 @@ from arseg_cli.palettes import Palette
 from arseg_cli.pipeline import Settings, StageTimes, segment_frames
 from arseg_cli.schedule import FrameKind
 from arseg_cli.video.decode import open_video
-from arseg_cli.video.mask_outputs import MaskOutputs, OutputKind, Timing
+from arseg_cli.output_plan import OutputKind
+from arseg_cli.video.mask_outputs import MaskOutputs, Timing
 
 if TYPE_CHECKING:
     from arseg_cli.onnx.runtime import OnnxARSeg
@@ -63,13 +64,13 @@ def measure_video(
     """Segment the first `warmup + frames` frames of `video` at (s, L) and time every stage per frame."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
-    settings = Settings(scale=scale, keyint=keyframe_interval)
-    s, keyint = settings.resolve(model)  # type: ignore[arg-type]
+    settings = Settings(scale=scale, keyframe_interval=keyframe_interval)
+    s, keyframe_interval = settings.resolve(model)  # type: ignore[arg-type]
     palette = Palette(model.arch, model.meta.classes, model.meta.palette)
     per_frame: dict[str, list[float]] = {name: [] for name in STAGES}
     times, seen, size = StageTimes(), 0, (0, 0)
     with tempfile.TemporaryDirectory(prefix="arseg-bench-") as tmp, open_video(
-        video, motion="auto" if keyint > 1 else "none", end=warmup + frames
+        video, motion="auto" if keyframe_interval > 1 else "none", end=warmup + frames
     ) as reader:
         timing = Timing.of(reader.info.fps, reader.info.time_base)
         with MaskOutputs(tmp, [OutputKind.PNG, OutputKind.COLOUR], palette, timing) as outputs:
@@ -90,4 +91,4 @@ def measure_video(
     if seen <= warmup:
         raise InputError(f"{video}: {seen} frames decoded, more than --warmup ({warmup}) are needed to time the video stages")
     stages = {name: LatencyStats(tuple(runs), warmup) for name, runs in per_frame.items() if runs}
-    return VideoLatency(str(video), size, seen - warmup, warmup, s, keyint, stages)
+    return VideoLatency(str(video), size, seen - warmup, warmup, s, keyframe_interval, stages)

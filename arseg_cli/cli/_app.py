@@ -8,17 +8,18 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from arseg_cli import __version__
 from arseg_cli.errors import ArsegError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # Control flow of the CLI framework that must pass through untouched. Newer Typer vendors Click,
 # older Typer uses it directly: find its exception base class through a public Typer name.
@@ -199,6 +200,8 @@ def _main_options(
 
 def _configure_logging(level: int) -> None:
     """Library modules log through `logging`; the CLI shows those records on stderr."""
+    from rich.logging import RichHandler
+
     logger = logging.getLogger("arseg_cli")
     logger.handlers.clear()
     handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
@@ -220,23 +223,31 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def stderr_bar(*columns: Any, quiet: bool = False, screen: Console | None = None) -> Progress:
+    """A Rich progress bar with `columns` on `screen` (default: the stderr console), drawn only on a
+    terminal and unless `quiet`, that leaves no trace when done and does not capture the streams."""
+    from rich.progress import Progress
+
+    screen = screen or console
+    return Progress(
+        *columns,
+        console=screen,
+        transient=True,
+        disable=quiet or not screen.is_terminal,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
 @contextmanager
 def frame_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
     """A progress bar for a loop over frames, on stderr and only when it is a terminal.
 
     Yields `on_frame(done, total_or_None)` for the library function to call after each frame.
     """
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    with stderr_bar(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task(label, total=None)
 
         def on_frame(done: int, total: int | None) -> None:

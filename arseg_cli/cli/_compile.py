@@ -10,6 +10,8 @@ import typer
 if TYPE_CHECKING:
     import torch
 
+    from arseg_cli.model.arseg import ARSeg
+
 logger = logging.getLogger("arseg_cli.cli")
 
 HELP = (
@@ -22,13 +24,15 @@ def compile_option() -> Any:
     return typer.Option(False, "--compile", help=HELP)
 
 
-def apply_compile_option(enabled: bool, device: torch.device) -> None:
-    """Turn the compiled CReFF attention on for this process when asked, on the CPU."""
-    if not enabled:
-        return
-    if device.type != "cpu":
+def compile_on(enabled: bool, device: torch.device) -> bool:
+    """Whether `--compile` applies on `device` (the CPU only; elsewhere a warning says it has no effect)."""
+    if enabled and device.type != "cpu":
         logger.warning("--compile speeds up CReFF on the CPU only; on %s it has no effect", device.type)
-        return
-    from arseg_cli.model import use_compiled_attention
+        return False
+    return enabled
 
-    use_compiled_attention(True)
+
+def apply_compile_option(enabled: bool, model: ARSeg) -> None:
+    """Have `model` run CReFF's attention compiled when `--compile` was given and it runs on the CPU."""
+    if compile_on(enabled, model.device):
+        model.use_compiled_attention(True)

@@ -10,9 +10,10 @@ from typing import Literal
 
 import typer
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console
-from arseg_cli.cli._compile import apply_compile_option, compile_option
-from arseg_cli.cli.synth import _parse_size
+from arseg_cli.cli._compile import compile_on, compile_option
+from arseg_cli.options import parse_size
 from arseg_cli.errors import InputNotFoundError, OptionsError
 
 
@@ -23,7 +24,7 @@ class BackendChoice(str, Enum):
 
 def bench_command(
     more_scales: list[float] = typer.Argument(None, metavar="SCALE", help="More LR scales after --scale, as in `--scale 0.3 0.5 0.7`.", show_default=False),
-    archs: list[str] = typer.Option(["camvid-bise18"], "--arch", help="Architecture with random weights (repeat for several)."),
+    archs: list[str] = arch_option(["camvid-bise18"], help="Architecture with random weights (repeat for several)."),
     size: str | None = typer.Option(None, "--size", metavar="HxW", help="Image size (default: the data set's, 720x960 CamVid, 1024x2048 Cityscapes)."),
     scales: list[float] = typer.Option(None, "--scale", help="LR scale(s) s: --scale 0.3 0.5 0.7 (or --scale repeated); default 0.5; 1.0x is always the baseline.", show_default=False),
     keyint: int = typer.Option(12, "--keyframe-interval", "-L", min=1, help="Keyframe interval L of the AR^s average."),
@@ -46,7 +47,7 @@ def bench_command(
     Random weights unless --weights (speed does not depend on the values). docs/BENCH.md."""
     from arseg_cli.bench import BenchConfig, run_bench
     from arseg_cli.bench.report import format_report
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
 
     if backend is BackendChoice.onnxruntime and onnx_dir is None:
         raise OptionsError("--backend onnxruntime needs --onnx DIR (made by `arseg export-onnx -o DIR`)")
@@ -56,7 +57,7 @@ def bench_command(
         raise OptionsError("--compile is for the torch backend; onnxruntime runs the exported graphs as they are")
     config = BenchConfig(
         archs=tuple(archs),
-        size_hw=_parse_size(size) if size is not None else None,
+        size_hw=parse_size(size) if size is not None else None,
         scales=tuple(scales or ()) + tuple(more_scales or ()) or (0.5,),
         keyframe_interval=keyint,
         repeats=repeats,
@@ -69,8 +70,8 @@ def bench_command(
         video=video,
         video_frames=frames,
         threads=threads,
+        compile_attention=compile_on(compile_attention, pick_device(device)),
     )
-    apply_compile_option(compile_attention, config.device)
     if video is not None and not video.is_file():
         raise InputNotFoundError(f"--input {video}: no such file")
     if timing and not as_json:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from arseg_cli.cli._app import console, frame_progress
-from arseg_cli.video.transcode import EncodeSettings, TranscodeResult, transcode
+
+if TYPE_CHECKING:
+    from arseg_cli.video.transcode import EncodeSettings, TranscodeResult
 
 _DEFAULT_CRF = 18.0
 
@@ -30,6 +34,8 @@ def encode_command(
     Frame rate and timestamps are kept; only the video stream is written. Motion vectors of the
     result chain exactly to each keyframe, so `arseg` needs no re-encode of its own later.
     """
+    from arseg_cli.video.transcode import EncodeSettings, transcode
+
     if crf is None and bitrate is None:
         crf = _DEFAULT_CRF
     settings = EncodeSettings(keyint=keyint, crf=crf, bitrate=bitrate, preset=preset)

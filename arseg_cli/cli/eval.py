@@ -11,6 +11,7 @@ from rich.console import Console
 
 from arseg_cli.cli._app import console, frame_progress
 from arseg_cli.cli._compile import apply_compile_option, compile_option
+from arseg_cli.cli._eval_tables import print_tables
 from arseg_cli.errors import OptionsError, WeightsError
 
 
@@ -18,7 +19,10 @@ def eval_command(
     data: Path = typer.Argument(..., help="Data set root (SynthStreet, CamVid or Cityscapes layout)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Weights file (default: ARSEG_WEIGHTS, then weights/)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s (default: the weights' scale, else 0.5)."),
-    keyint: int | None = typer.Option(None, "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
+    keyframe_interval: int | None = typer.Option(None, "--keyframe-interval", "--keyint", "-L", min=1, help="Keyframe interval L: d = 0..L-1 (default: the weights', 12)."),
+    lr_weights: Path | None = typer.Option(
+        None, "--lr-weights", help="A separately trained LR network (arseg train --phase lr): adds its row, lr_trained."
+    ),
     modes: str | None = typer.Option(None, "--modes", help="Comma-separated hr,lr,ar (default: those the weights can run)."),
     split: str = typer.Option("test", "--split", help="Data split to evaluate."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
@@ -42,14 +46,17 @@ def eval_command(
     from arseg_cli.evaluate import protocol, report
     from arseg_cli.model import load_weights
     from arseg_cli.model.defaults import default_weights
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
 
     dataset = open_dataset(data, split=split, layout=layout)
     path = weights if weights is not None else default_weights()
     if path is None:
         raise WeightsError("no weights given and no default weights installed yet: pass --weights FILE or set ARSEG_WEIGHTS")
     model = load_weights(path, device=pick_device(device))
-    apply_compile_option(compile_attention, model.device)
+    lr_model = load_weights(lr_weights, device=model.device) if lr_weights is not None else None
+    if lr_model is not None:
+        protocol.check_lr_model(lr_model, model)
+    apply_compile_option(compile_attention, model)
     chosen = protocol.available_modes(model) if modes is None else _parse_modes(modes)
     protocol.check_modes(model, chosen)
     rule = protocol.class_rule(model.meta.classes, classes)
@@ -58,29 +65,33 @@ def eval_command(
     if scale is not None and trained is not None and scale != trained and model.lr is not None:
         console.print(f"note: the weights' LR branch was trained at scale {trained}; evaluating it at {scale}")
     if source == "stream":
+        if lr_model is not None:
+            raise OptionsError("--lr-weights is for --source pairs (the per-d protocol)")
         from arseg_cli.evaluate.stream import evaluate_stream
         from arseg_cli.pipeline import Settings
 
-        settings = Settings(scale=scale, keyint=keyint, policy=policy)
+        settings = Settings(scale=scale, keyframe_interval=keyframe_interval, policy=policy)
         with frame_progress("eval (stream)") as on_frame:
             result = evaluate_stream(model, dataset, settings, rule=rule, on_frame=on_frame)
         output = report.to_json(result, data=str(data), weights=str(path)) | {"source": source, "policy": policy}
         if as_json:
             typer.echo(json.dumps(output))
         else:
-            report.print_tables(Console(highlight=False), output, list(result.modes))
+            print_tables(Console(highlight=False), output, list(result.modes))
         return
     with frame_progress("eval") as on_pair:
         result = protocol.evaluate(
             model, dataset, modes=chosen, scale=scale or model.meta.scale or 0.5,
-            keyint=keyint or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
-            on_pair=on_pair,
+            keyframe_interval=keyframe_interval or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
+            on_pair=on_pair, lr_model=lr_model,
         )  # fmt: skip
     output = report.to_json(result, data=str(data), weights=str(path))
+    if lr_weights is not None:
+        output["lr_weights"] = str(lr_weights)
     if as_json:
         typer.echo(json.dumps(output))
     else:
-        report.print_tables(Console(highlight=False), output, list(chosen))
+        print_tables(Console(highlight=False), output, list(result.modes))
 
 
 def _parse_modes(text: str) -> tuple[str, ...]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console
-from arseg_cli.cli.synth import _parse_size
+from arseg_cli.options import parse_size
 from arseg_cli.errors import ArsegError, InputNotFoundError
 
 #: The clip the check decodes when no --check-video is given.
@@ -23,7 +24,7 @@ class ParityError(ArsegError):
 def export_onnx_command(
     output: Path = typer.Option(..., "--output", "-o", help="Directory for keyframe.onnx and nonkeyframe.onnx."),
     weights: list[str] = typer.Option([], "--weights", "-w", help="arseg .safetensors, official release directory, or official hr=FILE / ar=FILE (repeat). Default: ARSEG_WEIGHTS, then weights/."),
-    arch: str | None = typer.Option(None, "--arch", help="Architecture of official files (guessed from their keys when not given)."),
+    arch: str | None = arch_option(None, help="Architecture of official files (guessed from their keys when not given)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale of official AR files (read from their names by default)."),
     opset: int = typer.Option(18, "--opset", min=17, help="ONNX opset (>= 17)."),
     check_video: Path | None = typer.Option(None, "--check-video", help=f"Video whose first frames and motion vectors the check runs on (default: samples/{SAMPLE.name}, else a synthetic clip)."),
@@ -37,13 +38,13 @@ def export_onnx_command(
     keyframe feature, flow -> logits), dynamic height and width, arseg's metadata inside (classes,
     palette, normalisation, scale, L, warp). Then run both with onnxruntime and PyTorch on real frames and
     fail when they differ by more than 1e-4. Needs the [onnx] extra. docs/ONNX.md."""
-    from arseg_cli.inference import load_model
+    from arseg_cli.model.weights_specs import load_model
     from arseg_cli.onnx import OnnxARSeg, check_parity, export_onnx, parity_inputs
     from arseg_cli.onnx.check import synthetic_check_clip
     from arseg_cli.onnx._extra import require
 
     require()
-    size_hw = _parse_size(size) if size is not None else None
+    size_hw = parse_size(size) if size is not None else None
     if check_video is not None and not check_video.is_file():
         raise InputNotFoundError(f"--check-video {check_video}: no such file")
     model, weights_name = load_model(weights, arch=arch, scale=scale, device="cpu")

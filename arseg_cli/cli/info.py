@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from arseg_cli.video.probe import DEFAULT_SCAN_FRAMES, VideoReport, probe_video
+from arseg_cli.video.limits import DEFAULT_SCAN_FRAMES
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from arseg_cli.video.probe import VideoReport
 
 
 def info_command(
@@ -19,6 +23,10 @@ def info_command(
     ),
 ) -> None:
     """Describe a video: codec, size, frame rate, GOP pattern, motion vectors, and advice."""
+    from rich.console import Console
+
+    from arseg_cli.video.probe import probe_video
+
     report = probe_video(input, scan_frames=scan_frames)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -27,6 +35,8 @@ def info_command(
 
 
 def _table(report: VideoReport) -> Table:
+    from rich.table import Table
+
     info = report.info
     data = report.to_dict()
     table = Table(title=info.name, show_header=False, title_justify="left")

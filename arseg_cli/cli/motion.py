@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from arseg_cli.cli._app import console, frame_progress
-from arseg_cli.video.flowio import INDEX_NAME, MotionExport, MotionExportResult, export_motion
+
+if TYPE_CHECKING:
+    from arseg_cli.video.flowio import MotionExport, MotionExportResult
 
 
 class FlowFormatChoice(str, Enum):
@@ -50,14 +53,18 @@ def motion_command(
     Files are named by frame index (000000.flo, ...); keyframes and intra frames get zero flow.
     docs/MOTION.md describes the conventions, B-frames and several references.
     """
-    settings = MotionExport(to_key=to_key, fmt=fmt.value, png=png, motion=motion.value)
+    from arseg_cli.video.flowio import MotionExport, export_motion
+
+    settings = MotionExport(keyframe_interval=to_key, fmt=fmt.value, png=png, motion=motion.value)
     with frame_progress("motion") as on_frame:
         result = export_motion(input, output, settings, force=force, on_frame=on_frame)
     console.print(_summary(result, settings), highlight=False, soft_wrap=True)
 
 
 def _summary(result: MotionExportResult, settings: MotionExport) -> str:
-    target = f"to the keyframe (every {settings.to_key} frames)" if settings.to_key else "to the previous frame"
+    from arseg_cli.video.flowio import INDEX_NAME
+
+    target = f"to the keyframe (every {settings.keyframe_interval} frames)" if settings.keyframe_interval else "to the previous frame"
     source = "libx264 re-encode" if result.motion == "reencode" else "bitstream"
     return (
         f"wrote {result.frames} .{settings.fmt} flows {target} to {result.directory} "

@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from arseg_cli.cli._app import EXIT_ERROR, console, print_error
+from arseg_cli.cli._arch import arch_option
+from arseg_cli.cli._app import EXIT_ERROR, console, print_error, stderr_bar
 from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
-from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
-from arseg_cli.segment_inputs import plan_runs
-from arseg_cli.video.probe import DEFAULT_MAX_PIXELS
+from arseg_cli.video.limits import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch
+
+    from arseg_cli.pipeline import OnFrame, SegmentedFrame, SegmentSummary
 
 
 class PolicyChoice(str, Enum):
@@ -45,7 +45,7 @@ def segment_command(
     inputs: list[str] = typer.Argument(..., help="Video files, directories (their videos), globs, or '-' (stdin)."),
     output: str | None = typer.Option(None, "--output", "-o", help="Directory for label PNGs, or '-': raw uint8 labels (H*W bytes per frame) on stdout."),
     weights: list[str] = typer.Option([], "--weights", "-w", help="arseg .safetensors, official release directory, or official hr=FILE / ar=FILE / lr=FILE (repeat). Default: ARSEG_WEIGHTS, then weights/."),
-    arch: str | None = typer.Option(None, "--arch", help="Architecture of official files (guessed from their keys when not given)."),
+    arch: str | None = arch_option(None, help="Architecture of official files (guessed from their keys when not given)."),
     scale: float | None = typer.Option(None, "--scale", min=0.05, max=1.0, help="LR scale s of non-keyframes (default: the weights', 0.5); 1.0 = per-frame HR."),
     keyint: int | None = typer.Option(None, "--keyframe-interval", "-L", min=1, help="Most frames from one keyframe to the next (default: the weights', 12); 1 = per-frame HR."),
     policy: PolicyChoice = typer.Option(PolicyChoice.adaptive, "--keyframe-policy", help="fixed: every L frames; iframe: at the stream's I-frames too; adaptive: also where motion is unreliable."),
@@ -66,12 +66,18 @@ def segment_command(
     force: bool = typer.Option(False, "--force", help="Replace existing outputs of the same names."),
     resume: bool = typer.Option(False, "--resume", help="Continue a stopped run (same inputs and options): keep its label PNGs, segment the rest, re-create the videos."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=0, help="Refuse frames larger than this (width x height; default 8K UHD), before decoding them; 0: no limit but FFmpeg's."),
+    ray: str | None = typer.Option(None, "--ray", help="Run on Ray: a cluster address, 'auto' (this machine's cluster) or 'local' (start Ray here). Outputs in DIR/<stem>/, run records in DIR/_runs/; docs/SCALEOUT.md."),
+    ray_workers: int | None = typer.Option(None, "--ray-workers", min=1, help="Ray workers (one model each; default: as many as the cluster's CPUs, or GPUs, hold)."),
+    ray_cpus: float = typer.Option(1.0, "--ray-cpus-per-worker", min=0.0, help="CPUs per Ray worker (its torch threads)."),
+    ray_gpus: float = typer.Option(0.0, "--ray-gpus-per-worker", min=0.0, help="GPUs per Ray worker (> 0: the workers run on CUDA)."),
+    shard: str | None = typer.Option(None, "--shard", help="Run only the K-th of N deterministic shards of the inputs (K/N, 1 <= K <= N): an array job without an engine."),
 ) -> None:
     """Segment videos with AR-Seg: keyframes at high resolution, the frames between at scale s with the
     keyframe's feature carried along the stream's motion vectors (CReFF). docs/SEGMENT.md."""
     from arseg_cli.palettes import Palette, load_palette
     from arseg_cli.pipeline import Settings, segment_video
-    from arseg_cli.train.distributed import pick_device
+    from arseg_cli.options import pick_device
+    from arseg_cli.output_plan import plan_runs
 
     if output == "-" and as_json:
         raise OptionsError("--json with -o -: standard output carries the labels; drop one of them")
@@ -79,6 +85,15 @@ def segment_command(
         raise OptionsError("--resume continues from the label PNGs of the stopped run: give their directory with -o DIR")
     if start is not None and end is not None and end <= start:
         raise OptionsError(f"--end ({end}) must be greater than --start ({start})")
+    if ray is not None or shard is not None:
+        from arseg_cli.cli._scaleout import scaleout_command
+
+        return scaleout_command(inputs, output, ray=ray, shard=shard, workers=ray_workers, cpus=ray_cpus, gpus=ray_gpus,
+                                weights=weights, arch=arch, device=device.value, backend=backend.value,
+                                compile_attention=compile_attention, palette=palette, settings=Settings(
+                                    scale=scale, keyframe_interval=keyint, policy=policy.value, half=half),  # type: ignore[arg-type]
+                                video=video, overlay=overlay, lossless=lossless, opacity=opacity, start=start, end=end,
+                                max_pixels=max_pixels, force=force, resume=resume, as_json=as_json, quiet=quiet)  # fmt: skip
     chosen_device = pick_device(device.value)
     if half and chosen_device.type != "cuda":
         raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
@@ -88,9 +103,9 @@ def segment_command(
     # --resume replaces the stopped run's outputs: its PNGs are kept, its videos are re-created whole.
     runs = plan_runs(inputs, output, video=video, overlay=overlay, lossless=lossless, force=force or resume)
     model, weights_name = _load_backend(backend, onnx, weights, arch=arch, scale=scale, device=chosen_device)
-    apply_compile_option(compile_attention, chosen_device)
+    apply_compile_option(compile_attention, model)  # type: ignore[arg-type]
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
-    settings = Settings(scale=scale, keyint=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
+    settings = Settings(scale=scale, keyframe_interval=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
     summaries, failed = [], False
     for run in runs:
         try:
@@ -146,7 +161,7 @@ def _load_backend(
         from arseg_cli.onnx import OnnxARSeg
 
         return OnnxARSeg(onnx, device=device), f"onnx:{onnx}"  # type: ignore[arg-type]
-    from arseg_cli.inference import load_model
+    from arseg_cli.model.weights_specs import load_model
 
     return load_model(weights, arch=arch, scale=scale, device=device)
 
@@ -161,17 +176,16 @@ def _summary_line(summary: SegmentSummary) -> str:
 @contextmanager
 def _progress(label: str, quiet: bool) -> Iterator[OnFrame]:
     """Progress on stderr (frames, frames/s, ETA, keyframes), only when stderr is a terminal."""
-    with Progress(
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    with stderr_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[fps]} fps, {task.fields[keys]} keyframes"),
         TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
+        quiet=quiet,
+        screen=console,
     ) as progress:
         task = progress.add_task(label, total=None, fps="-", keys=0)
 

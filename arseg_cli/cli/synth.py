@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from pathlib import Path
 
@@ -10,20 +9,12 @@ import typer
 
 from arseg_cli.cli._app import console, frame_progress
 from arseg_cli.errors import OptionsError
-
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+from arseg_cli.options import parse_size
 
 
 class FlowReference(str, Enum):
     prev = "prev"
     key = "key"
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    match = _SIZE.match(text)
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not HxW, e.g. 360x480")
-    return int(match.group(1)), int(match.group(2))
 
 
 def synth_command(
@@ -50,7 +41,7 @@ def synth_command(
     """
     from arseg_cli.synth.dataset import SynthSpec, write_dataset
 
-    height, width = _parse_size(size)
+    height, width = parse_size(size)
     if flow_to is FlowReference.key and not flow:
         raise OptionsError("--flow-to key needs --flow")
     spec = SynthSpec(

@@ -10,8 +10,9 @@ from typing import Any
 
 import typer
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console
-from arseg_cli.cli.synth import _parse_size
+from arseg_cli.options import parse_size
 from arseg_cli.errors import OptionsError
 
 
@@ -19,36 +20,48 @@ def train_command(
     ctx: typer.Context,
     data: Path = typer.Argument(..., help="Data set root (SynthStreet, CamVid or Cityscapes layout)."),
     output: Path = typer.Option(..., "--output", "-o", help="Weights file to write (.safetensors)."),
-    phase: Literal["hr", "ar"] = typer.Option(..., "--phase", help="hr: the HR network at 1.0x; ar: LR branch + CReFF (FST)."),
-    arch: str = typer.Option("camvid-bise18", "--arch", help="Architecture (see `arseg weights archs`)."),
+    phase: Literal["hr", "lr", "ar"] = typer.Option(
+        ..., "--phase", help="hr: the HR network at 1.0x; lr: a separate LR network at scale s (the LR baseline); ar: LR branch + CReFF (FST)."
+    ),
+    arch: str = arch_option("camvid-bise18", help="Architecture; its data set's official recipe gives the defaults."),
     hr: Path | None = typer.Option(None, "--hr", help="Phase ar: the trained HR weights (phase hr's output)."),
-    scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phase ar: LR scale s."),
-    keyint: int = typer.Option(12, "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
+    scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phases lr and ar: LR scale s."),
+    keyframe_interval: int = typer.Option(12, "--keyframe-interval", "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps (default: the recipe's epochs)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Epochs instead of --steps."),
     batch: int | None = typer.Option(None, "--batch", min=1, help="Items per step and process (recipe: 8)."),
     lr: float | None = typer.Option(None, "--lr", min=0.0, help="Initial learning rate (recipe's by default)."),
     optimizer: Literal["adam", "sgd"] | None = typer.Option(None, "--optimizer", help="adam or sgd (recipe's by default)."),
     crop: str | None = typer.Option(None, "--crop", metavar="HxW", help="Training crop (default: whole frames)."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random scale, flip and crop of each pair."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random scale, flip, crop and colour jitter of each pair."),
+    aug_scale: tuple[float, float] = typer.Option((0.5, 2.5), "--aug-scale", help="Augmentation: random scale range LOW HIGH (official 0.5 2.5)."),
+    jitter: float = typer.Option(0.5, "--jitter", min=0.0, max=0.95, help="Augmentation: colour jitter strength (official 0.5; 0: none)."),
+    augment_variants: int | None = typer.Option(
+        None, "--augment-variants", min=0, help="Forms each item takes over the run (0: a new draw every epoch; default: 8 in phase ar, which lets it cache the HR features, else 0)."
+    ),
+    loss: Literal["ohem", "ce"] | None = typer.Option(None, "--loss", help="Pixel loss: ohem or ce (default: the architecture's official: bise18 ohem, psp18 ce)."),
     fst_weight: float = typer.Option(1.0, "--fst-weight", min=0.0, help="Phase ar: weight of the FST feature MSE."),
     plain_fraction: float | None = typer.Option(
         None, "--plain-fraction", min=0.0, max=1.0, help="Phase ar: fraction of the steps trained first without CReFF (recipe's)."
     ),
-    distance: Literal["official", "uniform"] = typer.Option("uniform", "--distance", help="Keyframe distance d: official (L-1) or uniform 1..L-1."),
+    distance: Literal["official", "uniform"] = typer.Option("official", "--distance", help="Keyframe distance d: official (L-1) or uniform 1..L-1."),
     lr_backbone: Literal["own", "shared"] = typer.Option(
         "own", "--lr-backbone", help="Phase ar: own (the paper: the LR branch trains its own ResNet-18) or shared (it uses the frozen HR one)."
     ),
     pair_frames: Literal["decoded", "source"] = typer.Option(
         "decoded", "--pair-frames", help="Pixels of the pairs: decoded from the compressed snippet (as inference) or the data's source frames (as the official code)."
     ),
-    creff_init: Literal["zero", "identity"] = typer.Option(
-        "zero", "--creff-init", help="Phase ar: CReFF's value convolution at the start: zero (AR starts as the LR baseline) or identity (docs/TRAINING.md)."
+    creff_init: Literal["kaiming", "zero", "identity"] = typer.Option(
+        "kaiming", "--creff-init", help="Phase ar: CReFF's convolutions at the start: kaiming (official), zero value (AR starts as the LR baseline) or identity value (docs/TRAINING.md)."
     ),
     split: str = typer.Option("train", "--split", help="Data split to train on."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (default: OUT.pairs)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Encode every pair anew (no cache)."),
+    feature_cache: Path | None = typer.Option(
+        None, "--feature-cache", help="Phase ar: where the frozen HR features are cached (default: OUT.features/ when --augment-variants > 0)."
+    ),
+    no_feature_cache: bool = typer.Option(False, "--no-feature-cache", help="Phase ar: compute the HR features every step."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=0, help="Save the resumable state every N steps (0: at the end)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt."),
     device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
@@ -67,21 +80,26 @@ def train_command(
     """
     from arseg_cli.train import Trainer, TrainConfig, distributed, recipe_for, seed_everything
     from arseg_cli.train.loop import steps_per_epoch
-    from arseg_cli.train.progress import training_progress
-    from arseg_cli.train.run import RunPaths, build_model, check_phase_inputs, open_pairs, provenance, write_weights
+    from arseg_cli.cli._train_progress import training_progress
+    from arseg_cli.train.losses import official_pixel_loss
+    from arseg_cli.train.run import RunPaths, build_model, check_phase_inputs, open_feature_cache, open_pairs, provenance, write_weights
 
     if steps is not None and epochs is not None:
         raise OptionsError("give --steps or --epochs, not both")
     check_phase_inputs(phase, hr)
-    crop_hw = _parse_size(crop) if crop is not None else None
+    crop_hw = parse_size(crop) if crop is not None else None
+    variants = augment_variants if augment_variants is not None else (8 if phase == "ar" else 0)
+    if feature_cache is not None and (phase != "ar" or no_feature_cache or variants == 0):
+        raise OptionsError("--feature-cache is for phase ar with --augment-variants > 0 (and without --no-feature-cache)")
     recipe = recipe_for(arch)
     paths = RunPaths.beside(output, cache=False if no_cache else (cache or True))
     paths.check_start(resume=resume, force=force)
     processes = distributed.start(device)
     try:
         pairs = open_pairs(
-            data, split=split, layout=layout, keyint=keyint, distance=distance, seed=seed, crop_hw=crop_hw,
-            augment=augment, cache=paths.cache, frames=pair_frames,
+            data, split=split, layout=layout, keyframe_interval=keyframe_interval, distance=distance, seed=seed, crop_hw=crop_hw,
+            augment=augment, cache=paths.cache, frames=pair_frames, scale_range=aug_scale, jitter=jitter if augment else 0.0,
+            variants=variants,
         )  # fmt: skip
         per_step = batch or recipe.batch
         per_epoch = steps_per_epoch(len(pairs), per_step, processes.world_size)
@@ -90,14 +108,20 @@ def train_command(
         config = TrainConfig(
             phase=phase, arch=arch, steps=total, batch=per_step, lr=recipe.lr if lr is None else lr,
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
-            weight_decay=recipe.weight_decay, scale=scale, keyint=keyint,
+            weight_decay=recipe.weight_decay, scale=scale, keyframe_interval=keyframe_interval,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
-            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, creff_init=creff_init, checkpoint_every=checkpoint_every, seed=seed, workers=workers,
-            amp=amp,
+            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, creff_init=creff_init,
+            loss=loss or official_pixel_loss(arch), scale_range=aug_scale, jitter=jitter if augment else 0.0,
+            augment_variants=variants, checkpoint_every=checkpoint_every, seed=seed, workers=workers, amp=amp,
         )  # fmt: skip
         seed_everything(seed)
         model = build_model(config, pairs.dataset, hr_weights=hr)
-        trainer = Trainer(model, pairs, config, processes, checkpoint=paths.checkpoint, metrics=paths.metrics)
+        features = None
+        if phase == "ar" and variants > 0 and not no_feature_cache and not processes.distributed:
+            features = open_feature_cache(feature_cache or output.with_name(output.name + ".features"), model, pairs)
+        trainer = Trainer(
+            model, pairs, config, processes, checkpoint=paths.checkpoint, metrics=paths.metrics, feature_cache=features
+        )
         label = f"train {phase}"
         show = training_progress(console, total, label) if processes.is_main else nullcontext(None)
         with show as on_step:

@@ -1,14 +1,18 @@
-"""`arseg weights import` and `arseg weights info`: convert official checkpoints, show what a file holds."""
+"""`arseg weights import`, `info` and `archs`: convert official checkpoints, show what a file holds, list
+the registered architectures."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from arseg_cli.cli._arch import arch_option
 from arseg_cli.errors import OptionsError
 
 app = typer.Typer(
@@ -32,10 +36,7 @@ def import_command(
         "Leave out to convert an LR file (--lr) alone.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="The arseg weights file to write (.safetensors)."),
-    arch: str | None = typer.Option(
-        None, "--arch", help="Architecture id (camvid-psp18, camvid-bise18, cityscapes-psp18, cityscapes-bise18); "
-        "default: recognised from the files."
-    ),
+    arch: str | None = arch_option(None, help="Architecture; default: recognised from the files."),
     ar: Path | None = typer.Option(None, "--ar", help="Official AR file (LR network + CReFF) to pair with the HR file."),
     lr: Path | None = typer.Option(None, "--lr", help="Official plain LR file: with an HR file, or alone."),
     kind: ReleaseKind | None = typer.Option(
@@ -130,6 +131,30 @@ def info_command(
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         typer.echo(f"{label:<{width}}  {value}")
+
+
+@app.command("archs")
+def archs_command(as_json: bool = typer.Option(False, "--json", help="Print the records as JSON.")) -> None:
+    """List the registered architectures (the values of --arch): data set, classes, feature, paper figures."""
+    from arseg_cli.model import arch_config, list_archs
+
+    configs = [arch_config(arch) for arch in list_archs()]
+    if as_json:
+        typer.echo(json.dumps([_arch_record(config) for config in configs], indent=2))
+        return
+    for config in configs:
+        paper = config.paper
+        figures = f"paper mIoU HR {paper.miou_hr:g} / AR@{paper.scale:g} {paper.miou_ar:g}" if paper else "no paper figures"
+        feature = f"F {config.feature_channels} ch at 1/{config.feature_stride}"
+        typer.echo(f"{config.arch:<20} {config.data.name} ({config.num_classes} classes), {feature}, {figures}")
+
+
+def _arch_record(config: Any) -> dict[str, Any]:
+    record = dataclasses.asdict(config)
+    record["data"]["palette"] = config.palette.name
+    if config.paper is not None:
+        record["paper"]["aux_in_macs"] = sorted(config.paper.aux_in_macs)
+    return record
 
 
 def _floats(values: tuple[float, ...]) -> str:

@@ -1,10 +1,12 @@
-"""One random geometric augmentation applied identically to both frames of a pair, its labels and flow.
+"""One random augmentation applied identically to both frames of a pair, its labels and flow: scale,
+flip, crop (geometric) and colour jitter (photometric, the frames only).
 
 The flow stays the flow between the augmented frames: scaling by s multiplies its values by the
 actual size ratio along each axis (pixel centres map as x' = (x + 0.5) s - 0.5, as cv2.resize samples,
 so displacements scale by s exactly); a horizontal flip mirrors the field and negates dx; cropping and
 padding move both frames alike and leave the values unchanged. Labels are resized nearest and padded
-with 255 (ignored), images padded with 0, flow with 0.
+with 255 (ignored), images padded with 0, flow with 0. Colour jitter changes brightness, contrast and
+saturation by factors drawn from [1 - j, 1 + j], the same for both frames (they show one scene).
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ def crop_pair(pair: Pair, top: int, left: int, height: int, width: int) -> Pair:
     )
 
 
+def jitter_colours(rgb: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+    """`rgb` (H, W, 3) uint8 with its brightness, contrast and saturation multiplied by the factors
+    (1 = unchanged): contrast blends with the mean grey level, saturation with the pixel's grey."""
+    image = rgb.astype(np.float32) * brightness
+    grey = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    image = (image - grey.mean()) * contrast + grey.mean()
+    grey = (image @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    image = (image - grey) * saturation + grey
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
 def augment_pair(
     pair: Pair,
     rng: np.random.Generator,
@@ -79,10 +92,14 @@ def augment_pair(
     crop_hw: tuple[int, int] | None,
     scale_range: tuple[float, float] = (0.75, 1.25),
     flip: bool = True,
+    jitter: float = 0.0,
+    keep_size: bool = False,
 ) -> Pair:
-    """Random scale (uniform in `scale_range`), horizontal flip (p = 0.5 when `flip`) and crop to
-    `crop_hw` (random position; padded when the scaled pair is smaller; None: no crop), applied alike
-    to key_rgb, rgb, labels and flow. Draws from `rng` in a fixed order, so a seeded rng repeats."""
+    """Random scale (uniform in `scale_range`), horizontal flip (p = 0.5 when `flip`), crop to
+    `crop_hw` (random position; padded when the scaled pair is smaller; None: no crop, or back to the
+    pair's own size when `keep_size`: the official whole-frame training) and colour jitter of strength
+    `jitter` (0: none), applied alike to key_rgb, rgb, labels and flow. Draws from `rng` in a fixed
+    order, so a seeded rng repeats."""
     height, width = pair.labels.shape
     scale = float(rng.uniform(*scale_range))
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
@@ -90,9 +107,14 @@ def augment_pair(
         pair = _resize_pair(pair, new_h, new_w)
     if flip and rng.random() < 0.5:
         pair = flip_pair(pair)
-    if crop_hw is not None:
+    if crop_hw is None and keep_size:
+        crop_hw = (height, width)
+    if crop_hw is not None and (new_h, new_w) != crop_hw:
         crop_h, crop_w = crop_hw
         top = int(rng.integers(0, new_h - crop_h + 1)) if new_h > crop_h else -((crop_h - new_h) // 2)
         left = int(rng.integers(0, new_w - crop_w + 1)) if new_w > crop_w else -((crop_w - new_w) // 2)
         pair = crop_pair(pair, top, left, crop_h, crop_w)
+    if jitter > 0:
+        factors = [float(f) for f in rng.uniform(1.0 - jitter, 1.0 + jitter, 3)]
+        pair = dataclasses.replace(pair, key_rgb=jitter_colours(pair.key_rgb, *factors), rgb=jitter_colours(pair.rgb, *factors))
     return pair

@@ -11,6 +11,8 @@ the keyframe) is segmented in each mode:
 - `ar`: the HR network on the decoded keyframe, then the LR branch on the downscaled current frame with
         the keyframe feature warped along the flow and fused by CReFF; d = 0 is the HR network alone
         (the same logits as `hr`).
+- `lr_trained` (with `lr_model`): a separately trained plain LR network (`arseg train --phase lr`, the
+        paper's LR row) on the current frame downscaled by its own scale.
 
 Logits are upsampled (bilinear, align_corners=True) to the label size and argmax taken; one confusion
 matrix per (mode, d); mIoU_d under the class rule; the reported mIoU is the mean over d.
@@ -34,10 +36,13 @@ from arseg_cli.data.pairs import Pair, make_pair
 from arseg_cli.data.records import Dataset, LabelledFrame
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.evaluate.metrics import ConfusionMatrix
-from arseg_cli.inference import FrameStep, scores_to_labels
+from arseg_cli.frame_step import FrameStep
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.resize import scores_to_labels
 
 MODES = ("hr", "lr", "ar")
+#: The separately trained LR network's row (`lr_model`), beside the three modes of the weights.
+LR_TRAINED = "lr_trained"
 #: Batches of pairs made ahead of the networks when pairs are made in threads.
 PREFETCH = 2
 LR_NETWORK = "lr-network"
@@ -112,7 +117,7 @@ class EvalResult:
     classes: tuple[str, ...]
     lr_kind: str
     scale: float
-    keyint: int
+    keyframe_interval: int
     frames: int
     names: list[str] = field(default_factory=list)
 
@@ -131,6 +136,14 @@ def check_modes(model: ARSeg, modes: Sequence[str]) -> None:
         raise OptionsError("the weights hold no HR network: only --modes lr can be evaluated")
     if "ar" in modes and not model.has_creff:
         raise OptionsError("the weights hold no AR branch (LR network with CReFF): drop 'ar' from --modes")
+
+
+def check_lr_model(lr_model: ARSeg, model: ARSeg) -> None:
+    """OptionsError unless `lr_model` is a plain LR network (phase lr's output) for `model`'s classes."""
+    if lr_model.lr is None or lr_model.has_creff or lr_model.hr is not None:
+        raise OptionsError("--lr-weights must hold a plain LR network (arseg train --phase lr), not HR or AR weights")
+    if tuple(lr_model.meta.classes) != tuple(model.meta.classes):
+        raise OptionsError(f"--lr-weights has {lr_model.num_classes} classes, the weights have {model.num_classes}")
 
 
 def available_modes(model: ARSeg) -> tuple[str, ...]:
@@ -152,12 +165,12 @@ def target_ids(labels: np.ndarray, rule: ClassRule, ignore_index: int) -> np.nda
     return np.where(labels == rule.ignored_target, ignore_index, labels)
 
 
-def eligible_frames(dataset: Dataset, keyint: int, limit: int | None = None) -> list[LabelledFrame]:
-    """The labelled frames with at least keyint - 1 frames before them; the first `limit` of them."""
-    frames = [f for f in dataset.frames if f.index >= keyint - 1]
+def eligible_frames(dataset: Dataset, keyframe_interval: int, limit: int | None = None) -> list[LabelledFrame]:
+    """The labelled frames with at least keyframe_interval - 1 frames before them; the first `limit` of them."""
+    frames = [f for f in dataset.frames if f.index >= keyframe_interval - 1]
     if not frames:
-        raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyint - 1} frames before it "
-                         f"(needed for keyframe distances up to L-1 = {keyint - 1}); lower -L")  # fmt: skip
+        raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyframe_interval - 1} frames before it "
+                         f"(needed for keyframe distances up to L-1 = {keyframe_interval - 1}); lower -L")  # fmt: skip
     return frames[:limit] if limit is not None else frames
 
 
@@ -167,36 +180,41 @@ def evaluate(
     *,
     modes: Sequence[str] = MODES,
     scale: float = 0.5,
-    keyint: int = 12,
+    keyframe_interval: int = 12,
     rule: ClassRule | None = None,
     limit: int | None = None,
     batch: int = 4,
     workers: int = 1,
     pairs: PairMaker = make_pair,
     on_pair: OnPair | None = None,
+    lr_model: ARSeg | None = None,
 ) -> EvalResult:
     """Run the protocol (module docstring) and return the confusion matrices per mode and d.
 
     model: in eval mode; runs on its own device. batch: frames of one d run through the networks
     together (those of one size). workers: threads making the pairs of the next batches while the
     networks run (0: made inline). pairs: where pairs come from (make_pair, or a PairCache's `get`).
-    on_pair(done, total) as the (frame, d) pairs are done.
+    on_pair(done, total) as the (frame, d) pairs are done. lr_model: a separately trained plain LR
+    network (phase lr), evaluated on the same frames as mode LR_TRAINED at its own scale.
     """
     if batch < 1 or workers < 0:
         raise OptionsError(f"--batch must be >= 1 and --workers >= 0, got {batch} and {workers}")
-    if keyint < 1:
-        raise OptionsError(f"-L must be >= 1, got {keyint}")
+    if keyframe_interval < 1:
+        raise OptionsError(f"-L must be >= 1, got {keyframe_interval}")
     if not 0.0 < scale <= 1.0:
         raise OptionsError(f"--scale must be in (0, 1], got {scale}")
     check_modes(model, modes)
     check_classes(model, dataset)
+    if lr_model is not None:
+        check_lr_model(lr_model, model)
+        modes = (*modes, LR_TRAINED)
     rule = rule or class_rule(model.meta.classes)
-    frames = eligible_frames(dataset, keyint, limit)
-    results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyint)])
+    frames = eligible_frames(dataset, keyframe_interval, limit)
+    results = {m: ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyframe_interval)])
                for m in modes}  # fmt: skip
-    runner = _Runner(model, scale)
-    total, done = keyint * len(frames), 0
-    jobs = [(d, frames[start : start + batch]) for d in range(keyint) for start in range(0, len(frames), batch)]
+    runner = _Runner(model, scale, lr_model)
+    total, done = keyframe_interval * len(frames), 0
+    jobs = [(d, frames[start : start + batch]) for d in range(keyframe_interval) for start in range(0, len(frames), batch)]
     with torch.inference_mode():
         for d, chunk in _made_pairs(dataset, jobs, pairs, workers):
             for group in _same_size(chunk):
@@ -208,7 +226,7 @@ def evaluate(
             done += len(chunk)
             if on_pair is not None:
                 on_pair(done, total)
-    return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyint, len(frames),
+    return EvalResult(results, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyframe_interval, len(frames),
                       [f.name for f in frames])  # fmt: skip
 
 
@@ -246,10 +264,11 @@ class _Runner:
     """The forward passes of each mode on a batch of pairs (through the shared FrameStep); the HR
     logits of a frame are computed once."""
 
-    def __init__(self, model: ARSeg, scale: float) -> None:
+    def __init__(self, model: ARSeg, scale: float, lr_model: ARSeg | None = None) -> None:
         self.model = model
         self.step = FrameStep(model, scale)
         self.lr_kind = lr_kind_of(model)
+        self.lr_trained = FrameStep(lr_model) if lr_model is not None else None
 
     def predict(self, pairs: list[Pair], modes: Sequence[str]) -> dict[str, np.ndarray]:
         """(N, H, W) int64 class ids per mode, at the label size, for N pairs of one frame size and one d."""
@@ -262,6 +281,8 @@ class _Runner:
             out["hr"] = step.key(x)[0]
         if "lr" in modes:
             out["lr"] = step.lowres(x) if self.lr_kind == LR_NETWORK else step.hr_on_lowres(x)
+        if LR_TRAINED in modes and self.lr_trained is not None:
+            out[LR_TRAINED] = self.lr_trained.lowres(self.lr_trained.inputs(np.stack([p.rgb for p in pairs])))
         if "ar" in modes:
             if distance == 0:
                 out["ar"] = out["hr"]

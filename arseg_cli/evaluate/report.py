@@ -1,12 +1,10 @@
-"""The evaluation's outputs: a JSON-ready dict and Rich tables (mIoU in percent in tables, fractions in JSON)."""
+"""The evaluation's result as a JSON-ready dict (IoU as fractions); the CLI renders it as tables
+(cli/_eval_tables.py)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from arseg_cli.evaluate.protocol import EvalResult
 
@@ -32,37 +30,9 @@ def to_json(result: EvalResult, *, data: str, weights: str) -> dict[str, Any]:
         class_rule=f"{rule.name}: {rule.description}",
         lr_kind=result.lr_kind if "lr" in result.modes else None,
         scale=result.scale,
-        keyint=result.keyint,
+        keyframe_interval=result.keyframe_interval,
         data=data,
         weights=weights,
         frames=result.frames,
     )
     return out
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def print_tables(console: Console, report: dict[str, Any], modes: list[str]) -> None:
-    """The summary (mIoU and mIoU_d per mode) and the per-class IoU, in percent."""
-    keyint = int(report["keyint"])
-    summary = Table(title="mIoU (%): mean over d, and per keyframe distance d")
-    summary.add_column("mode")
-    summary.add_column("mIoU", justify="right", style="bold")
-    for d in range(keyint):
-        summary.add_column(f"d={d}", justify="right")
-    for mode in modes:
-        label = f"lr ({report['lr_kind']})" if mode == "lr" else mode
-        summary.add_row(label, _percent(report[mode]["miou"]), *(_percent(v) for v in report[mode]["per_d"]))
-    console.print(summary)
-    per_class = Table(title="IoU (%) per class, mean over d")
-    per_class.add_column("class")
-    for mode in modes:
-        per_class.add_column(mode, justify="right")
-    for name in report[modes[0]]["per_class"]:
-        per_class.add_row(name, *(_percent(report[m]["per_class"][name]) for m in modes))
-    console.print(per_class)
-    console.print(f"classes: {report['class_rule']}")
-    console.print(f"{report['frames']} frames x {keyint} distances, LR scale {report['scale']}; data {report['data']}; "
-                  f"weights {report['weights']}")  # fmt: skip

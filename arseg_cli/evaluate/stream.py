@@ -46,9 +46,9 @@ def evaluate_stream(
     """Segment every clip of `dataset` with the pipeline and score its labelled frames per distance d."""
     check_classes(model, dataset)
     rule = rule or class_rule(model.meta.classes)
-    scale, keyint = settings.resolve(model)
-    mode = "ar" if keyint > 1 else "hr"
-    result = ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyint)])
+    scale, keyframe_interval = settings.resolve(model)
+    mode = "ar" if keyframe_interval > 1 else "hr"
+    result = ModeResult([ConfusionMatrix(model.num_classes, dataset.ignore_index) for _ in range(keyframe_interval)])
     clips = clips_of(dataset)
     total = sum(len(frames) for frames in clips.values())
     done, names = 0, []
@@ -66,7 +66,7 @@ def evaluate_stream(
                 on_frame(done, total)
     if done != total:
         raise InputError(f"{dataset.name}: {total - done} labelled frame(s) are not in their videos")
-    return EvalResult({mode: result}, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyint, done, names)
+    return EvalResult({mode: result}, rule, tuple(model.meta.classes), lr_kind_of(model), scale, keyframe_interval, done, names)
 
 
 __all__ = ["clips_of", "evaluate_stream"]

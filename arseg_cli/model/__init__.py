@@ -4,23 +4,20 @@ Importing this package registers every architecture family (`list_archs()`).
 """
 
 from arseg_cli.model import bisenet, psp_camvid, psp_cityscapes  # noqa: F401  (registers the families)
-from arseg_cli.model._compiled_attention import enable as use_compiled_attention
-from arseg_cli.model._compiled_attention import is_enabled as compiled_attention_enabled
-from arseg_cli.model._registry import build, build_arseg, list_archs
-from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model._registry import arch_config, build, list_archs
+from arseg_cli.model.architecture import ArchConfig
+from arseg_cli.model.arseg import ARSeg, build_arseg
 from arseg_cli.model.official import load_official
-
-# Re-exported from weights.py (owned by the weights/flops helper).
 from arseg_cli.model.weights import load_weights, save_weights
 
 __all__ = [
     "ARSeg",
+    "ArchConfig",
+    "arch_config",
     "build",
     "build_arseg",
-    "compiled_attention_enabled",
     "list_archs",
     "load_official",
     "load_weights",
     "save_weights",
-    "use_compiled_attention",
 ]

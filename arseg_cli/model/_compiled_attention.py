@@ -2,13 +2,13 @@
 
 Why: the kernel's uncompiled attention is band GEMMs of 4 x C x 10 (MKL's fixed cost per tiny matrix
 bounds it) plus a softmax and band copies. Inductor turns the plain definition (49 dot products over C,
-softmax, weighted sum of 49 values) into one vectorised C++ loop nest over the tile's pixels: measured
-on the 2-core AMD EPYC, one 16-row tile of 64x720x960 takes ~8-10 ms instead of ~15-24 ms; the whole
-CReFF call 0.40 s instead of 0.55 s, bise18's 23 instead of 30 ms (docs/BENCHMARKS.md).
+softmax, weighted sum of 49 values) into one vectorised C++ loop nest over the tile's pixels, about
+1.4x faster for the whole CReFF call (figures in docs/BENCHMARKS.md, "Compiled attention").
 
 Costs, and why it is off by default: the first call in a process compiles (~12 s on a cold inductor
-cache, ~2-3 s warm), it needs a C++ compiler at run time, and it serves the CPU only. `enable()` (the CLI's
-`--compile`) turns it on; if compiling fails, the kernel logs one warning and keeps its uncompiled path.
+cache, ~2-3 s warm), it needs a C++ compiler at run time, and it serves the CPU only. A model asks for it
+(`ARSeg.use_compiled_attention`, the CLI's `--compile`: a CReFF module's `compiled_attention`); if
+compiling fails, the kernel logs one warning and keeps its uncompiled path for the rest of the process.
 
 Two details the speed depends on: `cpp_wrapper` makes the compiled call release the GIL (the kernel's
 worker threads run tiles side by side; inductor's default Python wrapper holds the GIL through the
@@ -32,25 +32,20 @@ logger = logging.getLogger(__name__)
 Attention = Callable[[Tensor, Tensor, Tensor, int, int], Tensor]
 
 _lock = threading.Lock()
-_state: dict[str, bool] = {"enabled": False, "failed": False}
+_state: dict[str, bool] = {"failed": False}
 _functions: dict[tuple[int, int], Attention] = {}
 _ready: set[tuple[int, int, torch.dtype, int, bool]] = set()
 
 
-def enable(enabled: bool = True) -> None:
-    """Use (or stop using) the compiled attention in CReFF's CPU inference kernel, process-wide."""
-    _state["enabled"] = enabled
-
-
-def is_enabled() -> bool:
-    """True when the compiled attention is requested and has not failed to compile in this process."""
-    return _state["enabled"] and not _state["failed"]
+def compile_failed() -> bool:
+    """True once compiling the attention has failed in this process (the kernel then stays uncompiled)."""
+    return _state["failed"]
 
 
 def attention_for(threads: int, window: int, dtype: torch.dtype, channels: int) -> Attention | None:
     """The compiled attention for a tile worker running `threads` OpenMP threads, compiled now (on the
-    calling thread, before any worker calls it) if it was not; None when disabled or compiling failed."""
-    if not is_enabled():
+    calling thread, before any worker calls it) if it was not; None when compiling failed."""
+    if compile_failed():
         return None
     key = (threads, window, dtype, channels, torch.is_inference_mode_enabled())
     with _lock:

@@ -18,7 +18,7 @@ keys of one neighbour row (C x (block + 2r)) is a band matrix whose diagonals ar
 softmax weights are put back on the same band and multiplied by the values. That computes
 (block + 2r) / window times the products strictly needed, as 2 x window GEMM calls per tile instead of
 window^2 passes over memory. Only one tile's logits exist at a time, so no online softmax is needed.
-With `use_compiled_attention(True)` (the CLI's `--compile`) a tile's attention is instead the plain
+With `compiled=True` (a CReFF's `compiled_attention`, the CLI's `--compile`) a tile's attention is instead the plain
 definition compiled by inductor from the same stores (`_compiled_attention.py`: faster, opt-in).
 
 Threads: a tile is a few hundred small operations (GEMMs of 4 x C x 10, 3x3 depthwise convolutions of a
@@ -43,13 +43,13 @@ from torch import Tensor, nn
 from arseg_cli.model import _compiled_attention
 
 #: Values (rows x W x C) of one tile: output rows per tile = TILE_VALUES // (W * C), e.g. 16 rows for
-#: C=64 at W=960 and 32 for C=256 at W=120 (the best of 8..96 rows measured at both sizes).
+#: C=64 at W=960 and 32 for C=256 at W=120. The three constants below were chosen by measurement
+#: (docs/BENCHMARKS.md, "CReFF kernel constants").
 TILE_VALUES = 1 << 20
-#: Fewest default-sized tiles per thread that make worker threads the default. Measured on the 2-core AMD
-#: EPYC, quiet: 64x720x960 (45 tiles) 0.56 -> 0.53 s with 2 workers, but bise18's 256x90x120 (3 tiles)
-#: 0.029 -> 0.037 s (two tiles at once run ~1.6x slower each than one alone).
+#: Fewest default-sized tiles per thread that make worker threads the default: with few tiles, two
+#: running at once are each slower than one alone.
 TILES_PER_WORKER = 8
-BLOCK = 4  # pixels per band block: on the 2-core AMD EPYC, 4 is a little faster than 8 (C=64 and 256)
+BLOCK = 4  # pixels per band block
 
 
 def fused_creff(
@@ -63,6 +63,7 @@ def fused_creff(
     rows: int | None = None,
     block: int = BLOCK,
     workers: int | None = None,
+    compiled: bool = False,
 ) -> Tensor:
     """CReFF output LR_up + attention (N, C, Hf, Wf), channels-last, of one dtype (float32 or float64).
 
@@ -76,6 +77,7 @@ def fused_creff(
     workers:   Python threads, each taking tiles from a queue and running them single-threaded. Default:
                torch's intra-op thread count when there are at least TILES_PER_WORKER default-sized tiles
                per thread, else 1 (one thread running tiles with torch's intra-op threads).
+    compiled:  on the CPU, run each tile's attention compiled by inductor (`_compiled_attention.py`).
     """
     out = torch.empty_like(key_feat, memory_format=torch.channels_last)
     channels, height, width = out.shape[1:]
@@ -99,7 +101,7 @@ def fused_creff(
             tiles.put((image, y0, min(height, y0 + rows)))
     workers = min(workers, tiles.qsize())
     attention = None
-    if out.device.type == "cpu":
+    if compiled and out.device.type == "cpu":
         threads_per_worker = 1 if workers > 1 else torch.get_num_threads()
         attention = _compiled_attention.attention_for(threads_per_worker, window, out.dtype, channels)
     if workers == 1:

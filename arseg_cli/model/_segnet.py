@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import Tensor, nn
 
+from arseg_cli.model.creff import CReFF
 from arseg_cli.model.meta import WarpConvention
-
-if TYPE_CHECKING:
-    from arseg_cli.model.creff import CReFF
 
 
 class SegNet(nn.Module):
@@ -72,8 +68,6 @@ class SegNet(nn.Module):
     # --- CReFF ---------------------------------------------------------------------------------------
     def add_fusion(self, warp: WarpConvention) -> None:
         """Attach CReFF as `fuse_attention` (the official AR network's name, so its keys load)."""
-        from arseg_cli.model.creff import CReFF  # late: the HR branch never needs it
-
         self.fuse_attention = CReFF(self.feature_channels, warp=warp)
 
     @property
@@ -97,11 +91,4 @@ def finish(net: SegNet, *, fuse: bool, warp: WarpConvention) -> SegNet:
     if fuse:
         net.add_fusion(warp)
     return net
-
-
-def resize_bilinear(x: Tensor, size: tuple[int, int], *, align_corners: bool) -> Tensor:
-    """Bilinear resize of (N, C, h, w) to `size`; returns x itself when the size already matches."""
-    if (x.shape[-2], x.shape[-1]) == tuple(size):
-        return x
-    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 

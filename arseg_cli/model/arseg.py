@@ -25,8 +25,11 @@ from torch import Tensor, nn
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.model._fold import fold_batchnorms, state_signature
 from arseg_cli.model._registry import build
+from arseg_cli.model._compiled_attention import compile_failed
 from arseg_cli.model._segnet import SegNet
+from arseg_cli.model.creff import CReFF
 from arseg_cli.model.meta import ModelMeta
+from arseg_cli.model.resize import downscale
 
 
 class ARSeg(nn.Module):
@@ -107,8 +110,8 @@ class ARSeg(nn.Module):
         """The LR input of an HR image batch, as the official evaluation makes it: size
         (int(H*s), int(W*s)), bilinear with align_corners=True."""
         scale = self._require_lr().scale
-        size = (int(x_hr.shape[-2] * scale), int(x_hr.shape[-1] * scale))
-        return nn.functional.interpolate(x_hr, size=size, mode="bilinear", align_corners=True)
+        assert scale is not None
+        return downscale(x_hr, scale)
 
     # --- per-frame calls ----------------------------------------------------------------------------
     def keyframe(self, x_hr: Tensor) -> tuple[Tensor, Tensor]:
@@ -171,6 +174,21 @@ class ARSeg(nn.Module):
             self.hr.eval()
         return self
 
+    def use_compiled_attention(self, enabled: bool = True) -> ARSeg:
+        """Run CReFF's attention compiled by inductor in CPU inference (`_compiled_attention.py`: ~1.4x
+        faster CReFF after a one-off compile, needs a C++ compiler); False: the uncompiled kernel."""
+        for module in self.modules():
+            if isinstance(module, CReFF):
+                module.compiled_attention = enabled
+        self._inference_copies.clear()  # the folded copies carry the setting they were made with
+        return self
+
+    @property
+    def compiled_attention(self) -> bool:
+        """Whether CReFF runs its attention compiled: asked for and not failed to compile in this process."""
+        asked = any(isinstance(m, CReFF) and m.compiled_attention for m in self.modules())
+        return asked and not compile_failed()
+
     def optimize_for_inference(self) -> ARSeg:
         """Switch to eval mode and build the folded inference copies now rather than on the first call."""
         self.eval()
@@ -214,6 +232,12 @@ class ARSeg(nn.Module):
         state = self.__dict__.copy()
         state["_inference_copies"] = {}
         return state
+
+
+def build_arseg(meta: ModelMeta, *, has_hr: bool = True) -> ARSeg:
+    """A freshly initialised ARSeg model as `meta` describes it (LR branch iff meta.scale is set, CReFF
+    iff meta.has_creff); `has_hr=False` for a plain LR baseline without HR branch."""
+    return ARSeg(meta, has_hr=has_hr)
 
 
 def _check_images(x: Tensor, name: str) -> None:

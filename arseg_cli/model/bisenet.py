@@ -16,9 +16,51 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from arseg_cli.model._registry import register
-from arseg_cli.model._segnet import SegNet, finish, resize_bilinear
+from arseg_cli.model._segnet import SegNet, finish
+from arseg_cli.model.architecture import (
+    CAMVID_DATA,
+    CAMVID_MEAN,
+    CAMVID_RECIPE,
+    CAMVID_STD,
+    CITYSCAPES_BISE_MEAN,
+    CITYSCAPES_BISE_STD,
+    CITYSCAPES_DATA,
+    CITYSCAPES_RECIPE,
+    ArchConfig,
+    AuxHead,
+    DataSetInfo,
+    OfficialCheckpoint,
+    PaperFigures,
+    Recipe,
+    Stats,
+)
 from arseg_cli.model.backbones import resnet18
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
+
+
+def _bise18_config(arch: str, data: DataSetInfo, mean: Stats, std: Stats, recipe: Recipe, paper: PaperFigures) -> ArchConfig:
+    """The record of a BiSeNet-18 variant: one family, so one feature, key format and set of heads."""
+    return ArchConfig(
+        arch=arch, data=data, mean=mean, std=std, feature_stride=8, feature_channels=256, log_probs=False,
+        pixel_loss="ohem", recipe=recipe,
+        # BiSeNet's recipe: principal loss + both auxiliary losses (OHEM), weight 1.0.
+        aux_heads=(AuxHead("conv_out16", "pixels", 1.0), AuxHead("conv_out32", "pixels", 1.0)),
+        official=OfficialCheckpoint(backbone_key="cp.resnet.conv1.weight", classifier_key="conv_out.conv_out.weight"),
+        paper=paper,
+    )  # fmt: skip
+
+
+CAMVID_BISE18 = _bise18_config(
+    "camvid-bise18", CAMVID_DATA, CAMVID_MEAN, CAMVID_STD, CAMVID_RECIPE,
+    PaperFigures(60.2, 15.2, None, miou_hr=71.57, miou_lr=66.55, miou_ar=70.37, aux_in_macs=frozenset({"hr", "lr"}),
+                 resizing_in_macs=True),
+)  # fmt: skip
+CITYSCAPES_BISE18 = _bise18_config(
+    "cityscapes-bise18", CITYSCAPES_DATA, CITYSCAPES_BISE_MEAN, CITYSCAPES_BISE_STD, CITYSCAPES_RECIPE,
+    PaperFigures(183.3, 45.2, None, miou_hr=70.09, miou_lr=66.89, miou_ar=70.37, aux_in_macs=frozenset({"hr", "lr"}),
+                 resizing_in_macs=True),
+)  # fmt: skip
 
 
 class ConvBNReLU(nn.Module):
@@ -132,10 +174,10 @@ class BiSeNet18(SegNet):
 
     feature_channels = 256
 
-    def __init__(self, arch: str, num_classes: int) -> None:
+    def __init__(self, config: ArchConfig, num_classes: int | None) -> None:
         super().__init__()
-        self.arch = arch
-        self.num_classes = num_classes
+        self.arch = config.arch
+        self.num_classes = num_classes = num_classes or config.num_classes
         self.cp = ContextPath()
         self.sp = SpatialPath()
         self.ffm = FeatureFusion(256, 256)
@@ -156,13 +198,13 @@ class BiSeNet18(SegNet):
         return resize_bilinear(self.conv_out.upsample(scores), size, align_corners=True)
 
 
-@register("camvid-bise18")
+@register(CAMVID_BISE18)
 def camvid_bise18(num_classes: int | None = None, fuse: bool = False, warp: WarpConvention = "exact") -> SegNet:
     """BiSeNetV1-18 for CamVid (12 classes: 11 + Void); with `fuse`, the AR network's CReFF too."""
-    return finish(BiSeNet18("camvid-bise18", num_classes or 12), fuse=fuse, warp=warp)
+    return finish(BiSeNet18(CAMVID_BISE18, num_classes), fuse=fuse, warp=warp)
 
 
-@register("cityscapes-bise18")
+@register(CITYSCAPES_BISE18)
 def cityscapes_bise18(num_classes: int | None = None, fuse: bool = False, warp: WarpConvention = "exact") -> SegNet:
     """BiSeNetV1-18 for Cityscapes (19 train ids); with `fuse`, the AR network's CReFF too."""
-    return finish(BiSeNet18("cityscapes-bise18", num_classes or 19), fuse=fuse, warp=warp)
+    return finish(BiSeNet18(CITYSCAPES_BISE18, num_classes), fuse=fuse, warp=warp)

@@ -7,19 +7,34 @@ its window x window neighbours: logits = sum over channels of Q * K (no 1/sqrt(C
 image have logit 0 and value 0 but still take part in the softmax, output = LR_up + sum_k w_k V_k.
 
 This file states that computation plainly (`warp_feature`, `local_attention`): it is the path for
-training (autograd), ONNX export, tracing and non-CPU devices. CPU inference takes the tiled kernel in
-`_local_attention.py`, which computes the same numbers without materialising full-size intermediates.
+ONNX export, tracing and compiling; training takes the same attention with a hand-written backward
+pass (`_attention_autograd.py`). CPU inference takes the tiled kernel in
+`_local_attention.py`, which computes the same numbers without materialising full-size intermediates;
+CUDA inference takes the Triton kernels of `_triton_creff.py` when Triton imports (it ships with CUDA
+builds of torch), else that tiled kernel too.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from arseg_cli.model._attention_autograd import local_attention_for_training
 from arseg_cli.model._local_attention import fused_creff
-from arseg_cli.model._segnet import resize_bilinear
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
+
+logger = logging.getLogger(__name__)
+
+_triton_state = {"enabled": True}
+
+
+def use_triton_kernel(enabled: bool = True) -> None:
+    """Let CUDA inference use the Triton kernels when Triton is importable (the default), or not."""
+    _triton_state["enabled"] = enabled
 
 
 def resize_flow(flow_px: Tensor, size: tuple[int, int]) -> Tensor:
@@ -87,6 +102,27 @@ def window_logits(q: Tensor, k: Tensor, window: int = 7) -> Tensor:
     return torch.stack([(q * k_pad[..., dy : dy + height, dx : dx + width]).sum(1) for dy, dx in shifts], 1)
 
 
+def _triton_creff_or_none(
+    lr_feat: Tensor, key_feat: Tensor, flow_feat: Tensor, convs: tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d], warp: str, window: int
+) -> Tensor | None:
+    """The Triton kernels' CReFF; None when Triton is missing or fails to compile them here (then one
+    warning, and the tiled kernel for the rest of the process). Imported on first use: Triton is slow
+    to import and only CUDA needs it."""
+    from arseg_cli.model import _triton_creff
+
+    if not _triton_creff.available():
+        return None
+    try:
+        return _triton_creff.triton_creff(lr_feat, key_feat, flow_feat, convs, warp=warp, window=window)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Triton's compiler and driver raise many kinds
+        use_triton_kernel(False)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        logger.warning("Triton CReFF kernel unavailable (%s); using the tiled kernel", reason[:200])
+        return None
+
+
 def _depthwise(channels: int) -> nn.Conv2d:
     return nn.Conv2d(channels, channels, kernel_size=3, padding=1, groups=channels, bias=True)
 
@@ -97,7 +133,10 @@ class CReFF(nn.Module):
     forward(lr_feat (N, C, h, w), key_feat (N, C, Hf, Wf), flow_px (N, 2, H, W)) -> (N, C, Hf, Wf), float.
     flow_px: backward flow (x, y) at image resolution in image pixels: current pixel p shows what the
     keyframe shows at p + flow(p).
+    compiled_attention: CPU inference runs the attention compiled by inductor (opt-in, `--compile`).
     """
+
+    compiled_attention: bool = False
 
     def __init__(self, channels: int, *, window: int = 7, warp: WarpConvention = "official") -> None:
         super().__init__()
@@ -115,16 +154,23 @@ class CReFF(nn.Module):
         if self._takes_fast_path(lr_feat, key_feat, flow_px):
             flow_feat = resize_flow(flow_px.to(torch.promote_types(key_feat.dtype, torch.float32)), size)
             convs = (self.lr_query_conv, self.hr_key_conv, self.hr_value_conv)
-            return fused_creff(lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
+            if key_feat.device.type == "cuda" and _triton_state["enabled"]:
+                fused = _triton_creff_or_none(lr_feat, key_feat, flow_feat, convs, self.warp, self.window)
+                if fused is not None:
+                    return fused
+            return fused_creff(
+                lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window, compiled=self.compiled_attention
+            )
         up = resize_bilinear(lr_feat, size, align_corners=True)
         warped = warp_feature(key_feat, flow_px, self.warp)
         q, k, v = self.lr_query_conv(up), self.hr_key_conv(warped), self.hr_value_conv(warped)
-        return up + local_attention(q, k, v, self.window)
+        attend = local_attention if _records_graph() else local_attention_for_training
+        return up + attend(q, k, v, self.window)
 
     def _takes_fast_path(self, *inputs: Tensor) -> bool:
         """The tiled kernel serves inference on the CPU (float32/float64) and on CUDA (float16 too);
         anything that records the graph (autograd, tracing, export, compile) gets the plain path."""
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        if _records_graph():
             return False
         if torch.is_grad_enabled() and any(t.requires_grad for t in (*inputs, *self.parameters())):
             return False
@@ -136,3 +182,8 @@ class CReFF(nn.Module):
         if devices == {"cpu"}:
             return dtypes <= {torch.float32, torch.float64}
         return devices == {"cuda"} and dtypes <= {torch.float16, torch.float32, torch.float64}
+
+
+def _records_graph() -> bool:
+    """True while tracing, ONNX export or torch.compile records the computation: they get the plain ops."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from arseg_cli.model.weights import WeightsError, WeightsNotFoundError
+from arseg_cli.errors import WeightsError, WeightsNotFoundError
 
 WEIGHTS_ENV = "ARSEG_WEIGHTS"
 DEFAULT_NAME = "default.safetensors"

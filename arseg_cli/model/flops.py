@@ -50,8 +50,9 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from arseg_cli.model._registry import build
+from arseg_cli.model._registry import arch_config, build
 from arseg_cli.model._segnet import SegNet
+from arseg_cli.model.resize import lr_size
 
 #: The counter entries that are convolutions and linear layers.
 _COUNTED_OPS = frozenset({"aten::convolution", "aten::mm", "aten::addmm"})
@@ -177,13 +178,6 @@ def branch_costs(arch: str, height: int, width: int, scale: float, *, num_classe
     )
 
 
-def lr_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """The LR input size for scale s, as the official evaluation makes it: (int(H*s), int(W*s))."""
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"LR scale must be in (0, 1], got {scale}")
-    return int(height * scale), int(width * scale)
-
-
 def count_macs(run: Callable[[], object]) -> int:
     """MACs of the convolutions and linear layers executed by `run()` (meta tensors welcome)."""
     return _count(run)[0]
@@ -259,21 +253,16 @@ def _count(run: Callable[[], Any]) -> tuple[int, Any]:
 # ---------------------------------------------------------------------------------------------
 # the paper's count (thop on the official classes)
 
-#: arch -> (branches whose published figure includes the aux heads, official code resizes with nn.Upsample).
-_PAPER_PROFILE: dict[str, tuple[frozenset[str], bool]] = {
-    "camvid-psp18": (frozenset({"hr", "lr"}), False),
-    "cityscapes-psp18": (frozenset({"hr"}), False),
-    "camvid-bise18": (frozenset({"hr", "lr"}), True),
-    "cityscapes-bise18": (frozenset({"hr", "lr"}), True),
-}
 _THOP_UPSAMPLE_PER_ELEMENT = {"bilinear": 11, "nearest": 1}
 
 
 def paper_costs(arch: str, height: int, width: int, scale: float) -> dict[str, Cost]:
-    """{'hr': Cost, 'lr': Cost} as the paper counted them (module docstring: what and why)."""
-    if arch not in _PAPER_PROFILE:
+    """{'hr': Cost, 'lr': Cost} as the paper counted them (module docstring: what and why); which
+    branches' figures include the aux heads and whether resizing counts come from `ArchConfig.paper`."""
+    paper = arch_config(arch).paper
+    if paper is None:
         raise ValueError(f"no published figures to reproduce for {arch!r}")
-    with_aux, upsample_modules = _PAPER_PROFILE[arch]
+    with_aux, upsample_modules = paper.aux_in_macs, paper.resizing_in_macs
     net = _meta_net(arch)
     costs = {}
     for branch, size in (("hr", (height, width)), ("lr", lr_size(height, width, scale))):

@@ -9,13 +9,6 @@ WarpConvention = Literal["official", "exact"]
 ClassifierSharing = Literal["shared", "own"]
 BackboneSharing = Literal["own", "shared"]
 
-CAMVID_MEAN = (0.39068785, 0.40521392, 0.41434407)
-CAMVID_STD = (0.29652068, 0.30514979, 0.30080369)
-CITYSCAPES_BISE_MEAN = (0.3257, 0.3690, 0.3223)
-CITYSCAPES_BISE_STD = (0.2112, 0.2148, 0.2115)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @dataclass(frozen=True)
 class ModelMeta:

@@ -22,37 +22,19 @@ import torch
 from torch import Tensor
 
 from arseg_cli.errors import OptionsError, WeightsError
+from arseg_cli.model._registry import arch_config, list_archs
 from arseg_cli.model._segnet import SegNet
+from arseg_cli.model.architecture import OfficialCheckpoint
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.meta import (
-    CAMVID_MEAN,
-    CAMVID_STD,
-    CITYSCAPES_BISE_MEAN,
-    CITYSCAPES_BISE_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ModelMeta,
-)
-from arseg_cli.palettes import CAMVID, CITYSCAPES, Palette
+from arseg_cli.model.meta import ModelMeta
 
 PREFIX = "module."
 FUSION_PREFIX = "fuse_attention."
 
-#: arch -> (label set, mean, std) the released checkpoints were trained with.
-OFFICIAL_DATA: dict[str, tuple[Palette, tuple[float, float, float], tuple[float, float, float]]] = {
-    "camvid-psp18": (CAMVID, CAMVID_MEAN, CAMVID_STD),
-    "camvid-bise18": (CAMVID, CAMVID_MEAN, CAMVID_STD),
-    "cityscapes-psp18": (CITYSCAPES, IMAGENET_MEAN, IMAGENET_STD),
-    "cityscapes-bise18": (CITYSCAPES, CITYSCAPES_BISE_MEAN, CITYSCAPES_BISE_STD),
-}
 _NAMES_SHOWN = 3
 # torch.save writes a zip archive; files from before PyTorch 1.6 are a bare pickle (protocol 2 opcode).
 _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_MAGIC = b"\x80\x02"
-
-# Cityscapes PSP HR files from phase-1 training lack this alias of `cls.4`.
-_CITYSCAPES_PSP_ALIAS = {"final_conv.weight": "cls.4.weight", "final_conv.bias": "cls.4.bias"}
-
 
 def read_official(path: str | Path) -> dict[str, Tensor]:
     """The state dict of an official `.pth` file with the `module.` prefix removed (tensors on CPU)."""
@@ -89,16 +71,25 @@ def read_official(path: str | Path) -> dict[str, Tensor]:
 
 
 def detect_arch(state: Mapping[str, Tensor]) -> str | None:
-    """The architecture id an official state dict belongs to, from its key names and class count."""
-    families = (("feats.conv1.weight", "final_conv.weight", "camvid", "psp18"),
-                ("layer0.0.weight", "cls.4.weight", "cityscapes", "psp18"),
-                ("cp.resnet.conv1.weight", "conv_out.conv_out.weight", None, "bise18"))  # fmt: skip
-    for marker, classifier, dataset, family in families:
-        if marker in state and classifier in state:
-            classes = state[classifier].shape[0]
-            guess = dataset or {12: "camvid", 19: "cityscapes"}.get(classes)
-            return None if guess is None else f"{guess}-{family}"
-    return None
+    """The architecture id an official state dict belongs to: the one whose key markers
+    (`ArchConfig.official`) it holds; where several share markers, the one with its class count."""
+    marked = [(arch, fmt) for arch, fmt in _official_formats() if {fmt.backbone_key, fmt.classifier_key} <= state.keys()]
+    if len(marked) == 1:
+        return marked[0][0]
+    counted = [arch for arch, fmt in marked if state[fmt.classifier_key].shape[0] == arch_config(arch).num_classes]
+    return counted[0] if len(counted) == 1 else None
+
+
+def _official_formats() -> list[tuple[str, OfficialCheckpoint]]:
+    """(arch, its official checkpoint format) of every registered architecture with an official release."""
+    return [(arch, official) for arch in list_archs() if (official := arch_config(arch).official) is not None]
+
+
+def _official_format(arch: str) -> OfficialCheckpoint:
+    official = arch_config(arch).official
+    if official is None:
+        raise OptionsError(f"{arch} has no official AR-Seg checkpoints: choose one of {', '.join(a for a, _ in _official_formats())}")
+    return official
 
 
 def scale_from_name(path: str | Path) -> float | None:
@@ -138,17 +129,15 @@ def load_official(
     low = ar if ar is not None else lr
     roles = {"hr": hr, "ar": ar, "lr": lr}
     states = {role: read_official(path) for role, path in roles.items() if path is not None}
-    arch = arch or _agree_on_arch(states, roles)
-    if arch not in OFFICIAL_DATA:
-        raise OptionsError(f"unknown architecture {arch!r}: choose one of {', '.join(OFFICIAL_DATA)}")
-    palette, mean, std = OFFICIAL_DATA[arch]
-    prepared = {role: prepare_state(state, arch, role) for role, state in states.items()}
+    config = arch_config(arch or _agree_on_arch(states, roles))
+    _official_format(config.arch)
+    prepared = {role: prepare_state(state, config.arch, role) for role, state in states.items()}
     meta = ModelMeta(
-        arch=arch,
-        classes=palette.classes,
-        palette=palette.colors,
-        mean=mean,
-        std=std,
+        arch=config.arch,
+        classes=config.palette.classes,
+        palette=config.palette.colors,
+        mean=config.mean,
+        std=config.std,
         scale=None if low is None else _resolve_scale(low, scale),
         warp="official",
         has_creff=ar is not None,
@@ -166,22 +155,22 @@ def load_official(
 def prepare_state(state: Mapping[str, Tensor], arch: str, role: str) -> dict[str, Tensor]:
     """The state dict a branch of `arch` loads strictly, from an official file's (prefix removed).
 
-    role 'hr': CReFF keys are refused (an AR file given as HR) except for cityscapes-psp18, whose HR
-    files may carry unused ones; its missing `final_conv` alias is added from `cls.4`.
+    role 'hr': CReFF keys are refused (an AR file given as HR) unless the architecture's HR files may
+    carry unused ones (cityscapes-psp18); missing key aliases (`ArchConfig.official.key_aliases`) are added.
     role 'ar': CReFF keys required. role 'lr': CReFF keys, if any, dropped (unused by the LR baseline).
     """
+    official = _official_format(arch)
     has_fusion = any(k.startswith(FUSION_PREFIX) for k in state)
     out = dict(state)
     if role == "ar" and not has_fusion:
         raise WeightsError("no CReFF keys (fuse_attention.*): an HR or LR-baseline file? pass it as hr= or lr=")
-    if role == "hr" and has_fusion and arch != "cityscapes-psp18":
+    if role == "hr" and has_fusion and not official.hr_may_hold_creff:
         raise WeightsError("it has CReFF keys (fuse_attention.*): an AR file? pass it as ar=")
     if role in ("hr", "lr"):
         out = {k: v for k, v in out.items() if not k.startswith(FUSION_PREFIX)}
-    if arch == "cityscapes-psp18":
-        for alias, stored in _CITYSCAPES_PSP_ALIAS.items():
-            if alias not in out and stored in out:
-                out[alias] = out[stored]
+    for alias, stored in official.key_aliases.items():
+        if alias not in out and stored in out:
+            out[alias] = out[stored]
     return out
 
 

@@ -19,14 +19,14 @@ from typing import Any, Literal
 import torch
 
 from arseg_cli.errors import OptionsError, WeightsError
+from arseg_cli.model._registry import arch_config
 from arseg_cli.model.official import load_official
 from arseg_cli.model.official import scale_from_name as official_file_scale
 from arseg_cli.model.weights import save_weights
-from arseg_cli.outputs import check_writable
+from arseg_cli.atomic_files import check_writable
 
 __all__ = [
     "OfficialFiles",
-    "REPORTED_MIOU",
     "file_sha256",
     "find_official_files",
     "import_official",
@@ -36,23 +36,11 @@ __all__ = [
 
 ReleaseKind = Literal["ar", "hr", "lr"]
 
-#: Mean mIoU (%) over keyframe distances d = 0..11 that the AR-Seg authors report for the released files
-#: (their evaluation of 12-frame GOPs of compressed video): HR; LR and AR at scale 0.5.
-REPORTED_MIOU: dict[str, dict[str, float]] = {
-    "camvid-psp18": {"hr": 69.43, "lr@0.5": 66.56, "ar@0.5": 70.48},
-    "camvid-bise18": {"hr": 71.57, "lr@0.5": 66.55, "ar@0.5": 70.37},
-    "cityscapes-psp18": {"hr": 68.30, "lr@0.5": 66.80, "ar@0.5": 69.03},
-    "cityscapes-bise18": {"hr": 70.09, "lr@0.5": 66.89, "ar@0.5": 70.37},
-}
 _MIOU_PROTOCOL = (
     "official AR-Seg evaluation: per keyframe distance d = 0..11 one confusion matrix, mIoU over all classes "
     "(CamVid: 12 incl. Void), reported figure = mean over d; compressed video, GOP 12"
 )
 _MIOU_SOURCE = "reported by the AR-Seg authors for these released files; not measured by arseg"
-_DATA = {
-    "camvid": "CamVid (11 classes + Void, 960x720), training by the AR-Seg authors",
-    "cityscapes": "Cityscapes (19 train ids, 2048x1024), training by the AR-Seg authors",
-}
 _FOLDERS: dict[str, tuple[str, ...]] = {"ar": ("HR", "AR"), "hr": ("HR",), "lr": ("LR",)}
 
 
@@ -144,7 +132,7 @@ def import_official(
     provenance = {
         **meta.provenance,
         "source": "official AR-Seg release (github.com/THU-LYJ-Lab/AR-Seg)",
-        "data": _DATA[meta.arch.split("-")[0]],
+        "data": arch_config(meta.arch).data.description,
         "files": {role: {"name": path.name, "sha256": file_sha256(path)} for role, path in roles.items()},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **({"command": command} if command else {}),
@@ -157,14 +145,15 @@ def reported_metrics(arch: str, *, roles: set[str], scale: float | None) -> dict
     """The authors' mIoU for the model made of `roles` ('hr', 'ar', 'lr'), or {} when they report none.
 
     HR figures apply to any model with the HR file; AR and LR figures only at the scale they were
-    reported for (0.5).
+    reported for (`ArchConfig.paper.scale`, 0.5).
     """
-    reported = REPORTED_MIOU.get(arch, {})
-    miou = {"hr": reported["hr"]} if "hr" in roles and "hr" in reported else {}
-    for role in ("ar", "lr"):
-        key = f"{role}@{scale:g}" if scale is not None else ""
-        if role in roles and key in reported:
-            miou[key] = reported[key]
+    paper = arch_config(arch).paper
+    if paper is None:
+        return {}
+    miou = {"hr": paper.miou_hr} if "hr" in roles else {}
+    for role, value in (("ar", paper.miou_ar), ("lr", paper.miou_lr)):
+        if role in roles and scale is not None and abs(scale - paper.scale) < 1e-9:
+            miou[f"{role}@{scale:g}"] = value
     if not miou:
         return {}
     return {"miou": miou, "miou_source": _MIOU_SOURCE, "miou_protocol": _MIOU_PROTOCOL}

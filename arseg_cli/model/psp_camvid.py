@@ -13,9 +13,24 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from arseg_cli.model._registry import register
-from arseg_cli.model._segnet import SegNet, finish, resize_bilinear
+from arseg_cli.model._segnet import SegNet, finish
+from arseg_cli.model.architecture import CAMVID_DATA, CAMVID_MEAN, CAMVID_RECIPE, CAMVID_STD
+from arseg_cli.model.architecture import ArchConfig, AuxHead, OfficialCheckpoint, PaperFigures
 from arseg_cli.model.backbones import resnet18
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
+
+#: F is 64 channels at the input size (stride 1); the output is log-probabilities.
+CAMVID_PSP18 = ArchConfig(
+    arch="camvid-psp18", data=CAMVID_DATA, mean=CAMVID_MEAN, std=CAMVID_STD,
+    feature_stride=1, feature_channels=64, log_probs=True, pixel_loss="ce",
+    official=OfficialCheckpoint(backbone_key="feats.conv1.weight", classifier_key="final_conv.weight"),
+    paper=PaperFigures(309.3, 77.2, 5.5, miou_hr=69.43, miou_lr=66.56, miou_ar=70.48,
+                       aux_in_macs=frozenset({"hr", "lr"}), resizing_in_macs=False),  # fmt: skip
+    recipe=CAMVID_RECIPE,
+    # BCE on "class present in the labels", weight 1.0 (AR-Seg's CamVid training script).
+    aux_heads=(AuxHead("classifier", "classes_present", 1.0),),
+)
 
 
 class PyramidPooling(nn.Module):
@@ -44,8 +59,7 @@ class Upsample2x(nn.Module):
         self.conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.PReLU())
 
     def forward(self, x: Tensor) -> Tensor:
-        up = F.interpolate(x, size=(2 * x.shape[-2], 2 * x.shape[-1]), mode="bilinear", align_corners=False)
-        return self.conv(up)
+        return self.conv(resize_bilinear(x, (2 * x.shape[-2], 2 * x.shape[-1]), align_corners=False))
 
 
 class CamVidPSPNet(SegNet):
@@ -53,8 +67,8 @@ class CamVidPSPNet(SegNet):
 
     backbone_name = "feats"  # the dilated ResNet-18
 
-    arch = "camvid-psp18"
-    feature_channels = 64
+    arch = CAMVID_PSP18.arch
+    feature_channels = CAMVID_PSP18.feature_channels
 
     def __init__(self, num_classes: int = 12) -> None:
         super().__init__()
@@ -82,7 +96,7 @@ class CamVidPSPNet(SegNet):
         return F.log_softmax(resize_bilinear(scores, size, align_corners=True), dim=1)
 
 
-@register("camvid-psp18")
+@register(CAMVID_PSP18)
 def camvid_psp18(num_classes: int | None = None, fuse: bool = False, warp: WarpConvention = "exact") -> SegNet:
     """CamVid PSPNet-18 (12 classes: 11 + Void); with `fuse`, the AR network's CReFF too."""
-    return finish(CamVidPSPNet(num_classes or 12), fuse=fuse, warp=warp)
+    return finish(CamVidPSPNet(num_classes or CAMVID_PSP18.num_classes), fuse=fuse, warp=warp)

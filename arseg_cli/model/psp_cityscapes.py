@@ -13,9 +13,30 @@ import torch
 from torch import Tensor, nn
 
 from arseg_cli.model._registry import register
-from arseg_cli.model._segnet import SegNet, finish, resize_bilinear
+from arseg_cli.model._segnet import SegNet, finish
+from arseg_cli.model.architecture import CITYSCAPES_DATA, CITYSCAPES_RECIPE, IMAGENET_MEAN, IMAGENET_STD
+from arseg_cli.model.architecture import ArchConfig, AuxHead, OfficialCheckpoint, PaperFigures
 from arseg_cli.model.backbones import resnet18
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
+
+CITYSCAPES_PSP18 = ArchConfig(
+    arch="cityscapes-psp18", data=CITYSCAPES_DATA, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    feature_stride=8, feature_channels=512, log_probs=False, pixel_loss="ce",
+    # Phase-1 HR files lack the `final_conv` alias of `cls.4`; the official evaluation builds the HR
+    # network with the fusion class, so HR files may carry unused CReFF keys.
+    official=OfficialCheckpoint(
+        backbone_key="layer0.0.weight",
+        classifier_key="cls.4.weight",
+        key_aliases={"final_conv.weight": "cls.4.weight", "final_conv.bias": "cls.4.bias"},
+        hr_may_hold_creff=True,
+    ),
+    # The published LR figure (135.2 G) matches only without the aux head: measured on a net skipping it.
+    paper=PaperFigures(561.4, 135.2, None, miou_hr=68.30, miou_lr=66.80, miou_ar=69.03,
+                       aux_in_macs=frozenset({"hr"}), resizing_in_macs=False),  # fmt: skip
+    recipe=CITYSCAPES_RECIPE,
+    aux_heads=(AuxHead("aux", "pixels", 0.4),),  # semseg PSPNet's layer3 head
+)
 
 
 class PyramidPoolingModule(nn.Module):
@@ -52,8 +73,8 @@ def _head(in_channels: int, mid_channels: int, num_classes: int) -> nn.Sequentia
 class CityscapesPSPNet(SegNet):
     """The network; `features_and_aux(aux=True)` also returns the layer3 head's scores (N, K, H/8, W/8)."""
 
-    arch = "cityscapes-psp18"
-    feature_channels = 512
+    arch = CITYSCAPES_PSP18.arch
+    feature_channels = CITYSCAPES_PSP18.feature_channels
 
     def __init__(self, num_classes: int = 19) -> None:
         super().__init__()
@@ -77,7 +98,7 @@ class CityscapesPSPNet(SegNet):
         return resize_bilinear(scores, size, align_corners=True)
 
 
-@register("cityscapes-psp18")
+@register(CITYSCAPES_PSP18)
 def cityscapes_psp18(num_classes: int | None = None, fuse: bool = False, warp: WarpConvention = "exact") -> SegNet:
     """Cityscapes PSPNet-18 (19 train ids); with `fuse`, the AR network's CReFF too."""
-    return finish(CityscapesPSPNet(num_classes or 19), fuse=fuse, warp=warp)
+    return finish(CityscapesPSPNet(num_classes or CITYSCAPES_PSP18.num_classes), fuse=fuse, warp=warp)

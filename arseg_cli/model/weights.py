@@ -20,12 +20,10 @@ safetensors library. Every problem becomes one WeightsError line naming what is 
 from __future__ import annotations
 
 import json
-import os
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -33,24 +31,18 @@ from safetensors.torch import save_file
 from torch import nn
 
 from arseg_cli.errors import WeightsError
+from arseg_cli.model._registry import list_archs
+from arseg_cli.model._safetensors_header import read_header
+from arseg_cli.model.arseg import ARSeg, build_arseg
 from arseg_cli.model.meta import ModelMeta, WarpConvention
-from arseg_cli.outputs import atomic_path, os_errors_as_output_errors
-
-if TYPE_CHECKING:
-    from arseg_cli.model.arseg import ARSeg
+from arseg_cli.atomic_files import atomic_path, os_errors_as_output_errors
 
 FORMAT_NAME = "arseg-weights"
 FORMAT_VERSION = 1
 BRANCHES = ("hr", "lr")
 _FLOAT16_MAX = float(torch.finfo(torch.float16).max)
 # A safetensors header is JSON describing the tensors; anything claiming more is not one.
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 _NAMES_SHOWN = 3
-
-
-class WeightsNotFoundError(WeightsError, FileNotFoundError):
-    """The weights path does not exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +184,7 @@ def read_meta(path: str | Path) -> ModelMeta:
 def read_info(path: str | Path) -> WeightsInfo:
     """Everything the header says; checks that the file is a complete arseg weights file."""
     path = Path(path)
-    header, file_bytes = _read_safetensors_header(path)
+    header, file_bytes = read_header(path)
     metadata = header.pop("__metadata__", None)
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise WeightsError(f"{path} is a safetensors file without arseg metadata (not written by arseg?)")
@@ -298,12 +290,9 @@ def _read(path: str | Path) -> tuple[WeightsInfo, dict[str, torch.Tensor]]:
 
 
 def _build_model(meta: ModelMeta, *, has_hr: bool, path: Path) -> ARSeg:
-    from arseg_cli.model import _registry
-
-    if meta.arch not in _registry.list_archs():
-        known = ", ".join(_registry.list_archs())
-        raise WeightsError(f"{path}: unknown architecture {meta.arch!r} (known: {known})")
-    return _registry.build_arseg(meta, has_hr=has_hr)
+    if meta.arch not in list_archs():
+        raise WeightsError(f"{path}: unknown architecture {meta.arch!r} (known: {', '.join(list_archs())})")
+    return build_arseg(meta, has_hr=has_hr)
 
 
 def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -329,70 +318,6 @@ def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, so
             raise WeightsError(f"{source}: {alias} and {target} are one tensor in the model but differ in the file")
     with torch.no_grad():
         model.load_state_dict(state, strict=True)
-
-
-def _read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
-    """Parse and check the safetensors header of `path`: (header dict, file size in bytes)."""
-    if not path.exists():
-        raise WeightsNotFoundError(f"weights file {path} does not exist")
-    if not path.is_file():
-        raise WeightsError(f"{path} is not a file")
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(8)
-            file_bytes = os.fstat(handle.fileno()).st_size
-            if _looks_like_pickle(head):
-                raise WeightsError(
-                    f"{path} looks like a PyTorch pickle, not arseg weights; convert it with `arseg weights import`"
-                )
-            if len(head) < 8:
-                raise WeightsError(f"{path} is not a safetensors file ({file_bytes} bytes)")
-            (header_len,) = struct.unpack("<Q", head)
-            if header_len > _MAX_HEADER_BYTES:
-                raise WeightsError(f"{path} is not a safetensors file (no valid header)")
-            raw = handle.read(header_len)
-    except OSError as error:
-        raise WeightsError(f"cannot read {path}: {error.strerror or error}") from None
-    if len(raw) < header_len:
-        if raw[:1] == b"{":
-            raise WeightsError(f"{path} is truncated: its header is incomplete")
-        raise WeightsError(f"{path} is not a safetensors file (no valid header)")
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WeightsError(f"{path} is not a safetensors file (header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise WeightsError(f"{path} is not a safetensors file (header is not a JSON object)")
-    data_bytes = file_bytes - 8 - header_len
-    needed = _check_entries(path, header)
-    if needed > data_bytes:
-        raise WeightsError(f"{path} is truncated: tensor data needs {needed} bytes, the file has {data_bytes}")
-    return header, file_bytes
-
-
-def _check_entries(path: Path, header: dict[str, Any]) -> int:
-    """Validate each tensor entry of a safetensors header; return the bytes of tensor data it needs."""
-    end = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            begin, stop = (int(v) for v in entry["data_offsets"])
-            count = 1
-            for d in entry["shape"]:
-                count *= int(d)
-            item = _DTYPE_BYTES[entry["dtype"]]
-        except (KeyError, TypeError, ValueError):
-            raise WeightsError(f"{path} is not a valid safetensors file (bad entry for {name!r})") from None
-        if stop - begin != count * item or begin < 0:
-            raise WeightsError(f"{path} is not a valid safetensors file (bad entry for {name!r})")
-        end = max(end, stop)
-    return end
-
-
-def _looks_like_pickle(head: bytes) -> bool:
-    """torch.save writes a zip archive (new format) or a raw pickle (protocol 2+ starts with 0x80)."""
-    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 def _metadata_json(path: Path, metadata: Mapping[str, str], key: str, kind: type) -> Any:

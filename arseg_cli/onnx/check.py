@@ -21,6 +21,7 @@ from PIL import Image
 
 from arseg_cli.errors import InputError
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.resize import resize_bilinear
 from arseg_cli.onnx.runtime import OnnxARSeg
 from arseg_cli.video.decode import decode_frames
 from arseg_cli.video.motion import FlowAccumulator
@@ -135,7 +136,7 @@ def _resized(frame: ParityFrame, size_hw: tuple[int, int] | None) -> ParityFrame
     height, width = frame.rgb.shape[:2]
     rgb = np.asarray(Image.fromarray(frame.rgb).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR))
     flow = torch.from_numpy(frame.flow_px)[None]
-    flow = torch.nn.functional.interpolate(flow, size=size_hw, mode="bilinear", align_corners=False)[0]
+    flow = resize_bilinear(flow, size_hw, align_corners=False)[0]
     flow[0] *= size_hw[1] / width
     flow[1] *= size_hw[0] / height
     return ParityFrame(np.ascontiguousarray(rgb), flow.numpy().astype(np.float32))

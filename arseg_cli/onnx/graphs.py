@@ -5,7 +5,7 @@ exactly what the PyTorch pipeline computes. They are traced with autograd on and
 ARSeg then runs its plain branches (BatchNorm unfolded; onnxruntime folds it itself) and CReFF its plain
 path (`creff.local_attention`), never the CPU-only tiled kernel.
 
-Trace sizes: the networks skip a resize when two sizes already agree (`_segnet.resize_bilinear`), and a
+Trace sizes: the networks skip a resize when two sizes already agree (`model.resize.resize_bilinear`), and a
 trace keeps whatever branch the trace sizes took, for every size. The trace sizes are therefore chosen
 so that no two sizes agree anywhere: 100x132 (HR) and 68x100 (LR) are not multiples of 8, and
 ceil(x/8), ceil(x/16) are odd, so a x2 upsampling never lands on the next level's size (BiSeNet's

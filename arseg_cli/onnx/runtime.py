@@ -2,7 +2,7 @@
 
 `normalize`, `downscale`, `keyframe`, `nonkeyframe` take and return torch tensors as ARSeg's do, and
 `meta`, `arch`, `num_classes`, `scale`, `device`, `lr` answer the same questions, so the pipeline
-(`arseg_cli.pipeline.segment_frames`, `arseg_cli.inference.FrameStep`) and `arseg bench` run it as they
+(`arseg_cli.pipeline.segment_frames`, `arseg_cli.frame_step.FrameStep`) and `arseg bench` run it as they
 run ARSeg. Tensors cross to onnxruntime as float32 numpy arrays on the CPU; results come back on
 `device`. The graphs take batch 1.
 """
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError, WeightsError
-from arseg_cli.inference import downscale
+from arseg_cli.model.resize import downscale
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.onnx._extra import require

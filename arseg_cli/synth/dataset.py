@@ -29,10 +29,10 @@ from PIL import Image
 
 from arseg_cli import __version__
 from arseg_cli.errors import OptionsError
-from arseg_cli.outputs import AtomicFile, atomic_path, os_errors_as_output_errors, prepare_output_dir
+from arseg_cli.atomic_files import AtomicFile, atomic_path, os_errors_as_output_errors, prepare_output_dir
 from arseg_cli.synth.classes import NUM_CLASSES, PALETTE
 from arseg_cli.synth.clip import SynthClip, SynthFrame
-from arseg_cli.video.encode import LabelPngWriter
+from arseg_cli.video.writers import LabelPngWriter
 from arseg_cli.video.flowio import FlowFileWriter
 from arseg_cli.video.records import FlowToKey
 from arseg_cli.video.x264 import H264Writer, x264_params

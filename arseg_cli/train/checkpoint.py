@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from arseg_cli.errors import InputError, InputNotFoundError
-from arseg_cli.outputs import atomic_path, os_errors_as_output_errors
+from arseg_cli.atomic_files import atomic_path, os_errors_as_output_errors
 
 CHECKPOINT_FORMAT = "arseg-train-checkpoint-1"
 

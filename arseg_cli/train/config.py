@@ -1,10 +1,8 @@
 """What a training run does: the phase, the model, the optimisation recipe, the data policy.
 
-Recipes (reference/OFFICIAL.md, "Training recipe"): CamVid: Adam, lr 1e-3, cosine decay per iteration,
-100 epochs, batch 8, the first half of phase ar without CReFF; Cityscapes: SGD lr 0.01, momentum 0.9,
-weight decay 5e-4, 200 epochs. The reference gives no Cityscapes batch size or schedule: arseg uses
-batch 8 and the same per-iteration cosine decay (documented in docs/TRAINING.md). Every value can be
-overridden from the command line.
+Each architecture's default recipe is in its configuration record (`ArchConfig.recipe`, from
+reference/OFFICIAL.md, "Training recipe"; docs/TRAINING.md). Every value can be overridden from the
+command line.
 """
 
 from __future__ import annotations
@@ -13,59 +11,59 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from arseg_cli.errors import OptionsError
+from arseg_cli.model import arch_config
+from arseg_cli.model.architecture import OptimizerName, PixelLoss, Recipe
+from arseg_cli.train.losses import PIXEL_LOSSES
 
-Phase = Literal["hr", "ar"]
-OptimizerName = Literal["adam", "sgd"]
+Phase = Literal["hr", "lr", "ar"]
 BackboneSharing = Literal["own", "shared"]
-CreffInit = Literal["zero", "identity"]
+CreffInit = Literal["kaiming", "zero", "identity"]
+CREFF_INITS: tuple[CreffInit, ...] = ("kaiming", "zero", "identity")
 DevicePolicy = Literal["auto", "cpu", "cuda"]
 
+#: The official augmentation: random scale 0.5-2.5 of the whole frame (then cropped back to its size),
+#: horizontal flip, colour jitter of strength 0.5.
+OFFICIAL_SCALE_RANGE = (0.5, 2.5)
+OFFICIAL_JITTER = 0.5
 
-@dataclass(frozen=True)
-class Recipe:
-    """An optimisation recipe: optimiser and its settings, batch per step, epochs, and (phase ar)
-    the fraction of the steps trained without CReFF at the start (the official plain LR warm-up)."""
-
-    optimizer: OptimizerName
-    lr: float
-    momentum: float
-    weight_decay: float
-    batch: int
-    epochs: int
-    plain_fraction: float
-
-
-RECIPES: dict[str, Recipe] = {
-    "camvid": Recipe("adam", 1e-3, 0.0, 0.0, batch=8, epochs=100, plain_fraction=0.5),
-    "cityscapes": Recipe("sgd", 0.01, 0.9, 5e-4, batch=8, epochs=200, plain_fraction=0.0),
-}
+#: What a checkpoint written before an option existed implies for it: such options are left out of the
+#: resume key when they hold these values, so older checkpoints still resume.
+_IMPLIED_BY_OLD_CHECKPOINTS: dict[str, Any] = {
+    "lr_backbone": "own", "pair_frames": "decoded", "creff_init": "zero", "loss": "ce",
+    "scale_range": [0.75, 1.25], "jitter": 0.0, "augment_variants": 0,
+}  # fmt: skip
 
 
 def recipe_for(arch: str) -> Recipe:
-    """The official recipe of an architecture's data set family ('camvid-*' or 'cityscapes-*')."""
-    family = arch.split("-", 1)[0]
-    if family not in RECIPES:
-        raise OptionsError(f"no training recipe for architecture {arch!r} (known families: {', '.join(RECIPES)})")
-    return RECIPES[family]
+    """The default training recipe of a registered architecture (its `ArchConfig.recipe`)."""
+    return arch_config(arch).recipe
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run.
 
-    phase:          'hr' (HR network alone at 1.0x) or 'ar' (LR branch at `scale` + CReFF, HR frozen).
+    phase:          'hr' (HR network alone at 1.0x), 'lr' (a separate LR network at `scale`, no CReFF: the
+                    paper's LR baseline) or 'ar' (LR branch at `scale` + CReFF, HR frozen).
     steps:          optimiser steps in all (each step sees `batch` items per process).
     plain_steps:    phase ar: the first steps train the LR branch without CReFF (official warm-up).
     fst_weight:     phase ar: weight of the FST feature MSE.
     crop_hw:        training crop (H, W) in pixels, None = full frames.
-    keyint:         L; pairs take keyframe distances from it (`distance` policy).
+    keyframe_interval: L; pairs take keyframe distances from it (`distance` policy).
     pair_frames:    pixels of the training pairs: 'decoded' from the compressed snippet (what inference sees)
                     or the data set's 'source' frames (the official code's choice); the flow is the
                     snippet's motion vectors either way.
     lr_backbone:    phase ar: 'own' (the paper: the LR branch trains its own ResNet-18) or 'shared' (the
                     LR branch uses the frozen HR backbone; only its heads and CReFF train).
-    creff_init:     phase ar: CReFF's value convolution at the start, 'zero' (the fusion starts as the
-                    identity) or 'identity' (train.run.start_lr_from_hr says why).
+    creff_init:     phase ar: CReFF's convolutions at the start: 'kaiming' (the official: query, key and
+                    value kaiming-normal with a = 1, bias 0), 'zero' (value zero: the fusion starts as the
+                    identity) or 'identity' (value's centre tap 1; train.run.start_lr_from_hr says why).
+    loss:           pixel loss of the main and auxiliary pixel heads: 'ohem' or 'ce' (train.losses).
+    scale_range:    augmentation: random scale of the pair (before the crop).
+    jitter:         augmentation: colour jitter strength (brightness, contrast, saturation), 0 = none.
+    augment_variants: 0: every epoch draws a new augmentation (and d); V > 0: epoch e draws the one of
+                    variant e mod V, so an item takes V forms in all (what lets phase ar cache the frozen
+                    HR features of each form).
     checkpoint_every: save the resumable state every N steps (0 = only at the end).
     """
 
@@ -78,14 +76,18 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     scale: float = 0.5
-    keyint: int = 12
+    keyframe_interval: int = 12
     plain_steps: int = 0
     fst_weight: float = 1.0
     crop_hw: tuple[int, int] | None = None
     distance: Literal["official", "uniform"] = "uniform"
     lr_backbone: BackboneSharing = "own"
     pair_frames: Literal["decoded", "source"] = "decoded"
-    creff_init: CreffInit = "zero"
+    creff_init: CreffInit = "kaiming"
+    loss: PixelLoss = "ce"
+    scale_range: tuple[float, float] = OFFICIAL_SCALE_RANGE
+    jitter: float = OFFICIAL_JITTER
+    augment_variants: int = 0
     checkpoint_every: int = 0
     seed: int = 0
     workers: int = 0
@@ -93,8 +95,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.phase not in ("hr", "ar"):
-            problems.append(f"phase must be hr or ar, not {self.phase!r}")
+        if self.phase not in ("hr", "lr", "ar"):
+            problems.append(f"phase must be hr, lr or ar, not {self.phase!r}")
         if self.steps < 1:
             problems.append(f"steps must be >= 1, got {self.steps}")
         if self.batch < 2:  # BatchNorm after global pooling sees one value per channel per item
@@ -111,10 +113,18 @@ class TrainConfig:
             problems.append(f"lr_backbone must be own or shared, not {self.lr_backbone!r}")
         if self.pair_frames not in ("decoded", "source"):
             problems.append(f"pair frames must be decoded or source, not {self.pair_frames!r}")
-        if self.creff_init not in ("zero", "identity"):
-            problems.append(f"CReFF initialisation must be zero or identity, not {self.creff_init!r}")
-        if self.phase == "hr" and self.lr_backbone != "own":
-            problems.append("--lr-backbone is for phase ar (phase hr has no LR branch)")
+        if self.creff_init not in CREFF_INITS:
+            problems.append(f"CReFF initialisation must be one of {', '.join(CREFF_INITS)}, not {self.creff_init!r}")
+        if self.loss not in PIXEL_LOSSES:
+            problems.append(f"loss must be one of {', '.join(PIXEL_LOSSES)}, not {self.loss!r}")
+        if not 0 < self.scale_range[0] <= self.scale_range[1]:
+            problems.append(f"augmentation scale range must be 0 < low <= high, got {self.scale_range}")
+        if not 0.0 <= self.jitter < 1.0:
+            problems.append(f"colour jitter must be in [0, 1), got {self.jitter}")
+        if self.augment_variants < 0:
+            problems.append(f"augmentation variants must be >= 0, got {self.augment_variants}")
+        if self.phase != "ar" and self.lr_backbone != "own":
+            problems.append("--lr-backbone is for phase ar (only it shares the HR backbone)")
         if self.checkpoint_every < 0 or self.workers < 0:
             problems.append("checkpoint interval and workers must be >= 0")
         if self.crop_hw is not None and min(self.crop_hw) < 8:
@@ -128,7 +138,9 @@ class TrainConfig:
         for free in ("checkpoint_every", "workers"):
             data.pop(free)
         data["crop_hw"] = list(self.crop_hw) if self.crop_hw else None
-        for option, default in (("lr_backbone", "own"), ("pair_frames", "decoded"), ("creff_init", "zero")):
-            if data[option] == default:  # checkpoints from before the option lack the key
+        data["keyint"] = data.pop("keyframe_interval")  # the name checkpoints were written with
+        data["scale_range"] = list(self.scale_range)
+        for option, implied in _IMPLIED_BY_OLD_CHECKPOINTS.items():
+            if data[option] == implied:
                 data.pop(option)
         return data

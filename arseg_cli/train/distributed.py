@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from arseg_cli.errors import OptionsError
+from arseg_cli.options import pick_device
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,6 @@ class Processes:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(policy: str) -> torch.device:
-    """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda' (an error when there is none)."""
-    if policy == "cuda" and not torch.cuda.is_available():
-        raise OptionsError("--device cuda: no CUDA device is available")
-    if policy not in ("auto", "cpu", "cuda"):
-        raise OptionsError(f"unknown device {policy!r}: use auto, cpu or cuda")
-    return torch.device("cuda" if policy != "cpu" and torch.cuda.is_available() else "cpu")
 
 
 def start(policy: str) -> Processes:

@@ -30,6 +30,7 @@ from arseg_cli.train import distributed
 from arseg_cli.train.checkpoint import check_resumable, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from arseg_cli.train.config import TrainConfig
 from arseg_cli.train.distributed import Processes
+from arseg_cli.train.feature_cache import FeatureCache
 from arseg_cli.train.metrics import MetricsLog
 from arseg_cli.train.objective import PhaseObjective
 
@@ -101,7 +102,9 @@ class Trainer:
     frozen here.
 
     checkpoint: where the resumable state is written (every `config.checkpoint_every` steps and at
-    the end); resume: start from it. metrics: the JSONL file (main process only).
+    the end); resume: start from it. metrics: the JSONL file (main process only). feature_cache:
+    phase ar's frozen HR features per (item, variant) (one process only; items carry "index" and
+    "variant").
     """
 
     def __init__(
@@ -113,7 +116,10 @@ class Trainer:
         *,
         checkpoint: Path | None = None,
         metrics: Path | None = None,
+        feature_cache: FeatureCache | None = None,
     ) -> None:
+        if feature_cache is not None and (config.phase != "ar" or processes.world_size != 1):
+            raise InputError("a feature cache serves phase ar in one process only")
         self.model = model.to(processes.device)
         self.dataset = dataset
         self.config = config
@@ -122,7 +128,10 @@ class Trainer:
         self.metrics_path = metrics
         if config.phase == "ar":
             model.freeze_hr()
-        self.objective = PhaseObjective(model, config.phase, fst_weight=config.fst_weight).to(processes.device)
+        self.feature_cache = feature_cache
+        self.objective = PhaseObjective(
+            model, config.phase, fst_weight=config.fst_weight, loss=config.loss, feature_cache=feature_cache
+        ).to(processes.device)
         find_unused = config.phase == "ar" and config.plain_steps > 0
         self.module = distributed.wrap(self.objective, processes, find_unused=find_unused)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -255,9 +264,12 @@ class Trainer:
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         device = self.processes.device
         key, cur, flow, labels = (batch[k].to(device, non_blocking=True) for k in ("key", "cur", "flow", "labels"))
+        slots = None
+        if self.feature_cache is not None:
+            slots = [self.feature_cache.slot(int(i), int(v)) for i, v in zip(batch["index"], batch["variant"])]
         self.module.train()
         with torch.autocast(device.type, dtype=torch.float16, enabled=self.amp):
-            losses = self.module(key, cur, flow, labels, self._use_creff(self.step))
+            losses = self.module(key, cur, flow, labels, self._use_creff(self.step), slots)
         if not bool(torch.isfinite(losses.total)):
             raise InputError(f"the loss became {float(losses.total)} at step {self.step + 1}: lower --lr or check the data")
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,28 +1,47 @@
 """Training losses: the segmentation loss with the auxiliary heads as the official recipes weight them,
 and FST's feature similarity term.
 
-Auxiliary heads (`SegNet.features_and_aux(aux=True)`), per family:
-- bise18: two pixel heads (`conv_out16`, `conv_out32`), cross-entropy each, weight 1.0 (BiSeNet's
-  recipe: principal loss + both auxiliary losses);
-- cityscapes-psp18: the layer3 pixel head, cross-entropy, weight 0.4 (semseg PSPNet);
-- camvid-psp18: the image-level head (N, K): binary cross-entropy on "class present in the labels",
-  weight 0.4 (the PSPNet code AR-Seg's CamVid model comes from).
+Auxiliary heads (`SegNet.features_and_aux(aux=True)`) and their weights are each architecture's
+`ArchConfig.aux_heads`: pixel heads take the pixel loss against the labels, the image-level head of
+camvid-psp18 binary cross-entropy on "class present in the labels".
+
+Pixel losses are `ce` (cross-entropy, NLL for log-probability outputs) or `ohem` (online hard example
+mining, BiSeNet's recipe: only pixels whose loss exceeds -log(0.7), i.e. whose true class has a
+probability below 0.7, count; when fewer than a sixteenth of the valid pixels are that hard, the
+sixteenth with the largest losses counts instead). Each architecture's official one is its
+`ArchConfig.pixel_loss`: BiSeNet trains with OHEM on its main and both auxiliary heads; the PSPNets
+with plain cross-entropy.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from arseg_cli.model._segnet import resize_bilinear
+from arseg_cli.model import arch_config
+from arseg_cli.model.architecture import PixelLoss
+from arseg_cli.model.resize import resize_bilinear
 
 IGNORE_INDEX = 255
-AUX_WEIGHTS: dict[str, float] = {"bise18": 1.0, "cityscapes-psp18": 0.4, "camvid-psp18": 0.4}
+
+PIXEL_LOSSES: tuple[PixelLoss, ...] = ("ohem", "ce")
+OHEM_THRESHOLD = 0.7
+OHEM_MIN_FRACTION = 1.0 / 16.0
 
 
-def segmentation_loss(scores: Tensor, labels: Tensor, *, log_probs: bool, ignore_index: int = IGNORE_INDEX) -> Tensor:
-    """Mean per-pixel loss over pixels whose label is not `ignore_index`.
+def official_pixel_loss(arch: str) -> PixelLoss:
+    """The pixel loss the authors trained `arch` with (its `ArchConfig.pixel_loss`)."""
+    return arch_config(arch).pixel_loss
+
+
+def segmentation_loss(
+    scores: Tensor, labels: Tensor, *, log_probs: bool, ignore_index: int = IGNORE_INDEX, kind: PixelLoss = "ce"
+) -> Tensor:
+    """Mean per-pixel loss over pixels whose label is not `ignore_index` (`kind` 'ohem': over the hard
+    pixels only, see ohem_loss).
 
     scores: (N, K, H, W) float at the labels' size: log-probabilities when `log_probs` (camvid-psp18
             outputs them; NLL), raw class scores otherwise (cross-entropy).
@@ -32,33 +51,55 @@ def segmentation_loss(scores: Tensor, labels: Tensor, *, log_probs: bool, ignore
     scores = scores.float()
     if not bool((labels != ignore_index).any()):
         return scores.sum() * 0.0
+    if kind == "ohem":
+        return ohem_loss(scores, labels, log_probs=log_probs, ignore_index=ignore_index)
+    if kind != "ce":
+        raise ValueError(f"unknown pixel loss {kind!r} (expected one of {', '.join(PIXEL_LOSSES)})")
     if log_probs:
         return F.nll_loss(scores, labels, ignore_index=ignore_index)
     return F.cross_entropy(scores, labels, ignore_index=ignore_index)
 
 
-def aux_weight(arch: str) -> float:
-    """The weight of each auxiliary loss of `arch` (0 for an unknown family)."""
-    for family, weight in AUX_WEIGHTS.items():
-        if arch.endswith(family) or arch == family:
-            return weight
-    return 0.0
+def ohem_loss(
+    scores: Tensor,
+    labels: Tensor,
+    *,
+    log_probs: bool,
+    ignore_index: int = IGNORE_INDEX,
+    threshold: float = OHEM_THRESHOLD,
+    min_fraction: float = OHEM_MIN_FRACTION,
+) -> Tensor:
+    """Online hard example mining: the mean loss of the pixels whose per-pixel loss exceeds
+    -log(threshold) (their true class has probability < threshold); when fewer than
+    max(1, int(min_fraction * valid pixels)) are that hard, the mean of that many largest losses.
+    Ignored pixels never count. Shapes as segmentation_loss; the batch must have a valid pixel."""
+    per_pixel = (F.nll_loss if log_probs else F.cross_entropy)(scores, labels, ignore_index=ignore_index, reduction="none")
+    losses = per_pixel[labels != ignore_index]
+    hard = losses[losses > -math.log(threshold)]
+    keep = max(1, int(min_fraction * losses.numel()))
+    if hard.numel() >= keep:
+        return hard.mean()
+    return losses.topk(keep).values.mean()
 
 
-def auxiliary_loss(arch: str, aux: tuple[Tensor, ...], labels: Tensor, *, ignore_index: int = IGNORE_INDEX) -> Tensor:
-    """Weighted sum of the auxiliary heads' losses (see the module docstring); labels (N, H, W) int64."""
-    weight = aux_weight(arch)
+def auxiliary_loss(
+    arch: str, aux: tuple[Tensor, ...], labels: Tensor, *, ignore_index: int = IGNORE_INDEX, kind: PixelLoss = "ce"
+) -> Tensor:
+    """Weighted sum of the auxiliary heads' losses (see the module docstring); labels (N, H, W) int64;
+    `kind`: the pixel loss of the pixel heads."""
+    heads = arch_config(arch).aux_heads
+    if len(heads) != len(aux):
+        raise ValueError(f"{arch} has {len(heads)} auxiliary heads, got {len(aux)} outputs")
     total = labels.new_zeros((), dtype=torch.float32)
-    if weight == 0.0:
-        return total
     size = (labels.shape[-2], labels.shape[-1])
-    for scores in aux:
-        if scores.dim() == 2:  # image-level head: which classes appear in the image
+    for head, scores in zip(heads, aux):
+        if head.target == "classes_present":
             present = _classes_present(labels, scores.shape[1], ignore_index)
-            total = total + weight * F.binary_cross_entropy_with_logits(scores.float(), present)
+            total = total + head.weight * F.binary_cross_entropy_with_logits(scores.float(), present)
         else:
             resized = resize_bilinear(scores.float(), size, align_corners=True)
-            total = total + weight * segmentation_loss(resized, labels, log_probs=False, ignore_index=ignore_index)
+            pixel = segmentation_loss(resized, labels, log_probs=False, ignore_index=ignore_index, kind=kind)
+            total = total + head.weight * pixel
     return total
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from arseg_cli.outputs import os_errors_as_output_errors
+from arseg_cli.atomic_files import os_errors_as_output_errors
 
 
 class MetricsLog:

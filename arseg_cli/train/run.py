@@ -16,11 +16,11 @@ from arseg_cli import __version__
 from arseg_cli.data import Dataset, PairDataset, open_dataset
 from arseg_cli.data.pairs import PairFrames
 from arseg_cli.errors import OptionsError, OutputExistsError, WeightsError
-from arseg_cli.model import build_arseg, load_weights, save_weights
+from arseg_cli.model import arch_config, build_arseg, load_weights, save_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
-from arseg_cli.model.official import OFFICIAL_DATA
 from arseg_cli.train.config import CreffInit, TrainConfig
+from arseg_cli.train.feature_cache import FeatureCache, data_identity, weights_hash
 from arseg_cli.train.loop import TrainResult
 
 
@@ -55,53 +55,69 @@ def open_pairs(
     *,
     split: str,
     layout: str | None,
-    keyint: int,
+    keyframe_interval: int,
     distance: str,
     seed: int,
     crop_hw: tuple[int, int] | None,
     augment: bool,
     cache: Path | None,
     frames: PairFrames = "decoded",
+    scale_range: tuple[float, float] = (0.75, 1.25),
+    jitter: float = 0.0,
+    variants: int = 0,
 ) -> PairDataset:
     """The training pairs of the data set at `root` (PairDataset: keyframe distance policy, seeded
-    augmentation, optional crop, pairs cached under `cache`, `frames` decoded or source pixels)."""
+    augmentation (scale range, colour jitter, a finite number of `variants` per item or none), optional
+    crop, pairs cached under `cache`, `frames` decoded or source pixels)."""
     dataset = open_dataset(root, split=split, layout=layout)
     return PairDataset(
-        dataset, keyint=keyint, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
+        dataset, keyframe_interval=keyframe_interval, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
+        scale_range=scale_range, jitter=jitter, variants=variants,
         cache=str(cache) if cache is not None else None, frames=frames,
     )  # fmt: skip
 
 
-def hr_meta(arch: str, dataset: Dataset, keyint: int) -> ModelMeta:
+def open_feature_cache(directory: Path, model: ARSeg, pairs: PairDataset) -> FeatureCache:
+    """Phase ar's cache of the frozen HR features (train/feature_cache.py), tied to the HR branch's
+    weights and to the pairs' data and settings."""
+    if model.hr is None or pairs.variants < 1:
+        raise OptionsError("the feature cache needs an HR branch and pairs with a finite number of variants")
+    identity = {"hr_weights_sha256": weights_hash(model.hr), "data": data_identity(pairs)}
+    return FeatureCache(directory, identity=identity, items=len(pairs), variants=pairs.variants)
+
+
+def hr_meta(arch: str, dataset: Dataset, keyframe_interval: int) -> ModelMeta:
     """Metadata of a new HR model of `arch` for the classes of `dataset` (normalisation of the arch's
     official data set)."""
-    if arch not in OFFICIAL_DATA:
-        raise OptionsError(f"unknown architecture {arch!r}: choose one of {', '.join(sorted(OFFICIAL_DATA))}")
-    _, mean, std = OFFICIAL_DATA[arch]
-    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, mean, std, keyframe_interval=keyint)
+    config = arch_config(arch)
+    return ModelMeta(arch, dataset.palette.classes, dataset.palette.colors, config.mean, config.std, keyframe_interval=keyframe_interval)
 
 
 def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
-    """Phase ar starts from trained HR weights; phase hr from scratch."""
-    if phase == "hr" and hr_weights is not None:
-        raise OptionsError("--hr is for phase ar (phase hr trains the HR network from scratch)")
+    """Phase ar starts from trained HR weights; phases hr and lr from scratch."""
+    if phase in ("hr", "lr") and hr_weights is not None:
+        raise OptionsError(f"--hr is for phase ar (phase {phase} trains its network from scratch)")
     if phase == "ar" and hr_weights is None:
         raise OptionsError("phase ar needs the trained HR network: --hr HR.safetensors")
 
 
 def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | None) -> ARSeg:
-    """Phase hr: a new HR network. Phase ar: HR branch loaded from `hr_weights` (its own metadata wins:
+    """Phase hr: a new HR network. Phase lr: a new plain LR network at scale s (no HR branch, no CReFF:
+    the paper's LR baseline). Phase ar: HR branch loaded from `hr_weights` (its own metadata wins:
     classes must match the data), LR branch new at scale s with CReFF and the HR classifier shared."""
     check_phase_inputs(config.phase, hr_weights)
     if config.phase == "hr":
-        return build_arseg(hr_meta(config.arch, dataset, config.keyint))
+        return build_arseg(hr_meta(config.arch, dataset, config.keyframe_interval))
+    if config.phase == "lr":
+        meta = replace(hr_meta(config.arch, dataset, config.keyframe_interval), scale=config.scale, has_creff=False)
+        return build_arseg(meta, has_hr=False)
     trained = load_weights(hr_weights, arch=config.arch)  # type: ignore[arg-type]
     if trained.hr is None:
         raise WeightsError(f"{hr_weights} has no HR branch (a plain LR baseline?)")
     if trained.meta.classes != dataset.palette.classes:
         raise WeightsError(f"{hr_weights} was trained for {len(trained.meta.classes)} classes {trained.meta.classes[:3]}..., the data have {dataset.palette.classes[:3]}...")
     meta = replace(
-        trained.meta, scale=config.scale, keyframe_interval=config.keyint, has_creff=True, lr_classifier="shared",
+        trained.meta, scale=config.scale, keyframe_interval=config.keyframe_interval, has_creff=True, lr_classifier="shared",
         lr_backbone=config.lr_backbone, warp="exact", provenance={}, metrics={},
     )  # fmt: skip
     model = build_arseg(meta)
@@ -112,8 +128,11 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
 
 def start_lr_from_hr(model: ARSeg, *, creff_init: CreffInit = "zero") -> None:
     """Phase ar's starting point: the LR branch is a copy of the trained HR network (the two have the same
-    layers). CReFF's value convolution starts as `creff_init`:
+    layers). CReFF's convolutions start as `creff_init`:
 
+    - 'kaiming' (the official initialisation): query, key and value depthwise convolutions drawn
+      kaiming-normal with a = 1 (std 1/sqrt(9) for 3x3 depthwise kernels), biases zero. The fusion then
+      starts as the upsampled LR feature plus a random mixture of the warped keyframe feature.
     - 'zero': the fusion starts as the identity (fused = the upsampled LR feature), so the untrained
       model is exactly the HR network run on downscaled frames. But while the value is zero the query
       and key convolutions get no gradient: the attention may never learn where to look.
@@ -131,14 +150,26 @@ def start_lr_from_hr(model: ARSeg, *, creff_init: CreffInit = "zero") -> None:
         raise WeightsError(f"the LR branch does not match the HR network: {missing[:3]}")
     with torch.no_grad():
         lr.load_state_dict({**lr.state_dict(), **{name: source[name] for name in own}})
-        value = lr.fuse_attention.hr_value_conv
+        initialise_creff(lr.fuse_attention, creff_init)
+
+
+def initialise_creff(creff: torch.nn.Module, creff_init: CreffInit) -> None:
+    """Set CReFF's query, key and value convolutions as `creff_init` says (start_lr_from_hr)."""
+    convs = (creff.lr_query_conv, creff.hr_key_conv, creff.hr_value_conv)
+    with torch.no_grad():
+        if creff_init == "kaiming":
+            for conv in convs:
+                torch.nn.init.kaiming_normal_(conv.weight, a=1.0)
+                conv.bias.zero_()
+            return
+        if creff_init not in ("zero", "identity"):
+            raise ValueError(f"unknown CReFF initialisation {creff_init!r} (expected kaiming, zero or identity)")
+        value = creff.hr_value_conv
         value.weight.zero_()
         value.bias.zero_()
         if creff_init == "identity":
             centre = value.weight.shape[-1] // 2
             value.weight[:, 0, centre, centre] = 1.0
-        elif creff_init != "zero":
-            raise ValueError(f"unknown CReFF initialisation {creff_init!r} (expected 'zero' or 'identity')")
 
 
 def provenance(

@@ -32,6 +32,7 @@ import av.video.stream
 
 from arseg_cli.errors import InputError, InputNotFoundError, UnsupportedCodecError, VideoDecodeError
 from arseg_cli.video._h264_sps import max_ref_frames
+from arseg_cli.video.limits import DEFAULT_MAX_PIXELS
 
 Source = str | os.PathLike[str] | BinaryIO
 
@@ -41,9 +42,6 @@ MV_EXPORTING_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
 _RELIABLE_REORDER_FLAG = frozenset({"h264", "mpeg4"})
 _MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
-#: The largest frame arseg decodes by default, in pixels: 8K UHD (7680 x 4320). A header declaring more
-#: (a decompression bomb: a few bytes that claim 65535 x 65535) is refused before anything is allocated.
-DEFAULT_MAX_PIXELS = 7680 * 4320
 
 
 @dataclass(frozen=True, slots=True)

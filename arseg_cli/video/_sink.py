@@ -1,6 +1,6 @@
-"""Plumbing shared by the writers in encode.py: failure policy, timestamps, one PyAV video stream.
+"""Plumbing shared by the writers in writers.py: failure policy, timestamps, one PyAV video stream.
 
-Not for use outside arseg_cli.video; the policy itself is described in encode.py's docstring.
+Not for use outside arseg_cli.video; the policy itself is described in writers.py's docstring.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import IO, Any
 import av
 
 from arseg_cli.errors import OutputError
-from arseg_cli.outputs import AtomicFile, is_stdout, os_errors_as_output_errors
+from arseg_cli.atomic_files import AtomicFile, is_stdout, os_errors_as_output_errors
 from arseg_cli.video.x264 import as_fraction
 
 Target = str | Path | IO[bytes]
@@ -59,7 +59,7 @@ def interrupts_deferred() -> Iterator[None]:
 
 
 class Writer:
-    """Closing, aborting and the failure policy shared by all writers (encode.py's docstring).
+    """Closing, aborting and the failure policy shared by all writers (writers.py's docstring).
 
     Subclasses write to `_atomic.temp` (or a stream, `_atomic` None) and implement `_finish` (flush,
     trailer) and `_release` (free resources after a failure).

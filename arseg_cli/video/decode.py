@@ -227,7 +227,7 @@ class VideoReader:
             time_s=time_s,
             rgb=frame.to_ndarray(format="rgb24"),
             pict_type=pict_type,
-            is_key=bool(frame.key_frame),
+            is_stream_keyframe=bool(frame.key_frame),
             motion=None,
         )
 

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from arseg_cli.errors import InputError, OptionsError
-from arseg_cli.outputs import atomic_path, os_errors_as_output_errors, prepare_output_dir
+from arseg_cli.atomic_files import atomic_path, os_errors_as_output_errors, prepare_output_dir
 from arseg_cli.video.decode import PartialDecodeError, VideoReader
 from arseg_cli.video.motion import flows_to_key, flows_to_reference
 from arseg_cli.video.probe import MotionRequest, Source
@@ -211,20 +211,20 @@ class FlowFileWriter:
 class MotionExport:
     """What `export_motion` writes.
 
-    to_key: L, flow accumulated to a keyframe chosen every L frames (and at every intra frame, see
-            motion.flows_to_key); None: each frame's own flow to its reference (the previous frame).
+    keyframe_interval: L, flow accumulated to a keyframe chosen every L frames (and at every intra frame, see
+               motion.flows_to_key); None: each frame's own flow to its reference (the previous frame).
     fmt/png: file format, and whether colour-wheel pictures are written too.
     motion: where the vectors come from (decode.decode_frames' `motion`).
     """
 
-    to_key: int | None = None
+    keyframe_interval: int | None = None
     fmt: FlowFormat = "flo"
     png: bool = False
     motion: MotionRequest = "auto"
 
     def __post_init__(self) -> None:
-        if self.to_key is not None and self.to_key < 1:
-            raise OptionsError(f"--to-key must be >= 1, got {self.to_key}")
+        if self.keyframe_interval is not None and self.keyframe_interval < 1:
+            raise OptionsError(f"--to-key must be >= 1, got {self.keyframe_interval}")
         _check_format(self.fmt)
         if self.motion == "none":
             raise OptionsError("motion 'none' gives no flow; use auto, bitstream or reencode")
@@ -261,13 +261,13 @@ def export_motion(
         writer = FlowFileWriter(directory, fmt=settings.fmt, png=settings.png, force=force)
         index_settings: dict[str, object] = {
             "input": reader.info.name,
-            "mode": "to-key" if settings.to_key is not None else "previous",
-            "to_key": settings.to_key,
+            "mode": "to-key" if settings.keyframe_interval is not None else "previous",
+            "to_key": settings.keyframe_interval,
             "motion": reader.plan.source,
         }
         methods: set[str] = set()
         try:
-            for decoded, record in _flows(reader, settings.to_key):
+            for decoded, record in _flows(reader, settings.keyframe_interval):
                 writer.write(record, decoded.pict_type)
                 if decoded.motion is not None:
                     methods.add(decoded.motion.method)
@@ -293,5 +293,5 @@ def export_motion(
     )
 
 
-def _flows(frames: Iterable[DecodedFrame], to_key: int | None) -> Iterator[tuple[DecodedFrame, FlowToKey]]:
-    return flows_to_key(frames, every=to_key) if to_key is not None else flows_to_reference(frames)
+def _flows(frames: Iterable[DecodedFrame], keyframe_interval: int | None) -> Iterator[tuple[DecodedFrame, FlowToKey]]:
+    return flows_to_key(frames, keyframe_interval) if keyframe_interval is not None else flows_to_reference(frames)

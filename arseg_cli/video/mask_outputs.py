@@ -1,8 +1,8 @@
 """The mask outputs of one segmentation run, written together: one call per frame feeds them all.
 
-`arseg segment` asks for a set of outputs by kind; each lands under a fixed name in one output
-directory (`output_paths`), or, for raw labels alone, on standard output when the directory is '-'.
-The writers themselves, and their atomicity and interruption policy, are in encode.py.
+`arseg segment` asks for a set of outputs by kind (`output_plan.OutputKind`); each lands under a fixed
+name in one output directory (`output_plan.output_paths`) or at an explicit path, or, for raw labels
+alone, on standard output when the directory is '-'. The writers themselves, and their atomicity and interruption policy, are in writers.py.
 
 A frame goes to all outputs or to none: Ctrl-C during `write` is delivered once the frame is in
 every output, so an interrupted run leaves all outputs with the same frames.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -21,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from arseg_cli.errors import InputError, OptionsError
-from arseg_cli.outputs import is_stdout
+from arseg_cli.output_plan import OutputKind, output_paths, parse_kinds
 from arseg_cli.palettes import Palette
 from arseg_cli.video._sink import Writer, interrupts_deferred
-from arseg_cli.video.encode import (
+from arseg_cli.video.writers import (
     LOSSLESS_CODECS,
     ColorVideoWriter,
     LabelPngWriter,
@@ -33,54 +32,6 @@ from arseg_cli.video.encode import (
     RawLabelWriter,
 )
 from arseg_cli.video.x264 import as_fraction
-
-
-class OutputKind(StrEnum):
-    """What can be written; the value is the name the CLI uses."""
-
-    PNG = "png"  # DIR/labels/000000.png ...: palette-mode label PNGs named by frame index
-    COLOUR = "colour"  # DIR/colour.mp4: class colours, H.264
-    OVERLAY = "overlay"  # DIR/overlay.mp4: input blended with the class colours, H.264
-    LOSSLESS = "lossless"  # DIR/labels.mkv (FFV1) or DIR/labels.mov (PNG codec): exact ids
-    RAW = "raw"  # DIR/labels.raw, or standard output when DIR is '-': H*W uint8 bytes per frame
-
-
-_BY_NAME = {kind.value: kind for kind in OutputKind} | {"labels": OutputKind.PNG, "color": OutputKind.COLOUR}
-
-
-def parse_kinds(names: str | Iterable[OutputKind | str]) -> frozenset[OutputKind]:
-    """Output kinds from their names, given one by one or comma-separated ('png,colour'); 'labels' =
-    'png', 'color' = 'colour'. OptionsError if a name is unknown or none is given."""
-    if isinstance(names, str):
-        names = [names]
-    kinds = set()
-    for name in (part.strip() for entry in names for part in str(entry).split(",") if part.strip()):
-        kind = _BY_NAME.get(name.lower())
-        if kind is None:
-            raise OptionsError(f"unknown output {name!r}: choose from {', '.join(OutputKind)}")
-        kinds.add(kind)
-    if not kinds:
-        raise OptionsError(f"no output requested: choose from {', '.join(OutputKind)}")
-    return frozenset(kinds)
-
-
-def output_paths(
-    directory: str | Path, kinds: Iterable[OutputKind], lossless_codec: str = "ffv1"
-) -> dict[OutputKind, Path | str]:
-    """Where each kind is written: a path under `directory` ('-' for raw labels on standard output)."""
-    if is_stdout(directory):
-        if set(kinds) != {OutputKind.RAW}:
-            raise OptionsError("only raw labels can go to standard output ('-'); give a directory for the others")
-        return {OutputKind.RAW: "-"}
-    directory = Path(directory)
-    names = {
-        OutputKind.PNG: "labels",
-        OutputKind.COLOUR: "colour.mp4",
-        OutputKind.OVERLAY: "overlay.mp4",
-        OutputKind.LOSSLESS: "labels.mov" if lossless_codec == "png" else "labels.mkv",
-        OutputKind.RAW: "labels.raw",
-    }
-    return {kind: directory / names[kind] for kind in OutputKind if kind in set(kinds)}
 
 
 @dataclass(frozen=True, slots=True)

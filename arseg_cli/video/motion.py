@@ -202,6 +202,28 @@ def has_past_motion(frame: DecodedFrame) -> bool:
     return frame.motion is not None and bool(np.any(frame.motion.source < 0))
 
 
+def is_stream_iframe(frame: DecodedFrame) -> bool:
+    """The codec coded this frame without past motion (an I/IDR frame, not a future-only B-frame)."""
+    return frame.pict_type == "I" or (not has_past_motion(frame) and frame.pict_type != "B")
+
+
+def iframe_keyframe_reason(frame: DecodedFrame, since_key: int | None, keyframe_interval: int | None) -> str:
+    """The keyframe rule of `arseg segment --keyframe-policy iframe` and `arseg motion --to-key L`: why
+    `frame` starts a keyframe, or '' when it does not.
+
+    'first': no keyframe yet (`since_key` None); 'interval': `keyframe_interval` frames since the last
+    keyframe (`since_key` counts frames after it: 0 at the keyframe itself); 'iframe': the codec coded it
+    without past motion, so no flow chain leads back through it. The count restarts at every keyframe,
+    so keyframes are the stream's I-frames when those come every L frames (`arseg encode --keyint L`).
+    `keyframe_interval` None: no interval rule.
+    """
+    if since_key is None:
+        return "first"
+    if keyframe_interval is not None and since_key + 1 >= keyframe_interval:
+        return "interval"
+    return "iframe" if is_stream_iframe(frame) else ""
+
+
 def _reencoded(frame: DecodedFrame) -> bool:
     """Motion from arseg's libx264 re-encode: every frame is predicted from the one right before it,
     whatever picture type the source stream gave it."""
@@ -307,25 +329,20 @@ class FlowAccumulator:
 
 
 def flows_to_key(
-    frames: Iterable[DecodedFrame], every: int | None = None
+    frames: Iterable[DecodedFrame], keyframe_interval: int | None = None
 ) -> Iterator[tuple[DecodedFrame, FlowToKey]]:
-    """Each frame with its flow to the keyframe, keyframes chosen by a fixed cadence.
-
-    A frame is a keyframe when it is the first, when it has no past motion vector and is not a
-    B-frame (an I-frame: no chain leads back through it), or when `every` frames have passed since
-    the last keyframe. The count restarts at every keyframe, so keyframes line up with the stream's
-    I-frames whenever those come every `every` frames (e.g. after `arseg encode --keyint L`), and no
-    frame is ever `every` or more frames from its keyframe. `every=None`: keyframes only at the
-    first frame and at frames without past motion.
+    """Each frame with its flow to the keyframe, keyframes chosen by `iframe_keyframe_reason` (the
+    rule of `arseg segment --keyframe-policy iframe`): the first frame, each I-frame, and a frame
+    `keyframe_interval` frames after the last keyframe, so that no frame is ever L or more frames from
+    its keyframe. `keyframe_interval=None`: keyframes only at the first frame and at I-frames.
     """
-    if every is not None and every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+    if keyframe_interval is not None and keyframe_interval < 1:
+        raise ValueError(f"keyframe_interval must be >= 1, got {keyframe_interval}")
     accumulator = FlowAccumulator()
-    since_key: int | None = None  # frames since the last keyframe, the keyframe counting as 1
+    since_key: int | None = None  # frames since the last keyframe (0 at the keyframe)
     for frame in frames:
-        intra = not has_past_motion(frame) and frame.pict_type != "B"
-        is_key = since_key is None or intra or (every is not None and since_key >= every)
-        since_key = 1 if is_key else since_key + 1
+        is_key = bool(iframe_keyframe_reason(frame, since_key, keyframe_interval))
+        since_key = 0 if is_key or since_key is None else since_key + 1
         yield frame, accumulator.push(frame, is_key=is_key)
 
 

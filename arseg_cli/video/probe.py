@@ -31,6 +31,7 @@ from arseg_cli.video._input import (
     open_input,
     pipe_mp4_hint,
 )
+from arseg_cli.video.limits import DEFAULT_SCAN_FRAMES
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "MV_EXPORTING_CODECS", "MotionPlan", "MotionRequest", "OpenedInput", "Source", "StreamInfo", "VideoReport",
@@ -116,10 +117,8 @@ def configure_decoder(
     context.thread_type = "FRAME" if (not export_mvs or info.has_b_frames is False) else "SLICE"
 
 
-#: Frames decoded by `probe_video` to find the first GOP's pattern and the vectors (the rest is only demuxed).
-DEFAULT_SCAN_FRAMES = 300
-# Cost of the re-encode fallback on top of decoding, measured by benchmarks/bench_decode.py on a
-# shared 2-core machine (5-10 ms wall, ~6 ms CPU per frame; reference/PYAV.md: 8.8 ms in total).
+# Cost of the re-encode fallback on top of decoding, as `arseg info` states it (benchmarks/bench_decode.py;
+# figures in docs/BENCHMARKS.md, "Decoding with motion-vector export").
 _REENCODE_COST = "about 6-10 ms per 960x720 frame"
 
 

@@ -1,4 +1,4 @@
-"""Typed records passed between the video stages (decode -> motion -> schedule -> model -> encode).
+"""Typed records passed between the video stages (decode -> motion -> schedule -> model -> write).
 
 Coordinate conventions, used everywhere in arseg:
 - Images are H x W; x is the column, y the row; pixel centres sit at integer coordinates.
@@ -51,7 +51,8 @@ class DecodedFrame:
     time_s:    presentation time in seconds (None if unknown).
     rgb:       (H, W, 3) uint8, RGB.
     pict_type: the coded picture type, 'I', 'P' or 'B' ('?' if the decoder does not say).
-    is_key:    the stream marks this frame as a key frame (an IDR / random access point).
+    is_stream_keyframe: the stream marks this frame as a key frame (an IDR / random access point); not
+               AR-Seg's keyframe, which the scheduler chooses (`schedule.Decision.is_key`).
     motion:    block motion vectors to the reference(s); None for intra frames or when unavailable.
     """
 
@@ -60,7 +61,7 @@ class DecodedFrame:
     time_s: float | None
     rgb: np.ndarray
     pict_type: PictType
-    is_key: bool
+    is_stream_keyframe: bool
     motion: BlockMotion | None
 
 

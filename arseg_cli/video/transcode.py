@@ -25,7 +25,7 @@ from typing import BinaryIO
 import av
 
 from arseg_cli.errors import OptionsError
-from arseg_cli.outputs import AtomicFile, is_stdout, os_errors_as_output_errors
+from arseg_cli.atomic_files import AtomicFile, is_stdout, os_errors_as_output_errors
 from arseg_cli.video.decode import PartialDecodeError, VideoReader
 from arseg_cli.video.probe import Source, StreamInfo
 from arseg_cli.video.x264 import X264_PRESETS, H264Writer

@@ -21,7 +21,7 @@ def x264_params(keyint: int, *, bframes: int = 0, refs: int = 1, scenecut: bool 
 
     `mbtree=False` turns x264's macroblock-tree rate control off: with it on, the same frames were
     seen to encode differently from run to run while an FFmpeg decoder ran frame-threaded in the
-    same process (tests/test_encode.py, the colour video's reproducibility test).
+    same process (tests/test_writers.py, the colour video's reproducibility test).
     """
     if keyint < 1:
         raise ValueError(f"keyint must be >= 1, got {keyint}")

@@ -1,7 +1,9 @@
-"""The inputs of one `arseg segment` call and where each one's masks go.
+"""Where segmentation masks go: the output kinds and their file names, one video's targets
+(`OutputTargets`), and the plan of one `arseg segment` call (its inputs and each one's targets).
 
 Inputs: files, '-' (standard input), directories (the video files directly inside, by extension, in
-name order) and glob patterns (matches in name order). Duplicates are segmented once.
+name order), glob patterns (matches in name order) and manifests `@list.txt` (one path a line, relative
+to the manifest's directory; blank lines and `#` comments skipped). Duplicates are segmented once.
 
 Outputs: one input writes its label PNGs straight into `-o DIR` (or raw labels to stdout with `-o -`)
 and its videos to the files given. Several inputs each get `DIR/<stem>/`: label PNGs in
@@ -13,18 +15,89 @@ and its videos to the files given. Several inputs each get `DIR/<stem>/`: label 
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+from arseg_cli.atomic_files import check_writable, is_stdout
 from arseg_cli.errors import InputNotFoundError, OptionsError, OutputExistsError
-from arseg_cli.outputs import check_writable, is_stdout
-from arseg_cli.pipeline import OutputTargets
 
 #: Extensions taken as videos when a directory is given.
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".h264", ".264", ".hevc", ".265"}
 )
 _GLOB_CHARS = frozenset("*?[")
+
+
+class OutputKind(StrEnum):
+    """What can be written; the value is the name the CLI uses."""
+
+    PNG = "png"  # DIR/labels/000000.png ...: palette-mode label PNGs named by frame index
+    COLOUR = "colour"  # DIR/colour.mp4: class colours, H.264
+    OVERLAY = "overlay"  # DIR/overlay.mp4: input blended with the class colours, H.264
+    LOSSLESS = "lossless"  # DIR/labels.mkv (FFV1) or DIR/labels.mov (PNG codec): exact ids
+    RAW = "raw"  # DIR/labels.raw, or standard output when DIR is '-': H*W uint8 bytes per frame
+
+
+_BY_NAME = {kind.value: kind for kind in OutputKind} | {"labels": OutputKind.PNG, "color": OutputKind.COLOUR}
+
+
+def parse_kinds(names: str | Iterable[OutputKind | str]) -> frozenset[OutputKind]:
+    """Output kinds from their names, given one by one or comma-separated ('png,colour'); 'labels' =
+    'png', 'color' = 'colour'. OptionsError if a name is unknown or none is given."""
+    if isinstance(names, str):
+        names = [names]
+    kinds = set()
+    for name in (part.strip() for entry in names for part in str(entry).split(",") if part.strip()):
+        kind = _BY_NAME.get(name.lower())
+        if kind is None:
+            raise OptionsError(f"unknown output {name!r}: choose from {', '.join(OutputKind)}")
+        kinds.add(kind)
+    if not kinds:
+        raise OptionsError(f"no output requested: choose from {', '.join(OutputKind)}")
+    return frozenset(kinds)
+
+
+def output_paths(
+    directory: str | Path, kinds: Iterable[OutputKind], lossless_codec: str = "ffv1"
+) -> dict[OutputKind, Path | str]:
+    """Where each kind is written: a path under `directory` ('-' for raw labels on standard output)."""
+    if is_stdout(directory):
+        if set(kinds) != {OutputKind.RAW}:
+            raise OptionsError("only raw labels can go to standard output ('-'); give a directory for the others")
+        return {OutputKind.RAW: "-"}
+    directory = Path(directory)
+    names = {
+        OutputKind.PNG: "labels",
+        OutputKind.COLOUR: "colour.mp4",
+        OutputKind.OVERLAY: "overlay.mp4",
+        OutputKind.LOSSLESS: "labels.mov" if lossless_codec == "png" else "labels.mkv",
+        OutputKind.RAW: "labels.raw",
+    }
+    return {kind: directory / names[kind] for kind in OutputKind if kind in set(kinds)}
+
+
+@dataclass(frozen=True)
+class OutputTargets:
+    """Where one video's masks go: a directory of label PNGs, colour / overlay / lossless label video
+    files, raw labels ('-' for standard output, or a file). At least one must be set."""
+
+    png_dir: str | None = None
+    colour: str | None = None
+    overlay: str | None = None
+    lossless: str | None = None
+    raw: str | None = None
+
+    def paths(self) -> dict[OutputKind, str]:
+        chosen = {
+            OutputKind.PNG: self.png_dir,
+            OutputKind.COLOUR: self.colour,
+            OutputKind.OVERLAY: self.overlay,
+            OutputKind.LOSSLESS: self.lossless,
+            OutputKind.RAW: self.raw,
+        }
+        return {kind: path for kind, path in chosen.items() if path is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +116,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         path = Path(item)
         if item == "-" or path.is_file():
             matches = [item]
+        elif item.startswith("@") and len(item) > 1:
+            matches = read_manifest(item[1:])
         elif path.is_dir():
             matches = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
             if not matches:
@@ -54,6 +129,29 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         else:
             raise InputNotFoundError(f"{item}: no such file")
         found.extend(m for m in matches if m not in found)
+    return found
+
+
+def read_manifest(manifest: str) -> list[str]:
+    """The video paths listed in `manifest`, one a line, each an existing file."""
+    path = Path(manifest)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputNotFoundError(f"@{manifest}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputNotFoundError(f"@{manifest}: cannot read the list: {error}") from None
+    found = []
+    for number, line in enumerate(lines, 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        listed = Path(entry) if Path(entry).is_absolute() else path.parent / entry
+        if not listed.is_file():
+            raise InputNotFoundError(f"@{manifest}, line {number}: {entry}: no such file")
+        found.append(str(listed))
+    if not found:
+        raise InputNotFoundError(f"@{manifest}: the list names no file")
     return found
 
 
@@ -78,13 +176,17 @@ def plan_runs(
     overlay: str | None = None,
     lossless: str | None = None,
     force: bool = False,
+    subdirs: bool = False,
+    keep: Callable[[str], bool] | None = None,
 ) -> list[Run]:
     """The runs of one call (module docstring); OptionsError for impossible combinations,
-    OutputExistsError for an existing target without `force`."""
+    OutputExistsError for an existing target without `force`. subdirs: `DIR/<stem>/` even for one input
+    (scale-out runs, whose shards may hold one input each). keep: run only the inputs it accepts (a
+    shard); names are still given over all inputs, and only the kept runs' targets are checked."""
     sources = expand_inputs(inputs)
     if output is None and video is None and overlay is None and lossless is None:
         raise OptionsError("no output: give -o DIR (label PNGs), -o - (raw labels), --video, --overlay or --lossless")
-    if len(sources) == 1:
+    if len(sources) == 1 and not subdirs:
         runs = [Run(sources[0], _label(sources[0]), _single_targets(output, video, overlay, lossless))]
     else:
         if output is None or is_stdout(output):
@@ -99,6 +201,8 @@ def plan_runs(
                 lossless=_inside(folder, lossless),
             )
             runs.append(Run(source, _label(source), targets))
+    if keep is not None:
+        runs = [run for run in runs if keep(run.source)]
     _check_targets(runs, force)
     return runs
 
@@ -137,4 +241,15 @@ def _check_targets(runs: list[Run], force: bool) -> None:
             raise OutputExistsError(f"{png} exists and is not empty; use --force to write into it")
 
 
-__all__ = ["VIDEO_EXTENSIONS", "Run", "expand_inputs", "plan_runs", "unique_stems"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "OutputKind",
+    "OutputTargets",
+    "Run",
+    "expand_inputs",
+    "output_paths",
+    "parse_kinds",
+    "plan_runs",
+    "read_manifest",
+    "unique_stems",
+]

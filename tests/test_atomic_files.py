@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from arseg_cli.errors import OutputError, OutputExistsError
-from arseg_cli.outputs import (
+from arseg_cli.atomic_files import (
     AtomicFile,
     atomic_path,
     check_writable,

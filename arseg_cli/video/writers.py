@@ -5,7 +5,7 @@ Every writer streams (one frame in, written out, memory flat), has `write(...)` 
 id outside the palette is drawn black.
 
 Atomicity and interruption: files are written under a temporary name beside the final
-one (arseg_cli.outputs) and renamed when complete, and an existing output needs `force`.
+one (arseg_cli.atomic_files) and renamed when complete, and an existing output needs `force`.
 When the code *using* a writer fails or is interrupted (Ctrl-C, a corrupt input mid-stream), leaving
 the `with` block still finalises the output: the frames written so far form a valid, playable file
 under the final name. When the writer itself fails (disk full), the temporary is deleted and the
@@ -39,7 +39,7 @@ from av.video.reformatter import Colorspace, VideoReformatter
 from PIL import Image
 
 from arseg_cli.errors import InputError, OptionsError
-from arseg_cli.outputs import AtomicFile, atomic_path, is_stdout, prepare_output_dir
+from arseg_cli.atomic_files import AtomicFile, atomic_path, is_stdout, prepare_output_dir
 from arseg_cli.palettes import Palette
 from arseg_cli.video._sink import Target, VideoSink, Writer, stream_name
 from arseg_cli.video.x264 import X264_PRESETS, x264_params

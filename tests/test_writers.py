@@ -21,7 +21,7 @@ from PIL import Image
 from arseg_cli.errors import InputError, OptionsError, OutputError, OutputExistsError
 from arseg_cli.palettes import CAMVID, CITYSCAPES
 from arseg_cli.video._sink import interrupts_deferred
-from arseg_cli.video.encode import (
+from arseg_cli.video.writers import (
     ColorVideoWriter,
     LabelPngWriter,
     LabelVideoWriter,
@@ -718,7 +718,7 @@ def test_colour_video_is_the_same_bytes_every_time_beside_a_threaded_decoder(tmp
         target = tmp_path / f"colour{run}.mp4"
         with ColorVideoWriter(target, CAMVID, 25, time_base=Fraction(1, 1000)) as writer:
             for index, (frame, label) in enumerate(zip(decode_frames(source), labels, strict=True)):
-                assert frame.motion is not None or frame.is_key  # the decoder exports vectors, as in segment
+                assert frame.motion is not None or frame.is_stream_keyframe  # the decoder exports vectors, as in segment
                 writer.write(label, pts=40 * index)
         digests.add(target.read_bytes())
         target.unlink()
