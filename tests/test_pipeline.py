@@ -174,7 +174,8 @@ def test_weights_options_name_official_files_by_role_by_name_or_by_release_direc
 
 
 def test_no_frame_is_kept_once_its_result_is_consumed(model: ARSeg, clip: Path) -> None:
-    """Streaming: the pipeline holds on to no earlier frame (memory flat in the video's length)."""
+    """Streaming frame by frame (--low-latency): the pipeline holds on to no earlier frame (memory flat
+    in the video's length). The grouped default holds one group: tests/test_groups.py."""
     import gc
     import weakref
 
@@ -185,7 +186,7 @@ def test_no_frame_is_kept_once_its_result_is_consumed(model: ARSeg, clip: Path) 
             seen.append(weakref.ref(frame.rgb))
             yield frame
 
-    for result in segment_frames(frames(), model, Settings(keyframe_interval=L, policy="fixed")):
+    for result in segment_frames(frames(), model, Settings(keyframe_interval=L, policy="fixed", low_latency=True)):
         del result
         gc.collect()
         assert all(ref() is None for ref in seen[:-1]), "an earlier frame is still referenced"
