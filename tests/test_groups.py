@@ -6,6 +6,7 @@ and Ctrl-C and --resume keep their guarantees with a group in flight."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def _assert_modes_agree(grouped: list[SegmentedFrame], single: list[SegmentedFra
 def test_grouped_and_low_latency_agree_on_a_b_frame_clip(model: ARSeg, tmp_path: Path) -> None:
     frames = 17
     clip = write_clip(clip_frames(frames), tmp_path / "b.mkv", keyint=8, bframes=2, preset="ultrafast")
+    assert "B" in {frame.pict_type for frame in decode_frames(clip, motion="none")}
     settings = Settings(keyframe_interval=L)
     grouped = _run(decode_frames(clip), model, settings)
     single = _run(decode_frames(clip), model, Settings(keyframe_interval=L, low_latency=True))
@@ -86,6 +88,20 @@ def test_grouped_and_low_latency_agree_on_stdin(tmp_path: Path) -> None:
     grouped, single = (np.frombuffer(run.stdout, np.uint8).reshape(-1, HEIGHT, WIDTH) for run in runs)
     assert len(grouped) == len(single) == 11  # one output per input frame
     assert np.mean(grouped == single) >= MIN_AGREEMENT
+
+
+def test_low_latency_option_and_its_json_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from arseg_cli.cli import main
+
+    monkeypatch.setenv("ARSEG_WEIGHTS", str(tiny_weights(tmp_path / "tiny.safetensors")))
+    clip = write_test_clip(tmp_path / "clip.mp4", 6)
+    for extra, expected in (([], False), (["--low-latency"], True)):
+        out = tmp_path / f"masks-{expected}"
+        assert main(["segment", str(clip), "-o", str(out), "-L", str(L), "--json", "-q", *extra]) == 0
+        summary = json.loads(capsys.readouterr().out)[0]
+        assert summary["low_latency"] is expected and summary["frames"] == 6
+        assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(6)]
 
 
 class _RecordingStep(FrameStep):
