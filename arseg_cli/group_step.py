@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from arseg_cli.errors import OptionsError
 from arseg_cli.frame_step import FrameStep
 from arseg_cli.groups import ScheduledFrame
 from arseg_cli.model.resize import scores_to_labels
@@ -32,7 +33,7 @@ class GroupStep:
 
     def __init__(self, step: FrameStep, *, keep_feature: bool, batch: int = DEFAULT_BATCH, resume: Resume | None = None) -> None:
         if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
+            raise OptionsError(f"the group batch must be >= 1 frame, got {batch}")
         self.step, self.keep_feature, self.batch, self.resume = step, keep_feature, batch, resume
         self._feat: torch.Tensor | None = None
         self._pending_key: np.ndarray | None = None  # while resuming: the latest keyframe's input, its feature not yet computed

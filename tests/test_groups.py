@@ -261,3 +261,10 @@ def test_ctrl_c_with_a_group_in_flight_keeps_valid_outputs_and_resume_completes_
         np.testing.assert_array_equal(_pngs(tmp_path / folder / "masks"), _pngs(tmp_path / "whole" / "masks"))
         np.testing.assert_array_equal(np.stack(list(read_label_video(tmp_path / folder / "labels.mkv"))),
                                       _pngs(tmp_path / "whole" / "masks"))  # fmt: skip
+
+
+def test_a_group_batch_below_one_is_an_options_error(model: ARSeg) -> None:
+    from arseg_cli.errors import OptionsError
+
+    with pytest.raises(OptionsError, match="group batch"):
+        list(segment_frames(iter([]), model, Settings(group_batch=0)))
