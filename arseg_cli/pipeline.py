@@ -1,37 +1,40 @@
-"""The AR-Seg video pipeline: decode -> motion -> schedule -> model -> outputs, as streaming generators.
+"""The AR-Seg video pipeline, a chain of streaming stages: decode -> schedule + motion -> keyframe
+groups -> model -> outputs.
 
 `segment_frames` turns decoded frames into segmented frames; `segment_video` decodes a video, runs
 `segment_frames` and writes each frame to the requested outputs as it comes. Memory does not grow with
-the video's length: the only state kept between frames is the keyframe's feature, the scheduler's
-count and the motion accumulator's chain back to the keyframe (bounded by L).
+the video's length: the state kept is one keyframe group (at most L frames, `groups.py`), the
+keyframe's feature, the scheduler's count and the motion accumulator's chain back to the keyframe.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from arseg_cli.errors import InputError, OptionsError
+from arseg_cli.errors import OptionsError
 from arseg_cli.frame_step import FrameStep
+from arseg_cli.group_step import DEFAULT_BATCH, GroupStep
+from arseg_cli.groups import keyframe_groups, scheduled_frames
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.resize import scores_to_labels
+from arseg_cli.output_plan import OutputKind, OutputTargets
+from arseg_cli.resume import Resume
 from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
+from arseg_cli.segment_summary import SegmentSummary
 from arseg_cli.stage_times import StageClock, StageTimes
 from arseg_cli.video.decode import PartialDecodeError, open_video
-from arseg_cli.output_plan import OutputKind, OutputTargets
 from arseg_cli.video.mask_outputs import MaskOutputs, Timing
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS, MotionRequest, Source
 from arseg_cli.video.records import DecodedFrame
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentedFrame:
@@ -63,12 +66,17 @@ class Settings:
             branch: every frame HR).
     keyframe_interval: keyframe interval L, the most frames from one keyframe to the next (None: the weights').
     policy: keyframe policy (arseg_cli.schedule). half: float16 on CUDA.
+    low_latency: segment frame by frame, each result before the next frame is decoded (live
+            pipelines); otherwise (the default) whole keyframe groups of up to L frames at once.
+    group_batch: most non-keyframes of a group per model call (memory grows with it).
     """
 
     scale: float | None = None
     keyframe_interval: int | None = None
     policy: Policy = DEFAULT_POLICY
     half: bool = False
+    low_latency: bool = False
+    group_batch: int = DEFAULT_BATCH
 
     def resolve(self, model: ARSeg) -> tuple[float, int]:
         """(s, L) for `model`: s = 1.0 or L = 1 both mean per-frame HR, returned as (1.0, 1)."""
@@ -95,160 +103,36 @@ def segment_frames(
     times: StageTimes | None = None,
     resume: Resume | None = None,
 ) -> Iterator[SegmentedFrame]:
-    """Segment decoded frames one by one, in order: one SegmentedFrame per frame.
+    """Segment decoded frames: one SegmentedFrame per frame, in order.
 
-    The model runs on its own device (eval mode). `times`, when given, accumulates the seconds spent
-    decoding (pulling the next frame from `frames`), on motion and in the model.
+    decode -> schedule + motion -> keyframe groups -> the model on each group -> one result per frame.
+    With `settings.low_latency` every frame is handed on alone, so its result comes before the next
+    frame is decoded. The model runs on its own device (eval mode). `times`, when given, accumulates
+    the seconds spent decoding (pulling the next frame from `frames`), on motion and in the model.
     resume: the frames before `resume.first_missing` were segmented by an earlier run: their labels
-    come from `resume.labels`, and the model runs again from the keyframe at or before the first
-    missing frame (its HR pass only), so every frame gets the labels an uninterrupted run gives.
+    come from `resume.labels`, and every frame gets the labels an uninterrupted run gives.
     """
     scale, keyframe_interval = settings.resolve(model)
-    step = FrameStep(model, scale, half=settings.half)
-    scheduler = Scheduler(settings.policy, keyframe_interval)
-    accumulator = FlowAccumulator()
+    batch = min(settings.group_batch, getattr(model, "max_batch", None) or settings.group_batch)
+    step = GroupStep(FrameStep(model, scale, half=settings.half), keep_feature=keyframe_interval > 1, batch=batch,
+                     resume=resume)  # fmt: skip
     clock = StageClock(model.device, times or StageTimes())
-    feat: torch.Tensor | None = None
-    pending_key: np.ndarray | None = None  # while resuming: the latest keyframe's input, its feature not yet computed
+    accumulator = FlowAccumulator() if keyframe_interval > 1 else None
+    scheduled = scheduled_frames(clock.pulled(frames), Scheduler(settings.policy, keyframe_interval), accumulator, clock)
     with torch.inference_mode():
-        for frame in clock.pulled(frames):
-            decision = scheduler.decide(frame)
-            if keyframe_interval > 1:
-                with clock.stage("motion"):
-                    flow = accumulator.push(frame, is_key=decision.is_key)
-            size = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
-            if resume is not None and frame.index < resume.first_missing:
-                if decision.is_key:
-                    pending_key, feat = (frame.rgb if keyframe_interval > 1 else None), None
-                labels = resume.labels(frame.index, size)
-            else:
-                with clock.stage("model"):
-                    x = step.inputs(frame.rgb)
-                    if decision.is_key:
-                        scores, feat = step.key(x)
-                        if keyframe_interval == 1:
-                            feat = None  # never fused: do not keep it
-                    else:
-                        if feat is None and pending_key is not None:  # the first frame after a resume
-                            feat = step.key(step.inputs(pending_key))[1]
-                        assert feat is not None
-                        scores = step.nonkey(x, feat, flow.flow_px[None])
-                    pending_key = None
-                    labels = scores_to_labels(scores, size)[0].to(torch.uint8).cpu().numpy()
-            yield SegmentedFrame(
-                index=frame.index,
-                pts=frame.pts,
-                time_s=frame.time_s,
-                labels=labels,
-                kind=decision.kind,
-                reason=decision.reason,
-                key_index=frame.index - decision.distance,
-                distance=decision.distance,
-                rgb=frame.rgb,
-            )
-
-
-@dataclass(frozen=True)
-class Resume:
-    """What an earlier, stopped run of the same video already wrote: label PNGs in `png_dir` for every
-    segmented frame before `first_missing` (display index)."""
-
-    png_dir: Path
-    first_missing: int
-
-    @classmethod
-    def find(cls, png_dir: str | Path, start: int = 0) -> Resume:
-        """The PNGs present in `png_dir` from frame `start` on, without a gap, end at `first_missing`."""
-        directory = Path(png_dir)
-        index = start
-        while _png_name(directory, index).is_file():
-            index += 1
-        return cls(directory, index)
-
-    def labels(self, index: int, size: tuple[int, int]) -> np.ndarray:
-        """(H, W) uint8 labels of frame `index` from its PNG; InputError when it is not this video's."""
-        path = _png_name(self.png_dir, index)
-        try:
-            with Image.open(path) as image:
-                labels = np.asarray(image)
-        except (OSError, ValueError) as error:
-            raise InputError(f"--resume: cannot read {path}: {error}") from None
-        if labels.shape != size or labels.dtype != np.uint8:
-            raise InputError(
-                f"--resume: {path} ({labels.shape[1::-1]} {labels.dtype}) is not a label PNG of this video "
-                f"({size[1]}x{size[0]}); resume into the directory of the stopped run, with the same options"
-            )
-        return labels
-
-
-def _png_name(directory: Path, index: int) -> Path:
-    return directory / f"{index:06d}.png"  # LabelPngWriter's names
-
-
-@dataclass
-class SegmentSummary:
-    """What one `segment_video` run did (the CLI's --json, docs/SEGMENT.md)."""
-
-    input: str
-    frames: int = 0
-    keyframes: int = 0
-    size_hw: tuple[int, int] = (0, 0)
-    fps: float | None = None
-    scale: float = 1.0
-    keyframe_interval: int = 1
-    policy: str = DEFAULT_POLICY
-    device: str = "cpu"
-    half: bool = False
-    times: StageTimes = field(default_factory=StageTimes)
-    wall_s: float = 0.0
-    keyframe_reasons: dict[str, int] = field(default_factory=dict)
-    damaged: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-
-    def macs(self, arch: str, num_classes: int) -> dict[str, Any]:
-        """MACs per frame (FLOPs = 2 MACs): the HR keyframe, the LR + CReFF non-keyframe, and the mean
-        over this run's frames (from model.flops.branch_costs at the input size)."""
-        if not self.frames:
-            return {}
-        height, width = self.size_hw
-        costs = _branch_costs(arch, height, width, self.scale if self.scale < 1.0 else 0.5, num_classes)
-        nonkeys = self.frames - self.keyframes
-        nonkey = costs.nonkeyframe.macs if self.scale < 1.0 else 0
-        mean = (self.keyframes * costs.hr.macs + nonkeys * nonkey) / self.frames
-        return {"keyframe": costs.hr.macs, "nonkeyframe": nonkey if nonkeys else None, "mean": mean,
-                "per_frame_hr": costs.hr.macs}  # fmt: skip
-
-    def to_json(self, model: ARSeg | None = None) -> dict[str, Any]:
-        seconds = self.wall_s or self.times.total
-        data: dict[str, Any] = {
-            "input": self.input,
-            "frames": self.frames,
-            "keyframes": self.keyframes,
-            "keyframe_reasons": self.keyframe_reasons,
-            "size": list(self.size_hw),
-            "input_fps": self.fps,
-            "scale": self.scale,
-            "keyframe_interval": self.keyframe_interval,
-            "policy": self.policy,
-            "device": self.device,
-            "half": self.half,
-            "seconds": {**self.times.to_json(), "total": seconds},
-            "fps": self.frames / seconds if seconds > 0 else None,
-            "damaged": self.damaged,
-            "outputs": self.outputs,
-        }
-        if model is not None:
-            data["arch"] = model.arch
-            data["macs_per_frame"] = self.macs(model.arch, model.num_classes)
-        return data
-
-
-@functools.lru_cache(maxsize=8)
-def _branch_costs(arch: str, height: int, width: int, scale: float, num_classes: int) -> Any:
-    """model.flops.branch_costs, once per size (it traces the network: seconds for camvid-psp18)."""
-    from arseg_cli.model.flops import branch_costs
-
-    return branch_costs(arch, height, width, scale, num_classes=num_classes)
+        for group in keyframe_groups(scheduled, 1 if settings.low_latency else keyframe_interval):
+            with clock.stage("model"):
+                labels = step.labels(group)
+            group.reverse()
+            labels.reverse()
+            while group:  # popped as handed on: a consumed frame is not kept until the group ends
+                item, item_labels = group.pop(), labels.pop()
+                decision = item.decision
+                yield SegmentedFrame(index=item.frame.index, pts=item.frame.pts, time_s=item.frame.time_s,
+                                     labels=item_labels, kind=decision.kind, reason=decision.reason,
+                                     key_index=item.frame.index - decision.distance, distance=decision.distance,
+                                     rgb=item.frame.rgb)  # fmt: skip
+                del item, item_labels
 
 
 OnFrame = Callable[[SegmentedFrame, SegmentSummary, int | None], None]
@@ -292,7 +176,7 @@ def segment_video(
     scale, keyframe_interval = settings.resolve(model)
     started = time.perf_counter()
     summary = SegmentSummary(input=str(source), scale=scale, keyframe_interval=keyframe_interval, policy=settings.policy,
-                             device=str(model.device), half=settings.half)  # fmt: skip
+                             device=str(model.device), half=settings.half, low_latency=settings.low_latency)  # fmt: skip
     with open_video(source, motion=motion if keyframe_interval > 1 else "none", start=start, end=end, max_pixels=max_pixels) as reader:
         info = reader.info
         summary.input, summary.fps = info.name, float(info.fps) if info.fps else None
@@ -320,7 +204,7 @@ def segment_video(
                                   pts=result.pts if timing.time_base is not None else None,
                                   skip=(OutputKind.PNG,) if written else ())  # fmt: skip
                     summary.times.write += time.perf_counter() - tick
-                    _count(summary, result)
+                    summary.count((int(result.labels.shape[0]), int(result.labels.shape[1])), result.kind, result.reason)
                     summary.wall_s = time.perf_counter() - started
                     if on_frame is not None:
                         on_frame(result, summary, expected)
@@ -328,14 +212,6 @@ def segment_video(
                 summary.damaged = str(error)
     summary.wall_s = time.perf_counter() - started
     return summary
-
-
-def _count(summary: SegmentSummary, result: SegmentedFrame) -> None:
-    summary.frames += 1
-    summary.size_hw = (int(result.labels.shape[0]), int(result.labels.shape[1]))
-    if result.kind is FrameKind.KEY:
-        summary.keyframes += 1
-        summary.keyframe_reasons[result.reason] = summary.keyframe_reasons.get(result.reason, 0) + 1
 
 
 def _any_rate(fps: Fraction | None) -> Fraction:

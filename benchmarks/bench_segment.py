@@ -2,9 +2,10 @@
 
 1. Throughput: the whole pipeline (decode with bitstream motion vectors, flow to the keyframe, model,
    label PNGs written) on one synthetic 720x960 H.264 video (an I-frame every 12 frames, no B-frames),
-   AR-Seg at 0.5x with L = 12 against per-frame HR (`--scale 1.0`), for camvid-bise18 and camvid-psp18
-   (random weights: speed does not depend on them). Runs alternate AR and HR, `--repeats` times; the
-   median frames/s and the ratio are reported, with the share of decode + motion + writing in the AR
+   AR-Seg at 0.5x with L = 12 (keyframe groups, the default, and frame by frame, `--low-latency`)
+   against per-frame HR (`--scale 1.0`), for camvid-bise18 and camvid-psp18 (`--archs`; random
+   weights: speed does not depend on them). Runs alternate the three, `--repeats` times; the
+   median frames/s and the ratios are reported, with the share of decode + motion + writing in the AR
    run's total time (StageTimes, wall clock).
 2. Memory: peak RSS (VmHWM, KiB) of a fresh child process segmenting a short video and of one segmenting
    a 10x longer one (bise18, AR 0.5x, L = 12, at `--rss-size`), with its RSS after 1, 12, 24, ... frames.
@@ -16,7 +17,7 @@
    alone is given too.
 
 Usage: `nice -n 10 python benchmarks/bench_segment.py [--frames 24] [--repeats 2] [--threads N]
-[--device cuda [--half]]` (--half adds float16 runs, as `arseg segment --half`).
+[--archs camvid-bise18] [--device cuda [--half]]` (--half adds float16 runs, as `arseg segment --half`).
 """
 
 from __future__ import annotations
@@ -70,24 +71,31 @@ def run_once(video: Path, model: ARSeg, settings: Settings, out: Path) -> dict[s
             "io_share": (times.decode + times.motion + times.write) / summary.wall_s}  # fmt: skip
 
 
-def throughput(video: Path, repeats: int, work: Path, device: str = "cpu", half: bool = False) -> dict[str, Any]:
-    """AR 0.5x (L = 12) against per-frame HR on `device`; `half`: float16 (CUDA), as `segment --half`."""
+def throughput(
+    video: Path, repeats: int, work: Path, device: str = "cpu", half: bool = False, archs: tuple[str, ...] = ARCHS
+) -> dict[str, Any]:
+    """AR 0.5x (L = 12; keyframe groups, the default, and frame by frame, --low-latency) against
+    per-frame HR on `device`; `half`: float16 (CUDA), as `segment --half`. The three alternate."""
     results: dict[str, Any] = {}
-    ar_settings, hr_settings = Settings(scale=0.5, keyframe_interval=L, half=half), Settings(scale=1.0, half=half)
-    for arch in ARCHS:
+    settings_by_mode = {"ar": Settings(scale=0.5, keyframe_interval=L, half=half),
+                        "ar_low_latency": Settings(scale=0.5, keyframe_interval=L, half=half, low_latency=True),
+                        "hr": Settings(scale=1.0, half=half)}  # fmt: skip
+    for arch in archs:
         model = random_model(arch).to(device)
         warm = write_video(work / "warm.mp4", 3, HEIGHT, WIDTH)
-        for settings in (ar_settings, hr_settings):
+        for settings in settings_by_mode.values():
             run_once(warm, model, settings, work / "warm")
-        runs: dict[str, list[dict[str, Any]]] = {"ar": [], "hr": []}
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in settings_by_mode}
         for _ in range(repeats):
-            runs["ar"].append(run_once(video, model, ar_settings, work / "ar"))
-            runs["hr"].append(run_once(video, model, hr_settings, work / "hr"))
+            for mode, settings in settings_by_mode.items():
+                runs[mode].append(run_once(video, model, settings, work / mode))
         fps = {mode: statistics.median(r["fps"] for r in runs[mode]) for mode in runs}
         results[arch] = {
             "ar_0.5x_L12_fps": round(fps["ar"], 3),
+            "ar_0.5x_L12_low_latency_fps": round(fps["ar_low_latency"], 3),
             "hr_per_frame_fps": round(fps["hr"], 3),
             "speedup_ar_vs_hr": round(fps["ar"] / fps["hr"], 3),
+            "speedup_grouped_vs_low_latency": round(fps["ar"] / fps["ar_low_latency"], 3),
             "ar_io_share": round(statistics.median(r["io_share"] for r in runs["ar"]), 4),
             "hr_io_share": round(statistics.median(r["io_share"] for r in runs["hr"]), 4),
             "runs": runs,
@@ -209,6 +217,7 @@ def main() -> None:
     parser.add_argument("--rss-frames", type=int, default=12, help="frames of the short video (the long has 10x)")
     parser.add_argument("--rss-size", default="360x480")
     parser.add_argument("--parts", default="speed,rss,policies")
+    parser.add_argument("--archs", default=",".join(ARCHS), help="architectures of the throughput runs")
     parser.add_argument("--device", default="cpu", help="device of the throughput runs (cpu or cuda)")
     parser.add_argument("--half", action="store_true", help="throughput in float16 too (CUDA: segment --half)")
     parser.add_argument("--child", nargs=2, metavar=("VIDEO", "OUT"), help=argparse.SUPPRESS)
@@ -221,6 +230,7 @@ def main() -> None:
         child_main(*args.child)
         return
     parts = set(args.parts.split(","))
+    archs = tuple(args.archs.split(","))
     report: dict[str, Any] = {
         "benchmark": "segment",
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "av": av.__version__,
@@ -237,9 +247,10 @@ def main() -> None:
             report["throughput"] = {"size_hw": [HEIGHT, WIDTH], "frames": args.frames, "repeats": args.repeats,
                                     "device": args.device,
                                     "statistic": "median frames/s over repeats, end to end incl. label PNG writing",
-                                    "by_arch": throughput(video, args.repeats, work, args.device)}  # fmt: skip
+                                    "by_arch": throughput(video, args.repeats, work, args.device, archs=archs)}  # fmt: skip
             if args.half:
-                report["throughput"]["by_arch_half"] = throughput(video, args.repeats, work, args.device, half=True)
+                report["throughput"]["by_arch_half"] = throughput(video, args.repeats, work, args.device, half=True,
+                                                                  archs=archs)  # fmt: skip
             if args.device == "cuda":
                 report["gpu"] = torch.cuda.get_device_name()
         if "rss" in parts:

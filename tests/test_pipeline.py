@@ -174,7 +174,8 @@ def test_weights_options_name_official_files_by_role_by_name_or_by_release_direc
 
 
 def test_no_frame_is_kept_once_its_result_is_consumed(model: ARSeg, clip: Path) -> None:
-    """Streaming: the pipeline holds on to no earlier frame (memory flat in the video's length)."""
+    """Streaming frame by frame (--low-latency): the pipeline holds on to no earlier frame (memory flat
+    in the video's length). The grouped default holds one group: tests/test_groups.py."""
     import gc
     import weakref
 
@@ -188,7 +189,7 @@ def test_no_frame_is_kept_once_its_result_is_consumed(model: ARSeg, clip: Path) 
     def earlier_frames_freed() -> bool:
         return all(ref() is None for ref in seen[:-1])
 
-    for result in segment_frames(frames(), model, Settings(keyframe_interval=L, policy="fixed")):
+    for result in segment_frames(frames(), model, Settings(keyframe_interval=L, policy="fixed", low_latency=True)):
         del result
         if not earlier_frames_freed():
             # Perhaps only in a garbage cycle. Collecting costs ~1 s in a process that has run much of

@@ -53,6 +53,7 @@ def segment_command(
     backend: BackendChoice = typer.Option(BackendChoice.torch, "--backend", help="torch, or onnxruntime on the graphs of `arseg export-onnx` (give their directory with --onnx)."),
     onnx: str | None = typer.Option(None, "--onnx", help="Directory written by `arseg export-onnx` (with --backend onnxruntime)."),
     half: bool = typer.Option(False, "--half", help="float16 (CUDA only)."),
+    low_latency: bool = typer.Option(False, "--low-latency", help="Frame by frame, each mask written before the next frame is decoded (live pipelines); default: whole keyframe groups at once."),
     compile_attention: bool = compile_option(),
     palette: str | None = typer.Option(None, "--palette", help="camvid, cityscapes or a JSON file (default: the weights' classes and colours)."),
     video: str | None = typer.Option(None, "--video", help="Colour mask video file (H.264)."),
@@ -91,7 +92,8 @@ def segment_command(
         return scaleout_command(inputs, output, ray=ray, shard=shard, workers=ray_workers, cpus=ray_cpus, gpus=ray_gpus,
                                 weights=weights, arch=arch, device=device.value, backend=backend.value,
                                 compile_attention=compile_attention, palette=palette, settings=Settings(
-                                    scale=scale, keyframe_interval=keyint, policy=policy.value, half=half),  # type: ignore[arg-type]
+                                    scale=scale, keyframe_interval=keyint, policy=policy.value, half=half,
+                                    low_latency=low_latency),  # type: ignore[arg-type]
                                 video=video, overlay=overlay, lossless=lossless, opacity=opacity, start=start, end=end,
                                 max_pixels=max_pixels, force=force, resume=resume, as_json=as_json, quiet=quiet)  # fmt: skip
     chosen_device = pick_device(device.value)
@@ -105,7 +107,8 @@ def segment_command(
     model, weights_name = _load_backend(backend, onnx, weights, arch=arch, scale=scale, device=chosen_device)
     apply_compile_option(compile_attention, model)  # type: ignore[arg-type]
     colours = load_palette(palette) if palette else Palette(model.arch, model.meta.classes, model.meta.palette)
-    settings = Settings(scale=scale, keyframe_interval=keyint, policy=policy.value, half=half)  # type: ignore[arg-type]
+    settings = Settings(scale=scale, keyframe_interval=keyint, policy=policy.value, half=half,  # type: ignore[arg-type]
+                        low_latency=low_latency)
     summaries, failed = [], False
     for run in runs:
         try:

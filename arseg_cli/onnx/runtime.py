@@ -33,6 +33,8 @@ class OnnxARSeg:
     threads: onnxruntime intra-op threads (default: torch's thread count, for like-for-like timings).
     """
 
+    max_batch = 1  # the graphs take batch 1: the pipeline runs a keyframe group's frames one by one
+
     def __init__(self, directory: str | Path, *, device: str | torch.device = "cpu", threads: int | None = None) -> None:
         (ort,) = require("onnxruntime")
         directory = Path(directory)
