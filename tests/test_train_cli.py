@@ -75,6 +75,8 @@ def test_hr_then_ar_write_weights_with_provenance(data: Path, tmp_path: Path) ->
     assert info.meta.lr_classifier == "shared"
     assert info.meta.provenance["hr_weights"] == str(hr.resolve())
     assert info.meta.provenance["config"]["fst_weight"] == 0.5 and info.meta.provenance["config"]["plain_steps"] == 1
+    command = info.meta.provenance["command"]
+    assert "--aug-scale 0.5 2.5" in command  # a tuple option as the shell takes it: the command reruns
     config = info.meta.provenance["config"]
     assert config["loss"] == "ohem" and config["creff_init"] == "kaiming" and config["augment_variants"] == 8
     assert config["distance"] == "official" and config["scale_range"] == [0.5, 2.5] and config["jitter"] == 0.5

@@ -88,14 +88,18 @@ def train_command(
         raise OptionsError("give --steps or --epochs, not both")
     check_phase_inputs(phase, hr)
     crop_hw = parse_size(crop) if crop is not None else None
-    variants = augment_variants if augment_variants is not None else (8 if phase == "ar" else 0)
-    if feature_cache is not None and (phase != "ar" or no_feature_cache or variants == 0):
+    if feature_cache is not None and (phase != "ar" or no_feature_cache or augment_variants == 0):
         raise OptionsError("--feature-cache is for phase ar with --augment-variants > 0 (and without --no-feature-cache)")
     recipe = recipe_for(arch)
     paths = RunPaths.beside(output, cache=False if no_cache else (cache or True))
     paths.check_start(resume=resume, force=force)
     processes = distributed.start(device)
     try:
+        if feature_cache is not None and processes.distributed:
+            raise OptionsError("--feature-cache serves one process: not under torchrun")
+        # the default V = 8 exists for the feature cache, which one process keeps
+        cached = phase == "ar" and not processes.distributed
+        variants = augment_variants if augment_variants is not None else (8 if cached else 0)
         pairs = open_pairs(
             data, split=split, layout=layout, keyframe_interval=keyframe_interval, distance=distance, seed=seed, crop_hw=crop_hw,
             augment=augment, cache=paths.cache, frames=pair_frames, scale_range=aug_scale, jitter=jitter if augment else 0.0,
@@ -117,8 +121,9 @@ def train_command(
         seed_everything(seed)
         model = build_model(config, pairs.dataset, hr_weights=hr)
         features = None
-        if phase == "ar" and variants > 0 and not no_feature_cache and not processes.distributed:
-            features = open_feature_cache(feature_cache or output.with_name(output.name + ".features"), model, pairs)
+        if cached and variants > 0 and not no_feature_cache:
+            where = feature_cache or output.with_name(output.name + ".features")
+            features = open_feature_cache(where, model, pairs, amp=config.amp, device=processes.device)
         trainer = Trainer(
             model, pairs, config, processes, checkpoint=paths.checkpoint, metrics=paths.metrics, feature_cache=features
         )
@@ -152,6 +157,8 @@ def _command_line(ctx: typer.Context) -> str:
             flags = param.opts if value else getattr(param, "secondary_opts", [])
             if flags and (value or param.secondary_opts):
                 words.append(flags[0])
+        elif isinstance(value, tuple):
+            words += [param.opts[0], *map(str, value)]
         elif value is not None:
             words += [param.opts[0], str(value)]
     return shlex.join(words)

@@ -21,11 +21,6 @@ CreffInit = Literal["kaiming", "zero", "identity"]
 CREFF_INITS: tuple[CreffInit, ...] = ("kaiming", "zero", "identity")
 DevicePolicy = Literal["auto", "cpu", "cuda"]
 
-#: The official augmentation: random scale 0.5-2.5 of the whole frame (then cropped back to its size),
-#: horizontal flip, colour jitter of strength 0.5.
-OFFICIAL_SCALE_RANGE = (0.5, 2.5)
-OFFICIAL_JITTER = 0.5
-
 #: What a checkpoint written before an option existed implies for it: such options are left out of the
 #: resume key when they hold these values, so older checkpoints still resume.
 _IMPLIED_BY_OLD_CHECKPOINTS: dict[str, Any] = {
@@ -85,8 +80,8 @@ class TrainConfig:
     pair_frames: Literal["decoded", "source"] = "decoded"
     creff_init: CreffInit = "kaiming"
     loss: PixelLoss = "ce"
-    scale_range: tuple[float, float] = OFFICIAL_SCALE_RANGE
-    jitter: float = OFFICIAL_JITTER
+    scale_range: tuple[float, float] = (0.75, 1.25)  # PairDataset's defaults; `arseg train` passes the official
+    jitter: float = 0.0
     augment_variants: int = 0
     checkpoint_every: int = 0
     seed: int = 0

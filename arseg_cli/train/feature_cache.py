@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ class FeatureCache:
                     "delete it or choose another --feature-cache"
                 )
             if stored.get("shape"):
+                self._check_files(tuple(stored["shape"]))
                 self._map(tuple(stored["shape"]), mode="r+")
             return
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -108,6 +110,37 @@ class FeatureCache:
         temp = self._meta_path().with_suffix(".json.tmp")
         temp.write_text(json.dumps({**self.identity, "shape": list(shape) if shape else None}), encoding="utf-8")
         os.replace(temp, self._meta_path())
+
+    def _file_sizes(self, shape: tuple[int, ...]) -> dict[str, int]:
+        per_slot = 2 * int(np.prod(shape))
+        return {**{f"{name}.f16": self.slots * per_slot for name in _FEATURES}, "filled.u8": self.slots}
+
+    def _check_files(self, shape: tuple[int, ...]) -> None:
+        """InputError unless every array file has the size the recorded shape gives (a missing or cut
+        file would otherwise be read as zeros, or extended with them)."""
+        for name, size in self._file_sizes(shape).items():
+            path = self.directory / name
+            if not path.is_file() or path.stat().st_size != size:
+                raise InputError(f"feature cache {self.directory} is damaged ({name} is missing or cut): delete it or choose another")
+
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        """Create the array files at their full size, refusing in one line when the disk cannot hold
+        them (writing into a memory map past a full disk would kill the process)."""
+        sizes = self._file_sizes(shape)
+        needed = sum(sizes.values())
+        free = shutil.disk_usage(self.directory).free
+        if needed > free:
+            raise InputError(
+                f"the feature cache needs {needed / 1e9:.1f} GB for {self.slots} item forms of shape {shape}, "
+                f"{self.directory} has {free / 1e9:.1f} GB free: use --no-feature-cache, a smaller --crop, fewer "
+                "--augment-variants or another --feature-cache"
+            )
+        for name, size in sizes.items():
+            with open(self.directory / name, "wb") as file:
+                try:
+                    os.posix_fallocate(file.fileno(), 0, size)
+                except OSError as error:
+                    raise InputError(f"cannot allocate the feature cache {self.directory / name}: {error.strerror}") from None
 
     def _map(self, shape: tuple[int, ...], *, mode: str) -> None:
         for name in _FEATURES:
@@ -129,7 +162,8 @@ class FeatureCache:
         """Store the features (len(slots), C, Hf, Wf) of `slots` (rounded to float16)."""
         shape = tuple(key.shape[1:])
         if self.shape is None:
-            self._map(shape, mode="w+")
+            self._allocate(shape)
+            self._map(shape, mode="r+")
             self._write_meta(shape)
         elif shape != self.shape:
             raise InputError(

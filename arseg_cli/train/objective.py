@@ -87,21 +87,25 @@ class PhaseObjective(nn.Module):
             feat = lr.fuse(lr_feat, key_feat, flow.float())
         else:
             feat = lr_feat
-        fst = fst_loss(feat, target) if self.fst_weight > 0 else None
+        fst = fst_loss(feat, target) if self.fst_weight > 0 and target is not None else None
         return self._losses(lr, feat, aux, labels, size, fst=fst)
 
-    def frozen_features(self, key: Tensor, x_cur: Tensor, slots: list[int] | None) -> tuple[Tensor, Tensor]:
+    def frozen_features(self, key: Tensor, x_cur: Tensor, slots: list[int] | None) -> tuple[Tensor, Tensor | None]:
         """Phase ar: the frozen HR branch's features of the keyframes and of the current frames, rounded
-        to float16; from the feature cache where it holds them (then stored for the rest)."""
+        to float16; from the feature cache where it holds them (then stored for the rest). Without a
+        cache and without FST (fst_weight 0) the current frames' feature is not needed: None."""
         hr: SegNet = self.model.hr  # type: ignore[assignment]
         cache = self.feature_cache
-        todo = list(range(key.shape[0])) if cache is None or slots is None else cache.missing(slots)
+        if cache is None or slots is None:
+            with torch.no_grad():
+                made_key = round_frozen(hr.features(self.normalize(key)))
+                made_target = round_frozen(hr.features(x_cur)) if self.fst_weight > 0 else None
+            return made_key, made_target
+        todo = cache.missing(slots)
         if todo:
             with torch.no_grad():
                 made_key = round_frozen(hr.features(self.normalize(key[todo])))
                 made_target = round_frozen(hr.features(x_cur[todo]))
-            if cache is None or slots is None:
-                return made_key, made_target
             cache.put([slots[i] for i in todo], made_key, made_target)
         return cache.get(slots, key.device)  # type: ignore[union-attr,arg-type]
 

@@ -77,12 +77,17 @@ def open_pairs(
     )  # fmt: skip
 
 
-def open_feature_cache(directory: Path, model: ARSeg, pairs: PairDataset) -> FeatureCache:
+def open_feature_cache(
+    directory: Path, model: ARSeg, pairs: PairDataset, *, amp: bool = False, device: torch.device | None = None
+) -> FeatureCache:
     """Phase ar's cache of the frozen HR features (train/feature_cache.py), tied to the HR branch's
-    weights and to the pairs' data and settings."""
+    weights, to the pairs' data and settings, and to how the features are computed (device type,
+    float16 autocast)."""
     if model.hr is None or pairs.variants < 1:
         raise OptionsError("the feature cache needs an HR branch and pairs with a finite number of variants")
-    identity = {"hr_weights_sha256": weights_hash(model.hr), "data": data_identity(pairs)}
+    kind = (device or torch.device("cpu")).type
+    identity = {"hr_weights_sha256": weights_hash(model.hr), "data": data_identity(pairs), "device": kind,
+                "amp": bool(amp and kind == "cuda")}  # fmt: skip
     return FeatureCache(directory, identity=identity, items=len(pairs), variants=pairs.variants)
 
 
