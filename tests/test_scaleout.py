@@ -122,7 +122,7 @@ def test_shard_runs_together_write_what_one_local_run_writes(
                      "--shard", f"{k}/3"])  # fmt: skip
         assert code == 0
     assert _tree(out) == short_reference
-    records = read_records(out)
+    records = [r for r in read_records(out) if r["outcome"] != "started"]  # the outcomes
     assert sorted(r["input"] for r in records) == sorted(map(str, short_clips))  # each input in one shard only
     assert {r["outcome"] for r in records} == {"done"}
     holding = {shard_of(str(clip), 3) for clip in short_clips}  # a shard may hold none: it writes no record
@@ -147,7 +147,7 @@ def test_a_ray_run_writes_byte_identical_files_and_a_corrupt_video_fails_alone(
     assert [s["input"] for s in summaries] == [str(junk), *map(str, short_clips)]
     assert "error" in summaries[0] and [s["frames"] for s in summaries[1:]] == [SHORT] * len(short_clips)
     assert _tree(out) == short_reference  # byte-identical to the local run, nothing for the corrupt video
-    records = read_records(out)
+    records = [r for r in read_records(out) if r["outcome"] != "started"]  # the outcomes
     assert sorted(r["input"] for r in records) == sorted(map(str, [junk, *short_clips]))
     assert [r["outcome"] for r in records].count("failed") == 1 and all(r["frames"] == SHORT for r in records[1:] if r["outcome"] == "done")
     assert {r["worker"]["pid"] for r in records}.isdisjoint({os.getpid()})  # in workers, not in the driver
@@ -201,7 +201,7 @@ def test_resume_after_the_driver_is_stopped_runs_only_what_was_unfinished(
     first = read_records(out)
     finished = {r["input"] for r in first if r["outcome"] == "done"}
     assert 1 <= len(finished) < len(long_clips)
-    for pid in {r["worker"]["pid"] for r in first}:  # the stopped driver's workers end: wait for it
+    for pid in {r["worker"]["pid"] for r in first if r.get("worker")}:  # the stopped driver's workers end: wait for it
         _wait_gone(pid)
 
     report = segment_many(long_clips, out, ray_address=cluster, weights=[str(weights)], video="colour.mp4", resume=True)
@@ -334,3 +334,12 @@ def test_resume_skips_only_videos_done_with_the_same_input_and_complete_outputs(
     (out / "street2" / "colour.mp4").unlink()
     assert run(True) == {"street0": "done", "street1": "done", "street2": "done", "street3": "skipped"}
     assert _tree(out) == short_reference
+    # a later run with other options was cut off in street3: its outputs may mix two runs, never skipped
+    import json
+
+    cut = out / "_runs" / "zz-cut-off.jsonl"
+    cut.write_text(json.dumps({"input": str(clips[3]), "outcome": "started", "options": {"other": "options"}}) + "\n")
+    assert run(True) == {"street0": "skipped", "street1": "skipped", "street2": "skipped", "street3": "done"}
+    assert _tree(out) == short_reference
+    started = [e for e in read_records(out) if e["outcome"] == "started" and "run" in e]  # not the line above
+    assert started and all(e["size"] is not None for e in started)  # the input's stamp taken at the start

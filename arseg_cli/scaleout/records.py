@@ -5,7 +5,10 @@ A line: input, stem, size and mtime of the input, the weights fingerprint and ou
 the error. Each driver (a Ray
 run, or one `--shard` of an array job) writes its own file, so nothing writes a file concurrently.
 `--resume` reads every file in `OUT/_runs/`: a video whose latest record says `done` for the same
-input file, weights and options, and whose outputs are all there, is skipped.
+input file, weights and options, and whose outputs are all there, is skipped. A `started` line is
+written when a video is handed out, before any of its outputs change: a video whose latest line is
+`started` was cut off, and its outputs may mix two runs' (so it is never skipped, and continued from
+its PNGs only under the same options). The input's size and mtime are those at its start.
 """
 
 from __future__ import annotations
@@ -48,18 +51,15 @@ class RunRecorder:
         with os_errors_as_output_errors(self.path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file: TextIO = open(self.path, "a", encoding="utf-8")
+        self._stamps: dict[str, InputStamp | None] = {}
+
+    def started(self, job: VideoJob, fingerprint: dict[str, Any]) -> None:
+        """The line saying `job` is handed out (its input's stamp taken now)."""
+        self._stamps[job.source] = InputStamp.of(job.source) if os.path.isfile(job.source) else None
+        self._write(self._line(job, fingerprint, "started"))
 
     def record(self, job: VideoJob, result: VideoResult, fingerprint: dict[str, Any]) -> None:
-        stamp = InputStamp.of(job.source) if os.path.isfile(job.source) else None
-        line = {
-            "run": self.run,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "input": job.source,
-            "stem": Path(job.folder).name,
-            "size": stamp.size if stamp else None,
-            "mtime_ns": stamp.mtime_ns if stamp else None,
-            "options": fingerprint,
-            "outcome": result.outcome,
+        line = self._line(job, fingerprint, result.outcome) | {
             "seconds": round(result.seconds, 3),
             "cpu_seconds": round(result.cpu_s, 3),
             "frames": result.frames,
@@ -68,6 +68,25 @@ class RunRecorder:
             "error": result.error,
             "outputs": {kind.value: path for kind, path in job.targets.paths().items()},
         }
+        self._write(line)
+
+    def _line(self, job: VideoJob, fingerprint: dict[str, Any], outcome: str) -> dict[str, Any]:
+        if job.source in self._stamps:
+            stamp = self._stamps[job.source]
+        else:
+            stamp = InputStamp.of(job.source) if os.path.isfile(job.source) else None
+        return {
+            "run": self.run,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "input": job.source,
+            "stem": Path(job.folder).name,
+            "size": stamp.size if stamp else None,
+            "mtime_ns": stamp.mtime_ns if stamp else None,
+            "options": fingerprint,
+            "outcome": outcome,
+        }
+
+    def _write(self, line: dict[str, Any]) -> None:
         with os_errors_as_output_errors(self.path):
             self._file.write(json.dumps(line) + "\n")
             self._file.flush()
@@ -107,7 +126,7 @@ def completed_inputs(output: str | Path, jobs: Iterable[VideoJob], fingerprint: 
     options, and whose outputs are complete: `--resume` skips them."""
     latest: dict[str, dict[str, Any]] = {}
     for entry in read_records(output):
-        if entry.get("outcome") in ("done", "damaged", "failed"):
+        if entry.get("outcome") in ("started", "done", "damaged", "failed"):
             latest[entry["input"]] = entry
     done = set()
     for job in jobs:

@@ -101,6 +101,8 @@ def segment_many(
                 results[job.source] = result
 
         jobs = _resumed(jobs, output, fingerprint, finish, progress, on_event) if resume else jobs
+        for job in jobs:  # before any output changes: a cut-off video is never taken for done
+            recorder.started(job, fingerprint)
         if jobs and ray_address is not None:
             run_on_ray(jobs, model, options, workers, progress=progress, on_result=finish, on_event=on_event,
                        max_attempts=max_attempts)  # fmt: skip
