@@ -168,6 +168,18 @@ def unique_stems(sources: list[str]) -> list[str]:
     return names
 
 
+def _refuse_shared_stems(sources: list[str]) -> None:
+    """Shards name outputs over the input list each of them sees, which may grow between them: a
+    `-2` suffix could then go to different inputs in different shards. So sharded inputs need
+    distinct stems (OptionsError naming the first two that share one)."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        stem = Path(source).stem
+        if stem in seen:
+            raise OptionsError(f"{seen[stem]} and {source} share the name {stem!r}: sharded runs need inputs of distinct names")
+        seen[stem] = source
+
+
 def plan_runs(
     inputs: list[str],
     output: str | None,
@@ -202,6 +214,7 @@ def plan_runs(
             )
             runs.append(Run(source, _label(source), targets))
     if keep is not None:
+        _refuse_shared_stems(sources)
         runs = [run for run in runs if keep(run.source)]
     _check_targets(runs, force)
     return runs

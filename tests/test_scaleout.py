@@ -343,3 +343,19 @@ def test_resume_skips_only_videos_done_with_the_same_input_and_complete_outputs(
     assert _tree(out) == short_reference
     started = [e for e in read_records(out) if e["outcome"] == "started" and "run" in e]  # not the line above
     assert started and all(e["size"] is not None for e in started)  # the input's stamp taken at the start
+
+
+def test_sharded_inputs_of_one_name_are_refused_in_one_line(
+    weights: Path, short_clips: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Shards name each input's folder from the list they see: two inputs of one stem could get the
+    `-2` folder in one shard and the plain one in another, so they are refused."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    first.write_bytes(short_clips[0].read_bytes())
+    second.write_bytes(short_clips[1].read_bytes())
+    code = main(["segment", str(first), str(second), "-o", str(tmp_path / "out"), "-w", str(weights), "--shard", "1/2"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "share the name 'clip'" in err, err
+    assert not (tmp_path / "out").exists()
