@@ -3,6 +3,8 @@ item contract, and tiny model metadata."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -12,6 +14,9 @@ from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.palettes import CAMVID
+
+if TYPE_CHECKING:
+    from arseg_cli.train import TrainConfig
 
 HEIGHT, WIDTH = 64, 96
 
@@ -83,3 +88,26 @@ def ddp_worker(rank: int, world_size: int, port: int, config: object, out: str) 
             torch.save(model.state_dict(), out)
     finally:
         distributed.stop(processes)
+
+
+def train_config(**changes: object) -> "TrainConfig":
+    """A small TrainConfig (camvid-bise18, phase hr, 6 steps of batch 2, Adam 1e-3) with `changes`."""
+    from arseg_cli.train import TrainConfig
+
+    base: dict[str, object] = {"phase": "hr", "arch": "camvid-bise18", "steps": 6, "batch": 2, "lr": 1e-3, "optimizer": "adam"}
+    base.update(changes)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+class StopTraining(Exception):
+    """Raised by `stop_after`'s callback: a run that dies after a given step."""
+
+
+def stop_after(step: int):  # noqa: ANN201
+    """A Trainer.run on_step callback that raises StopTraining once `step` is done."""
+
+    def on_step(report) -> None:  # noqa: ANN001
+        if report.step == step:
+            raise StopTraining
+
+    return on_step

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _train_fixtures import FakePairs, camvid_meta, seeded_model
+from _train_fixtures import FakePairs, StopTraining, camvid_meta, seeded_model, stop_after, train_config
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError
 from arseg_cli.train import TrainConfig, Trainer, recipe_for
 from arseg_cli.train.checkpoint import load_checkpoint
@@ -33,9 +33,7 @@ def one_thread() -> Iterator[None]:
 
 
 def config(**changes: object) -> TrainConfig:
-    base: dict[str, object] = {"phase": "hr", "arch": "camvid-bise18", "steps": 6, "batch": 2, "lr": 1e-3, "optimizer": "adam"}
-    base.update(changes)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return train_config(**changes)
 
 
 # --- losses -------------------------------------------------------------------------------------------
@@ -194,18 +192,6 @@ def test_phase_ar_fst_term_is_logged_and_weighted(tmp_path: Path) -> None:
     assert all(r["loss"] == pytest.approx(r["loss_seg"] + r["loss_aux"] + 2.0 * r["loss_fst"], rel=1e-4) for r in records)
 
 
-class _Stop(Exception):
-    pass
-
-
-def _stop_after(step: int):  # noqa: ANN202
-    def on_step(report) -> None:  # noqa: ANN001
-        if report.step == step:
-            raise _Stop
-
-    return on_step
-
-
 @pytest.mark.parametrize(("arch", "phase"), [("camvid-psp18", "hr"), ("camvid-bise18", "ar")])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, arch: str, phase: str) -> None:
     """6 steps over 3 epochs of 2 steps; the run dies after step 4, its last checkpoint is step 3.
@@ -221,9 +207,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, a
     whole = Trainer(straight, pairs(), cfg, CPU, checkpoint=tmp_path / "a.ckpt", metrics=tmp_path / "a.jsonl").run()
 
     ckpt, metrics = tmp_path / "b.ckpt", tmp_path / "b.jsonl"
-    with pytest.raises(_Stop):
+    with pytest.raises(StopTraining):
         Trainer(seeded_model(camvid_meta(arch, scale)), pairs(), cfg, CPU, checkpoint=ckpt, metrics=metrics).run(
-            _stop_after(4)
+            stop_after(4)
         )
     assert load_checkpoint(ckpt)["step"] == 3
     resumed_model = seeded_model(camvid_meta(arch, scale), seed=99)  # other initial weights: all must come from the file

@@ -5,7 +5,6 @@ made from other weights or data is refused)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _train_fixtures import FakePairs, camvid_meta, seeded_model
+from _train_fixtures import FakePairs, StopTraining, camvid_meta, seeded_model, stop_after, train_config
 from arseg_cli.errors import InputError
 from arseg_cli.model import build_arseg
 from arseg_cli.train import TrainConfig, Trainer
@@ -26,18 +25,8 @@ from arseg_cli.train.run import initialise_creff, start_lr_from_hr
 CPU = Processes(0, 1, torch.device("cpu"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(**changes: object) -> TrainConfig:
-    base: dict[str, object] = {"phase": "ar", "arch": "camvid-bise18", "steps": 4, "batch": 2, "lr": 1e-3, "optimizer": "adam"}
-    base.update(changes)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return train_config(**({"phase": "ar", "steps": 4} | changes))
 
 
 # --- OHEM ---------------------------------------------------------------------------------------------
@@ -169,22 +158,12 @@ def test_a_cached_step_equals_an_uncached_one(tmp_path: Path) -> None:
 
 
 def test_a_cached_run_resumes_exactly(tmp_path: Path) -> None:
-    class Stop(Exception):
-        pass
-
-    def stop_after(step: int):  # noqa: ANN202
-        def on_step(report) -> None:  # noqa: ANN001
-            if report.step == step:
-                raise Stop
-
-        return on_step
-
     cfg = config(steps=6, checkpoint_every=3, augment_variants=2, loss="ohem")
     straight = _ar_model()
     Trainer(straight, FakePairs(4, variants=2), cfg, CPU, checkpoint=tmp_path / "a.ckpt",
             feature_cache=_cache(tmp_path / "fa", straight)).run()  # fmt: skip
     first = _ar_model()
-    with pytest.raises(Stop):
+    with pytest.raises(StopTraining):
         Trainer(first, FakePairs(4, variants=2), cfg, CPU, checkpoint=tmp_path / "b.ckpt",
                 feature_cache=_cache(tmp_path / "fb", first)).run(stop_after(4))  # fmt: skip
     resumed = _ar_model(seed=5)
