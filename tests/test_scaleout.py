@@ -130,6 +130,36 @@ def test_shard_runs_together_write_what_one_local_run_writes(
 
 
 @pytest.mark.cluster
+def test_a_node_that_dies_mid_video_has_its_video_retried_on_the_other(
+    nodes: Any, long_clips: list[Path], weights: Path, long_reference: dict[str, bytes], tmp_path: Path
+) -> None:
+    # First of the cluster tests: later, the head's warm worker processes can take every video before
+    # the other node's worker has started.
+    other = next(iter(nodes.worker_nodes))
+    removed: list[str] = []
+
+    def remove_the_other_node(progress: RunProgress, result: VideoResult | None) -> None:
+        busy = [item for item in progress.in_flight.values() if item.frames >= 3 and item.worker.get("node") == other.node_id]
+        if not removed and busy:
+            removed.append(other.node_id)
+            nodes.remove_node(other)  # its raylet and every worker on it end
+
+    out = tmp_path / "out"
+    try:
+        # Three videos: while the second node's worker starts, the head's cannot finish them all.
+        report = segment_many(long_clips, out, ray_address=nodes.address, weights=[str(weights)], video="colour.mp4",
+                              workers=WorkerSpec(workers=2), on_event=remove_the_other_node)  # fmt: skip
+    finally:
+        if not nodes.worker_nodes:
+            nodes.add_node(**NODE)  # the next tests get two nodes again
+    if not removed:  # on a loaded machine the head can finish all three before the other's worker starts
+        pytest.skip("the second node's worker started after the head had taken every video: no node to remove mid-video")
+    assert [r.outcome for r in report.results] == ["done"] * 3 and report.progress.retried == 1
+    assert {r.worker["node"] for r in report.results} == {nodes.head_node.node_id}  # all finished on the head
+    assert _tree(out) == long_reference
+
+
+@pytest.mark.cluster
 def test_a_ray_run_writes_byte_identical_files_and_a_corrupt_video_fails_alone(
     cluster: str, short_clips: list[Path], weights: Path, short_reference: dict[str, bytes], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -226,34 +256,6 @@ def test_a_worker_that_cannot_start_is_one_line_not_a_retry_loop(
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1, err
     assert "a Ray worker failed to start" in err and "no CUDA device" in err and "Traceback" not in err
-
-
-@pytest.mark.cluster
-def test_a_node_that_dies_mid_video_has_its_video_retried_on_the_other(
-    nodes: Any, long_clips: list[Path], weights: Path, long_reference: dict[str, bytes], tmp_path: Path
-) -> None:
-    other = next(iter(nodes.worker_nodes))
-    removed: list[str] = []
-
-    def remove_the_other_node(progress: RunProgress, result: VideoResult | None) -> None:
-        busy = [item for item in progress.in_flight.values() if item.frames >= 3 and item.worker.get("node") == other.node_id]
-        if not removed and busy:
-            removed.append(other.node_id)
-            nodes.remove_node(other)  # its raylet and every worker on it end
-
-    out = tmp_path / "out"
-    try:
-        # Three videos: while the second node's worker starts, the head's cannot finish them all.
-        report = segment_many(long_clips, out, ray_address=nodes.address, weights=[str(weights)], video="colour.mp4",
-                              workers=WorkerSpec(workers=2), on_event=remove_the_other_node)  # fmt: skip
-    finally:
-        if not nodes.worker_nodes:
-            nodes.add_node(**NODE)  # the next tests get two nodes again
-    if not removed:  # on a loaded machine the head can finish all three before the other's worker starts
-        pytest.skip("the second node's worker started after the head had taken every video: no node to remove mid-video")
-    assert [r.outcome for r in report.results] == ["done"] * 3 and report.progress.retried == 1
-    assert {r.worker["node"] for r in report.results} == {nodes.head_node.node_id}  # all finished on the head
-    assert _tree(out) == long_reference
 
 
 def _wait_gone(pid: int, timeout: float = 60) -> None:
