@@ -14,7 +14,8 @@ seeded), one confusion matrix per way of making the frame's labels:
   throws away part of what the warped keyframe knows.
 
 Also the mean |weight| of CReFF's value convolution and the attention's mean weight on the centre of
-its window for `ar_own_feature` (1/49 = 0.020 for uniform attention). Usage:
+its window for `ar_own_feature` (1/49 = 0.020 for uniform attention), and the attention's entropy over
+the window as a fraction of ln 49 (1 = uniform, 0 = one position). Usage:
 `python benchmarks/diagnose_creff.py DATA --weights W [--split test] [--cache DIR] [-L 12] [--limit N]`.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -36,13 +38,17 @@ from arseg_cli.model.creff import CReFF, resize_bilinear, warp_feature, window_l
 MODES = ("hr", "lr_branch", "ar", "ar_zero_flow", "ar_own_feature", "warp_only")
 
 
-def centre_attention(creff: CReFF, lr_feat: torch.Tensor, key_feat: torch.Tensor) -> float:
-    """Mean softmax weight of the window's centre when CReFF fuses key_feat at zero flow."""
+def attention_statistics(creff: CReFF, lr_feat: torch.Tensor, key_feat: torch.Tensor) -> tuple[float, float]:
+    """When CReFF fuses key_feat at zero flow: the mean softmax weight of the window's centre, and the
+    mean entropy of the attention over the window divided by its maximum ln(window^2) (1 = uniform,
+    0 = all weight on one position)."""
     size = (key_feat.shape[-2], key_feat.shape[-1])
     up = resize_bilinear(lr_feat, size, align_corners=True)
     no_motion = key_feat.new_zeros(key_feat.shape[0], 2, *size)
     q, k = creff.lr_query_conv(up), creff.hr_key_conv(warp_feature(key_feat, no_motion, creff.warp))
-    return float(window_logits(q, k, creff.window).softmax(1)[:, creff.window**2 // 2].mean())
+    weights = window_logits(q, k, creff.window).softmax(1)
+    entropy = -(weights * weights.clamp_min(1e-12).log()).sum(1) / math.log(creff.window**2)
+    return float(weights[:, creff.window**2 // 2].mean()), float(entropy.mean())
 
 
 def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, object]:
@@ -50,7 +56,8 @@ def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, o
     net = model.lr
     if net is None or not model.has_creff or model.hr is None:
         raise SystemExit("error: the weights need an HR branch and an LR branch with CReFF")
-    centre = []
+    centre: list[float] = []
+    entropy: list[float] = []
     count = len(pairs) if limit is None else min(limit, len(pairs))
     if count < 1:
         raise SystemExit("error: no labelled frames to diagnose (empty split, or --limit below 1)")
@@ -76,13 +83,16 @@ def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, o
             }
             for mode, logits in outputs.items():
                 matrices[mode].update(logits.argmax(1)[0].cpu().numpy(), labels)
-            centre.append(centre_attention(net.fuse_attention, lr_feat, own_feat))
+            centre_weight, normalised_entropy = attention_statistics(net.fuse_attention, lr_feat, own_feat)
+            centre.append(centre_weight)
+            entropy.append(normalised_entropy)
     value = net.fuse_attention.hr_value_conv.weight.detach()
     return {
         "frames": count,
         "miou": {mode: round(matrices[mode].miou(), 6) for mode in MODES},
         "value_conv_mean_abs_weight": round(float(value.abs().mean()), 6),
         "attention_centre_weight": round(sum(centre) / len(centre), 6),
+        "attention_entropy": round(sum(entropy) / len(entropy), 6),
     }
 
 

@@ -20,6 +20,8 @@ import torch
 from arseg_cli.model import load_weights, save_weights
 from arseg_cli.model.weights import branch_parameter_counts, read_info
 
+from ablation_table import ablation_lines
+
 # The paper's pattern (issue 4): AR within 1 point of HR, and 3 points above plain LR.
 AR_BELOW_HR_MAX = 1.0
 AR_ABOVE_LR_MIN = 3.0
@@ -212,6 +214,7 @@ def write_card(
         "",
         *_per_class_table(report),
         "",
+        *ablation_lines(Path(__file__).parent / "ablations"),
         "## How they were made",
         "",
         *_run_facts("Phase hr: the HR network at 1.0x", hr_facts),
@@ -233,14 +236,32 @@ def _test_seed(report: dict[str, Any]) -> str:
     return "?"
 
 
+def rewrite_ablations(card: Path) -> Path:
+    """Replaces the card's ablation section (or inserts it before "## How they were made")."""
+    text = card.read_text(encoding="utf-8")
+    end_marker = "## How they were made"
+    start = text.find("## Ablations")
+    start = start if start >= 0 else text.index(end_marker)
+    section = "\n".join(ablation_lines(Path(__file__).parent / "ablations"))
+    card.write_text(text[:start] + section + text[text.index(end_marker):], encoding="utf-8")
+    return card
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hr", type=Path, required=True, help="phase hr weights")
-    parser.add_argument("--ar", type=Path, required=True, help="phase ar weights (HR + LR branch)")
-    parser.add_argument("--eval", type=Path, required=True, help="`arseg eval --json` output for --ar")
+    parser.add_argument("--hr", type=Path, help="phase hr weights")
+    parser.add_argument("--ar", type=Path, help="phase ar weights (HR + LR branch)")
+    parser.add_argument("--eval", type=Path, help="`arseg eval --json` output for --ar")
     parser.add_argument("--diagnosis", type=Path, default=None, help="benchmarks/diagnose_creff.py output for --ar")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent, help="directory for default.safetensors and README.md")
+    parser.add_argument("--ablations-only", action="store_true",
+                        help="only (re)write the ablation section of OUT/README.md from weights/ablations/")
     args = parser.parse_args()
+    if args.ablations_only:
+        print(rewrite_ablations(args.out / "README.md"))
+        return
+    if args.hr is None or args.ar is None or args.eval is None:
+        parser.error("--hr, --ar and --eval are required (all but --ablations-only)")
     report = json.loads(args.eval.read_text(encoding="utf-8"))
     diagnosis = json.loads(args.diagnosis.read_text(encoding="utf-8")) if args.diagnosis else None
     model = load_weights(args.ar)

@@ -1,0 +1,97 @@
+"""The model card's ablation table (weights/ablation_table.py, weights/model_card.py) and the CReFF
+diagnosis's attention statistics (benchmarks/diagnose_creff.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(path: Path) -> ModuleType:
+    sys.path.insert(0, str(path.parent))  # model_card imports its sibling ablation_table
+    try:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+def _record(directory: Path, name: str, order: int, ar: float, **extra: object) -> None:
+    record = {"order": order, "name": name, "change": f"change {name}", "recipe": {"steps": 10},
+              "command": f"arseg train {name}", "miou": {"hr": 50.0, "lr": 40.0, "lr_trained": None, "ar": ar},
+              "source": "test", **extra}
+    (directory / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_ablation_table_has_one_row_per_run_in_order_with_its_figures(tmp_path: Path) -> None:
+    table = _load(ROOT / "weights" / "ablation_table.py")
+    _record(tmp_path, "second", 2, 45.5, diagnosis={"own_feature": 47.25, "centre_weight": 0.1, "entropy": 0.5})
+    _record(tmp_path, "first", 1, 44.0)
+    rows = [line for line in table.ablation_lines(tmp_path) if line.startswith("| first") or line.startswith("| second")]
+    assert rows == [
+        "| first | change first | 10 | 50 | 40 | - | 44 | - | - | - | - | - |",
+        "| second | change second | 10 | 50 | 40 | - | 45.5 | 47.25 | - | - | 0.1 | 0.5 |",
+    ]
+
+
+def test_rewriting_the_ablation_section_keeps_the_rest_of_the_card(tmp_path: Path, monkeypatch) -> None:
+    card_module = _load(ROOT / "weights" / "model_card.py")
+    card = tmp_path / "README.md"
+    card.write_text("# card\n\nintro\n\n## How they were made\n\nrecipe\n", encoding="utf-8")
+    runs = tmp_path / "ablations"
+    runs.mkdir()
+    _record(runs, "only", 1, 44.0)
+    monkeypatch.setattr(card_module, "ablation_lines", lambda _: card_module_lines(runs))
+    card_module.rewrite_ablations(card)
+    once = card.read_text(encoding="utf-8")
+    card_module.rewrite_ablations(card)
+    assert card.read_text(encoding="utf-8") == once  # replaced, not inserted twice
+    assert once.startswith("# card\n\nintro\n\n## Ablations")
+    assert once.endswith("## How they were made\n\nrecipe\n")
+    assert "| only | change only |" in once
+
+
+def card_module_lines(directory: Path) -> list[str]:
+    return _load(ROOT / "weights" / "ablation_table.py").ablation_lines(directory)
+
+
+def test_attention_statistics_of_uniform_attention() -> None:
+    diagnose = _load(ROOT / "benchmarks" / "diagnose_creff.py")
+    creff = diagnose.CReFF(4)
+    with torch.no_grad():
+        creff.lr_query_conv.weight.zero_()
+        creff.lr_query_conv.bias.zero_()  # every logit 0: the softmax is uniform over the 49 positions
+    with torch.no_grad():
+        centre, entropy = diagnose.attention_statistics(creff, torch.rand(1, 4, 3, 4), torch.rand(1, 4, 6, 8))
+    assert math.isclose(centre, 1 / 49, rel_tol=1e-6)
+    assert math.isclose(entropy, 1.0, rel_tol=1e-6)
+
+
+def test_attention_statistics_of_attention_on_one_position() -> None:
+    diagnose = _load(ROOT / "benchmarks" / "diagnose_creff.py")
+    creff = diagnose.CReFF(1, warp="exact")  # zero flow leaves the key feature as it is
+    key = torch.zeros(1, 1, 6, 6)
+    key[0, 0, 3, 3] = 1.0  # one bright key: a huge query makes every window that sees it pick it alone
+    with torch.no_grad():
+        for conv in (creff.lr_query_conv, creff.hr_key_conv):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[0, 0, 1, 1] = 1.0
+        creff.lr_query_conv.bias.fill_(1000.0)
+    with torch.no_grad():
+        centre, entropy = diagnose.attention_statistics(creff, torch.zeros(1, 1, 3, 3), key)
+    # Every position of the 6x6 map has (3, 3) in its 7x7 window: all weight goes there, so the entropy
+    # is 0 and only the window centred on (3, 3) puts its weight on its centre.
+    assert entropy < 1e-6
+    assert math.isclose(centre, 1 / 36, rel_tol=1e-6)
