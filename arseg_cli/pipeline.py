@@ -23,7 +23,7 @@ from arseg_cli.errors import OptionsError
 from arseg_cli.frame_step import FrameStep
 from arseg_cli.group_step import DEFAULT_BATCH, GroupStep
 from arseg_cli.groups import keyframe_groups, scheduled_frames
-from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.protocol import ModelBackend
 from arseg_cli.output_plan import OutputKind, OutputTargets
 from arseg_cli.resume import Resume
 from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
@@ -78,7 +78,7 @@ class Settings:
     low_latency: bool = False
     group_batch: int = DEFAULT_BATCH
 
-    def resolve(self, model: ARSeg) -> tuple[float, int]:
+    def resolve(self, model: ModelBackend) -> tuple[float, int]:
         """(s, L) for `model`: s = 1.0 or L = 1 both mean per-frame HR, returned as (1.0, 1)."""
         scale = self.scale if self.scale is not None else (model.meta.scale or 1.0)
         keyframe_interval = self.keyframe_interval if self.keyframe_interval is not None else model.meta.keyframe_interval
@@ -88,7 +88,7 @@ class Settings:
             raise OptionsError(f"--scale must be in (0, 1], got {scale}")
         if scale >= 1.0 or keyframe_interval == 1:
             return 1.0, 1
-        if model.lr is None:
+        if not model.has_lr:
             raise OptionsError(
                 f"the weights hold no LR branch (HR only): use --scale 1.0 or -L 1 for per-frame HR, not --scale {scale}"
             )
@@ -97,7 +97,7 @@ class Settings:
 
 def segment_frames(
     frames: Iterable[DecodedFrame],
-    model: ARSeg,
+    model: ModelBackend,
     settings: Settings = Settings(),
     *,
     times: StageTimes | None = None,
@@ -113,7 +113,7 @@ def segment_frames(
     come from `resume.labels`, and every frame gets the labels an uninterrupted run gives.
     """
     scale, keyframe_interval = settings.resolve(model)
-    batch = min(settings.group_batch, getattr(model, "max_batch", None) or settings.group_batch)
+    batch = min(settings.group_batch, model.max_batch or settings.group_batch)
     step = GroupStep(FrameStep(model, scale, half=settings.half), keep_feature=keyframe_interval > 1, batch=batch,
                      resume=resume)  # fmt: skip
     clock = StageClock(model.device, times or StageTimes())
@@ -140,7 +140,7 @@ OnFrame = Callable[[SegmentedFrame, SegmentSummary, int | None], None]
 
 def segment_video(
     source: Source,
-    model: ARSeg,
+    model: ModelBackend,
     targets: OutputTargets,
     settings: Settings = Settings(),
     *,
