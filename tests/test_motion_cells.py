@@ -6,7 +6,6 @@ a scene cut and I-frames."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
