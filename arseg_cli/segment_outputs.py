@@ -50,7 +50,7 @@ class SegmentOutputs:
     ) -> None:
         paths = targets.paths()
         if not paths:
-            raise OptionsError("no output requested: give -o DIR, -o -, --video, --overlay or --lossless")
+            raise OptionsError("no output requested: the targets name no label PNG directory, video file or raw labels")
         if resume_from is not None and targets.png_dir is None:
             raise OptionsError("resuming continues from the label PNGs of the stopped run: give their directory")
         timing = Timing.of(fps, time_base) if paths.keys() & _TIMED else Timing(fps=Fraction(fps) if fps else Fraction(25))
