@@ -103,7 +103,7 @@ class Scheduler:
             return ""
         if reason or self.policy != "adaptive":
             return reason
-        intra = (cells or BlockCells.of(frame)).intra_fraction()
+        intra = (cells if cells is not None else BlockCells.of(frame)).intra_fraction()
         return "intra" if intra > self.intra_threshold else ""
 
 
