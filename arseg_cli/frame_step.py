@@ -1,6 +1,7 @@
 """The per-frame model step of AR-Seg, the one implementation `arseg segment` and `arseg eval` share.
 
-Which model runs is decided before (`arseg_cli.model.weights_specs.load_model` reads `--weights`).
+Which model runs is decided before (`arseg_cli.model.weights_specs.load_model` reads `--weights`); the
+step calls only the `ModelBackend` protocol (arseg_cli.model.protocol), so it runs either backend.
 
 Keyframe: the HR network on the normalised frame -> class scores and the feature CReFF fuses later.
 Non-keyframe: the frame downscaled by s (bilinear, align_corners=True, as the official evaluation), the
@@ -15,20 +16,20 @@ import torch
 from torch import Tensor
 
 from arseg_cli.errors import OptionsError
-from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.protocol import ModelBackend
 from arseg_cli.model.resize import downscale
 
 
 class FrameStep:
     """AR-Seg's forward passes on batches of frames, on the model's device.
 
-    model: eval mode; `scale`: the LR scale s of non-keyframes (None: the weights' own).
-    `half`: run in float16 (CUDA only): the model is converted in place. The model's folded inference
-    copies are built here, so that the first frame does not pay for them.
+    model: either backend; `scale`: the LR scale s of non-keyframes (None: the weights' own).
+    `half`: run in float16 (CUDA only): the model is converted in place. The model is readied for
+    inference here (`optimize_for_inference`: ARSeg's folded copies), so the first frame does not pay.
     Call inside `torch.inference_mode()` for the fast folded inference copies (ARSeg's docstring).
     """
 
-    def __init__(self, model: ARSeg, scale: float | None = None, *, half: bool = False) -> None:
+    def __init__(self, model: ModelBackend, scale: float | None = None, *, half: bool = False) -> None:
         chosen = scale if scale is not None else model.meta.scale
         if chosen is None:
             chosen = 1.0
@@ -36,9 +37,9 @@ class FrameStep:
             raise OptionsError(f"--scale must be in (0, 1], got {chosen}")
         if half and model.device.type != "cuda":
             raise OptionsError("--half needs a CUDA device (float16 on the CPU is slower, not faster)")
-        self.model = (model.half() if half else model).optimize_for_inference()
+        self.model = model.optimize_for_inference(half=half)
         self.scale = float(chosen)
-        self.dtype = torch.float16 if half else torch.float32
+        self.dtype = self.model.dtype
 
     def inputs(self, rgb: np.ndarray) -> Tensor:
         """(N, 3, H, W) normalised input from RGB uint8 (H, W, 3) or (N, H, W, 3)."""

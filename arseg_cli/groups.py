@@ -16,6 +16,7 @@ import numpy as np
 
 from arseg_cli.schedule import Decision, Scheduler
 from arseg_cli.stage_times import StageClock
+from arseg_cli.video.block_cells import BlockCells
 from arseg_cli.video.decode import PartialDecodeError
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.records import DecodedFrame
@@ -38,13 +39,20 @@ class ScheduledFrame:
 def scheduled_frames(
     frames: Iterable[DecodedFrame], scheduler: Scheduler, accumulator: FlowAccumulator | None, clock: StageClock
 ) -> Iterator[ScheduledFrame]:
-    """Each frame with its decision and (with an accumulator) its flow to the keyframe, in order."""
+    """Each frame with its decision and (with an accumulator) its flow to the keyframe, in order.
+
+    The frame's block motion is rasterised at most once (`BlockCells`, on first use): the scheduler
+    reads its intra coverage, the accumulator its field. Without an accumulator (L = 1) every frame
+    is a keyframe and no motion is needed.
+    """
     for frame in frames:
-        decision = scheduler.decide(frame)
-        flow = None
-        if accumulator is not None:
-            with clock.stage("motion"):
-                flow = accumulator.push(frame, is_key=decision.is_key).flow_px
+        if accumulator is None:
+            yield ScheduledFrame(frame, scheduler.decide(frame), None)
+            continue
+        with clock.stage("motion"):
+            cells = BlockCells.of(frame, accumulator.cell)
+            decision = scheduler.decide(frame, cells)
+            flow = accumulator.push(frame, is_key=decision.is_key, cells=cells).flow_px
         yield ScheduledFrame(frame, decision, flow if not decision.is_key else None)
 
 

@@ -1,8 +1,9 @@
-"""The AR-Seg video pipeline, a chain of streaming stages: decode -> schedule + motion -> keyframe
-groups -> model -> outputs.
+"""The AR-Seg video pipeline, a chain of streaming stages: decode -> motion (block cells) -> schedule ->
+flow to the keyframe -> keyframe groups -> model -> outputs.
 
 `segment_frames` turns decoded frames into segmented frames; `segment_video` decodes a video, runs
-`segment_frames` and writes each frame to the requested outputs as it comes. Memory does not grow with
+`segment_frames` and writes each frame as it comes to the outputs of its targets (opened, and resumed,
+by `segment_outputs.SegmentOutputs`). The model is any `ModelBackend`. Memory does not grow with
 the video's length: the state kept is one keyframe group (at most L frames, `groups.py`), the
 keyframe's feature, the scheduler's count and the motion accumulator's chain back to the keyframe.
 """
@@ -12,8 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,14 +22,14 @@ from arseg_cli.errors import OptionsError
 from arseg_cli.frame_step import FrameStep
 from arseg_cli.group_step import DEFAULT_BATCH, GroupStep
 from arseg_cli.groups import keyframe_groups, scheduled_frames
-from arseg_cli.model.arseg import ARSeg
-from arseg_cli.output_plan import OutputKind, OutputTargets
+from arseg_cli.model.protocol import ModelBackend
+from arseg_cli.output_plan import OutputTargets
 from arseg_cli.resume import Resume
 from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
+from arseg_cli.segment_outputs import SegmentOutputs
 from arseg_cli.segment_summary import SegmentSummary
 from arseg_cli.stage_times import StageClock, StageTimes
 from arseg_cli.video.decode import PartialDecodeError, open_video
-from arseg_cli.video.mask_outputs import MaskOutputs, Timing
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.probe import DEFAULT_MAX_PIXELS, MotionRequest, Source
 from arseg_cli.video.records import DecodedFrame
@@ -78,7 +77,7 @@ class Settings:
     low_latency: bool = False
     group_batch: int = DEFAULT_BATCH
 
-    def resolve(self, model: ARSeg) -> tuple[float, int]:
+    def resolve(self, model: ModelBackend) -> tuple[float, int]:
         """(s, L) for `model`: s = 1.0 or L = 1 both mean per-frame HR, returned as (1.0, 1)."""
         scale = self.scale if self.scale is not None else (model.meta.scale or 1.0)
         keyframe_interval = self.keyframe_interval if self.keyframe_interval is not None else model.meta.keyframe_interval
@@ -88,7 +87,7 @@ class Settings:
             raise OptionsError(f"--scale must be in (0, 1], got {scale}")
         if scale >= 1.0 or keyframe_interval == 1:
             return 1.0, 1
-        if model.lr is None:
+        if not model.has_lr:
             raise OptionsError(
                 f"the weights hold no LR branch (HR only): use --scale 1.0 or -L 1 for per-frame HR, not --scale {scale}"
             )
@@ -97,7 +96,7 @@ class Settings:
 
 def segment_frames(
     frames: Iterable[DecodedFrame],
-    model: ARSeg,
+    model: ModelBackend,
     settings: Settings = Settings(),
     *,
     times: StageTimes | None = None,
@@ -105,7 +104,8 @@ def segment_frames(
 ) -> Iterator[SegmentedFrame]:
     """Segment decoded frames: one SegmentedFrame per frame, in order.
 
-    decode -> schedule + motion -> keyframe groups -> the model on each group -> one result per frame.
+    decode -> motion + schedule (`groups.scheduled_frames`) -> keyframe groups -> the model on each
+    group (`group_step.GroupStep`) -> one result per frame.
     With `settings.low_latency` every frame is handed on alone, so its result comes before the next
     frame is decoded. The model runs on its own device (eval mode). `times`, when given, accumulates
     the seconds spent decoding (pulling the next frame from `frames`), on motion and in the model.
@@ -113,7 +113,7 @@ def segment_frames(
     come from `resume.labels`, and every frame gets the labels an uninterrupted run gives.
     """
     scale, keyframe_interval = settings.resolve(model)
-    batch = min(settings.group_batch, getattr(model, "max_batch", None) or settings.group_batch)
+    batch = min(settings.group_batch, model.max_batch or settings.group_batch)
     step = GroupStep(FrameStep(model, scale, half=settings.half), keep_feature=keyframe_interval > 1, batch=batch,
                      resume=resume)  # fmt: skip
     clock = StageClock(model.device, times or StageTimes())
@@ -140,7 +140,7 @@ OnFrame = Callable[[SegmentedFrame, SegmentSummary, int | None], None]
 
 def segment_video(
     source: Source,
-    model: ARSeg,
+    model: ModelBackend,
     targets: OutputTargets,
     settings: Settings = Settings(),
     *,
@@ -162,13 +162,11 @@ def segment_video(
     decoded before the damage in every output and returns normally with `damaged` set to what was wrong:
     check it. Ctrl-C leaves the outputs valid with the frames written so far.
     max_pixels: the largest frame decoded (arseg_cli.video.decode; None or 0: FFmpeg's own limit).
-    resume: continue a stopped run into the same targets (`Resume`): the label PNGs already written
-    are kept, the model runs from the keyframe at or before the first missing frame, and the video
-    outputs are written anew from the start (the earlier frames from their PNGs), replacing those of
-    the stopped run. The result equals an uninterrupted run's. Needs `targets.png_dir`.
+    resume: continue a stopped run into the same targets (`SegmentOutputs`): the label PNGs already
+    written are kept, the model runs from the keyframe at or before the first missing frame, and the
+    video outputs are written anew from the start (the earlier frames from their PNGs), replacing those
+    of the stopped run. The result equals an uninterrupted run's. Needs `targets.png_dir`.
     """
-    if resume and targets.png_dir is None:
-        raise OptionsError("--resume continues from the label PNGs of the stopped run: give their directory with -o DIR")
     if palette.num_classes != model.num_classes:
         raise OptionsError(
             f"the palette {palette.name!r} has {palette.num_classes} classes but the weights have {model.num_classes}"
@@ -181,28 +179,13 @@ def segment_video(
         info = reader.info
         summary.input, summary.fps = info.name, float(info.fps) if info.fps else None
         expected = _expected_frames(info.frame_count, info.duration_s, summary.fps, start, end)
-        paths = targets.paths()
-        if not paths:
-            raise OptionsError("no output requested: give -o DIR, -o -, --video, --overlay or --lossless")
-        needs_timing = bool(paths.keys() & {OutputKind.COLOUR, OutputKind.OVERLAY, OutputKind.LOSSLESS})
-        timing = Timing.of(info.fps, info.time_base) if needs_timing else Timing(fps=_any_rate(info.fps))
-        codec = "png" if str(paths.get(OutputKind.LOSSLESS, "")).lower().endswith(".mov") else "ffv1"
-        summary.outputs = {kind.value: str(path) for kind, path in paths.items()}
-        for kind, path in paths.items():
-            if kind is not OutputKind.PNG and path != "-":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-        outputs = MaskOutputs(".", list(paths), palette, timing, opacity=opacity, force=force,
-                              lossless_codec=codec, paths=paths)  # fmt: skip
-        done = Resume.find(targets.png_dir, start or 0) if resume and targets.png_dir is not None else None
-        with outputs:
+        with SegmentOutputs(targets, palette, fps=info.fps, time_base=info.time_base, opacity=opacity, force=force,
+                            resume_from=(start or 0) if resume else None) as outputs:  # fmt: skip
+            summary.outputs = outputs.described
             try:
-                frames = segment_frames(reader, model, settings, times=summary.times, resume=done)
-                for result in frames:
+                for result in segment_frames(reader, model, settings, times=summary.times, resume=outputs.resume):
                     tick = time.perf_counter()
-                    written = done is not None and result.index < done.first_missing  # its PNG is there
-                    outputs.write(result.labels, result.rgb if outputs.needs_rgb else None, index=result.index,
-                                  pts=result.pts if timing.time_base is not None else None,
-                                  skip=(OutputKind.PNG,) if written else ())  # fmt: skip
+                    outputs.write(result.index, result.pts, result.labels, result.rgb)
                     summary.times.write += time.perf_counter() - tick
                     summary.count((int(result.labels.shape[0]), int(result.labels.shape[1])), result.kind, result.reason)
                     summary.wall_s = time.perf_counter() - started
@@ -212,11 +195,6 @@ def segment_video(
                 summary.damaged = str(error)
     summary.wall_s = time.perf_counter() - started
     return summary
-
-
-def _any_rate(fps: Fraction | None) -> Fraction:
-    """A frame rate for outputs that do not use one (PNGs, raw): the stream's, or 25 when unknown."""
-    return Fraction(fps) if fps else Fraction(25)
 
 
 def _expected_frames(

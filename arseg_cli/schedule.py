@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-import numpy as np
-
 from arseg_cli.errors import OptionsError
-from arseg_cli.video.motion import iframe_keyframe_reason, is_stream_iframe, rasterise_blocks
+from arseg_cli.video.block_cells import BlockCells
+from arseg_cli.video.motion import iframe_keyframe_reason, is_stream_iframe
 from arseg_cli.video.records import DecodedFrame
 
 Policy = Literal["fixed", "iframe", "adaptive"]
@@ -61,9 +60,7 @@ def intra_fraction(frame: DecodedFrame) -> float:
 
     1.0 for a frame without motion vectors (an intra frame, or missing side data).
     """
-    frame_hw = (int(frame.rgb.shape[0]), int(frame.rgb.shape[1]))
-    _, covered = rasterise_blocks(frame.motion, frame_hw)
-    return 1.0 - float(np.mean(covered)) if covered.size else 1.0
+    return BlockCells.of(frame).intra_fraction()
 
 
 class Scheduler:
@@ -85,8 +82,10 @@ class Scheduler:
         self._key_hw: tuple[int, int] | None = None  # frame size of the last keyframe
         self.keyframes = 0
 
-    def decide(self, frame: DecodedFrame) -> Decision:
-        reason = self._key_reason(frame)
+    def decide(self, frame: DecodedFrame, cells: BlockCells | None = None) -> Decision:
+        """The frame's decision. cells: its block cells (the motion stage's, rasterised at most once
+        for scheduler and flow alike); made here when not given and needed."""
+        reason = self._key_reason(frame, cells)
         if reason:
             self._since_key = 0
             self._key_hw = _size(frame)
@@ -96,7 +95,7 @@ class Scheduler:
         self._since_key += 1
         return Decision(FrameKind.NONKEY, "", self._since_key)
 
-    def _key_reason(self, frame: DecodedFrame) -> str:
+    def _key_reason(self, frame: DecodedFrame, cells: BlockCells | None) -> str:
         if self._since_key is not None and _size(frame) != self._key_hw:
             return "resize"  # a stream whose resolution changes: the keyframe feature no longer fits
         reason = iframe_keyframe_reason(frame, self._since_key, self.keyframe_interval)
@@ -104,7 +103,8 @@ class Scheduler:
             return ""
         if reason or self.policy != "adaptive":
             return reason
-        return "intra" if intra_fraction(frame) > self.intra_threshold else ""
+        intra = (cells if cells is not None else BlockCells.of(frame)).intra_fraction()
+        return "intra" if intra > self.intra_threshold else ""
 
 
 def _size(frame: DecodedFrame) -> tuple[int, int]:

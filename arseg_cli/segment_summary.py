@@ -10,7 +10,7 @@ from arseg_cli.schedule import DEFAULT_POLICY, FrameKind
 from arseg_cli.stage_times import StageTimes
 
 if TYPE_CHECKING:
-    from arseg_cli.model.arseg import ARSeg
+    from arseg_cli.model.protocol import ModelBackend
 
 
 @dataclass
@@ -55,7 +55,7 @@ class SegmentSummary:
         return {"keyframe": costs.hr.macs, "nonkeyframe": nonkey if nonkeys else None, "mean": mean,
                 "per_frame_hr": costs.hr.macs}  # fmt: skip
 
-    def to_json(self, model: ARSeg | None = None) -> dict[str, Any]:
+    def to_json(self, model: ModelBackend | None = None) -> dict[str, Any]:
         seconds = self.wall_s or self.times.total
         data: dict[str, Any] = {
             "input": self.input,

@@ -6,6 +6,10 @@ decoded once with motion vectors; decoding is not timed. On one core (OMP/MKL/Op
 cv2.setNumThreads(1)) the script times, over every frame:
 - arseg dense per-frame field (`flows_to_reference`) and dense field + accumulation to the keyframe
   (`flows_to_key`, what the pipeline runs), median ms/frame over `--repeats` passes;
+- the motion + schedule stage as `arseg segment` runs it (`groups.scheduled_frames`, adaptive policy:
+  each frame's block vectors rasterised once, shared by the scheduler's intra coverage and the flow)
+  against the scheduler and the accumulator each rasterising the frame (as before issue 19),
+  passes alternating, median ms/frame;
 - Farneback (OpenCV's usual parameters: pyramid 0.5, 3 levels, window 15, 3 iterations, poly 5/1.2)
   from each frame to the previous one on grey images (grey conversion not timed), median ms/frame.
 End-point errors (px) against the known motion, one hop to the previous frame for both, and to the
@@ -36,7 +40,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from arseg_cli.video.decode import decode_frames  # noqa: E402
-from arseg_cli.video.motion import flows_to_key, flows_to_reference  # noqa: E402
+from arseg_cli.video.motion import FlowAccumulator, flows_to_key, flows_to_reference  # noqa: E402
 from arseg_cli.video.records import DecodedFrame, FlowToKey  # noqa: E402
 from arseg_cli.video.synthetic import SyntheticClip, make_clip, write_clip  # noqa: E402
 
@@ -99,6 +103,32 @@ def time_passes(run: Callable[[], int], repeats: int) -> float:
     return statistics.median(per_frame)
 
 
+def schedule_and_flow(frames: list[DecodedFrame], repeats: int) -> dict[str, float]:
+    """Median ms/frame of motion + adaptive schedule: one shared rasterisation per frame against the
+    scheduler and accumulator each making their own; passes alternate."""
+    import torch
+
+    from arseg_cli.groups import scheduled_frames
+    from arseg_cli.schedule import Scheduler
+    from arseg_cli.stage_times import StageClock, StageTimes
+
+    def shared() -> int:
+        clock = StageClock(torch.device("cpu"), StageTimes())
+        return sum(1 for _ in scheduled_frames(frames, Scheduler("adaptive", KEYINT), FlowAccumulator(), clock))
+
+    def each_its_own() -> int:
+        scheduler, accumulator = Scheduler("adaptive", KEYINT), FlowAccumulator()
+        for frame in frames:
+            accumulator.push(frame, is_key=scheduler.decide(frame).is_key)
+        return len(frames)
+
+    runs: dict[str, list[float]] = {"shared": [], "each_its_own": []}
+    for _ in range(repeats):
+        for name, run in (("shared", shared), ("each_its_own", each_its_own)):
+            runs[name].append(time_passes(run, 1))
+    return {name: round(statistics.median(times), 3) for name, times in runs.items()}
+
+
 def farneback(frames: list[DecodedFrame]) -> tuple[list[tuple[int, int, np.ndarray]], float]:
     """Backward flow of each non-key frame to the previous one, and the median ms per call."""
     grey = [cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY) for f in frames]
@@ -129,6 +159,7 @@ def main() -> None:
 
     dense_ms = time_passes(lambda: sum(1 for _ in flows_to_reference(frames)), args.repeats)
     accumulated_ms = time_passes(lambda: sum(1 for _ in flows_to_key(frames, keyframe_interval=KEYINT)), args.repeats)
+    schedule_ms = schedule_and_flow(frames, args.repeats)
     farneback_fields, farneback_ms = farneback(frames)
 
     result = {
@@ -146,6 +177,7 @@ def main() -> None:
         "repeats": args.repeats,
         "arseg_dense_ms_per_frame": round(dense_ms, 3),
         "arseg_dense_and_accumulation_ms_per_frame": round(accumulated_ms, 3),
+        "schedule_and_flow_ms_per_frame": schedule_ms,
         "farneback_ms_per_frame": round(farneback_ms, 3),
         "ratio_farneback_over_arseg": round(farneback_ms / accumulated_ms, 1),
         "epe_one_hop_arseg": end_point_errors(non_key(flows_to_reference(frames)), clip),

@@ -205,8 +205,8 @@ def test_batches_of_one_for_a_backend_that_takes_batch_one(model: ARSeg, tmp_pat
         def __getattr__(self, name: str) -> object:
             return getattr(self.inner, name)
 
-        def optimize_for_inference(self) -> BatchOne:
-            self.inner.optimize_for_inference()
+        def optimize_for_inference(self, *, half: bool = False) -> BatchOne:
+            self.inner.optimize_for_inference(half=half)
             return self
 
         def nonkeyframe(self, x_lr: torch.Tensor, feat: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

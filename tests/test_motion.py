@@ -16,14 +16,9 @@ import numpy as np
 import pytest
 from _video_inputs import encode_frames
 
+from arseg_cli.video.block_cells import dense_flow, fill_uncovered
 from arseg_cli.video.decode import decode_frames
-from arseg_cli.video.motion import (
-    FlowAccumulator,
-    dense_flow,
-    fill_uncovered,
-    flows_to_key,
-    flows_to_reference,
-)
+from arseg_cli.video.motion import FlowAccumulator, flows_to_key, flows_to_reference
 from arseg_cli.video.records import BlockMotion, DecodedFrame, FlowToKey, MotionMethod
 from arseg_cli.video.synthetic import SyntheticClip, make_clip, write_clip
 

@@ -4,6 +4,7 @@ on decoded frames at two sizes, the segment pipeline on the exported graphs, bad
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from _onnx_fixtures import BackgroundExport, random_model, write_small_clip  # n
 from arseg_cli.cli import main  # noqa: E402
 from arseg_cli.errors import OutputExistsError, WeightsError  # noqa: E402
 from arseg_cli.model import list_archs, save_weights  # noqa: E402
+from arseg_cli.model.protocol import ModelBackend  # noqa: E402
 from arseg_cli.onnx import OnnxARSeg, OnnxExtraMissingError, ParityReport, check_parity, export_onnx, parity_inputs  # noqa: E402
 from arseg_cli.onnx import _extra  # noqa: E402
 from arseg_cli.onnx.graphs import IntegralAvgPool2d  # noqa: E402
@@ -108,6 +110,40 @@ def test_segment_pipeline_runs_on_the_exported_graphs(exported: dict, export_run
     summary = segment_video(exported["clip"], runtime, targets, settings, palette=CAMVID)  # type: ignore[arg-type]
     assert summary.frames == 6 and len(list((tmp_path / "masks").glob("*.png"))) == 6
     assert summary.to_json(runtime)["arch"] == "camvid-bise18"  # type: ignore[arg-type]
+
+
+def _protocol_signatures(backend: object) -> dict[str, object]:
+    """Each ModelBackend member of `backend`: a method's parameter names and kinds, or 'attribute'."""
+    out: dict[str, object] = {}
+    for name in (n for n in vars(ModelBackend) if not n.startswith("_")):
+        member = inspect.getattr_static(backend, name)
+        if isinstance(member, property) or not callable(member):
+            out[name] = "attribute"
+        else:
+            out[name] = [(p.name, p.kind) for p in inspect.signature(member).parameters.values()]
+    return out
+
+
+def test_both_backends_implement_the_model_protocol_and_run_one_pipeline(exported: dict, export_run: dict) -> None:
+    """ARSeg and OnnxARSeg are both ModelBackends, member for member; the pipeline, which calls only the
+    protocol, runs grouped and frame by frame on either with the same decisions."""
+    runtime, model = OnnxARSeg(exported["dir"]), exported["model"]
+    expected = _protocol_signatures(ModelBackend)
+    for backend in (model, runtime):
+        assert isinstance(backend, ModelBackend)
+        assert _protocol_signatures(backend) == expected
+        assert backend.has_lr and backend.dtype == torch.float32 and backend.device == torch.device("cpu")
+    assert not isinstance(object(), ModelBackend)
+    assert (model.max_batch, runtime.max_batch) == (None, 1)
+    runs = {(name, low_latency): list(segment_frames(decode_frames(exported["clip"]), backend,
+                                                     Settings(scale=0.5, keyframe_interval=4, low_latency=low_latency)))
+            for name, backend in (("torch", model), ("ort", runtime)) for low_latency in (False, True)}  # fmt: skip
+    reference = runs["torch", False]
+    for results in runs.values():
+        assert [(f.index, f.kind, f.distance) for f in results] == [(f.index, f.kind, f.distance) for f in reference]
+        assert np.mean([np.mean(a.labels == b.labels) for a, b in zip(results, reference)]) >= 0.999
+    for a, b in zip(runs["ort", False], runs["ort", True]):  # batch 1 either way: the same calls
+        np.testing.assert_array_equal(a.labels, b.labels)
 
 
 def test_segment_cli_backend_onnxruntime_writes_the_labels_of_the_torch_backend(exported: dict, export_run: dict, tmp_path: Path) -> None:
@@ -208,7 +244,7 @@ def test_hr_only_weights_export_the_keyframe_graph_alone(tmp_path: Path) -> None
     written = export_onnx(model, tmp_path / "graphs")
     assert written.nonkeyframe is None and [p.name for p in tmp_path.joinpath("graphs").iterdir()] == ["keyframe.onnx"]
     runtime = OnnxARSeg(tmp_path / "graphs")
-    assert runtime.lr is None and runtime.scale is None
+    assert not runtime.has_lr and runtime.scale is None
     clip = write_small_clip(tmp_path / "clip.mp4", frames=1)
     report = check_parity(model, runtime, parity_inputs(clip, frames=1))
     assert report.ok and report.nonkeyframe_max_abs is None

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from arseg_cli.bench.timing import LatencyStats, interleaved
-from arseg_cli.model.resize import downscale
 from arseg_cli.model.arseg import ARSeg
-
-if TYPE_CHECKING:
-    from arseg_cli.onnx.runtime import OnnxARSeg
+from arseg_cli.model.protocol import ModelBackend
+from arseg_cli.model.resize import downscale
 
 #: Standard deviation of the random flow, pixels.
 FLOW_PX = 2.0
@@ -54,7 +52,7 @@ class StageLatency:
 
 
 def measure_stages(
-    model: ARSeg | OnnxARSeg,
+    model: ModelBackend,
     size_hw: tuple[int, int],
     scales: Sequence[float],
     *,
@@ -68,10 +66,9 @@ def measure_stages(
     x = torch.randn(1, 3, *size_hw, generator=gen).to(device)
     flow = (FLOW_PX * torch.randn(1, 2, *size_hw, generator=gen)).to(device)
     lr_scales = [s for s in scales if s < 1.0]
-    if lr_scales and model.lr is None:
+    if lr_scales and not model.has_lr:
         raise ValueError("the model has no LR branch: bench it at --scale 1.0 only")
-    if isinstance(model, ARSeg):
-        model.optimize_for_inference()
+    model.optimize_for_inference()
     with torch.inference_mode():
         _, feat = model.keyframe(x)
         calls: dict[str, Callable[[], object]] = {"hr": lambda: model.keyframe(x)}
@@ -86,10 +83,10 @@ def measure_stages(
     return StageLatency(stats["hr"], per_scale)
 
 
-def _lr_calls(model: ARSeg | OnnxARSeg, x: torch.Tensor, feat: torch.Tensor, flow: torch.Tensor, scale: float) -> dict[str, Callable[[], object]]:
+def _lr_calls(model: ModelBackend, x: torch.Tensor, feat: torch.Tensor, flow: torch.Tensor, scale: float) -> dict[str, Callable[[], object]]:
     x_lr = downscale(x, scale)
     calls: dict[str, Callable[[], object]] = {"nonkeyframe": lambda: model.nonkeyframe(downscale(x, scale), feat, flow)}
-    if isinstance(model, ARSeg):
+    if isinstance(model, ARSeg):  # the branches apart: the PyTorch backend only (the graphs are whole steps)
         size = (x_lr.shape[-2], x_lr.shape[-1])
         calls["lr"] = lambda: model.lowres(x_lr, size)
         if model.has_creff and model.lr is not None:

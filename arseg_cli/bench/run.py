@@ -21,6 +21,7 @@ from arseg_cli.bench.video import measure_video
 from arseg_cli.errors import OptionsError
 from arseg_cli.model import arch_config, build_arseg, list_archs
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.protocol import ModelBackend
 
 Backend = Literal["torch", "onnxruntime"]
 RANDOM_WEIGHTS = "random (seed 0): latency does not depend on the weights' values"
@@ -108,12 +109,13 @@ def _check(config: BenchConfig) -> None:
         raise OptionsError(f"--size must be at least 32x32, got {config.size_hw[0]}x{config.size_hw[1]}")
 
 
-def _models(config: BenchConfig) -> Iterator[tuple[ARSeg | Any, str]]:
+def _models(config: BenchConfig) -> Iterator[tuple[ModelBackend, str]]:
     """(model, what its weights are) for each model to bench, built one at a time."""
     if config.backend == "onnxruntime":
         from arseg_cli.onnx.runtime import OnnxARSeg
 
-        yield OnnxARSeg(config.onnx_dir, device=config.device), f"ONNX graphs in {config.onnx_dir}"  # type: ignore[arg-type]
+        assert config.onnx_dir is not None  # _check
+        yield OnnxARSeg(config.onnx_dir, device=config.device), f"ONNX graphs in {config.onnx_dir}"
         return
     if config.weights:
         from arseg_cli.model.weights_specs import load_model
@@ -133,11 +135,11 @@ def random_model(arch: str, scale: float | None) -> ARSeg:
     return build_arseg(arch_config(arch).model_meta(scale=scale)).eval()
 
 
-def _bench_model(model: ARSeg | Any, weights: str, config: BenchConfig) -> dict[str, Any]:
+def _bench_model(model: ModelBackend, weights: str, config: BenchConfig) -> dict[str, Any]:
     arch = model.arch
     size = config.size_hw or dataset_size(arch)
     scales = config.all_scales()
-    if model.lr is None and scales != [1.0]:
+    if not model.has_lr and scales != [1.0]:
         raise OptionsError(f"{weights}: the model has no LR branch (HR only): bench it with --scale 1.0")
     L = config.keyframe_interval
     costs = {s: scale_costs(arch, size, s, L, num_classes=model.num_classes) for s in scales}

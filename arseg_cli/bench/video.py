@@ -2,8 +2,9 @@
 
 The frames go through the segment pipeline itself (`arseg_cli.pipeline.segment_frames`, which adds the
 seconds of each stage to a StageTimes as it goes; the difference after each frame is that frame's
-time), and each frame's labels are written as `arseg segment -o DIR --video FILE` writes them: label
-PNGs and the colour mask video (H.264), into a temporary directory removed afterwards. The first
+time), and each frame's labels are written by the outputs `arseg segment -o DIR --video FILE` opens
+(`segment_outputs.SegmentOutputs`): label PNGs and the colour mask video (H.264), into a temporary
+directory removed afterwards. The first
 `warmup` frames are left out of the statistics (the first frame pays for allocations, the first
 keyframe for building the inference copies).
 """
@@ -15,20 +16,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from arseg_cli.bench.timing import LatencyStats
 from arseg_cli.errors import InputError
-from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.protocol import ModelBackend
+from arseg_cli.output_plan import OutputTargets
 from arseg_cli.palettes import Palette
 from arseg_cli.pipeline import Settings, StageTimes, segment_frames
 from arseg_cli.schedule import FrameKind
+from arseg_cli.segment_outputs import SegmentOutputs
 from arseg_cli.video.decode import open_video
-from arseg_cli.output_plan import OutputKind
-from arseg_cli.video.mask_outputs import MaskOutputs, Timing
-
-if TYPE_CHECKING:
-    from arseg_cli.onnx.runtime import OnnxARSeg
 
 STAGES = ("decode", "motion", "model_keyframe", "model_nonkeyframe", "write")
 
@@ -59,25 +57,25 @@ class VideoLatency:
 
 
 def measure_video(
-    video: str | Path, model: ARSeg | OnnxARSeg, *, scale: float, keyframe_interval: int, frames: int, warmup: int = 1
+    video: str | Path, model: ModelBackend, *, scale: float, keyframe_interval: int, frames: int, warmup: int = 1
 ) -> VideoLatency:
     """Segment the first `warmup + frames` frames of `video` at (s, L) and time every stage per frame."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     settings = Settings(scale=scale, keyframe_interval=keyframe_interval)
-    s, keyframe_interval = settings.resolve(model)  # type: ignore[arg-type]
+    s, keyframe_interval = settings.resolve(model)
     palette = Palette(model.arch, model.meta.classes, model.meta.palette)
     per_frame: dict[str, list[float]] = {name: [] for name in STAGES}
     times, seen, size = StageTimes(), 0, (0, 0)
     with tempfile.TemporaryDirectory(prefix="arseg-bench-") as tmp, open_video(
         video, motion="auto" if keyframe_interval > 1 else "none", end=warmup + frames
     ) as reader:
-        timing = Timing.of(reader.info.fps, reader.info.time_base)
-        with MaskOutputs(tmp, [OutputKind.PNG, OutputKind.COLOUR], palette, timing) as outputs:
+        targets = OutputTargets(png_dir=str(Path(tmp) / "labels"), colour=str(Path(tmp) / "colour.mp4"))
+        with SegmentOutputs(targets, palette, fps=reader.info.fps, time_base=reader.info.time_base) as outputs:
             before = dataclasses.replace(times)
-            for result in segment_frames(reader, model, settings, times=times):  # type: ignore[arg-type]
+            for result in segment_frames(reader, model, settings, times=times):
                 tick = time.perf_counter()
-                outputs.write(result.labels, index=result.index, pts=result.pts if timing.time_base else None)
+                outputs.write(result.index, result.pts, result.labels, result.rgb)
                 write_s = time.perf_counter() - tick
                 seen += 1
                 size = (int(result.labels.shape[0]), int(result.labels.shape[1]))

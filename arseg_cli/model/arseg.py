@@ -33,9 +33,9 @@ from arseg_cli.model.resize import downscale
 
 
 class ARSeg(nn.Module):
-    """AR-Seg model. Inputs are normalised float images (see `normalize`); outputs are the scores the
-    official evaluation takes argmax of, at the HR image size: log-probabilities for camvid-psp18,
-    bilinearly upsampled class scores for the OS-8 models.
+    """AR-Seg model, the PyTorch backend of `ModelBackend` (protocol.py). Inputs are normalised float
+    images (see `normalize`); outputs are the scores the official evaluation takes argmax of, at the HR
+    image size: log-probabilities for camvid-psp18, bilinearly upsampled class scores for the OS-8 models.
 
     meta:    what the model is (arch, classes, normalisation, scale s, warp convention, ...). The LR branch
              exists when `meta.scale` is set; it has CReFF when `meta.has_creff`.
@@ -87,8 +87,18 @@ class ARSeg(nn.Module):
         return self.lr is not None and self.lr.has_fusion
 
     @property
+    def has_lr(self) -> bool:
+        return self.lr is not None
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    max_batch: int | None = None  # any batch: a keyframe group's non-keyframes run together
 
     # --- inputs -------------------------------------------------------------------------------------
     def normalize(self, rgb: np.ndarray | Tensor) -> Tensor:
@@ -189,8 +199,11 @@ class ARSeg(nn.Module):
         asked = any(isinstance(m, CReFF) and m.compiled_attention for m in self.modules())
         return asked and not compile_failed()
 
-    def optimize_for_inference(self) -> ARSeg:
-        """Switch to eval mode and build the folded inference copies now rather than on the first call."""
+    def optimize_for_inference(self, *, half: bool = False) -> ARSeg:
+        """Switch to eval mode (float16 with `half`) and build the folded inference copies now rather
+        than on the first call."""
+        if half:
+            self.half()
         self.eval()
         for name in ("hr", "lr"):
             if getattr(self, name) is not None:

@@ -106,7 +106,7 @@ def check_parity(model: ARSeg, runtime: OnnxARSeg, inputs: Sequence[ParityFrame]
         ort_logits, ort_feat = runtime.keyframe(x)
         key_diff = max(_max_abs(logits, ort_logits), _max_abs(feat, ort_feat))
         agree, total = _agreement(logits, ort_logits)
-        if runtime.lr is not None and model.lr is not None:
+        if runtime.has_lr and model.has_lr:
             for frame in inputs[1:]:
                 x_lr = model.downscale(model.normalize(frame.rgb))
                 flow = torch.from_numpy(frame.flow_px)[None].to(model.device)

@@ -1,10 +1,10 @@
-"""OnnxARSeg: the exported graphs run by onnxruntime, behind the calls the pipeline makes of ARSeg.
+"""OnnxARSeg: the exported graphs run by onnxruntime, the second backend of `ModelBackend`
+(arseg_cli.model.protocol; ARSeg is the first).
 
-`normalize`, `downscale`, `keyframe`, `nonkeyframe` take and return torch tensors as ARSeg's do, and
-`meta`, `arch`, `num_classes`, `scale`, `device`, `lr` answer the same questions, so the pipeline
-(`arseg_cli.pipeline.segment_frames`, `arseg_cli.frame_step.FrameStep`) and `arseg bench` run it as they
-run ARSeg. Tensors cross to onnxruntime as float32 numpy arrays on the CPU; results come back on
-`device`. The graphs take batch 1.
+The calls take and return torch tensors as ARSeg's do, so the pipeline (`arseg_cli.pipeline`,
+`arseg_cli.frame_step.FrameStep`) and `arseg bench` run it as they run ARSeg. Tensors cross to
+onnxruntime as float32 numpy arrays on the CPU; results come back on `device`. The graphs take batch 1
+(`max_batch`): the pipeline hands a keyframe group's non-keyframes on one by one.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class OnnxARSeg:
     threads: onnxruntime intra-op threads (default: torch's thread count, for like-for-like timings).
     """
 
-    max_batch = 1  # the graphs take batch 1: the pipeline runs a keyframe group's frames one by one
+    max_batch: int | None = 1
 
     def __init__(self, directory: str | Path, *, device: str | torch.device = "cpu", threads: int | None = None) -> None:
         (ort,) = require("onnxruntime")
@@ -69,7 +69,7 @@ class OnnxARSeg:
         self.meta = metas["keyframe"]
         self.providers = self._sessions["keyframe"].get_providers()
 
-    # --- facts, as ARSeg ------------------------------------------------------------------------------
+    # --- facts (ModelBackend) --------------------------------------------------------------------------
     @property
     def arch(self) -> str:
         return self.meta.arch
@@ -87,9 +87,13 @@ class OnnxARSeg:
         return "nonkeyframe" in self._sessions and self.meta.has_creff
 
     @property
-    def lr(self) -> str | None:
-        """Truthy when the non-keyframe graph exists (ARSeg's `lr` is its LR network: callers test `is None`)."""
-        return FILE_NAMES["nonkeyframe"] if "nonkeyframe" in self._sessions else None
+    def has_lr(self) -> bool:
+        """Whether the non-keyframe graph exists."""
+        return "nonkeyframe" in self._sessions
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32  # the graphs are exported in float32
 
     # --- inputs ---------------------------------------------------------------------------------------
     def normalize(self, rgb: np.ndarray | Tensor) -> Tensor:
@@ -118,15 +122,11 @@ class OnnxARSeg:
     def lowres(self, x_lr: Tensor, size: tuple[int, int]) -> Tensor:
         raise OptionsError("the exported graphs hold no plain LR network (only keyframe and non-keyframe calls)")
 
-    # --- what the pipeline calls on a torch model ------------------------------------------------------
-    def eval(self) -> OnnxARSeg:
+    def optimize_for_inference(self, *, half: bool = False) -> OnnxARSeg:
+        """The sessions are ready as loaded; float16 is refused (the graphs are float32)."""
+        if half:
+            raise OptionsError("float16 is for the torch backend; the ONNX graphs are float32")
         return self
-
-    def optimize_for_inference(self) -> OnnxARSeg:
-        return self
-
-    def half(self) -> OnnxARSeg:
-        raise OptionsError("--half is for the torch backend; the ONNX graphs are float32")
 
     def _run(self, graph: str, **inputs: Tensor) -> list[Tensor]:
         feed = {}
