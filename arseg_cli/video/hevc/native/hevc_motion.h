@@ -34,4 +34,8 @@ void hevc_motion_free(HevcMotionState *state);
 int hevc_motion_picture(HevcMotionState *state, const HevcPictureSyntax *pic, HevcPuMotion *out,
                         int *n_out, int *poc, char *err, size_t err_len);
 
+/* 1 when pic is a RASL picture of a CRA that started the stream (or followed an end of sequence):
+   decoders skip such pictures (FFmpeg outputs nothing for them), so the caller should too. */
+int hevc_motion_rasl_skipped(const HevcMotionState *state, const HevcPictureSyntax *pic);
+
 #endif

@@ -130,6 +130,7 @@ typedef struct {
     HevcPuSyntax *pus;
     int n_pus, cap_pus;
     int32_t *ctb_slice_idx; /* per CTB in raster scan: index into slices, -1 where no segment coded it */
+    int after_eos; /* an end-of-sequence NAL unit came before this picture (NoRaslOutputFlag of a CRA) */
 } HevcPictureSyntax;
 
 #endif
