@@ -81,12 +81,12 @@ static int begin_picture(HevcMotionState *s, const HevcPictureSyntax *pic, char 
 }
 
 static int check_pu(const HevcPuSyntax *pu, const CodingBlock *cb, const RefLists *rl, int max_merge, int is_b,
-                    char *err, size_t err_len)
+                    int skip, char *err, size_t err_len)
 {
     if (pu->w < 4 || pu->h < 4 || pu->w % 4 || pu->h % 4 || pu->x < cb->x_cb || pu->y < cb->y_cb ||
         pu->x + pu->w > cb->x_cb + cb->n_cbs || pu->y + pu->h > cb->y_cb + cb->n_cbs || pu->x % 4 || pu->y % 4)
         return fail(err, err_len, "prediction unit outside its coding unit");
-    if (pu->merge_flag) return pu->merge_idx < max_merge ? 0 : fail(err, err_len, "merge_idx out of range");
+    if (pu->merge_flag || skip) return pu->merge_idx < max_merge ? 0 : fail(err, err_len, "merge_idx out of range");
     if (pu->inter_pred_idc > HEVC_PRED_BI || (!is_b && pu->inter_pred_idc != HEVC_PRED_L0))
         return fail(err, err_len, "inter_pred_idc out of range");
     for (int list = 0; list < 2; list++) {
@@ -104,10 +104,11 @@ static int16_t wrap16(int v)
     return (int16_t)(u >= 0x8000u ? (int)u - 0x10000 : (int)u);
 }
 
-static void derive_pu(const PictureContext *ctx, const CodingBlock *cb, const HevcPuSyntax *pu, MvField *mvf)
+static void derive_pu(const PictureContext *ctx, const CodingBlock *cb, const HevcPuSyntax *pu, int skip,
+                      MvField *mvf)
 {
     PredictionBlock pb = {pu->x, pu->y, pu->w, pu->h, pu->part_idx};
-    if (pu->merge_flag) {
+    if (pu->merge_flag || skip) {
         hevc_merge_motion(ctx, cb, pb, pu->merge_idx, mvf);
         return;
     }
@@ -140,7 +141,7 @@ static void write_pu(const HevcPuSyntax *pu, const HevcCuSyntax *cu, const RefLi
     rec->y = pu->y;
     rec->w = (uint8_t)pu->w;
     rec->h = (uint8_t)pu->h;
-    rec->flags = (uint8_t)((cu->skip ? HEVC_MOTION_SKIP : 0) | (pu->merge_flag ? HEVC_MOTION_MERGE : 0));
+    rec->flags = (uint8_t)(cu->skip ? HEVC_MOTION_SKIP | HEVC_MOTION_MERGE : pu->merge_flag ? HEVC_MOTION_MERGE : 0);
     for (int list = 0; list < 2; list++) {
         if (!(mvf->pred & (1 << list))) continue;
         rec->flags |= (uint8_t)(list ? HEVC_MOTION_L1 : HEVC_MOTION_L0);
@@ -190,9 +191,10 @@ static int walk_units(const PictureContext *ctx, HevcPuMotion *out, int *n_out, 
         for (; pi < pic->n_pus && pic->pus[pi].cu_index == (uint32_t)ci; pi++) {
             const HevcPuSyntax *pu = &pic->pus[pi];
             MvField mvf;
-            if (check_pu(pu, &cb, rl, sh->max_num_merge_cand, sh->slice_type == HEVC_SLICE_B, err, err_len) < 0)
+            if (check_pu(pu, &cb, rl, sh->max_num_merge_cand, sh->slice_type == HEVC_SLICE_B, cu->skip,
+                         err, err_len) < 0)
                 return -1;
-            derive_pu(ctx, &cb, pu, &mvf);
+            derive_pu(ctx, &cb, pu, cu->skip, &mvf);
             store_pu(s, pu, &mvf);
             write_pu(pu, cu, rl, &mvf, &out[n++]);
         }
