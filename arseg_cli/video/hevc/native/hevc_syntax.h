@@ -70,6 +70,7 @@ typedef struct {
     int slice_header_extension_present;
     /* Derived by the syntax layer when the PPS is activated with its SPS (owned by the PPS): */
     int32_t *ctb_addr_rs_to_ts, *ctb_addr_ts_to_rs, *tile_id; /* tile_id indexed by the ts address */
+    int uniform_spacing; /* added by the syntax layer: col_width/row_height are resolved at activation */
 } HevcPps;
 
 typedef struct {
