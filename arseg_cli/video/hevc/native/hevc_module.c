@@ -39,7 +39,18 @@ static PyObject *slice_types(const HevcPictureSyntax *pic) {
     return PyUnicode_FromStringAndSize(types, n);
 }
 
-static int pps_tiles(const HevcPps *pps) { return pps->num_tile_cols * pps->num_tile_rows; }
+/* The coding tools a picture's parameter sets enable (tests check that a clip exercises them). */
+static PyObject *coding_tools(const HevcSps *sps, const HevcPps *pps) {
+    return Py_BuildValue("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "amp", sps->amp_enabled,
+                         "sao", sps->sao_enabled, "pcm", sps->pcm_enabled, "scaling_list",
+                         sps->scaling_list_enabled, "cu_qp_delta", pps->cu_qp_delta_enabled, "sign_hiding",
+                         pps->sign_data_hiding, "transform_skip", pps->transform_skip_enabled,
+                         "transquant_bypass", pps->transquant_bypass_enabled, "weighted_pred",
+                         pps->weighted_pred, "weighted_bipred", pps->weighted_bipred, "tiles",
+                         pps->num_tile_cols * pps->num_tile_rows, "wpp", pps->entropy_coding_sync_enabled,
+                         "dependent_slices", pps->dependent_slice_segments_enabled, "cabac_init_present",
+                         pps->cabac_init_present);
+}
 
 static PyObject *syntax_record(const HevcPictureSyntax *pic) {
     const HevcSps *sps = pic->sps;
@@ -59,13 +70,13 @@ static PyObject *syntax_record(const HevcPictureSyntax *pic) {
         PyList_SET_ITEM(slices, i, t);
     }
     return Py_BuildValue(
-        "{s:N,s:y#,s:y#,s:y#,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "slices", slices, "cus", pic->cus ? (const char *)pic->cus : "",
-        (Py_ssize_t)pic->n_cus * (Py_ssize_t)sizeof(HevcCuSyntax), "pus", pic->pus ? (const char *)pic->pus : "",
-        (Py_ssize_t)pic->n_pus * (Py_ssize_t)sizeof(HevcPuSyntax), "ctb_slice_idx",
-        (const char *)pic->ctb_slice_idx, (Py_ssize_t)sps->ctb_w * sps->ctb_h * (Py_ssize_t)sizeof(int32_t),
-        "width", sps->width, "height", sps->height, "log2_ctb", sps->log2_ctb, "log2_min_cb", sps->log2_min_cb,
-        "tiles", pps_tiles(pic->pps), "wpp", pic->pps->entropy_coding_sync_enabled, "bit_depth",
-        sps->bit_depth_luma);
+        "{s:N,s:y#,s:y#,s:y#,s:i,s:i,s:i,s:i,s:i,s:N}", "slices", slices, "cus",
+        pic->cus ? (const char *)pic->cus : "", (Py_ssize_t)pic->n_cus * (Py_ssize_t)sizeof(HevcCuSyntax),
+        "pus", pic->pus ? (const char *)pic->pus : "", (Py_ssize_t)pic->n_pus * (Py_ssize_t)sizeof(HevcPuSyntax),
+        "ctb_slice_idx", (const char *)pic->ctb_slice_idx,
+        (Py_ssize_t)sps->ctb_w * sps->ctb_h * (Py_ssize_t)sizeof(int32_t), "width", sps->width, "height",
+        sps->height, "log2_ctb", sps->log2_ctb, "log2_min_cb", sps->log2_min_cb, "bit_depth", sps->bit_depth_luma,
+        "tools", coding_tools(sps, pic->pps));
 }
 
 static int on_picture(void *opaque, HevcPictureSyntax *pic, char *err, size_t err_len) {
