@@ -12,10 +12,12 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from hevc_oracle import EncodedPacket, score_skipped_blocks
 
 from arseg_cli.video.hevc import parser as hevc
 from arseg_cli.video.synthetic import make_clip
@@ -23,6 +25,7 @@ from arseg_cli.video.synthetic import make_clip
 pytestmark = pytest.mark.skipif(not hevc.available(), reason="the native HEVC parser is not built")
 
 WIDTH, HEIGHT = 192, 128
+DATA = Path(__file__).parent / "data"
 CU_DTYPE = np.dtype(  # HevcCuSyntax (native/hevc_syntax.h)
     {
         "names": ["x0", "y0", "log2_size", "intra", "skip", "part_mode", "slice_idx"],
@@ -34,7 +37,7 @@ CU_DTYPE = np.dtype(  # HevcCuSyntax (native/hevc_syntax.h)
 AMP_PARTS = (4, 5, 6, 7)
 
 # name -> (x265 parameters, the coding tools the stream must enable (and not enable: False));
-# the pixel format is yuv420p unless the name says 10-bit.
+# the pixel format is yuv420p unless the name starts with a key of PIXEL_FORMATS.
 CONFIGS = {
     "ctb64-wpp": ("bframes=0", {"wpp": 1, "sao": 1}),
     "ctb64-no-wpp": ("bframes=0:wpp=0", {"wpp": 0}),
@@ -51,7 +54,10 @@ CONFIGS = {
     "cu-qp-delta-no-sao": ("bframes=0:aq-mode=3:qg-size=16:sao=0", {"cu_qp_delta": 1, "sao": 0}),
     "lossless": ("bframes=0:lossless=1", {"transquant_bypass": 1}),
     "main10-b2": ("bframes=2:ref=2", {}),
+    "monochrome-b2": ("bframes=2:ref=2", {}),
+    "scaling-lists-constrained-intra": ("bframes=0:scaling-list=default:constrained-intra=1", {"scaling_list": 1}),
 }
+PIXEL_FORMATS = {"main10": "yuv420p10le", "monochrome": "gray"}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +126,7 @@ def coverage(cus: np.ndarray, width: int, height: int) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_every_picture_parses_to_the_end_of_its_slices(frames: list[np.ndarray], name: str) -> None:
-    pix_fmt = "yuv420p10le" if "main10" in name else "yuv420p"
+    pix_fmt = PIXEL_FORMATS.get(name.split("-")[0], "yuv420p")
     x265_params, tools = CONFIGS[name]
     extradata, packets = demux(encode_mp4(frames, x265_params, pix_fmt))
     pictures = parse_syntax(extradata, packets)  # raises StreamError at any desynchronisation
@@ -234,3 +240,37 @@ def test_import_without_the_extension() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ARSEG_HEVC_NATIVE"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert "not built" in result.stdout
+
+
+# libx265 codes no tiles: these two clips were made with kvazaar 2.3 (192x128, 6 frames, --preset fast):
+# "--tiles 3x2 --wpp" (uniform tiles, one slice, WPP inside each tile, SAO and deblocking on), and
+# "--tiles-width-split 64 --tiles-height-split u2 --slices tiles --gop 8 --bipred --no-deblock --sao off"
+# (tiles of 1 and 2 CTB columns, one slice per tile, B pictures, no loop filters: bit-exact oracle).
+TILE_CLIPS = {"hevc_kvazaar_tiles3x2_wpp.hevc": (6, 1), "hevc_kvazaar_tiles_slices_b.hevc": (4, 4)}
+
+
+def demux_annex_b(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(packet) for packet in container.demux(video=0) if packet.size]
+
+
+@pytest.mark.parametrize("clip", list(TILE_CLIPS))
+def test_tiles_parse_to_the_end_of_every_substream(clip: str) -> None:
+    tiles, slices = TILE_CLIPS[clip]
+    packets = demux_annex_b(DATA / clip)
+    parser = hevc._hevcparse.Parser()
+    pictures = [picture for packet in packets for picture in parser.parse_syntax(packet, 0)]
+    assert len(pictures) == 6
+    for picture in pictures:
+        assert picture["tools"]["tiles"] == tiles and len(picture["slices"]) == slices
+        assert (coverage(np.frombuffer(picture["cus"], CU_DTYPE), WIDTH, HEIGHT) == 1).all()
+
+
+def test_tiles_motion_is_bit_exact() -> None:
+    packets = [
+        EncodedPacket(data, index)
+        for index, data in enumerate(demux_annex_b(DATA / "hevc_kvazaar_tiles_slices_b.hevc"))
+    ]
+    score = score_skipped_blocks(packets)
+    assert score.blocks >= 100 and score.bi_cus > 0
+    assert score.exact_fraction >= 0.999
