@@ -63,9 +63,6 @@ static inline void hevc_bits_skip(HevcBits *b, size_t n) {
 
 static inline int hevc_bits_byte_aligned(const HevcBits *b) { return (b->pos & 7) == 0; }
 
-/* more_rbsp_data(): true while bits other than the rbsp trailing bits remain. */
-int hevc_bits_more_rbsp_data(const HevcBits *b);
-
 /* Copies a NAL unit payload to dst without its emulation prevention bytes (0x000003 -> 0x0000);
    returns the RBSP size. epb_pos (may be NULL) receives the source offsets of the removed bytes,
    *n_epb their count (at most cap_epb are recorded). */

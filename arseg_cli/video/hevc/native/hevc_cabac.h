@@ -129,6 +129,17 @@ static inline uint32_t hevc_cabac_bypass_bits(HevcCabac *c, int n) {
     return v;
 }
 
+/* k-th order Exp-Golomb bypass bins (9.3.3.3); -1 past 2^31. */
+static inline int hevc_cabac_eg_k(HevcCabac *c, int k) {
+    int value = 0;
+    while (hevc_cabac_bypass(c)) {
+        value += 1 << k;
+        if (++k > 30)
+            return -1;
+    }
+    return value + (int)hevc_cabac_bypass_bits(c, k);
+}
+
 static inline int hevc_cabac_terminate(HevcCabac *c) {
     c->range -= 2;
     if (c->value >= (c->range << c->bits))

@@ -193,7 +193,7 @@ static PyTypeObject ParserType = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_hevcparse", "HEVC bitstream motion vectors (native).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_hevcparse", "HEVC bitstream motion vectors (native).", -1, NULL, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__hevcparse(void) {

@@ -1,52 +1,10 @@
 /* Parameter sets: SPS and PPS (H.265 7.3.2), the short-term RPS (7.3.7) and the tile / CTB address maps
-   (6.5.1). The VPS carries nothing the parser needs and is skipped. */
-#include <stdarg.h>
-#include <stdio.h>
+   (6.5.1). The VPS carries nothing the parser needs and is skipped; so are the VUI and scaling lists
+   (hevc_vui.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "hevc_parse.h"
-
-int hevc_fail(char *err, size_t err_len, int code, const char *fmt, ...) {
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-size_t hevc_unescape(const uint8_t *src, size_t n, uint8_t *dst, size_t *epb_pos, size_t cap_epb,
-                     size_t *n_epb) {
-    size_t out = 0, zeros = 0, removed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (zeros >= 2 && src[i] == 3) {
-            if (epb_pos && removed < cap_epb)
-                epb_pos[removed] = i;
-            removed++;
-            zeros = 0;
-            continue;
-        }
-        zeros = src[i] == 0 ? zeros + 1 : 0;
-        dst[out++] = src[i];
-    }
-    if (n_epb)
-        *n_epb = removed;
-    return out;
-}
-
-int hevc_bits_more_rbsp_data(const HevcBits *b) {
-    if (b->pos >= b->size_bits)
-        return 0;
-    size_t last = b->size_bits; /* position of the rbsp_stop_one_bit: the last 1 bit */
-    while (last > b->pos) {
-        last--;
-        if ((b->data[last >> 3] >> (7 - (last & 7))) & 1)
-            return last > b->pos;
-    }
-    return 0;
-}
 
 static void skip_profile_tier_level(HevcBits *b, int max_sub_layers_minus1, int *profile_idc) {
     hevc_bits_read(b, 3); /* general_profile_space, general_tier_flag */
@@ -61,94 +19,6 @@ static void skip_profile_tier_level(HevcBits *b, int max_sub_layers_minus1, int 
         hevc_bits_skip(b, 2 * (size_t)(8 - max_sub_layers_minus1));
     for (int i = 0; i < max_sub_layers_minus1; i++)
         hevc_bits_skip(b, (profile_present[i] ? 88 : 0) + (level_present[i] ? 8 : 0));
-}
-
-static void skip_scaling_list_data(HevcBits *b) {
-    for (int size_id = 0; size_id < 4; size_id++)
-        for (int matrix_id = 0; matrix_id < 6; matrix_id += size_id == 3 ? 3 : 1) {
-            if (!hevc_bits_flag(b)) {
-                hevc_bits_ue(b); /* scaling_list_pred_matrix_id_delta */
-                continue;
-            }
-            int coef_num = 1 << (4 + (size_id << 1));
-            if (coef_num > 64)
-                coef_num = 64;
-            if (size_id > 1)
-                hevc_bits_se(b);
-            for (int i = 0; i < coef_num && !b->overrun; i++)
-                hevc_bits_se(b);
-        }
-}
-
-static void skip_sub_layer_hrd(HevcBits *b, int cpb_cnt, int sub_pic) {
-    for (int i = 0; i < cpb_cnt && !b->overrun; i++) {
-        hevc_bits_ue(b);
-        hevc_bits_ue(b);
-        if (sub_pic) {
-            hevc_bits_ue(b);
-            hevc_bits_ue(b);
-        }
-        hevc_bits_flag(b);
-    }
-}
-
-static void skip_hrd_parameters(HevcBits *b, int max_sub_layers_minus1) {
-    int nal = hevc_bits_flag(b), vcl = hevc_bits_flag(b), sub_pic = 0;
-    if (nal || vcl) {
-        sub_pic = hevc_bits_flag(b);
-        if (sub_pic)
-            hevc_bits_skip(b, 8 + 5 + 1 + 5);
-        hevc_bits_skip(b, 4 + 4 + (sub_pic ? 4 : 0) + 5 + 5 + 5);
-    }
-    for (int i = 0; i <= max_sub_layers_minus1 && !b->overrun; i++) {
-        int fixed_general = hevc_bits_flag(b), fixed_cvs = 1, low_delay = 0, cpb_cnt = 1;
-        if (!fixed_general)
-            fixed_cvs = hevc_bits_flag(b);
-        if (fixed_cvs)
-            hevc_bits_ue(b);
-        else
-            low_delay = hevc_bits_flag(b);
-        if (!low_delay)
-            cpb_cnt = (int)hevc_bits_ue(b) + 1;
-        if (cpb_cnt > 32)
-            cpb_cnt = 32;
-        if (nal)
-            skip_sub_layer_hrd(b, cpb_cnt, sub_pic);
-        if (vcl)
-            skip_sub_layer_hrd(b, cpb_cnt, sub_pic);
-    }
-}
-
-static void skip_vui(HevcBits *b, int max_sub_layers_minus1) {
-    if (hevc_bits_flag(b) && hevc_bits_read(b, 8) == 255) /* aspect_ratio_idc == EXTENDED_SAR */
-        hevc_bits_skip(b, 32);
-    if (hevc_bits_flag(b))
-        hevc_bits_flag(b); /* overscan_appropriate_flag */
-    if (hevc_bits_flag(b)) { /* video_signal_type_present_flag */
-        hevc_bits_skip(b, 4);
-        if (hevc_bits_flag(b))
-            hevc_bits_skip(b, 24);
-    }
-    if (hevc_bits_flag(b)) { /* chroma_loc_info_present_flag */
-        hevc_bits_ue(b);
-        hevc_bits_ue(b);
-    }
-    hevc_bits_skip(b, 3); /* neutral_chroma_indication, field_seq, frame_field_info_present */
-    if (hevc_bits_flag(b)) /* default_display_window_flag */
-        for (int i = 0; i < 4; i++)
-            hevc_bits_ue(b);
-    if (hevc_bits_flag(b)) { /* vui_timing_info_present_flag */
-        hevc_bits_skip(b, 64);
-        if (hevc_bits_flag(b))
-            hevc_bits_ue(b);
-        if (hevc_bits_flag(b))
-            skip_hrd_parameters(b, max_sub_layers_minus1);
-    }
-    if (hevc_bits_flag(b)) { /* bitstream_restriction_flag */
-        hevc_bits_skip(b, 3);
-        for (int i = 0; i < 5; i++)
-            hevc_bits_ue(b);
-    }
 }
 
 int hevc_parse_st_rps(HevcBits *b, const HevcStRps *sets, int idx, int num_sets, HevcStRps *out) {
@@ -283,7 +153,7 @@ int hevc_parse_sps(HevcBits *b, HevcSps *sps, char *err, size_t err_len) {
                          "HEVC bit depths above 10 are not supported by the bitstream motion parser");
     sps->scaling_list_enabled = hevc_bits_flag(b);
     if (sps->scaling_list_enabled && hevc_bits_flag(b))
-        skip_scaling_list_data(b);
+        hevc_skip_scaling_list_data(b);
     sps->amp_enabled = hevc_bits_flag(b);
     sps->sao_enabled = hevc_bits_flag(b);
     sps->pcm_enabled = hevc_bits_flag(b);
@@ -317,7 +187,7 @@ int hevc_parse_sps(HevcBits *b, HevcSps *sps, char *err, size_t err_len) {
     sps->temporal_mvp_enabled = hevc_bits_flag(b);
     sps->strong_intra_smoothing = hevc_bits_flag(b);
     if (hevc_bits_flag(b))
-        skip_vui(b, max_sub_layers_minus1);
+        hevc_skip_vui(b, max_sub_layers_minus1);
     if (hevc_bits_flag(b)) { /* sps_extension_present_flag */
         int range = hevc_bits_flag(b), multilayer = hevc_bits_flag(b), ext3d = hevc_bits_flag(b);
         int scc = hevc_bits_flag(b);
@@ -397,7 +267,7 @@ int hevc_parse_pps(HevcBits *b, HevcPps *pps, char *err, size_t err_len) {
         }
     }
     if (hevc_bits_flag(b))
-        skip_scaling_list_data(b);
+        hevc_skip_scaling_list_data(b);
     pps->lists_modification_present = hevc_bits_flag(b);
     pps->log2_parallel_merge_level = (int)hevc_bits_ue(b) + 2;
     pps->slice_header_extension_present = hevc_bits_flag(b);

@@ -15,6 +15,9 @@ enum { HEVC_OK = 0, HEVC_ERR_STREAM = -1, HEVC_ERR_UNSUPPORTED = -2 };
 
 int hevc_fail(char *err, size_t err_len, int code, const char *fmt, ...);
 
+void hevc_skip_scaling_list_data(HevcBits *b);
+void hevc_skip_vui(HevcBits *b, int max_sub_layers_minus1);
+
 int hevc_parse_sps(HevcBits *b, HevcSps *sps, char *err, size_t err_len);
 int hevc_parse_pps(HevcBits *b, HevcPps *pps, char *err, size_t err_len);
 /* Resolves the tile layout and the CTB address maps of pps for sps (allocates them). */

@@ -33,6 +33,11 @@ struct HevcWalk {
 
 void hevc_residual_tables_init(void);
 
+/* transform_tree(x0, y0, xBase, yBase, log2TrafoSize, trafoDepth, blkIdx) of the current CU, with the
+   parent's cbf_cb / cbf_cr; 0 or -1 on corrupt data. */
+int hevc_transform_tree(HevcWalk *w, int x0, int y0, int x_base, int y_base, int log2_size, int depth,
+                        int blk_idx, int parent_cb, int parent_cr);
+
 /* coding_tree_unit() of the CTB at raster address ctb_rs; 0 or -1 on corrupt data. */
 int hevc_walk_ctu(HevcWalk *w, int ctb_rs);
 /* Whether (x_nb, y_nb) is available (6.4.1) from the CTB at ctb_rs. */
