@@ -242,11 +242,25 @@ def test_import_without_the_extension() -> None:
     assert "not built" in result.stdout
 
 
-# libx265 codes no tiles: these two clips were made with kvazaar 2.3 (192x128, 6 frames, --preset fast):
-# "--tiles 3x2 --wpp" (uniform tiles, one slice, WPP inside each tile, SAO and deblocking on), and
-# "--tiles-width-split 64 --tiles-height-split u2 --slices tiles --gop 8 --bipred --no-deblock --sao off"
-# (tiles of 1 and 2 CTB columns, one slice per tile, B pictures, no loop filters: bit-exact oracle).
-TILE_CLIPS = {"hevc_kvazaar_tiles3x2_wpp.hevc": (6, 1), "hevc_kvazaar_tiles_slices_b.hevc": (4, 4)}
+# libx265 codes no tiles, dependent slice segments or PCM: these clips (192x128) come from other encoders.
+# kvazaar 2.3, --preset fast and
+#   "--tiles 3x2 --wpp": uniform tiles, one slice, WPP inside each tile, SAO and deblocking on;
+#   "--tiles-width-split 64 --tiles-height-split u2 --slices tiles --gop 8 --bipred --no-deblock --sao off":
+#   tiles of 1 and 2 CTB columns, a slice per tile, B pictures.
+# HM (TAppEncoder), --QP=30 --SliceMode=1 --SliceArgument=4 --SliceSegmentMode=1 --SliceSegmentArgument=2
+#   --WaveFrontSynchro=1 --LoopFilterDisable=1 --SAO=0 with encoder_lowdelay_main.cfg: dependent slice
+#   segments that start inside CTB rows (contexts carried over from the previous segment), WPP, B slices;
+# HM, --QP=4 --PCMEnabledFlag=1 --PCMLog2MinSize=3 --PCMLog2MaxSize=4 --PCMInputBitDepthFlag=0
+#   --PCMFilterDisableFlag=1 --SliceSegmentMode=1 --SliceSegmentArgument=4 with encoder_lowdelay_P_main.cfg
+#   on a clip with a patch of noise: PCM coding units in I and P pictures.
+# name -> (pictures, tiles, slice segments, dependent segments and PCM CUs per picture)
+OTHER_ENCODER_CLIPS = {
+    "hevc_kvazaar_tiles3x2_wpp.hevc": (6, 6, 1, 0, 0),
+    "hevc_kvazaar_tiles_slices_b.hevc": (6, 4, 4, 0, 0),
+    "hevc_hm_dependent_slices_wpp_b.hevc": (6, 1, 4, 2, 0),
+    "hevc_hm_pcm.hevc": (2, 1, 2, 1, 6),
+}
+LOOP_FILTERS_OFF = ["hevc_kvazaar_tiles_slices_b.hevc", "hevc_hm_dependent_slices_wpp_b.hevc"]
 
 
 def demux_annex_b(path: Path) -> list[bytes]:
@@ -254,23 +268,22 @@ def demux_annex_b(path: Path) -> list[bytes]:
         return [bytes(packet) for packet in container.demux(video=0) if packet.size]
 
 
-@pytest.mark.parametrize("clip", list(TILE_CLIPS))
-def test_tiles_parse_to_the_end_of_every_substream(clip: str) -> None:
-    tiles, slices = TILE_CLIPS[clip]
-    packets = demux_annex_b(DATA / clip)
+@pytest.mark.parametrize("clip", list(OTHER_ENCODER_CLIPS))
+def test_other_encoders_parse_to_the_end_of_every_substream(clip: str) -> None:
+    n_pictures, tiles, segments, dependent, pcm = OTHER_ENCODER_CLIPS[clip]
     parser = hevc._hevcparse.Parser()
-    pictures = [picture for packet in packets for picture in parser.parse_syntax(packet, 0)]
-    assert len(pictures) == 6
+    pictures = [picture for packet in demux_annex_b(DATA / clip) for picture in parser.parse_syntax(packet, 0)]
+    assert len(pictures) == n_pictures
     for picture in pictures:
-        assert picture["tools"]["tiles"] == tiles and len(picture["slices"]) == slices
+        assert picture["tools"]["tiles"] == tiles and len(picture["slices"]) == segments
+        assert sum(s["dependent"] for s in picture["slices"]) == dependent
+        assert picture["pcm_cus"] == pcm
         assert (coverage(np.frombuffer(picture["cus"], CU_DTYPE), WIDTH, HEIGHT) == 1).all()
 
 
-def test_tiles_motion_is_bit_exact() -> None:
-    packets = [
-        EncodedPacket(data, index)
-        for index, data in enumerate(demux_annex_b(DATA / "hevc_kvazaar_tiles_slices_b.hevc"))
-    ]
+@pytest.mark.parametrize("clip", LOOP_FILTERS_OFF)
+def test_other_encoders_motion_is_bit_exact(clip: str) -> None:
+    packets = [EncodedPacket(data, index) for index, data in enumerate(demux_annex_b(DATA / clip))]
     score = score_skipped_blocks(packets)
     assert score.blocks >= 100 and score.bi_cus > 0
     assert score.exact_fraction >= 0.999

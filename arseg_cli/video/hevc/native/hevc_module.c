@@ -70,13 +70,13 @@ static PyObject *syntax_record(const HevcPictureSyntax *pic) {
         PyList_SET_ITEM(slices, i, t);
     }
     return Py_BuildValue(
-        "{s:N,s:y#,s:y#,s:y#,s:i,s:i,s:i,s:i,s:i,s:N}", "slices", slices, "cus",
+        "{s:N,s:y#,s:y#,s:y#,s:i,s:i,s:i,s:i,s:i,s:i,s:N}", "slices", slices, "cus",
         pic->cus ? (const char *)pic->cus : "", (Py_ssize_t)pic->n_cus * (Py_ssize_t)sizeof(HevcCuSyntax),
         "pus", pic->pus ? (const char *)pic->pus : "", (Py_ssize_t)pic->n_pus * (Py_ssize_t)sizeof(HevcPuSyntax),
         "ctb_slice_idx", (const char *)pic->ctb_slice_idx,
         (Py_ssize_t)sps->ctb_w * sps->ctb_h * (Py_ssize_t)sizeof(int32_t), "width", sps->width, "height",
         sps->height, "log2_ctb", sps->log2_ctb, "log2_min_cb", sps->log2_min_cb, "bit_depth", sps->bit_depth_luma,
-        "tools", coding_tools(sps, pic->pps));
+        "pcm_cus", pic->n_pcm_cus, "tools", coding_tools(sps, pic->pps));
 }
 
 static int on_picture(void *opaque, HevcPictureSyntax *pic, char *err, size_t err_len) {

@@ -79,7 +79,7 @@ static int begin_picture(HevcParser *p, const HevcSliceHeader *sh, char *err, si
         p->ctb_map[i] = -1;
     p->pic.sps = sps;
     p->pic.pps = pps;
-    p->pic.n_slices = p->pic.n_cus = p->pic.n_pus = 0;
+    p->pic.n_slices = p->pic.n_cus = p->pic.n_pus = p->pic.n_pcm_cus = 0;
     p->pic.ctb_slice_idx = p->ctb_map;
     p->pic.after_eos = p->after_eos;
     p->pic_open = 1;

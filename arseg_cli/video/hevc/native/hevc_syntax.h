@@ -132,6 +132,7 @@ typedef struct {
     int n_pus, cap_pus;
     int32_t *ctb_slice_idx; /* per CTB in raster scan: index into slices, -1 where no segment coded it */
     int after_eos; /* an end-of-sequence NAL unit came before this picture (NoRaslOutputFlag of a CRA) */
+    int n_pcm_cus; /* added by the syntax layer: coding units with pcm_flag (diagnostics) */
 } HevcPictureSyntax;
 
 #endif

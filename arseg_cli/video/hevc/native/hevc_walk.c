@@ -337,6 +337,7 @@ static int coding_unit(HevcWalk *w, int x0, int y0, int log2_size, int depth) {
         if (w->cu_part == HEVC_PART_2Nx2N && sps->pcm_enabled && log2_size >= sps->log2_min_pcm &&
             log2_size <= sps->log2_max_pcm && hevc_cabac_terminate(c)) {
             fill_blocks(w->intra_mode, w->stride4, x0, y0, s, s, INTRA_DC);
+            pic->n_pcm_cus++;
             return skip_pcm_samples(w, log2_size);
         }
         intra_modes(w, x0, y0, s);
