@@ -29,6 +29,8 @@ LUMA_FILTERS = np.array(
     np.int64,
 )
 NO_LOOP_FILTERS = "no-deblock=1:no-sao=1:weightp=0:weightb=0:log-level=error"
+# One worker thread: x265 still codes WPP (pools=none would turn it off), and encodes are repeatable.
+FEW_THREADS = "pools=1:frame-threads=1"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def encode_hevc(
     ctx = av.CodecContext.create("libx265", "w")
     ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
     ctx.time_base = Fraction(1, 25)
-    ctx.options = {"x265-params": f"{x265_params}:{NO_LOOP_FILTERS}", "crf": str(crf)}
+    ctx.options = {"x265-params": f"{x265_params}:{NO_LOOP_FILTERS}:{FEW_THREADS}", "crf": str(crf)}
     packets = []
     for index, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
