@@ -13,6 +13,7 @@ def hevc_extension() -> Extension:
     return Extension(
         "arseg_cli.video.hevc._hevcparse",
         sources=sorted(glob(f"{native}/*.c")),
+        depends=sorted(glob(f"{native}/*.h")),  # rebuilt when a header changes, and shipped in the sdist
         include_dirs=[native],
         extra_compile_args=["-O2", "-std=c99"],
         optional=True,

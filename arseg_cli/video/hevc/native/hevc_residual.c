@@ -38,18 +38,37 @@ static void build_scans(void) {
     scans_ready = 1;
 }
 
-/* sigCtx of a 4x4 block (Table 9-50's ctxIdxMap), and of the positions of larger blocks by prevCsbf. */
+/* sigCtx (9.3.4.2.5) of each position of a 4x4 sub-block, by [chroma][block class][prevCsbf][first
+   sub-block][y << 2 | x]. Block classes: 0 4x4, 1 8x8 diagonal scan, 2 8x8 horizontal/vertical, 3 larger. */
 static const uint8_t CTX_IDX_MAP_4x4[16] = {0, 1, 4, 5, 2, 3, 4, 5, 6, 6, 8, 8, 7, 7, 8, 8};
-static uint8_t sig_ctx_by_csbf[4][16];
+static uint8_t sig_ctx_table[2][4][4][2][16];
+
+static int sig_ctx_in_sub_block(int prev_csbf, int xp, int yp) {
+    switch (prev_csbf) {
+    case 0: return xp + yp == 0 ? 2 : xp + yp < 3 ? 1 : 0;
+    case 1: return yp == 0 ? 2 : yp == 1 ? 1 : 0;
+    case 2: return xp == 0 ? 2 : xp == 1 ? 1 : 0;
+    default: return 2;
+    }
+}
 
 static void build_sig_ctx(void) {
-    for (int pos = 0; pos < 16; pos++) {
-        int xp = pos & 3, yp = pos >> 2;
-        sig_ctx_by_csbf[0][pos] = (uint8_t)(xp + yp == 0 ? 2 : xp + yp < 3 ? 1 : 0);
-        sig_ctx_by_csbf[1][pos] = (uint8_t)(yp == 0 ? 2 : yp == 1 ? 1 : 0);
-        sig_ctx_by_csbf[2][pos] = (uint8_t)(xp == 0 ? 2 : xp == 1 ? 1 : 0);
-        sig_ctx_by_csbf[3][pos] = 2;
-    }
+    for (int chroma = 0; chroma < 2; chroma++)
+        for (int cls = 0; cls < 4; cls++)
+            for (int prev = 0; prev < 4; prev++)
+                for (int first = 0; first < 2; first++)
+                    for (int pos = 0; pos < 16; pos++) {
+                        int xp = pos & 3, yp = pos >> 2, ctx;
+                        if (cls == 0)
+                            ctx = CTX_IDX_MAP_4x4[pos];
+                        else if (first && pos == 0)
+                            ctx = 0;
+                        else if (!chroma)
+                            ctx = sig_ctx_in_sub_block(prev, xp, yp) + (first ? 0 : 3) + (cls == 1 ? 9 : cls == 2 ? 15 : 21);
+                        else
+                            ctx = sig_ctx_in_sub_block(prev, xp, yp) + (cls == 3 ? 12 : 9);
+                        sig_ctx_table[chroma][cls][prev][first][pos] = (uint8_t)ctx;
+                    }
 }
 
 void hevc_residual_tables_init(void) {
@@ -144,6 +163,7 @@ int hevc_residual_coding(HevcWalk *w, int x0, int y0, int log2_size, int c_idx) 
     uint8_t csbf[8][8]; /* [y][x] */
     memset(csbf, 0, sizeof(csbf));
     int greater1_carry = 1; /* greater1Ctx after the previous sub-block with coefficients */
+    int block_class = log2_size == 2 ? 0 : log2_size == 3 ? (scan == SCAN_DIAG ? 1 : 2) : 3;
     int hide_signs = w->pps->sign_data_hiding && !w->cu_bypass;
     uint8_t *sig_ctx_base = &ctx[CTX_SIG_COEFF + (c_idx ? 27 : 0)];
     uint8_t *g1_base = &ctx[CTX_GREATER1 + (c_idx ? 16 : 0)];
@@ -168,28 +188,14 @@ int hevc_residual_coding(HevcWalk *w, int x0, int y0, int log2_size, int c_idx) 
             sig_n[n_sig++] = (uint8_t)last_pos;
             n_start = last_pos - 1;
         }
+        const uint8_t *sig_ctx = sig_ctx_table[c_idx > 0][block_class][prev_csbf][xs == 0 && ys == 0];
         for (int n = n_start; n >= 0; n--) {
-            int p = pos_scan[n], xp = p & 15, yp = p >> 4;
             if (n == 0 && infer_dc) {
                 sig_n[n_sig++] = 0;
                 break;
             }
-            int sig_ctx;
-            if (log2_size == 2) {
-                sig_ctx = CTX_IDX_MAP_4x4[(yp << 2) | xp];
-            } else if (xs == 0 && ys == 0 && xp == 0 && yp == 0) {
-                sig_ctx = 0;
-            } else {
-                sig_ctx = sig_ctx_by_csbf[prev_csbf][(yp << 2) | xp];
-                if (c_idx == 0) {
-                    if (xs || ys)
-                        sig_ctx += 3;
-                    sig_ctx += log2_size == 3 ? (scan == SCAN_DIAG ? 9 : 15) : 21;
-                } else {
-                    sig_ctx += log2_size == 3 ? 9 : 12;
-                }
-            }
-            if (hevc_cabac_decision(c, &sig_ctx_base[sig_ctx])) {
+            int p = pos_scan[n];
+            if (hevc_cabac_decision(c, &sig_ctx_base[sig_ctx[((p >> 4) << 2) | (p & 15)]])) {
                 sig_n[n_sig++] = (uint8_t)n;
                 infer_dc = 0;
             }
