@@ -57,6 +57,15 @@ def encode_hevc(
     return [EncodedPacket(bytes(packet), int(packet.pts)) for packet in packets]
 
 
+def nal_unit_types(annex_b: bytes) -> list[int]:
+    """nal_unit_type of each NAL unit of an Annex B packet."""
+    types, pos = [], annex_b.find(b"\x00\x00\x01")
+    while pos >= 0 and pos + 3 < len(annex_b):
+        types.append((annex_b[pos + 3] >> 1) & 0x3F)
+        pos = annex_b.find(b"\x00\x00\x01", pos + 3)
+    return types
+
+
 def luma_plane(frame: av.VideoFrame) -> np.ndarray:
     """The Y plane as int64 (H, W), 8- or 10-bit samples as stored."""
     plane = frame.planes[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hevc_oracle import EncodedPacket, encode_hevc, parse_pictures, score_skipped_blocks
+from hevc_oracle import EncodedPacket, decode_lumas, encode_hevc, nal_unit_types, parse_pictures, score_skipped_blocks
 from PIL import Image
 
 from arseg_cli.video.hevc.parser import FLAG_INTRA, FLAG_L0, FLAG_L1
@@ -48,6 +48,21 @@ def test_skipped_blocks_are_bit_exact_motion_compensation(frames: list[np.ndarra
     if params.startswith("bframes=3"):
         assert score.bi_cus > 0, (name, score)
     assert score.exact_fraction >= REQUIRED_EXACT, (name, score)
+
+
+def test_a_stream_cut_at_an_open_gop_cra_skips_its_rasl_pictures_as_ffmpeg_does(frames: list[np.ndarray]) -> None:
+    packets = encode_hevc(frames, "bframes=3:ref=3:keyint=8:min-keyint=8:open-gop=1:repeat-headers=1:scenecut=0")
+    cra = 21
+    start = next(i for i, packet in enumerate(packets) if i > 0 and cra in nal_unit_types(packet.data))
+    tail = packets[start:]
+    next_irap = next(i for i, packet in enumerate(tail) if i > 0 and cra in nal_unit_types(packet.data))
+    rasl = {item.pts for item in tail[:next_irap] if {8, 9} & set(nal_unit_types(item.data))}
+    assert rasl  # the cut leaves pictures that reference pictures before it (only the first CRA's are lost)
+    decoded = set(decode_lumas(tail))
+    assert decoded.isdisjoint(rasl)
+    assert sorted(pts for _, pts in parse_pictures(tail)) == sorted(decoded)
+    score = score_skipped_blocks(tail)
+    assert score.blocks >= 200 and score.exact_fraction >= REQUIRED_EXACT, score
 
 
 def sub_pixel_pan_frames(pan_half_px: tuple[int, int], frames: int) -> list[np.ndarray]:
