@@ -1,5 +1,5 @@
 /* Random pictures through the HEVC motion layer, for AddressSanitizer / UBSan builds
- * (tests/test_hevc_motion_fuzz.py compiles and runs it): mostly well-formed syntax with rare bad values,
+ * (tests/test_hevc_motion_native.py compiles and runs it): mostly well-formed syntax with rare bad values,
  * so every derivation runs and every check is hit. Exits non-zero on a broken promise of the interface;
  * the sanitizers catch reads and writes outside the arrays.
  * Usage: hevc_motion_fuzz [pictures] [seed]; prints "ok N rejected M". */
