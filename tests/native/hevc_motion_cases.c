@@ -1,6 +1,7 @@
 /* Hand-made pictures through the HEVC motion layer, for what libx265 streams never use: POC MSB wrap and
  * the prevTid0Pic rule, list initialisation and ref_pic_list_modification, long-term references with and
- * without MSB, the 16-bit wrap of mvp + mvd, zero merge candidates, the 8x4 bi-prediction restriction.
+ * without MSB, the 16-bit wrap of mvp + mvd, zero merge candidates, the 8x4 bi-prediction restriction,
+ * the parallel merge level.
  * tests/test_hevc_motion_native.py compiles and runs it; prints "pass N" or the first failed check. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +230,30 @@ static void zero_candidates_and_the_8x4_restriction(void)
     hevc_motion_free(s);
 }
 
+/* CU1's left neighbour CU0 is a merge candidate, unless both lie in one parallel merge region. */
+static void parallel_merge_level_hides_neighbours_in_the_same_region(void)
+{
+    const int prev[1] = {-1};
+    for (int level = 2; level <= 4; level += 2) {
+        HevcMotionState *s = hevc_motion_new();
+        Picture p;
+        pps.log2_parallel_merge_level = level;
+        decode_poc(s, 19, 0, 0);
+        new_picture(&p, 1, 1, HEVC_SLICE_P, prev, 1, 0);
+        HevcPuSyntax *pu = add_cu(&p, 0, 0, 3, HEVC_PART_2Nx2N);
+        pu->ref_idx[0] = 0;
+        pu->mvd[0][0] = 4;
+        pu->mvd[0][1] = 8;
+        pu = add_cu(&p, 8, 0, 3, HEVC_PART_2Nx2N);
+        pu->merge_flag = 1;
+        run(s, &p);
+        int mv_x = p.out[1].mv[0][0], mv_y = p.out[1].mv[0][1];
+        CHECK(level == 2 ? mv_x == 4 && mv_y == 8 : mv_x == 0 && mv_y == 0);
+        hevc_motion_free(s);
+    }
+    pps.log2_parallel_merge_level = 2;
+}
+
 int main(void)
 {
     setup();
@@ -237,6 +262,7 @@ int main(void)
     long_term_references_with_and_without_msb();
     amvp_wraps_mvp_plus_mvd_to_16_bits();
     zero_candidates_and_the_8x4_restriction();
+    parallel_merge_level_hides_neighbours_in_the_same_region();
     printf("pass %d\n", checks);
     return 0;
 }
