@@ -150,6 +150,8 @@ def score_skipped_blocks(packets: Sequence[EncodedPacket]) -> OracleScore:
     by_poc: dict[int, np.ndarray] = {}  # the latest decoded picture of each POC, as references see it
     for picture, pts in parse_pictures(packets):
         current = lumas[pts]
+        # FFmpeg's planes are cropped to the conformance window; the oracle needs the coded picture.
+        assert current.shape == (picture.height, picture.width) and picture.crop == (0, 0, 0, 0), picture.crop
         for pu in picture.pus[(picture.pus["flags"] & FLAG_SKIP) != 0]:
             x, y, w, h = (int(pu[k]) for k in ("x", "y", "w", "h"))
             lists = [k for k, flag in enumerate((FLAG_L0, FLAG_L1)) if pu["flags"] & flag]

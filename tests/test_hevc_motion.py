@@ -30,7 +30,7 @@ CONFIGS = {
     "b3-ctb32-amp-nowpp": ("bframes=3:ref=2:ctu=32:amp=1:rect=1:wpp=0:keyint=24", "yuv420p"),
     "p-4slices": ("bframes=0:ref=2:slices=4:keyint=24", "yuv420p"),
     "b2-main10": ("bframes=2:ref=2:keyint=24", "yuv420p10le"),
-    # five merge candidates and four references: B2 when four are found, zero candidates with refIdx > 0
+    # five merge candidates (x265 codes three by default) and four references
     "b3-ref4-merge5": ("bframes=3:ref=4:max-merge=5:keyint=24", "yuv420p"),
     "p-ref4-merge5": ("bframes=0:ref=4:max-merge=5:keyint=24", "yuv420p"),
 }
