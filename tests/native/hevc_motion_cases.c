@@ -1,7 +1,7 @@
 /* Hand-made pictures through the HEVC motion layer, for what libx265 streams never use: POC MSB wrap and
  * the prevTid0Pic rule, list initialisation and ref_pic_list_modification, long-term references with and
  * without MSB, the 16-bit wrap of mvp + mvd, zero merge candidates, the 8x4 bi-prediction restriction,
- * the parallel merge level.
+ * the parallel merge level, temporal candidates and long-term references.
  * tests/test_hevc_motion_native.py compiles and runs it; prints "pass N" or the first failed check. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +230,41 @@ static void zero_candidates_and_the_8x4_restriction(void)
     hevc_motion_free(s);
 }
 
+/* POC 1 codes two PUs against long-term POC 0; in POC 2 a temporal candidate for a short-term target is
+   unavailable (long-term mismatch: merge falls to the zero candidate), for a long-term one it is taken
+   unscaled (AMVP predictor = the collocated vector). */
+static void temporal_candidates_respect_long_term_marking(void)
+{
+    HevcMotionState *s = hevc_motion_new();
+    Picture p;
+    const int prev[1] = {-1};
+    decode_poc(s, 19, 0, 0);
+    new_picture(&p, 1, 1, HEVC_SLICE_P, prev, 0, 0);
+    p.slice.num_long_term = 1;
+    p.slice.lt_used[0] = 1; /* lt_poc_lsb 0: POC 0 */
+    for (int x = 0; x <= 32; x += 32) {
+        HevcPuSyntax *pu = add_cu(&p, x, 0, 4, HEVC_PART_2Nx2N);
+        pu->ref_idx[0] = 0;
+        pu->mvd[0][0] = 8;
+        pu->mvd[0][1] = 4;
+    }
+    run(s, &p);
+    CHECK(p.out[1].mv[0][0] == 8 && p.out[1].ref_poc[0] == 0);
+    new_picture(&p, 1, 2, HEVC_SLICE_P, prev, 1, 0); /* RefPicList0 = {1, 0 (long-term)}, col = POC 1 */
+    p.slice.num_long_term = 1;
+    p.slice.lt_used[0] = 1;
+    p.slice.num_ref_idx_active[0] = 2;
+    p.slice.temporal_mvp_enabled = 1;
+    HevcPuSyntax *pu = add_cu(&p, 0, 0, 4, HEVC_PART_2Nx2N);
+    pu->merge_flag = 1;
+    pu = add_cu(&p, 32, 0, 4, HEVC_PART_2Nx2N);
+    pu->ref_idx[0] = 1;
+    run(s, &p);
+    CHECK(p.out[0].mv[0][0] == 0 && p.out[0].mv[0][1] == 0 && p.out[0].ref_poc[0] == 1);
+    CHECK(p.out[1].mv[0][0] == 8 && p.out[1].mv[0][1] == 4 && p.out[1].ref_poc[0] == 0);
+    hevc_motion_free(s);
+}
+
 /* CU1's left neighbour CU0 is a merge candidate, unless both lie in one parallel merge region. */
 static void parallel_merge_level_hides_neighbours_in_the_same_region(void)
 {
@@ -263,6 +298,7 @@ int main(void)
     amvp_wraps_mvp_plus_mvd_to_16_bits();
     zero_candidates_and_the_8x4_restriction();
     parallel_merge_level_hides_neighbours_in_the_same_region();
+    temporal_candidates_respect_long_term_marking();
     printf("pass %d\n", checks);
     return 0;
 }
