@@ -43,6 +43,20 @@ FUZZ_SEED ?= 0
 fuzz: setup
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_corpus.py --count $(FUZZ_COUNT) --budget-s $(FUZZ_BUDGET_S) --seed $(FUZZ_SEED) --keep build/fuzz
 
+# The HEVC bitstream parser (a C extension) under AddressSanitizer and UBSan: a separate build in
+# build/hevc-asan, loaded by the HEVC tests through ARSEG_HEVC_NATIVE (run after `make setup`).
+HEVC_ASAN := build/hevc-asan
+.PHONY: hevc-asan
+hevc-asan:
+	rm -rf $(HEVC_ASAN)
+	CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" \
+		$(PY) setup.py -q build_ext --build-lib $(HEVC_ASAN)/lib --build-temp $(HEVC_ASAN)/tmp
+	ARSEG_HEVC_NATIVE="$$(ls $(HEVC_ASAN)/lib/arseg_cli/video/hevc/_hevcparse*.so)" \
+		LD_PRELOAD="$$($${CC:-cc} -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
+		UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=1 \
+		$(PY) -m pytest -q -p no:cacheprovider tests/test_hevc_*.py
+
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b" >&2; $(PY) $$b || exit 1; done
 
