@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from arseg_cli.choices import DEFAULT_POLICY, KeyframePolicy
 from arseg_cli.errors import OptionsError
 from arseg_cli.frame_step import FrameStep
 from arseg_cli.group_step import DEFAULT_BATCH, GroupStep
@@ -26,7 +27,8 @@ from arseg_cli.groups import keyframe_groups, scheduled_frames
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.output_plan import OutputKind, OutputTargets
 from arseg_cli.resume import Resume
-from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
+from arseg_cli.schedule import FrameKind, Scheduler
+from arseg_cli.scale_interval import ScaleInterval, check_keyframe_interval, check_scale, resolve_scale_interval
 from arseg_cli.segment_summary import SegmentSummary
 from arseg_cli.stage_times import StageClock, StageTimes
 from arseg_cli.video.decode import PartialDecodeError, open_video
@@ -65,7 +67,7 @@ class Settings:
     scale:  LR scale s of non-keyframes (None: the weights' scale; 1.0, or weights without an LR
             branch: every frame HR).
     keyframe_interval: keyframe interval L, the most frames from one keyframe to the next (None: the weights').
-    policy: keyframe policy (arseg_cli.schedule). half: float16 on CUDA.
+    policy: keyframe policy (arseg_cli.schedule; a KeyframePolicy or its value). half: float16 on CUDA.
     low_latency: segment frame by frame, each result before the next frame is decoded (live
             pipelines); otherwise (the default) whole keyframe groups of up to L frames at once.
     group_batch: most non-keyframes of a group per model call (memory grows with it).
@@ -73,26 +75,22 @@ class Settings:
 
     scale: float | None = None
     keyframe_interval: int | None = None
-    policy: Policy = DEFAULT_POLICY
+    policy: KeyframePolicy = DEFAULT_POLICY
     half: bool = False
     low_latency: bool = False
     group_batch: int = DEFAULT_BATCH
 
-    def resolve(self, model: ARSeg) -> tuple[float, int]:
-        """(s, L) for `model`: s = 1.0 or L = 1 both mean per-frame HR, returned as (1.0, 1)."""
-        scale = self.scale if self.scale is not None else (model.meta.scale or 1.0)
-        keyframe_interval = self.keyframe_interval if self.keyframe_interval is not None else model.meta.keyframe_interval
-        if keyframe_interval < 1:
-            raise OptionsError(f"-L must be >= 1, got {keyframe_interval}")
-        if not 0.0 < scale <= 1.0:
-            raise OptionsError(f"--scale must be in (0, 1], got {scale}")
-        if scale >= 1.0 or keyframe_interval == 1:
-            return 1.0, 1
-        if model.lr is None:
-            raise OptionsError(
-                f"the weights hold no LR branch (HR only): use --scale 1.0 or -L 1 for per-frame HR, not --scale {scale}"
-            )
-        return scale, keyframe_interval
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policy", KeyframePolicy.parse(self.policy, "keyframe policy"))
+        if self.scale is not None:
+            check_scale(self.scale)
+        if self.keyframe_interval is not None:
+            check_keyframe_interval(self.keyframe_interval)
+
+    def resolve(self, model: ARSeg) -> ScaleInterval:
+        """(s, L) for `model` (arseg_cli.scale_interval): per-frame HR is (1.0, 1)."""
+        return resolve_scale_interval(self.scale, self.keyframe_interval, trained_scale=model.meta.scale,
+                                      trained_interval=model.meta.keyframe_interval, has_lr=model.lr is not None)  # fmt: skip
 
 
 def segment_frames(
@@ -168,11 +166,8 @@ def segment_video(
     the stopped run. The result equals an uninterrupted run's. Needs `targets.png_dir`.
     """
     if resume and targets.png_dir is None:
-        raise OptionsError("--resume continues from the label PNGs of the stopped run: give their directory with -o DIR")
-    if palette.num_classes != model.num_classes:
-        raise OptionsError(
-            f"the palette {palette.name!r} has {palette.num_classes} classes but the weights have {model.num_classes}"
-        )
+        raise OptionsError("`resume` continues from the label PNGs of the stopped run: give their directory as `targets.png_dir`")
+    palette.check_fits(model.num_classes)
     scale, keyframe_interval = settings.resolve(model)
     started = time.perf_counter()
     summary = SegmentSummary(input=str(source), scale=scale, keyframe_interval=keyframe_interval, policy=settings.policy,
@@ -183,7 +178,7 @@ def segment_video(
         expected = _expected_frames(info.frame_count, info.duration_s, summary.fps, start, end)
         paths = targets.paths()
         if not paths:
-            raise OptionsError("no output requested: give -o DIR, -o -, --video, --overlay or --lossless")
+            raise OptionsError("no output requested: `targets` names none")
         needs_timing = bool(paths.keys() & {OutputKind.COLOUR, OutputKind.OVERLAY, OutputKind.LOSSLESS})
         timing = Timing.of(info.fps, info.time_base) if needs_timing else Timing(fps=_any_rate(info.fps))
         codec = "png" if str(paths.get(OutputKind.LOSSLESS, "")).lower().endswith(".mov") else "ffv1"

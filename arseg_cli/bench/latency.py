@@ -69,7 +69,7 @@ def measure_stages(
     flow = (FLOW_PX * torch.randn(1, 2, *size_hw, generator=gen)).to(device)
     lr_scales = [s for s in scales if s < 1.0]
     if lr_scales and model.lr is None:
-        raise ValueError("the model has no LR branch: bench it at --scale 1.0 only")
+        raise ValueError("the model has no LR branch: bench it at scale s 1.0 only")
     if isinstance(model, ARSeg):
         model.optimize_for_inference()
     with torch.inference_mode():

@@ -126,7 +126,7 @@ class OnnxARSeg:
         return self
 
     def half(self) -> OnnxARSeg:
-        raise OptionsError("--half is for the torch backend; the ONNX graphs are float32")
+        raise OptionsError("`half` is for the torch backend; the ONNX graphs are float32")
 
     def _run(self, graph: str, **inputs: Tensor) -> list[Tensor]:
         feed = {}
