@@ -147,12 +147,12 @@ class SegmentRequest:
         """The ONNX graphs carry their own weights and run in float32: refuse options that would be ignored."""
         if self.backend is Backend.TORCH:
             if self.onnx is not None:
-                raise OptionsError("`onnx` (the exported graphs) is for `backend` onnxruntime")
+                raise OptionsError("`onnx` is for `backend` onnxruntime (the directory of the exported graphs)")
             return
         if self.onnx is None:
             raise OptionsError("`backend` onnxruntime needs `onnx`, the directory `arseg export-onnx` wrote")
         if self.weights or self.arch:
-            raise OptionsError("`backend` onnxruntime runs the weights inside the graphs: drop `weights` and `arch`")
+            raise OptionsError("`backend` onnxruntime runs the weights inside the graphs: drop `weights`/`arch`")
         if self.half:
             raise OptionsError("`half` is for the torch backend; the ONNX graphs are float32")
         if self.compile_attention:

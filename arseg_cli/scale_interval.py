@@ -40,6 +40,11 @@ def check_keyframe_interval(keyframe_interval: int) -> int:
     return int(keyframe_interval)
 
 
+def is_per_frame_hr(scale: float, keyframe_interval: int) -> bool:
+    """Whether (s, L) means per-frame HR: s = 1 (no LR frames) or L = 1 (every frame a keyframe)."""
+    return scale >= 1.0 or keyframe_interval == 1
+
+
 class ScaleInterval(NamedTuple):
     """A run's resolved (s, L); per-frame HR is (1.0, 1)."""
 
@@ -68,7 +73,7 @@ def resolve_scale_interval(
     s < 1 and L > 1 with HR-only weights."""
     chosen_scale = check_scale(scale if scale is not None else (trained_scale or 1.0))
     chosen_interval = check_keyframe_interval(keyframe_interval if keyframe_interval is not None else trained_interval)
-    if chosen_scale >= 1.0 or chosen_interval == 1:
+    if is_per_frame_hr(chosen_scale, chosen_interval):
         return PER_FRAME_HR
     if not has_lr:
         raise OptionsError(
@@ -83,6 +88,7 @@ __all__ = [
     "ScaleInterval",
     "check_keyframe_interval",
     "check_scale",
+    "is_per_frame_hr",
     "keyframe_interval_problem",
     "resolve_scale_interval",
     "scale_problem",

@@ -22,6 +22,7 @@ import torch
 from arseg_cli.bench.timing import LatencyStats, interleaved
 from arseg_cli.model.resize import downscale
 from arseg_cli.model.arseg import ARSeg
+from arseg_cli.scale_interval import is_per_frame_hr
 
 if TYPE_CHECKING:
     from arseg_cli.onnx.runtime import OnnxARSeg
@@ -39,7 +40,7 @@ class StageLatency:
 
     def ar_average_s(self, scale: float, keyframe_interval: int) -> float:
         """Measured mean seconds per frame: (HR + (L-1) x non-keyframe) / L (median times); HR at s = 1."""
-        if scale >= 1.0 or keyframe_interval == 1:
+        if is_per_frame_hr(scale, keyframe_interval):
             return self.hr.median_s
         nonkey = self.per_scale[scale]["nonkeyframe"].median_s
         return (self.hr.median_s + (keyframe_interval - 1) * nonkey) / keyframe_interval

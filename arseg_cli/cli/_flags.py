@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: AR-Seg's numbers as library messages write them -> the parameter they name.
-_PHRASES = {"scale s": "scale", "keyframe interval L": "keyframe_interval"}
+#: AR-Seg's numbers as library messages write them -> the parameters that may name them.
+_PHRASES = {"scale s": ("scale", "scales"), "keyframe interval L": ("keyframe_interval",)}
 #: Library names whose command parameter is called otherwise.
 _ALIASES = {"lr_model": "lr_weights", "onnx_dir": "onnx", "size_hw": "size"}
 _NAMED = re.compile(r"`([a-z][a-z_]*)`")
@@ -30,9 +30,10 @@ def in_flag_words(message: str, command: Any) -> str:
         return flags.get(name) or flags.get(_ALIASES.get(name, ""), match.group(0))
 
     message = _NAMED.sub(flag, message)
-    for phrase, name in _PHRASES.items():
-        if name in flags:
-            message = message.replace(phrase, flags[name])
+    for phrase, names in _PHRASES.items():
+        for name in names:
+            if name in flags:
+                message = message.replace(phrase, flags[name])
     return message
 
 

@@ -15,17 +15,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from arseg_cli.cli._app import console, print_error, stderr_bar
+from arseg_cli.cli._flags import in_flag_words
 from arseg_cli.request import SegmentRequest
 from arseg_cli.scaleout import RunProgress, RunReport, VideoResult
 from arseg_cli.scaleout.progress import OnEvent
 
 
-def run_scaleout(request: SegmentRequest, *, as_json: bool, quiet: bool) -> None:
+def run_scaleout(request: SegmentRequest, *, as_json: bool, quiet: bool, command: Any = None) -> None:
     """Run the scale-out request; exit 1 when any video failed."""
     from arseg_cli.segment_run import run
 
     # Ray's driver prints its workers' system errors to stdout, which carries --json: send them to stderr.
-    with _videos_bar(quiet) as on_event, contextlib.redirect_stdout(sys.stderr):
+    with _videos_bar(quiet, command) as on_event, contextlib.redirect_stdout(sys.stderr):
         report = run(request, on_event=on_event)
     assert report.scaleout is not None
     if as_json:
@@ -37,7 +38,7 @@ def run_scaleout(request: SegmentRequest, *, as_json: bool, quiet: bool) -> None
 
 
 @contextmanager
-def _videos_bar(quiet: bool) -> Iterator[OnEvent]:
+def _videos_bar(quiet: bool, command: Any) -> Iterator[OnEvent]:
     """The bar on stderr (a terminal only); outcome lines above it (unless quiet; errors always)."""
     with stderr_bar(
         TextColumn("videos"),
@@ -56,14 +57,14 @@ def _videos_bar(quiet: bool) -> Iterator[OnEvent]:
             bar.update(task, completed=progress.finished, total=progress.total, frames=progress.frames, fps=fps,
                        failed=progress.failed)  # fmt: skip
             if result is not None:
-                _outcome_line(result, quiet)
+                _outcome_line(result, quiet, command)
 
         yield on_event
 
 
-def _outcome_line(result: VideoResult, quiet: bool) -> None:
+def _outcome_line(result: VideoResult, quiet: bool, command: Any) -> None:
     if result.outcome == "failed":
-        print_error(result.error or result.source)
+        print_error(in_flag_words(result.error or result.source, command))
     elif result.outcome == "worker-lost":
         console.print(f"[yellow]warning:[/yellow] {escape(result.source)}: {escape(result.error or '')}; retrying",
                       highlight=False, soft_wrap=True)  # fmt: skip

@@ -14,6 +14,7 @@ from arseg_cli.choices import DEFAULT_POLICY, Backend, Device, KeyframePolicy
 from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console, print_error, stderr_bar
 from arseg_cli.cli._compile import compile_option
+from arseg_cli.cli._flags import in_flag_words
 from arseg_cli.errors import OptionsError
 from arseg_cli.video.limits import DEFAULT_MAX_PIXELS
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 
 def segment_command(
+    ctx: typer.Context,
     inputs: list[str] = typer.Argument(..., help="Video files, directories (their videos), globs, or '-' (stdin)."),
     output: str | None = typer.Option(None, "--output", "-o", help="Directory for label PNGs, or '-': raw uint8 labels (H*W bytes per frame) on stdout."),
     weights: list[str] = typer.Option([], "--weights", "-w", help="arseg .safetensors, official release directory, or official hr=FILE / ar=FILE / lr=FILE (repeat). Default: ARSEG_WEIGHTS, then weights/."),
@@ -71,19 +73,19 @@ def segment_command(
     if request.scaleout:
         from arseg_cli.cli._scaleout import run_scaleout
 
-        return run_scaleout(request, as_json=as_json, quiet=quiet)
+        return run_scaleout(request, as_json=as_json, quiet=quiet, command=ctx.command)
     report = run(request, progress=lambda label: _progress(label, quiet),
-                 on_result=lambda result: _show_result(result, quiet))  # fmt: skip
+                 on_result=lambda result: _show_result(result, quiet, ctx.command))  # fmt: skip
     if as_json:
         typer.echo(json.dumps([_json(result, report) for result in report.results]))
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
 
-def _show_result(result: VideoResult, quiet: bool) -> None:
+def _show_result(result: VideoResult, quiet: bool, command: Any) -> None:
     """One line per input: its error, its damage (a warning), or (unless quiet) what was done."""
     if result.outcome == "failed":
-        print_error(result.error or result.source)
+        print_error(in_flag_words(result.error or result.source, command))
     elif result.outcome == "damaged" and result.summary is not None:
         console.print(f"[yellow]warning:[/yellow] {escape(result.error or '')}; the {result.frames} frames decoded "
                       "before the damage were segmented and written", highlight=False, soft_wrap=True)  # fmt: skip

@@ -171,7 +171,7 @@ def eligible_frames(dataset: Dataset, keyframe_interval: int, limit: int | None 
     frames = [f for f in dataset.frames if f.index >= keyframe_interval - 1]
     if not frames:
         raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyframe_interval - 1} frames before it "
-                         f"(needed for keyframe distances up to L-1 = {keyframe_interval - 1}); lower -L")  # fmt: skip
+                         f"(needed for keyframe distances up to L-1 = {keyframe_interval - 1}); lower the keyframe interval L")  # fmt: skip
     return frames[:limit] if limit is not None else frames
 
 

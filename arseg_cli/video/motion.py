@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from arseg_cli.video.records import BlockMotion, DecodedFrame, FlowToKey
+from arseg_cli.scale_interval import check_keyframe_interval
 
 #: Side of the square cells the block vectors are rasterised onto, pixels.
 CELL_PX = 8
@@ -336,8 +337,8 @@ def flows_to_key(
     `keyframe_interval` frames after the last keyframe, so that no frame is ever L or more frames from
     its keyframe. `keyframe_interval=None`: keyframes only at the first frame and at I-frames.
     """
-    if keyframe_interval is not None and keyframe_interval < 1:
-        raise ValueError(f"keyframe_interval must be >= 1, got {keyframe_interval}")
+    if keyframe_interval is not None:
+        check_keyframe_interval(keyframe_interval)
     accumulator = FlowAccumulator()
     since_key: int | None = None  # frames since the last keyframe (0 at the keyframe)
     for frame in frames:

@@ -29,6 +29,7 @@ from arseg_cli.atomic_files import AtomicFile, is_stdout, os_errors_as_output_er
 from arseg_cli.video.decode import PartialDecodeError, VideoReader
 from arseg_cli.video.probe import Source, StreamInfo
 from arseg_cli.video.x264 import X264_PRESETS, H264Writer
+from arseg_cli.scale_interval import check_keyframe_interval
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ class EncodeSettings:
     preset: str = "medium"
 
     def __post_init__(self) -> None:
-        if self.keyint < 1:
-            raise OptionsError(f"`keyint` must be >= 1, got {self.keyint}")
+        check_keyframe_interval(self.keyint)
         if self.crf is not None and self.bitrate is not None:
             raise OptionsError("give either `crf` or `bitrate`, not both")
         if self.crf is not None and not 0 <= self.crf <= 51:
