@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _segment_fixtures import HEIGHT, WIDTH, tiny_model, tiny_weights, write_test_clip
-from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
+from _segment_fixtures import HEIGHT, WIDTH, tiny_model, write_test_clip
+from _segment_fixtures import one_torch_thread, weights  # noqa: F401  (fixtures)
 from arseg_cli import Backend, Device, KeyframePolicy, MotionMethod, OnError, SegmentRequest, run
 from arseg_cli.cli import app, main
 from arseg_cli.cli._flags import in_flag_words
@@ -23,11 +23,6 @@ from arseg_cli.scale_interval import PER_FRAME_HR, ScaleInterval, check_keyframe
 
 FRAMES = 6
 LIBRARY = Path(__file__).resolve().parent.parent / "arseg_cli"
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
