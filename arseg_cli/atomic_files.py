@@ -76,7 +76,7 @@ def check_writable(path: str | Path, force: bool) -> Path:
         raise OutputError(f"{path} is not a regular file; give a file name, or '-' for standard output")
     if path.exists() or path.is_symlink():
         if not force:
-            raise OutputExistsError(f"{path} exists; use --force to overwrite")
+            raise OutputExistsError(f"{path} exists; use `force` to overwrite")
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"cannot write {path}: {parent} is not a directory")
@@ -96,7 +96,7 @@ def prepare_output_dir(path: str | Path, force: bool) -> Path:
     with os_errors_as_output_errors(path):
         if path.is_dir() and any(path.iterdir()):
             if not force:
-                raise OutputExistsError(f"{path} exists and is not empty; use --force to write into it")
+                raise OutputExistsError(f"{path} exists and is not empty; use `force` to write into it")
             remove_temp_outputs(path)
         path.mkdir(parents=True, exist_ok=True)
     return path
@@ -147,7 +147,7 @@ class AtomicFile:
             return self.final
         try:
             if not self.force and (self.final.exists() or self.final.is_symlink()):
-                raise OutputExistsError(f"{self.final} exists; use --force to overwrite")
+                raise OutputExistsError(f"{self.final} exists; use `force` to overwrite")
             with os_errors_as_output_errors(self.final):
                 os.replace(self.temp, self.final)
         except BaseException:

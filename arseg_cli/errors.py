@@ -50,3 +50,7 @@ class OptionsError(ArsegError):
     """Options that contradict each other; a usage error."""
 
     exit_code = 2
+
+
+class OutOfRangeError(OptionsError, ValueError):
+    """A value outside the range its option allows (scale s, keyframe interval L, ...)."""

@@ -18,6 +18,7 @@ from torch import Tensor
 from arseg_cli.errors import OptionsError
 from arseg_cli.model.protocol import ModelBackend
 from arseg_cli.model.resize import downscale
+from arseg_cli.scale_interval import check_scale
 
 
 class FrameStep:
@@ -30,13 +31,9 @@ class FrameStep:
     """
 
     def __init__(self, model: ModelBackend, scale: float | None = None, *, half: bool = False) -> None:
-        chosen = scale if scale is not None else model.meta.scale
-        if chosen is None:
-            chosen = 1.0
-        if not 0.0 < chosen <= 1.0:
-            raise OptionsError(f"--scale must be in (0, 1], got {chosen}")
+        chosen = check_scale(scale if scale is not None else (model.meta.scale or 1.0))
         if half and model.device.type != "cuda":
-            raise OptionsError("--half needs a CUDA device (float16 on the CPU is slower, not faster)")
+            raise OptionsError("`half` needs a CUDA device (float16 on the CPU is slower, not faster)")
         self.model = model.optimize_for_inference(half=half)
         self.scale = float(chosen)
         self.dtype = self.model.dtype

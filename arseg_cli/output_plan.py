@@ -197,12 +197,12 @@ def plan_runs(
     shard); names are still given over all inputs, and only the kept runs' targets are checked."""
     sources = expand_inputs(inputs)
     if output is None and video is None and overlay is None and lossless is None:
-        raise OptionsError("no output: give -o DIR (label PNGs), -o - (raw labels), --video, --overlay or --lossless")
+        raise OptionsError("no output: give `output` (a directory for label PNGs, or '-' for raw labels), `video`, `overlay` or `lossless`")
     if len(sources) == 1 and not subdirs:
         runs = [Run(sources[0], _label(sources[0]), _single_targets(output, video, overlay, lossless))]
     else:
         if output is None or is_stdout(output):
-            raise OptionsError(f"{len(sources)} inputs: give -o DIR (each input gets DIR/<stem>/); '-' takes one input")
+            raise OptionsError(f"{len(sources)} inputs: give `output` a directory (each input gets DIR/<stem>/); '-' takes one input")
         runs = []
         for source, stem in zip(sources, unique_stems(sources)):
             folder = Path(output) / stem
@@ -242,7 +242,7 @@ def _check_targets(runs: list[Run], force: bool) -> None:
             if path is None:
                 continue
             if is_stdout(path):
-                raise OptionsError("only raw labels can go to standard output: give --video/--overlay/--lossless a file")
+                raise OptionsError("only raw labels can go to standard output: give `video`, `overlay` and `lossless` files")
             if path in files:
                 raise OptionsError(f"{path} is named as two outputs")
             files.append(path)
@@ -251,7 +251,7 @@ def _check_targets(runs: list[Run], force: bool) -> None:
             check_writable(path, force)
         png = targets.png_dir
         if png is not None and Path(png).is_dir() and any(Path(png).iterdir()) and not force:
-            raise OutputExistsError(f"{png} exists and is not empty; use --force to write into it")
+            raise OutputExistsError(f"{png} exists and is not empty; use `force` to write into it")
 
 
 __all__ = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arseg_cli.errors import InputError
+from arseg_cli.errors import InputError, OptionsError
 
 IGNORE_INDEX = 255
 
@@ -33,6 +33,11 @@ class Palette:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def check_fits(self, num_classes: int) -> None:
+        """OptionsError unless the palette has a colour for each of the weights' `num_classes` classes."""
+        if self.num_classes != num_classes:
+            raise OptionsError(f"the palette {self.name!r} has {self.num_classes} classes but the weights have {num_classes}")
 
     def lut(self) -> np.ndarray:
         """(256, 3) uint8 colour lookup table; ids outside the palette (e.g. 255 = ignore) are black."""

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from arseg_cli.errors import OptionsError
+from arseg_cli.choices import DEFAULT_POLICY, KeyframePolicy
 from arseg_cli.frame_step import FrameStep
 from arseg_cli.group_step import DEFAULT_BATCH, GroupStep
 from arseg_cli.groups import keyframe_groups, scheduled_frames
 from arseg_cli.model.protocol import ModelBackend
 from arseg_cli.output_plan import OutputTargets
 from arseg_cli.resume import Resume
-from arseg_cli.schedule import DEFAULT_POLICY, FrameKind, Policy, Scheduler
+from arseg_cli.schedule import FrameKind, Scheduler
+from arseg_cli.scale_interval import ScaleInterval, check_keyframe_interval, check_scale, resolve_scale_interval
 from arseg_cli.segment_outputs import SegmentOutputs
 from arseg_cli.segment_summary import SegmentSummary
 from arseg_cli.stage_times import StageClock, StageTimes
@@ -64,7 +65,7 @@ class Settings:
     scale:  LR scale s of non-keyframes (None: the weights' scale; 1.0, or weights without an LR
             branch: every frame HR).
     keyframe_interval: keyframe interval L, the most frames from one keyframe to the next (None: the weights').
-    policy: keyframe policy (arseg_cli.schedule). half: float16 on CUDA.
+    policy: keyframe policy (arseg_cli.schedule; a KeyframePolicy or its value). half: float16 on CUDA.
     low_latency: segment frame by frame, each result before the next frame is decoded (live
             pipelines); otherwise (the default) whole keyframe groups of up to L frames at once.
     group_batch: most non-keyframes of a group per model call (memory grows with it).
@@ -72,26 +73,22 @@ class Settings:
 
     scale: float | None = None
     keyframe_interval: int | None = None
-    policy: Policy = DEFAULT_POLICY
+    policy: KeyframePolicy = DEFAULT_POLICY
     half: bool = False
     low_latency: bool = False
     group_batch: int = DEFAULT_BATCH
 
-    def resolve(self, model: ModelBackend) -> tuple[float, int]:
-        """(s, L) for `model`: s = 1.0 or L = 1 both mean per-frame HR, returned as (1.0, 1)."""
-        scale = self.scale if self.scale is not None else (model.meta.scale or 1.0)
-        keyframe_interval = self.keyframe_interval if self.keyframe_interval is not None else model.meta.keyframe_interval
-        if keyframe_interval < 1:
-            raise OptionsError(f"-L must be >= 1, got {keyframe_interval}")
-        if not 0.0 < scale <= 1.0:
-            raise OptionsError(f"--scale must be in (0, 1], got {scale}")
-        if scale >= 1.0 or keyframe_interval == 1:
-            return 1.0, 1
-        if not model.has_lr:
-            raise OptionsError(
-                f"the weights hold no LR branch (HR only): use --scale 1.0 or -L 1 for per-frame HR, not --scale {scale}"
-            )
-        return scale, keyframe_interval
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policy", KeyframePolicy.parse(self.policy, "keyframe policy"))
+        if self.scale is not None:
+            check_scale(self.scale)
+        if self.keyframe_interval is not None:
+            check_keyframe_interval(self.keyframe_interval)
+
+    def resolve(self, model: ModelBackend) -> ScaleInterval:
+        """(s, L) for `model` (arseg_cli.scale_interval): per-frame HR is (1.0, 1)."""
+        return resolve_scale_interval(self.scale, self.keyframe_interval, trained_scale=model.meta.scale,
+                                      trained_interval=model.meta.keyframe_interval, has_lr=model.has_lr)  # fmt: skip
 
 
 def segment_frames(
@@ -167,10 +164,7 @@ def segment_video(
     video outputs are written anew from the start (the earlier frames from their PNGs), replacing those
     of the stopped run. The result equals an uninterrupted run's. Needs `targets.png_dir`.
     """
-    if palette.num_classes != model.num_classes:
-        raise OptionsError(
-            f"the palette {palette.name!r} has {palette.num_classes} classes but the weights have {model.num_classes}"
-        )
+    palette.check_fits(model.num_classes)
     scale, keyframe_interval = settings.resolve(model)
     started = time.perf_counter()
     summary = SegmentSummary(input=str(source), scale=scale, keyframe_interval=keyframe_interval, policy=settings.policy,

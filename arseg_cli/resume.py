@@ -39,10 +39,10 @@ class Resume:
             with Image.open(path) as image:
                 labels = np.asarray(image)
         except (OSError, ValueError) as error:
-            raise InputError(f"--resume: cannot read {path}: {error}") from None
+            raise InputError(f"`resume`: cannot read {path}: {error}") from None
         if labels.shape != size or labels.dtype != np.uint8:
             raise InputError(
-                f"--resume: {path} ({labels.shape[1::-1]} {labels.dtype}) is not a label PNG of this video "
+                f"`resume`: {path} ({labels.shape[1::-1]} {labels.dtype}) is not a label PNG of this video "
                 f"({size[1]}x{size[0]}); resume into the directory of the stopped run, with the same options"
             )
         return labels

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
 
+from arseg_cli.choices import DEFAULT_POLICY, KeyframePolicy
 from arseg_cli.errors import OptionsError
+from arseg_cli.scale_interval import check_keyframe_interval
 from arseg_cli.video.block_cells import BlockCells
 from arseg_cli.video.motion import iframe_keyframe_reason, is_stream_iframe
 from arseg_cli.video.records import DecodedFrame
 
-Policy = Literal["fixed", "iframe", "adaptive"]
-POLICIES: tuple[Policy, ...] = ("fixed", "iframe", "adaptive")
-DEFAULT_POLICY: Policy = "adaptive"
+Policy = KeyframePolicy
+POLICIES: tuple[KeyframePolicy, ...] = tuple(KeyframePolicy)
 #: Share of the frame's area without a usable past vector above which `adaptive` starts a keyframe.
 DEFAULT_INTRA_THRESHOLD = 0.5
 
@@ -67,15 +67,13 @@ class Scheduler:
     """Decides KEY or NONKEY for each frame, in display order (`decide`, one call per frame)."""
 
     def __init__(
-        self, policy: Policy = DEFAULT_POLICY, keyframe_interval: int = 12, *, intra_threshold: float = DEFAULT_INTRA_THRESHOLD
+        self, policy: KeyframePolicy | str = DEFAULT_POLICY, keyframe_interval: int = 12, *, intra_threshold: float = DEFAULT_INTRA_THRESHOLD
     ) -> None:
-        if policy not in POLICIES:
-            raise OptionsError(f"unknown keyframe policy {policy!r}: use one of {', '.join(POLICIES)}")
-        if keyframe_interval < 1:
-            raise OptionsError(f"the keyframe interval L must be >= 1, got {keyframe_interval}")
+        policy = KeyframePolicy.parse(policy, "keyframe policy")
+        check_keyframe_interval(keyframe_interval)
         if not 0.0 < intra_threshold <= 1.0:
             raise OptionsError(f"the intra threshold must be in (0, 1], got {intra_threshold}")
-        self.policy: Policy = policy
+        self.policy: KeyframePolicy = policy  # type: ignore[assignment]
         self.keyframe_interval = keyframe_interval
         self.intra_threshold = intra_threshold
         self._since_key: int | None = None  # frames since the last keyframe

@@ -36,6 +36,12 @@ def tiny_weights(path: Path, scale: float | None = 0.5) -> Path:
     return save_weights(tiny_model(scale), path)
 
 
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny weights in a file, once per test module (import the fixture to use it)."""
+    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
 def clip_frames(frames: int, seed: int = 0) -> list[np.ndarray]:
     return make_clip(frames, HEIGHT, WIDTH, seed=seed).frames
 

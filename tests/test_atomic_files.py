@@ -46,7 +46,7 @@ def test_atomic_path_creates_missing_parent_directories(tmp_path: Path) -> None:
 def test_existing_output_is_not_overwritten_without_force(tmp_path: Path) -> None:
     final = tmp_path / "out.bin"
     final.write_bytes(b"precious")
-    with pytest.raises(OutputExistsError, match="use --force"):
+    with pytest.raises(OutputExistsError, match="use `force`"):
         with atomic_path(final, force=False) as temp:
             temp.write_bytes(b"new")  # pragma: no cover - never reached
     assert final.read_bytes() == b"precious"
@@ -187,7 +187,7 @@ def test_prepare_output_dir_needs_force_for_a_non_empty_directory_and_keeps_user
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / ".000001.png.arseg-tmp-0a1b2c3d.png").write_bytes(b"leftover")
-    with pytest.raises(OutputExistsError, match="not empty; use --force"):
+    with pytest.raises(OutputExistsError, match="not empty; use `force`"):
         prepare_output_dir(out, force=False)
     assert len(_names(out)) == 2
     prepare_output_dir(out, force=True)

@@ -120,7 +120,7 @@ def test_video_stages_are_timed_per_frame(
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--scale", "1.5"], 2, "--scale values must be in (0, 1]"),
+        (["--scale", "1.5"], 2, "--scale must be in (0, 1], got 1.5"),
         (["--arch", "camvid-resnet50"], 2, "unknown architecture 'camvid-resnet50'"),
         (["--backend", "onnxruntime"], 2, "needs --onnx DIR"),
         (["--input", "missing.mp4"], 1, "missing.mp4: no such file"),

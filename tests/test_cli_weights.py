@@ -102,7 +102,7 @@ def test_release_directory_gives_hr_and_ar_at_the_scale(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("hr", "ar", "scale", "message"),
     [
-        (["a_b_1.0_1_.pth"], ["a_b_0.3_1_.pth", "a_b_0.5_1_.pth"], None, r"scales 0.3, 0.5: choose one with --scale"),
+        (["a_b_1.0_1_.pth"], ["a_b_0.3_1_.pth", "a_b_0.5_1_.pth"], None, r"scales 0.3, 0.5: choose one with scale s"),
         (["a_b_1.0_1_.pth"], ["a_b_0.3_1_.pth"], 0.5, r"AR: no file for scale 0.5 \(scales there: 0.3\)"),
         (["a_b_1.0_1_.pth"], ["a_b_0.5_1_.pth", "a_b_0.5_2_.pth"], 0.5, "AR: several files for scale 0.5"),
         (["a_b_1.0_1_.pth", "a_b_1.0_2_.pth"], ["a_b_0.5_1_.pth"], 0.5, "exactly one .pth file"),
@@ -138,7 +138,7 @@ def test_release_directory_kinds_pick_hr_alone_or_lr_alone(tmp_path: Path) -> No
     arch_dir = root / "camvid-bise18"
     assert find_official_files(root, arch="camvid-bise18", kind="hr") == OfficialFiles(hr=arch_dir / "HR/B_r_1.0_9_.pth")
     assert find_official_files(arch_dir, arch=None, kind="lr") == OfficialFiles(lr=arch_dir / "LR/B_r_0.5_7_.pth")
-    with pytest.raises(OptionsError, match="choose one with --arch"):
+    with pytest.raises(OptionsError, match="choose one with `arch`"):
         find_official_files(root, arch=None)
 
 

@@ -39,7 +39,7 @@ def test_repository_directory_default_then_single_file(repo_weights: Path) -> No
     only = _touch(repo_weights / "camvid-bise18.safetensors")
     assert defaults.default_weights() == only
     _touch(repo_weights / "other.safetensors")
-    with pytest.raises(WeightsError, match="several weights files .* pick one with --weights"):
+    with pytest.raises(WeightsError, match="several weights files .* pick one with `weights`"):
         defaults.default_weights()
     preferred = _touch(repo_weights / defaults.DEFAULT_NAME)
     assert defaults.default_weights() == preferred

@@ -129,7 +129,7 @@ def test_raw_labels_to_dash_go_to_stdout_and_need_no_timing_details(capfdbinary:
 
 def test_an_existing_output_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     (tmp_path / "overlay.mp4").write_bytes(b"precious")
-    with pytest.raises(OutputExistsError, match="overlay.mp4 exists; use --force"):
+    with pytest.raises(OutputExistsError, match="overlay.mp4 exists; use `force`"):
         MaskOutputs(tmp_path, ALL, CAMVID, Timing.of(25))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["overlay.mp4"]  # no temporaries, no labels/
     assert (tmp_path / "overlay.mp4").read_bytes() == b"precious"

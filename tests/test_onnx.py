@@ -161,7 +161,7 @@ def test_segment_cli_backend_onnxruntime_writes_the_labels_of_the_torch_backend(
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--backend", "onnxruntime"], "needs --onnx DIR"),
+        (["--backend", "onnxruntime"], "--backend onnxruntime needs --onnx"),
         (["--backend", "onnxruntime", "--onnx", "g", "-w", "x.safetensors"], "drop --weights/--arch"),
         (["--onnx", "g"], "--onnx is for --backend onnxruntime"),
     ],

@@ -146,9 +146,9 @@ def test_resume_into_the_masks_of_another_video_is_one_line(weights: Path, tmp_p
     assert err.count("error:") == 1 and "not a label PNG of this video" in " ".join(err.split())
 
 
-@pytest.mark.parametrize(("args", "words"), [(["-o", "-"], "-o DIR"), (["--video", "c.mp4"], "-o DIR")])
-def test_resume_needs_a_png_directory(weights: Path, tmp_path: Path, args: list[str], words: str,
+@pytest.mark.parametrize("args", [["-o", "-"], ["--video", "c.mp4"]])
+def test_resume_needs_a_png_directory(weights: Path, tmp_path: Path, args: list[str],
                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     clip = valid_clip(tmp_path / "clip.mp4", frames=2)
     assert main(["segment", str(clip), *args, "-w", str(weights), "--resume"]) == 2
-    assert words in capsys.readouterr().err
+    assert "their directory as --output" in " ".join(capsys.readouterr().err.split())

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _segment_fixtures import HEIGHT, L, WIDTH, tiny_weights, write_test_clip
-from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
+from _segment_fixtures import HEIGHT, L, WIDTH, write_test_clip
+from _segment_fixtures import one_torch_thread, weights  # noqa: F401  (fixtures)
 from _video_inputs import run_arseg
 from arseg_cli.cli import main
 from arseg_cli.data import open_dataset
@@ -26,11 +26,6 @@ from arseg_cli.synth import SynthSpec, write_dataset
 from arseg_cli.video.writers import read_label_video
 
 FRAMES = 9
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")

@@ -208,5 +208,5 @@ def test_a_damaged_cache_or_a_full_disk_is_refused_in_one_line(tmp_path: Path, m
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**6, 0, 10))
     small_disk = _cache(tmp_path / "g", model)
-    with pytest.raises(InputError, match="needs .* GB .* free: use --no-feature-cache"):
+    with pytest.raises(InputError, match="needs .* GB .* free: use `no_feature_cache`"):
         small_disk.put([0], torch.ones(1, 4, 2, 2), torch.ones(1, 4, 2, 2))

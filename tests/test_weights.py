@@ -280,7 +280,7 @@ def test_safetensors_without_arseg_metadata_is_refused(tmp_path: Path) -> None:
         ({"format_version": "one"}, "no valid format_version"),
         ({"aliases": "[]"}, "'aliases' is not a JSON dict"),
         ({"meta": json.dumps(_meta(warp="sideways").to_json())}, "warp 'sideways' is neither"),  # type: ignore[arg-type]
-        ({"meta": json.dumps(_meta(scale=1.5, keyframe_interval=0).to_json())}, r"scale 1.5 is not in \(0, 1\]; keyframe interval 0"),
+        ({"meta": json.dumps(_meta(scale=1.5, keyframe_interval=0).to_json())}, r"scale s must be in \(0, 1\], got 1.5; keyframe interval L must be >= 1, got 0"),
         ({"meta": json.dumps(_meta(palette=CAMVID.colors[:3]).to_json())}, "12 classes but 3 palette colours"),
     ],
 )

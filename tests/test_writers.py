@@ -297,7 +297,7 @@ def test_raw_labels_to_a_file_are_atomic_and_keep_whole_frames_on_interrupt(tmp_
 def test_raw_labels_do_not_overwrite_an_existing_file_without_force(tmp_path: Path) -> None:
     path = tmp_path / "labels.raw"
     path.write_bytes(b"precious")
-    with pytest.raises(OutputExistsError, match="use --force"):
+    with pytest.raises(OutputExistsError, match="use `force`"):
         RawLabelWriter(path)
     assert path.read_bytes() == b"precious" and [p.name for p in tmp_path.iterdir()] == ["labels.raw"]
     with RawLabelWriter(path, force=True) as writer:
@@ -650,7 +650,7 @@ def test_writing_from_another_thread_works_without_touching_signals() -> None:
 def test_existing_video_is_not_overwritten_without_force(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "out.mkv"
     path.write_bytes(b"precious")
-    with pytest.raises(OutputExistsError, match="use --force"):
+    with pytest.raises(OutputExistsError, match="use `force`"):
         video_writer(kind, path)
     assert path.read_bytes() == b"precious"
     with video_writer(kind, path, force=True) as writer:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arseg_cli.model.flops import ATTENTION_NOTE, COUNTER_NOTE, PAPER_NOTE, BranchCosts, Cost, branch_costs, paper_costs
+from arseg_cli.scale_interval import is_per_frame_hr
 
 CONVENTION = {
     "macs": "multiply-accumulates; " + COUNTER_NOTE + "; CReFF attention " + ATTENTION_NOTE,
@@ -40,7 +41,7 @@ class ScaleCosts:
 
     @property
     def per_frame_hr(self) -> bool:
-        return self.scale >= 1.0 or self.keyframe_interval == 1
+        return is_per_frame_hr(self.scale, self.keyframe_interval)
 
     @property
     def ar_average_macs(self) -> float:

@@ -23,6 +23,7 @@ from arseg_cli.bench.timing import LatencyStats, interleaved
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.protocol import ModelBackend
 from arseg_cli.model.resize import downscale
+from arseg_cli.scale_interval import is_per_frame_hr
 
 #: Standard deviation of the random flow, pixels.
 FLOW_PX = 2.0
@@ -37,7 +38,7 @@ class StageLatency:
 
     def ar_average_s(self, scale: float, keyframe_interval: int) -> float:
         """Measured mean seconds per frame: (HR + (L-1) x non-keyframe) / L (median times); HR at s = 1."""
-        if scale >= 1.0 or keyframe_interval == 1:
+        if is_per_frame_hr(scale, keyframe_interval):
             return self.hr.median_s
         nonkey = self.per_scale[scale]["nonkeyframe"].median_s
         return (self.hr.median_s + (keyframe_interval - 1) * nonkey) / keyframe_interval
@@ -67,7 +68,7 @@ def measure_stages(
     flow = (FLOW_PX * torch.randn(1, 2, *size_hw, generator=gen)).to(device)
     lr_scales = [s for s in scales if s < 1.0]
     if lr_scales and not model.has_lr:
-        raise ValueError("the model has no LR branch: bench it at --scale 1.0 only")
+        raise ValueError("the model has no LR branch: bench it at scale s 1.0 only")
     model.optimize_for_inference()
     with torch.inference_mode():
         _, feat = model.keyframe(x)

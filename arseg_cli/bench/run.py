@@ -22,6 +22,7 @@ from arseg_cli.errors import OptionsError
 from arseg_cli.model import arch_config, build_arseg, list_archs
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.protocol import ModelBackend
+from arseg_cli.scale_interval import check_keyframe_interval, check_scale
 
 Backend = Literal["torch", "onnxruntime"]
 RANDOM_WEIGHTS = "random (seed 0): latency does not depend on the weights' values"
@@ -92,21 +93,20 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 
 
 def _check(config: BenchConfig) -> None:
-    if config.keyframe_interval < 1:
-        raise OptionsError(f"-L must be >= 1, got {config.keyframe_interval}")
-    if any(not 0.0 < s <= 1.0 for s in config.scales):
-        raise OptionsError(f"--scale values must be in (0, 1], got {', '.join(map(str, config.scales))}")
+    check_keyframe_interval(config.keyframe_interval)
+    for scale in config.scales:
+        check_scale(scale)
     unknown = [a for a in config.archs if a not in list_archs()]
     if unknown:
         raise OptionsError(f"unknown architecture {unknown[0]!r}: choose from {', '.join(list_archs())}")
     if config.backend == "onnxruntime" and config.onnx_dir is None:
-        raise OptionsError("--backend onnxruntime needs --onnx DIR (made by `arseg export-onnx -o DIR`)")
+        raise OptionsError("`backend` onnxruntime needs `onnx_dir` (made by `arseg export-onnx -o DIR`)")
     if config.backend == "onnxruntime" and config.weights:
-        raise OptionsError("--weights is for the torch backend; the ONNX graphs carry their own weights")
+        raise OptionsError("`weights` is for the torch backend; the ONNX graphs carry their own weights")
     if config.threads is not None and config.threads < 1:
-        raise OptionsError(f"--threads must be >= 1, got {config.threads}")
+        raise OptionsError(f"`threads` must be >= 1, got {config.threads}")
     if config.size_hw is not None and min(config.size_hw) < 32:
-        raise OptionsError(f"--size must be at least 32x32, got {config.size_hw[0]}x{config.size_hw[1]}")
+        raise OptionsError(f"`size_hw` must be at least 32x32, got {config.size_hw[0]}x{config.size_hw[1]}")
 
 
 def _models(config: BenchConfig) -> Iterator[tuple[ModelBackend, str]]:
@@ -140,7 +140,7 @@ def _bench_model(model: ModelBackend, weights: str, config: BenchConfig) -> dict
     size = config.size_hw or dataset_size(arch)
     scales = config.all_scales()
     if not model.has_lr and scales != [1.0]:
-        raise OptionsError(f"{weights}: the model has no LR branch (HR only): bench it with --scale 1.0")
+        raise OptionsError(f"{weights}: the model has no LR branch (HR only): bench it with scale s 1.0")
     L = config.keyframe_interval
     costs = {s: scale_costs(arch, size, s, L, num_classes=model.num_classes) for s in scales}
     latency: StageLatency | None = None

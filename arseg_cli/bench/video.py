@@ -87,6 +87,6 @@ def measure_video(
                     per_frame["write"].append(write_s)
                 before = dataclasses.replace(times)
     if seen <= warmup:
-        raise InputError(f"{video}: {seen} frames decoded, more than --warmup ({warmup}) are needed to time the video stages")
+        raise InputError(f"{video}: {seen} frames decoded, more than `warmup` ({warmup}) are needed to time the video stages")
     stages = {name: LatencyStats(tuple(runs), warmup) for name, runs in per_frame.items() if runs}
     return VideoLatency(str(video), size, seen - warmup, warmup, s, keyframe_interval, stages)

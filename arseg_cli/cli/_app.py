@@ -16,6 +16,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from arseg_cli import __version__
+from arseg_cli.cli._flags import in_flag_words
 from arseg_cli.errors import ArsegError
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ class _ArsegGroup(TyperGroup):
         except _CLI_FLOW:
             raise
         except ArsegError as error:
-            _report(ctx, error, str(error))
+            command = self.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+            _report(ctx, error, in_flag_words(str(error), command))
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(_interrupted()) from None
@@ -84,6 +86,9 @@ class _ArsegGroup(TyperGroup):
             _report(ctx, error, f"internal error: {type(error).__name__}: {error} (run with --debug for details)")
             raise typer.Exit(EXIT_ERROR) from None
 
+
+#: The group class of arseg's command groups (the app and its sub-apps): errors of their commands in its words.
+ArsegGroup = _ArsegGroup
 
 _terminated = threading.Event()
 

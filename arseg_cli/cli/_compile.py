@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
-    import torch
-
     from arseg_cli.model.arseg import ARSeg
-
-logger = logging.getLogger("arseg_cli.cli")
 
 HELP = (
     "CPU: run CReFF's attention through torch.compile, ~1.4x faster CReFF after a one-off compile "
@@ -24,15 +19,9 @@ def compile_option() -> Any:
     return typer.Option(False, "--compile", help=HELP)
 
 
-def compile_on(enabled: bool, device: torch.device) -> bool:
-    """Whether `--compile` applies on `device` (the CPU only; elsewhere a warning says it has no effect)."""
-    if enabled and device.type != "cpu":
-        logger.warning("--compile speeds up CReFF on the CPU only; on %s it has no effect", device.type)
-        return False
-    return enabled
-
-
 def apply_compile_option(enabled: bool, model: ARSeg) -> None:
     """Have `model` run CReFF's attention compiled when `--compile` was given and it runs on the CPU."""
+    from arseg_cli.options import compile_on
+
     if compile_on(enabled, model.device):
         model.use_compiled_attention(True)

@@ -1,5 +1,5 @@
-"""`arseg segment --ray ADDRESS` / `--shard K/N`: parse into arseg_cli.scaleout and show one Rich bar
-over all videos (videos done, frames, fps, failures), one line per outcome, a closing summary."""
+"""`arseg segment --ray ADDRESS` / `--shard K/N`: run the request through arseg_cli.scaleout and show one
+Rich bar over all videos (videos done, frames, fps, failures), one line per outcome, a closing summary."""
 
 from __future__ import annotations
 
@@ -14,31 +14,31 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from arseg_cli.cli._app import EXIT_ERROR, console, print_error, stderr_bar
-from arseg_cli.cli._compile import compile_on
-from arseg_cli.errors import OptionsError
-from arseg_cli.palettes import load_palette
-from arseg_cli.pipeline import Settings
-from arseg_cli.scaleout import JobOptions, RunProgress, RunReport, Shard, VideoResult, WorkerSpec, segment_many
+from arseg_cli.cli._app import console, print_error, stderr_bar
+from arseg_cli.cli._flags import in_flag_words
+from arseg_cli.request import SegmentRequest
+from arseg_cli.scaleout import RunProgress, RunReport, VideoResult
 from arseg_cli.scaleout.progress import OnEvent
-from arseg_cli.options import pick_device
 
 
-def run_scaleout(inputs: list[str], output: str, *, as_json: bool, quiet: bool, **kwargs: Any) -> None:
-    """Run segment_many with the parsed options; exit 1 when any video failed."""
+def run_scaleout(request: SegmentRequest, *, as_json: bool, quiet: bool, command: Any = None) -> None:
+    """Run the scale-out request; exit 1 when any video failed."""
+    from arseg_cli.segment_run import run
+
     # Ray's driver prints its workers' system errors to stdout, which carries --json: send them to stderr.
-    with _videos_bar(quiet) as on_event, contextlib.redirect_stdout(sys.stderr):
-        report = segment_many(inputs, output, on_event=on_event, **kwargs)
+    with _videos_bar(quiet, command) as on_event, contextlib.redirect_stdout(sys.stderr):
+        report = run(request, on_event=on_event)
+    assert report.scaleout is not None
     if as_json:
-        typer.echo(json.dumps([_json(result, report) for result in report.results]))
+        typer.echo(json.dumps([_json(result, report.scaleout) for result in report.results]))
     if not quiet:
-        console.print(_closing_line(report), highlight=False, soft_wrap=True)
-    if not report.ok:
-        raise typer.Exit(EXIT_ERROR)
+        console.print(_closing_line(report.scaleout), highlight=False, soft_wrap=True)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 @contextmanager
-def _videos_bar(quiet: bool) -> Iterator[OnEvent]:
+def _videos_bar(quiet: bool, command: Any) -> Iterator[OnEvent]:
     """The bar on stderr (a terminal only); outcome lines above it (unless quiet; errors always)."""
     with stderr_bar(
         TextColumn("videos"),
@@ -57,14 +57,14 @@ def _videos_bar(quiet: bool) -> Iterator[OnEvent]:
             bar.update(task, completed=progress.finished, total=progress.total, frames=progress.frames, fps=fps,
                        failed=progress.failed)  # fmt: skip
             if result is not None:
-                _outcome_line(result, quiet)
+                _outcome_line(result, quiet, command)
 
         yield on_event
 
 
-def _outcome_line(result: VideoResult, quiet: bool) -> None:
+def _outcome_line(result: VideoResult, quiet: bool, command: Any) -> None:
     if result.outcome == "failed":
-        print_error(result.error or result.source)
+        print_error(in_flag_words(result.error or result.source, command))
     elif result.outcome == "worker-lost":
         console.print(f"[yellow]warning:[/yellow] {escape(result.source)}: {escape(result.error or '')}; retrying",
                       highlight=False, soft_wrap=True)  # fmt: skip
@@ -90,46 +90,3 @@ def _closing_line(report: RunReport) -> str:
     rate = f", {progress.done / minutes:.1f} videos/min" if minutes > 0 and progress.done else ""
     return (f"{progress.total} videos: {progress.done} done, {progress.skipped} skipped, {progress.failed} failed, "
             f"{progress.retried} retried, in {progress.elapsed_s:.1f} s{rate}; records: {report.records}")  # fmt: skip
-
-
-def scaleout_command(
-    inputs: list[str],
-    output: str | None,
-    *,
-    ray: str | None,
-    shard: str | None,
-    workers: int | None,
-    cpus: float,
-    gpus: float,
-    weights: list[str],
-    arch: str | None,
-    device: str,
-    backend: str,
-    compile_attention: bool,
-    palette: str | None,
-    settings: Settings,
-    force: bool,
-    resume: bool,
-    as_json: bool,
-    quiet: bool,
-    **job: Any,
-) -> None:
-    """`arseg segment ... --ray ADDRESS | --shard K/N`: check what only a local run can do, then run."""
-    if output is None or output == "-":
-        raise OptionsError("--ray and --shard write each input's outputs under -o DIR (DIR/<stem>/): give -o DIR")
-    if backend != "torch":
-        raise OptionsError("--ray and --shard run the torch backend; --backend onnxruntime runs in one process")
-    if compile_attention and ray is not None:
-        raise OptionsError("--compile is for one process; Ray workers run the uncompiled attention")
-    if gpus > 0 and ray is None:
-        raise OptionsError("--ray-gpus-per-worker is for --ray")
-    chosen = Shard.parse(shard) if shard is not None else None
-    spec = WorkerSpec(workers=workers, cpus=cpus, gpus=gpus, device=device)
-    if ray is None:
-        if settings.half and pick_device(device).type != "cuda":
-            raise OptionsError("--half needs CUDA (--device cuda, or auto on a machine with a GPU)")
-    options = JobOptions(settings=settings, palette=load_palette(palette) if palette else None, force=force,
-                         compile_attention=ray is None and compile_on(compile_attention, pick_device(device)), **{
-        name: job.pop(name) for name in ("opacity", "start", "end", "max_pixels")})  # fmt: skip
-    run_scaleout(inputs, output, as_json=as_json, quiet=quiet, ray_address=ray, shard=chosen, workers=spec,
-                 weights=weights, arch=arch, options=options, resume=resume, **job)  # fmt: skip

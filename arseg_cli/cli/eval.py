@@ -9,6 +9,7 @@ from typing import Literal
 import typer
 from rich.console import Console
 
+from arseg_cli.choices import DEFAULT_POLICY, Device, KeyframePolicy
 from arseg_cli.cli._app import console, frame_progress
 from arseg_cli.cli._compile import apply_compile_option, compile_option
 from arseg_cli.cli._eval_tables import print_tables
@@ -30,12 +31,12 @@ def eval_command(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N eligible frames."),
     batch: int = typer.Option(4, "--batch", min=1, help="Frames of one distance run through the networks together."),
     workers: int = typer.Option(1, "--workers", min=0, help="Threads encoding the next pairs while the networks run (0: inline)."),
-    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA when available."),
     compile_attention: bool = compile_option(),
     classes: int | None = typer.Option(None, "--classes", min=1, help="Classes in mIoU: all (CamVid 12 with Void, official) or 11 (no Void)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (encoded pairs kept for later runs)."),
     source: Literal["pairs", "stream"] = typer.Option("pairs", "--source", help="pairs: the official per-d pairs; stream: the segment pipeline on each clip's own video (docs/EVAL.md)."),
-    policy: Literal["fixed", "iframe", "adaptive"] = typer.Option("adaptive", "--keyframe-policy", help="Keyframe policy of --source stream (as arseg segment)."),
+    policy: KeyframePolicy = typer.Option(DEFAULT_POLICY, "--keyframe-policy", help="Keyframe policy of --source stream (as arseg segment)."),
 ) -> None:
     """Evaluate weights on a data set split with the official AR-Seg protocol: for each keyframe distance
     d = 0..L-1 every eligible labelled frame is encoded d frames after a keyframe and decoded; modes hr
@@ -73,7 +74,7 @@ def eval_command(
         settings = Settings(scale=scale, keyframe_interval=keyframe_interval, policy=policy)
         with frame_progress("eval (stream)") as on_frame:
             result = evaluate_stream(model, dataset, settings, rule=rule, on_frame=on_frame)
-        output = report.to_json(result, data=str(data), weights=str(path)) | {"source": source, "policy": policy}
+        output = report.to_json(result, data=str(data), weights=str(path)) | {"source": source, "policy": policy.value}
         if as_json:
             typer.echo(json.dumps(output))
         else:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from arseg_cli.choices import MotionMethod
 from arseg_cli.cli._app import console, frame_progress
 
 if TYPE_CHECKING:
@@ -19,16 +20,10 @@ class FlowFormatChoice(str, Enum):
     npy = "npy"
 
 
-class MotionChoice(str, Enum):
-    auto = "auto"
-    bitstream = "bitstream"
-    reencode = "reencode"
-
-
 def motion_command(
     input: str = typer.Argument(..., help="Video file, or '-' for standard input (MPEG-TS, Matroska, raw H.264)."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for the flow files (new or empty)."),
-    to_key: int | None = typer.Option(
+    keyframe_interval: int | None = typer.Option(
         None,
         "--to-key",
         min=1,
@@ -40,8 +35,8 @@ def motion_command(
         FlowFormatChoice.flo, "--format", help="Middlebury .flo (interleaved u, v float32) or NumPy .npy (2 x H x W)."
     ),
     png: bool = typer.Option(False, "--png", help="Also write a colour-wheel picture of each flow."),
-    motion: MotionChoice = typer.Option(
-        MotionChoice.auto,
+    motion: MotionMethod = typer.Option(
+        MotionMethod.AUTO,
         "--motion",
         help="Motion vectors from the bitstream, from a libx264 re-encode, or auto "
         "(the bitstream when its vectors chain exactly, else the re-encode).",
@@ -55,7 +50,7 @@ def motion_command(
     """
     from arseg_cli.video.flowio import MotionExport, export_motion
 
-    settings = MotionExport(keyframe_interval=to_key, fmt=fmt.value, png=png, motion=motion.value)
+    settings = MotionExport(keyframe_interval=keyframe_interval, fmt=fmt.value, png=png, motion=motion.value)
     with frame_progress("motion") as on_frame:
         result = export_motion(input, output, settings, force=force, on_frame=on_frame)
     console.print(_summary(result, settings), highlight=False, soft_wrap=True)

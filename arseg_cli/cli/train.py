@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from arseg_cli.choices import Device
 from arseg_cli.cli._arch import arch_option
 from arseg_cli.cli._app import console
 from arseg_cli.options import parse_size
@@ -64,7 +65,7 @@ def train_command(
     no_feature_cache: bool = typer.Option(False, "--no-feature-cache", help="Phase ar: compute the HR features every step."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=0, help="Save the resumable state every N steps (0: at the end)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT.ckpt."),
-    device: Literal["auto", "cpu", "cuda"] = typer.Option("auto", "--device", help="auto: CUDA when available."),
+    device: Device = typer.Option(Device.AUTO, "--device", help="auto: CUDA when available."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA only; ignored on CPU)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the initial weights, data order and augmentation."),
     workers: int = typer.Option(0, "--workers", min=0, help="Data loader processes."),
@@ -93,7 +94,7 @@ def train_command(
     recipe = recipe_for(arch)
     paths = RunPaths.beside(output, cache=False if no_cache else (cache or True))
     paths.check_start(resume=resume, force=force)
-    processes = distributed.start(device)
+    processes = distributed.start(device.value)
     try:
         if feature_cache is not None and processes.distributed:
             raise OptionsError("--feature-cache serves one process: not under torchrun")

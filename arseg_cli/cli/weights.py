@@ -12,10 +12,12 @@ from typing import Any
 
 import typer
 
+from arseg_cli.cli._app import ArsegGroup
 from arseg_cli.cli._arch import arch_option
 from arseg_cli.errors import OptionsError
 
 app = typer.Typer(
+    cls=ArsegGroup,
     name="weights",
     help="Convert official AR-Seg checkpoints into arseg's format and inspect weights files.",
     no_args_is_help=True,

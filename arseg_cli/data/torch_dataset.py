@@ -23,7 +23,8 @@ from torch.utils.data import Dataset as TorchDataset
 from arseg_cli.data.augment import augment_pair
 from arseg_cli.data.pairs import DEFAULT_CRF, DEFAULT_PRESET, Pair, PairCache, PairFrames, make_pair
 from arseg_cli.data.records import Dataset
-from arseg_cli.errors import InputError
+from arseg_cli.errors import InputError, OutOfRangeError
+from arseg_cli.scale_interval import check_keyframe_interval
 
 DistancePolicy = Literal["official", "uniform"]
 
@@ -59,8 +60,8 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
     ) -> None:
         if policy not in ("official", "uniform"):
             raise InputError(f"unknown distance policy {policy!r}: use official or uniform")
-        if keyframe_interval < 2:
-            raise InputError(f"pairs need a keyframe interval L >= 2, got {keyframe_interval}")
+        if check_keyframe_interval(keyframe_interval) < 2:
+            raise OutOfRangeError(f"pairs need a keyframe interval L >= 2 (a keyframe and a frame after it), got {keyframe_interval}")
         if variants < 0:
             raise InputError(f"augmentation variants must be >= 0, got {variants}")
         self.dataset = dataset

@@ -39,6 +39,7 @@ from arseg_cli.evaluate.metrics import ConfusionMatrix
 from arseg_cli.frame_step import FrameStep
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.resize import scores_to_labels
+from arseg_cli.scale_interval import check_keyframe_interval, check_scale
 
 MODES = ("hr", "lr", "ar")
 #: The separately trained LR network's row (`lr_model`), beside the three modes of the weights.
@@ -76,7 +77,7 @@ def class_rule(classes: Sequence[str], count: int | None = None) -> ClassRule:
         counted = tuple(i for i in range(total) if i != void)
         return ClassRule(f"no-void-{count}", f"mean over {count} classes; Void pixels ignored, Void left out",
                          counted, void)  # fmt: skip
-    raise OptionsError(f"--classes {count}: the model has {total} classes"
+    raise OptionsError(f"`classes` {count}: the model has {total} classes"
                        + (f"; use {total} or {total - 1} (without Void)" if void is not None else f"; use {total}"))  # fmt: skip
 
 
@@ -133,17 +134,17 @@ def check_modes(model: ARSeg, modes: Sequence[str]) -> None:
         if mode not in MODES:
             raise OptionsError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
     if model.hr is None and any(m in modes for m in ("hr", "ar")):
-        raise OptionsError("the weights hold no HR network: only --modes lr can be evaluated")
+        raise OptionsError("the weights hold no HR network: only `modes` lr can be evaluated")
     if "ar" in modes and not model.has_creff:
-        raise OptionsError("the weights hold no AR branch (LR network with CReFF): drop 'ar' from --modes")
+        raise OptionsError("the weights hold no AR branch (LR network with CReFF): drop 'ar' from `modes`")
 
 
 def check_lr_model(lr_model: ARSeg, model: ARSeg) -> None:
     """OptionsError unless `lr_model` is a plain LR network (phase lr's output) for `model`'s classes."""
     if lr_model.lr is None or lr_model.has_creff or lr_model.hr is not None:
-        raise OptionsError("--lr-weights must hold a plain LR network (arseg train --phase lr), not HR or AR weights")
+        raise OptionsError("`lr_model` must hold a plain LR network (`arseg train --phase lr`), not HR or AR weights")
     if tuple(lr_model.meta.classes) != tuple(model.meta.classes):
-        raise OptionsError(f"--lr-weights has {lr_model.num_classes} classes, the weights have {model.num_classes}")
+        raise OptionsError(f"`lr_model` has {lr_model.num_classes} classes, the weights have {model.num_classes}")
 
 
 def available_modes(model: ARSeg) -> tuple[str, ...]:
@@ -170,7 +171,7 @@ def eligible_frames(dataset: Dataset, keyframe_interval: int, limit: int | None 
     frames = [f for f in dataset.frames if f.index >= keyframe_interval - 1]
     if not frames:
         raise InputError(f"{dataset.name} ({dataset.split}): no labelled frame has {keyframe_interval - 1} frames before it "
-                         f"(needed for keyframe distances up to L-1 = {keyframe_interval - 1}); lower -L")  # fmt: skip
+                         f"(needed for keyframe distances up to L-1 = {keyframe_interval - 1}); lower the keyframe interval L")  # fmt: skip
     return frames[:limit] if limit is not None else frames
 
 
@@ -198,11 +199,9 @@ def evaluate(
     network (phase lr), evaluated on the same frames as mode LR_TRAINED at its own scale.
     """
     if batch < 1 or workers < 0:
-        raise OptionsError(f"--batch must be >= 1 and --workers >= 0, got {batch} and {workers}")
-    if keyframe_interval < 1:
-        raise OptionsError(f"-L must be >= 1, got {keyframe_interval}")
-    if not 0.0 < scale <= 1.0:
-        raise OptionsError(f"--scale must be in (0, 1], got {scale}")
+        raise OptionsError(f"`batch` must be >= 1 and `workers` >= 0, got {batch} and {workers}")
+    check_keyframe_interval(keyframe_interval)
+    check_scale(scale)
     check_modes(model, modes)
     check_classes(model, dataset)
     if lr_model is not None:

@@ -30,6 +30,7 @@ from arseg_cli.model._segnet import SegNet
 from arseg_cli.model.creff import CReFF
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.model.resize import downscale
+from arseg_cli.scale_interval import check_scale
 
 
 class ARSeg(nn.Module):
@@ -49,8 +50,8 @@ class ARSeg(nn.Module):
         super().__init__()
         if not has_hr and meta.scale is None:
             raise OptionsError("a model needs an HR branch, an LR branch (scale set), or both")
-        if meta.scale is not None and not 0.0 < meta.scale <= 1.0:
-            raise OptionsError(f"LR scale must be in (0, 1], got {meta.scale}")
+        if meta.scale is not None:
+            check_scale(meta.scale)
         self.meta = meta
         self.hr = build(meta.arch, num_classes=meta.num_classes) if has_hr else None
         self.lr = None

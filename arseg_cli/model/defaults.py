@@ -47,5 +47,5 @@ def _in_directory(directory: Path) -> Path | None:
     candidates = sorted(p for p in directory.glob("*.safetensors") if p.is_file())
     if len(candidates) > 1:
         names = ", ".join(p.name for p in candidates)
-        raise WeightsError(f"{directory} holds several weights files ({names}) and no {DEFAULT_NAME}: pick one with --weights")
+        raise WeightsError(f"{directory} holds several weights files ({names}) and no {DEFAULT_NAME}: pick one with `weights`")
     return candidates[0] if candidates else None

@@ -53,6 +53,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from arseg_cli.model._registry import arch_config, build
 from arseg_cli.model._segnet import SegNet
 from arseg_cli.model.resize import lr_size
+from arseg_cli.scale_interval import check_keyframe_interval
 
 #: The counter entries that are convolutions and linear layers.
 _COUNTED_OPS = frozenset({"aten::convolution", "aten::mm", "aten::addmm"})
@@ -225,8 +226,7 @@ def creff_attention_macs(
 
 def ar_average_macs(keyframe_macs: float, nonkeyframe_macs: float, keyframe_interval: int) -> float:
     """Mean MACs per frame of AR-Seg with keyframe interval L: (HR + (L - 1) x non-keyframe) / L."""
-    if keyframe_interval < 1:
-        raise ValueError(f"keyframe interval must be >= 1, got {keyframe_interval}")
+    check_keyframe_interval(keyframe_interval)
     return (keyframe_macs + (keyframe_interval - 1) * nonkeyframe_macs) / keyframe_interval
 
 

@@ -27,6 +27,7 @@ from arseg_cli.model._segnet import SegNet
 from arseg_cli.model.architecture import OfficialCheckpoint
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
+from arseg_cli.scale_interval import scale_problem
 
 PREFIX = "module."
 FUSION_PREFIX = "fuse_attention."
@@ -99,7 +100,7 @@ def scale_from_name(path: str | Path) -> float | None:
         scale = float(fields[2])
     except (IndexError, ValueError):
         return None
-    return scale if 0.0 < scale <= 1.0 else None
+    return None if scale_problem(scale) else scale
 
 
 def load_official(

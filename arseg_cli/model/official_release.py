@@ -71,7 +71,7 @@ def find_official_files(
     if any((release / folder).is_dir() for folder in ("HR", "AR", "LR")):
         arch_dir = release
     elif arch is None:
-        raise OptionsError(f"{release} holds several architectures' folders: choose one with --arch")
+        raise OptionsError(f"{release} holds several architectures' folders: choose one with `arch`")
     else:
         arch_dir = release / arch
     for folder in _FOLDERS[kind]:
@@ -98,7 +98,7 @@ def _file_at_scale(folder: Path, scale: float | None) -> Path:
     scales = ", ".join(f"{s:g}" for s in sorted(by_scale)) or "none"
     if scale is None:
         if len(by_scale) != 1:
-            raise WeightsError(f"{folder} holds files for scales {scales}: choose one with --scale")
+            raise WeightsError(f"{folder} holds files for scales {scales}: choose one with scale s")
         scale = next(iter(by_scale))
     chosen = by_scale.get(scale, [])
     if not chosen:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from arseg_cli.scale_interval import check_scale
+
 
 def resize_bilinear(x: Tensor, size: tuple[int, int], *, align_corners: bool) -> Tensor:
     """Bilinear resize of (N, C, h, w) to `size`; returns x itself when the size already matches."""
@@ -15,8 +17,7 @@ def resize_bilinear(x: Tensor, size: tuple[int, int], *, align_corners: bool) ->
 
 def lr_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """The LR input size for scale s, as the official evaluation makes it: (int(H*s), int(W*s))."""
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"LR scale must be in (0, 1], got {scale}")
+    check_scale(scale)
     return int(height * scale), int(width * scale)
 
 

@@ -35,6 +35,7 @@ from arseg_cli.model._registry import list_archs
 from arseg_cli.model._safetensors_header import read_header
 from arseg_cli.model.arseg import ARSeg, build_arseg
 from arseg_cli.model.meta import ModelMeta, WarpConvention
+from arseg_cli.scale_interval import keyframe_interval_problem, scale_problem
 from arseg_cli.atomic_files import atomic_path, os_errors_as_output_errors
 
 FORMAT_NAME = "arseg-weights"
@@ -230,10 +231,9 @@ def _check_meta(path: Path, meta: ModelMeta) -> None:
         problems.append(f"warp {meta.warp!r} is neither 'official' nor 'exact'")
     if meta.lr_backbone not in ("own", "shared"):
         problems.append(f"lr_backbone {meta.lr_backbone!r} is neither 'own' nor 'shared'")
-    if meta.scale is not None and not 0.0 < meta.scale <= 1.0:
-        problems.append(f"LR scale {meta.scale} is not in (0, 1]")
-    if meta.keyframe_interval < 1:
-        problems.append(f"keyframe interval {meta.keyframe_interval} is below 1")
+    for problem in (None if meta.scale is None else scale_problem(meta.scale), keyframe_interval_problem(meta.keyframe_interval)):
+        if problem:
+            problems.append(problem)
     if not meta.classes or len(meta.palette) != len(meta.classes):
         problems.append(f"{len(meta.classes)} classes but {len(meta.palette)} palette colours")
     if problems:

@@ -31,7 +31,7 @@ def load_model(
         if found is None:
             raise WeightsError(
                 "no weights given and none installed: run `make weights` (or set ARSEG_WEIGHTS), "
-                "or pass --weights FILE.safetensors, official hr=FILE ar=FILE, or the official release directory"
+                "or give `weights`: an arseg .safetensors file, official hr=FILE ar=FILE, or the official release directory"
             )
         return load_weights(found, device=device), str(found)
     if len(specs) == 1 and "=" not in specs[0]:
@@ -50,11 +50,11 @@ def load_model(
             role = "hr" if guessed is None or guessed >= 1.0 else "ar"
         role = role.lower()
         if role not in ("hr", "ar", "lr"):
-            raise OptionsError(f"--weights {spec}: the role must be hr, ar or lr (e.g. hr=HR.pth ar=AR.pth)")
+            raise OptionsError(f"`weights` {spec}: the role must be hr, ar or lr (e.g. hr=HR.pth ar=AR.pth)")
         if role in roles:
-            raise OptionsError(f"--weights: two {role.upper()} files ({roles[role]}, {name})")
+            raise OptionsError(f"`weights`: two {role.upper()} files ({roles[role]}, {name})")
         if not Path(name).is_file():
-            raise WeightsError(f"--weights {spec}: no such file")
+            raise WeightsError(f"`weights` {spec}: no such file")
         roles[role] = name
     model = load_official(**roles, arch=arch, scale=scale)  # type: ignore[arg-type]
     return model.to(device).eval(), " + ".join(f"{r}={p}" for r, p in roles.items())

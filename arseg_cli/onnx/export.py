@@ -63,7 +63,7 @@ def export_onnx(model: ARSeg, directory: str | Path, *, opset: int = DEFAULT_OPS
     targets = {name: directory / FILE_NAMES[name] for name in names}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not force:
-        raise OutputExistsError(f"{', '.join(existing)} already exists (use --force to replace)")
+        raise OutputExistsError(f"{', '.join(existing)} already exists (use `force` to replace)")
     model = graphs.exportable(model.to(device="cpu", dtype=torch.float32))
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -110,9 +110,13 @@ def run_job(job: VideoJob, model: Any, options: JobOptions, palette: Palette, on
 
 
 def _failed(job: VideoJob, started: float, cpu: float, message: str) -> VideoResult:
-    message = message if job.source in message else f"{job.source}: {message}"
     return VideoResult(job.source, "failed", job.attempt, time.perf_counter() - started, time.process_time() - cpu,
-                       error=message, worker=worker_identity())  # fmt: skip
+                       error=failure_message(job.source, message), worker=worker_identity())  # fmt: skip
+
+
+def failure_message(source: str, message: str) -> str:
+    """One line naming the input that failed: `message`, prefixed with `source` unless it names it."""
+    return message if source in message else f"{source}: {message}"
 
 
 def worker_identity() -> dict[str, Any]:
@@ -135,4 +139,5 @@ def model_palette(model: Any, options: JobOptions) -> Palette:
     return options.palette or Palette(model.arch, model.meta.classes, model.meta.palette)
 
 
-__all__ = ["JobOptions", "Outcome", "VideoJob", "VideoResult", "model_fingerprint", "model_palette", "run_job"]
+__all__ = ["JobOptions", "Outcome", "VideoJob", "VideoResult", "failure_message", "model_fingerprint", "model_palette",
+           "run_job"]  # fmt: skip

@@ -35,7 +35,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise RayExtraMissingError("--ray needs the [ray] extra (ray is not installed): pip install 'arseg[ray]'") from None
+        raise RayExtraMissingError("`ray` needs the [ray] extra (ray is not installed): pip install 'arseg[ray]'") from None
     return ray
 
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from arseg_cli.errors import ArsegError, OptionsError
-from arseg_cli.atomic_files import is_stdout
+from arseg_cli.errors import ArsegError
 from arseg_cli.scaleout.jobs import JobOptions, VideoJob, VideoResult, model_fingerprint, model_palette, run_job, worker_identity
 from arseg_cli.scaleout.progress import InFlight, OnEvent, RunProgress
 from arseg_cli.scaleout.ray_pool import WorkerSpec, import_ray, run_on_ray
 from arseg_cli.scaleout.records import RunRecorder, completed_inputs, read_records
 from arseg_cli.scaleout.shards import Shard
 from arseg_cli.output_plan import plan_runs
+from arseg_cli.request import check_scaleout_paths
 
 
 @dataclass
@@ -70,8 +70,7 @@ def segment_many(
     its result and the others go on; a lost Ray worker's video is retried (`max_attempts` in all).
     """
     output, inputs = str(output), [str(item) for item in inputs]
-    if is_stdout(output) or "-" in inputs:
-        raise OptionsError("scale-out runs read input files and write -o DIR: not standard input or output")
+    check_scaleout_paths(inputs, output)
     chosen = Shard.parse(shard) if isinstance(shard, str) else shard
     runs = plan_runs(list(inputs), output, video=video, overlay=overlay, lossless=lossless,
                      force=options.force or resume, subdirs=True, keep=chosen.holds if chosen else None)  # fmt: skip
@@ -82,8 +81,7 @@ def segment_many(
     else:
         weights_name = getattr(model, "arch", "model")
     palette = model_palette(model, options)
-    if palette.num_classes != model.num_classes:
-        raise OptionsError(f"the palette {palette.name!r} has {palette.num_classes} classes but the weights have {model.num_classes}")
+    palette.check_fits(model.num_classes)
     jobs = [VideoJob(run.source, run.label, str(Path(run.targets.png_dir or output).parent), run.targets) for run in runs]
     progress = RunProgress(total=len(jobs))
     if not jobs:
@@ -178,7 +176,7 @@ def ray_connection(address: str) -> Iterator[None]:
             ray.init(address=address, **quiet)
     except Exception as error:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
         lines = [line for line in str(error).splitlines() if line.strip()]
-        raise ArsegError(f"--ray {address}: cannot use the Ray cluster: {lines[0] if lines else type(error).__name__}") from None
+        raise ArsegError(f"`ray` {address}: cannot use the Ray cluster: {lines[0] if lines else type(error).__name__}") from None
     finally:
         for sig, handler in handlers.items():
             if handler is not None:
@@ -197,7 +195,7 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as error:
-        raise ArsegError(f"--ray {address}: no Ray cluster answers there ({error.strerror or error})") from None
+        raise ArsegError(f"`ray` {address}: no Ray cluster answers there ({error.strerror or error})") from None
 
 
 def _main_thread() -> bool:

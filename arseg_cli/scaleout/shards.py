@@ -29,10 +29,10 @@ class Shard:
         """'K/N' with 1 <= K <= N; OptionsError otherwise."""
         parts = text.split("/")
         if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
-            raise OptionsError(f"--shard {text!r}: give K/N, the K-th of N shards (1 <= K <= N), e.g. 2/8")
+            raise OptionsError(f"`shard` {text!r}: give K/N, the K-th of N shards (1 <= K <= N), e.g. 2/8")
         index, count = int(parts[0]), int(parts[1])
         if not 1 <= index <= count:
-            raise OptionsError(f"--shard {text!r}: K must be between 1 and N")
+            raise OptionsError(f"`shard` {text!r}: K must be between 1 and N")
         return cls(index, count)
 
     def holds(self, source: str) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 from arseg_cli.synth.flow import GroundTruthFlow, backward_flow
 from arseg_cli.synth.render import RenderedFrame, Renderer
 from arseg_cli.synth.world import World, build_world
+from arseg_cli.scale_interval import check_keyframe_interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +74,8 @@ class SynthClip:
     def frames(self, keyint: int | None = None) -> Iterator[SynthFrame]:
         """Every frame in order, with its flow to the previous frame, or with `keyint` to its
         keyframe: the last frame whose index is a multiple of `keyint` (AR-Seg's L)."""
-        if keyint is not None and keyint < 1:
-            raise ValueError(f"keyint must be >= 1, got {keyint}")
+        if keyint is not None:
+            check_keyframe_interval(keyint)
         reference: RenderedFrame | None = None
         for t in range(self.num_frames):
             frame = self.render(t)

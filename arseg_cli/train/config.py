@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from arseg_cli.errors import OptionsError
+from arseg_cli.scale_interval import keyframe_interval_problem, scale_problem
 from arseg_cli.model import arch_config
 from arseg_cli.model.architecture import OptimizerName, PixelLoss, Recipe
 from arseg_cli.train.losses import PIXEL_LOSSES
@@ -98,8 +99,9 @@ class TrainConfig:
             problems.append(f"batch must be >= 2 items per process (BatchNorm needs them), got {self.batch}")
         if not self.lr > 0:
             problems.append(f"learning rate must be > 0, got {self.lr}")
-        if not 0.0 < self.scale <= 1.0:
-            problems.append(f"scale must be in (0, 1], got {self.scale}")
+        for issue in (scale_problem(self.scale), keyframe_interval_problem(self.keyframe_interval)):
+            if issue:
+                problems.append(issue)
         if self.fst_weight < 0:
             problems.append(f"FST weight must be >= 0, got {self.fst_weight}")
         if not 0 <= self.plain_steps <= self.steps:
@@ -119,7 +121,7 @@ class TrainConfig:
         if self.augment_variants < 0:
             problems.append(f"augmentation variants must be >= 0, got {self.augment_variants}")
         if self.phase != "ar" and self.lr_backbone != "own":
-            problems.append("--lr-backbone is for phase ar (only it shares the HR backbone)")
+            problems.append("`lr_backbone` shared is for phase ar (only it shares the HR backbone)")
         if self.checkpoint_every < 0 or self.workers < 0:
             problems.append("checkpoint interval and workers must be >= 0")
         if self.crop_hw is not None and min(self.crop_hw) < 8:

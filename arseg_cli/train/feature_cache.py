@@ -97,7 +97,7 @@ class FeatureCache:
                 differing = sorted(k for k in set(made_from) | set(self.identity) if made_from.get(k) != self.identity.get(k))
                 raise InputError(
                     f"feature cache {self.directory} was made from other weights or data ({', '.join(differing[:4])} differ): "
-                    "delete it or choose another --feature-cache"
+                    "delete it or choose another `feature_cache`"
                 )
             if stored.get("shape"):
                 self._check_files(tuple(stored["shape"]))
@@ -132,8 +132,8 @@ class FeatureCache:
         if needed > free:
             raise InputError(
                 f"the feature cache needs {needed / 1e9:.1f} GB for {self.slots} item forms of shape {shape}, "
-                f"{self.directory} has {free / 1e9:.1f} GB free: use --no-feature-cache, a smaller --crop, fewer "
-                "--augment-variants or another --feature-cache"
+                f"{self.directory} has {free / 1e9:.1f} GB free: use `no_feature_cache`, a smaller `crop`, fewer "
+                "`augment_variants` or another `feature_cache`"
             )
         for name, size in sizes.items():
             with open(self.directory / name, "wb") as file:
@@ -168,7 +168,7 @@ class FeatureCache:
         elif shape != self.shape:
             raise InputError(
                 f"feature cache {self.directory} holds features of shape {self.shape}, this item's is {shape}: "
-                "the cache needs items of one size (whole frames of one size, or --crop)"
+                "the cache needs items of one size (whole frames of one size, or `crop`)"
             )
         for name, values in zip(_FEATURES, (key, target)):
             self._arrays[name][slots] = values.detach().to(torch.float16).cpu().numpy()

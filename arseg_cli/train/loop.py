@@ -271,7 +271,7 @@ class Trainer:
         with torch.autocast(device.type, dtype=torch.float16, enabled=self.amp):
             losses = self.module(key, cur, flow, labels, self._use_creff(self.step), slots)
         if not bool(torch.isfinite(losses.total)):
-            raise InputError(f"the loss became {float(losses.total)} at step {self.step + 1}: lower --lr or check the data")
+            raise InputError(f"the loss became {float(losses.total)} at step {self.step + 1}: lower `lr` or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses.total).backward()
         self.scaler.step(self.optimizer)

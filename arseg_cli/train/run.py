@@ -42,12 +42,12 @@ class RunPaths:
     def check_start(self, *, resume: bool, force: bool) -> None:
         """Refuse to start over existing results unless `force` (a resume continues its checkpoint)."""
         if self.weights.exists() and not force:
-            raise OutputExistsError(f"{self.weights} exists: use --force to replace it")
+            raise OutputExistsError(f"{self.weights} exists: use `force` to replace it")
         if resume or force:
             return
         for path in (self.checkpoint, self.metrics):
             if path.exists():
-                raise OutputExistsError(f"{path} exists: use --resume to continue that run or --force to start over")
+                raise OutputExistsError(f"{path} exists: use `resume` to continue that run or `force` to start over")
 
 
 def open_pairs(
@@ -101,9 +101,9 @@ def hr_meta(arch: str, dataset: Dataset, keyframe_interval: int) -> ModelMeta:
 def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
     """Phase ar starts from trained HR weights; phases hr and lr from scratch."""
     if phase in ("hr", "lr") and hr_weights is not None:
-        raise OptionsError(f"--hr is for phase ar (phase {phase} trains its network from scratch)")
+        raise OptionsError(f"`hr` is for phase ar (phase {phase} trains its network from scratch)")
     if phase == "ar" and hr_weights is None:
-        raise OptionsError("phase ar needs the trained HR network: --hr HR.safetensors")
+        raise OptionsError("phase ar needs the trained HR network: give `hr` (its .safetensors file)")
 
 
 def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | None) -> ARSeg:

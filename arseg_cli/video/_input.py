@@ -219,13 +219,13 @@ def _check_size(info: StreamInfo, max_pixels: int | None) -> None:
         return
     if info.width * info.height > max_pixels:
         raise InputError(
-            f"{info.name}: frames of {info.width}x{info.height} pixels are over --max-pixels {max_pixels}; "
-            "raise --max-pixels to decode them"
+            f"{info.name}: frames of {info.width}x{info.height} pixels are over `max_pixels` {max_pixels}; "
+            "raise `max_pixels` to decode them"
         )
     if info.width == 0 or info.height == 0:  # the decoder refused the first frame: over FFmpeg's or our limit
         raise InputError(
             f"{info.name}: no frame size could be read (a corrupt or cut-short start?), or the frames are over "
-            f"--max-pixels {max_pixels} (a header declaring a huge frame is refused before decoding)"
+            f"`max_pixels` {max_pixels} (a header declaring a huge frame is refused before decoding)"
         )
 
 

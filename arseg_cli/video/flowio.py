@@ -24,6 +24,7 @@ from PIL import Image
 
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.atomic_files import atomic_path, os_errors_as_output_errors, prepare_output_dir
+from arseg_cli.scale_interval import check_keyframe_interval
 from arseg_cli.video.decode import PartialDecodeError, VideoReader
 from arseg_cli.video.motion import flows_to_key, flows_to_reference
 from arseg_cli.video.probe import MotionRequest, Source
@@ -223,8 +224,8 @@ class MotionExport:
     motion: MotionRequest = "auto"
 
     def __post_init__(self) -> None:
-        if self.keyframe_interval is not None and self.keyframe_interval < 1:
-            raise OptionsError(f"--to-key must be >= 1, got {self.keyframe_interval}")
+        if self.keyframe_interval is not None:
+            check_keyframe_interval(self.keyframe_interval)
         _check_format(self.fmt)
         if self.motion == "none":
             raise OptionsError("motion 'none' gives no flow; use auto, bitstream or reencode")

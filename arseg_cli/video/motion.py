@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from arseg_cli.scale_interval import check_keyframe_interval
 from arseg_cli.video.block_cells import CELL_PX, BlockCells, FillRule, cells_to_pixels, grid_shape, motion_cells
 from arseg_cli.video.records import DecodedFrame, FlowToKey
 
@@ -206,8 +207,8 @@ def flows_to_key(
     `keyframe_interval` frames after the last keyframe, so that no frame is ever L or more frames from
     its keyframe. `keyframe_interval=None`: keyframes only at the first frame and at I-frames.
     """
-    if keyframe_interval is not None and keyframe_interval < 1:
-        raise ValueError(f"keyframe_interval must be >= 1, got {keyframe_interval}")
+    if keyframe_interval is not None:
+        check_keyframe_interval(keyframe_interval)
     accumulator = FlowAccumulator()
     since_key: int | None = None  # frames since the last keyframe (0 at the keyframe)
     for frame in frames:

@@ -29,6 +29,7 @@ from arseg_cli.atomic_files import AtomicFile, is_stdout, os_errors_as_output_er
 from arseg_cli.video.decode import PartialDecodeError, VideoReader
 from arseg_cli.video.probe import Source, StreamInfo
 from arseg_cli.video.x264 import X264_PRESETS, H264Writer
+from arseg_cli.scale_interval import check_keyframe_interval
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +53,15 @@ class EncodeSettings:
     preset: str = "medium"
 
     def __post_init__(self) -> None:
-        if self.keyint < 1:
-            raise OptionsError(f"--keyint must be >= 1, got {self.keyint}")
+        check_keyframe_interval(self.keyint)
         if self.crf is not None and self.bitrate is not None:
-            raise OptionsError("give either --crf or --bitrate, not both")
+            raise OptionsError("give either `crf` or `bitrate`, not both")
         if self.crf is not None and not 0 <= self.crf <= 51:
-            raise OptionsError(f"--crf must be between 0 and 51, got {self.crf:g}")
+            raise OptionsError(f"`crf` must be between 0 and 51, got {self.crf:g}")
         if self.bitrate is not None and self.bitrate <= 0:
-            raise OptionsError(f"--bitrate must be positive, got {self.bitrate}")
+            raise OptionsError(f"`bitrate` must be positive, got {self.bitrate}")
         if self.preset not in X264_PRESETS:
-            raise OptionsError(f"unknown --preset {self.preset!r}: use one of {', '.join(X264_PRESETS)}")
+            raise OptionsError(f"unknown `preset` {self.preset!r}: use one of {', '.join(X264_PRESETS)}")
 
 
 @dataclass(frozen=True, slots=True)
