@@ -58,7 +58,10 @@ class Worker:
     """A Python script run as a worker: it prints 'ready', then one JSON verdict per line it reads."""
 
     def __init__(self, *args: str, script: str = __file__) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        # The worker imports the arseg of this tree (the script's folder is its sys.path[0], not the root).
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
         self.process = subprocess.Popen([sys.executable, script, *args], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, text=True)  # fmt: skip
         assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"

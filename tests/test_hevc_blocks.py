@@ -14,13 +14,15 @@ L0, L1, INTRA = parser.FLAG_L0, parser.FLAG_L1, parser.FLAG_INTRA
 
 
 def pu(x: int, y: int, w: int, h: int, flags: int, mv0: tuple[int, int] = (0, 0), ref0: int = 0,
-       mv1: tuple[int, int] = (0, 0), ref1: int = 0) -> tuple[object, ...]:  # fmt: skip
-    return (x, y, w, h, flags, 0, (mv0, mv1), (ref0, ref1))
+       mv1: tuple[int, int] = (0, 0), ref1: int = 0) -> dict[str, object]:  # fmt: skip
+    return {"x": x, "y": y, "w": w, "h": h, "flags": flags, "mv": (mv0, mv1), "ref_poc": (ref0, ref1)}
 
 
-def picture(poc: int, units: list[tuple[object, ...]], size: tuple[int, int] = (64, 32),
+def picture(poc: int, units: list[dict[str, object]], size: tuple[int, int] = (64, 32),
             crop: tuple[int, int, int, int] = (0, 0, 0, 0)) -> object:  # fmt: skip
-    pus = np.array(units, dtype=parser.PU_DTYPE)
+    pus = np.zeros(len(units), parser.PU_DTYPE)
+    for name in ("x", "y", "w", "h", "flags", "mv", "ref_poc"):
+        pus[name] = [unit[name] for unit in units]
     return parser.PictureMotion(poc=poc, decode_index=poc, slice_types=("P",), width=size[0], height=size[1], crop=crop,
                                 bit_depth=8, pus=pus)  # fmt: skip
 

@@ -22,9 +22,11 @@ from _fuzz import fuzz  # noqa: E402
 from _hevc_fuzz import LAYOUTS, fuzz_parser, valid_hevc_clip  # noqa: E402
 from _segment_fixtures import tiny_weights  # noqa: E402
 
-# Small budgets for the test suite; HEVC_FUZZ_COUNT / HEVC_FUZZ_BUDGET_S raise them (make hevc-asan).
-COUNT = int(os.environ.get("HEVC_FUZZ_COUNT", "120"))
+# Budgets for the test suite (a parser mutant takes ~4 ms, a file through decode + segment 0.1-0.5 s);
+# HEVC_FUZZ_COUNT (parser mutants) and HEVC_FUZZ_BUDGET_S (seconds per test) raise them.
+COUNT = int(os.environ.get("HEVC_FUZZ_COUNT", "1000"))
 BUDGET_S = float(os.environ.get("HEVC_FUZZ_BUDGET_S", "30"))
+FILE_MUTANTS = 25
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,6 @@ def test_parser_mutants_parse_or_are_refused_in_one_line_never_crash_nor_hang(cl
 def test_hevc_file_mutants_through_decode_and_segment(tmp_path: Path, suffix: str) -> None:
     weights = tiny_weights(tmp_path / "tiny.safetensors")
     clip = valid_hevc_clip(tmp_path / f"clip{suffix}", frames_of(6))
-    report = fuzz(clip, weights, tmp_path, seed=2, count=max(COUNT // 5, 10), budget_s=BUDGET_S)
+    report = fuzz(clip, weights, tmp_path, seed=2, count=FILE_MUTANTS, budget_s=BUDGET_S)
     assert report.findings == [], json.dumps(report.findings, indent=1)
     assert report.inputs >= 4, report
