@@ -249,3 +249,13 @@ def test_info_reports_bitstream_vectors_for_hevc(
     refused = probe_video(clips["p.mkv"])
     assert not refused.mvs_seen and refused.motion.source == "reencode"
     assert "range extensions are not supported" in refused.advice[0] and "no motion vectors" not in refused.advice[0]
+
+
+def test_an_intra_only_hevc_stream_switches_auto_to_the_reencode(
+    scripted: type[ScriptedParser], tmp_path: Path
+) -> None:
+    path = encode_hevc_clip(tmp_path / "intra.mkv", bframes=0, params=":keyint=1")
+    scripted.script = decode_order(path)
+    frames = list(decode_frames(path))
+    assert {f.pict_type for f in frames} == {"I"} and frames[0].motion is None
+    assert all(f.motion is not None and f.motion.method == "x264-reencode" for f in frames[1:])

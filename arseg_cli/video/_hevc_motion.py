@@ -83,6 +83,7 @@ class HevcStreamMotion:
         self._to_blocks = picture_blocks
         self._parser = HevcMotionParser(extradata or None)
         self.failure: str | None = None
+        self._parsing = True
         self._fed = 0
         self._pending: dict[int, tuple[int | None, PictureMotion | None]] = {}  # tag -> (packet pts, picture)
         self._shown: dict[int, int] = {}  # POC -> display index, current coded video sequence
@@ -94,7 +95,7 @@ class HevcStreamMotion:
         """Parse one demuxed packet and tag it so that its frame can be told (module docstring).
         Returns its picture (None: no picture in it, or the parsing has failed)."""
         picture = None
-        if self.failure is None and packet.size:
+        if self._parsing and self.failure is None and packet.size:
             try:
                 picture = self._parser.parse_packet(bytes(packet))
             except self._errors as error:
@@ -106,6 +107,10 @@ class HevcStreamMotion:
         if len(self._pending) > _MAX_PENDING:
             del self._pending[min(self._pending)]
         return picture
+
+    def stop_parsing(self) -> None:
+        """The motion is no longer wanted (the caller switched to the re-encode): packets are only tagged."""
+        self._parsing = False
 
     def receive(self, frame: av.VideoFrame) -> None:
         """Take a decoded frame (in output order): put its packet's pts back and find its motion."""

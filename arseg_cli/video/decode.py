@@ -204,8 +204,7 @@ class VideoReader:
             intra = _is_intra(frame)  # before the re-encode takes the frame over
             watching = self._source == "bitstream" and self.plan.watch_intra_only
             if watching and index == 1 and intra and self._previous_key:
-                self._source = "reencode"
-                self._reason = intra_only_reason(self.info.codec)
+                self._switch_to_reencode(intra_only_reason(self.info.codec))
             if index >= self._start:
                 yield from self._with_motion(self._record(frame, index), frame, intra)
             self._previous, self._previous_key = frame, intra
@@ -270,8 +269,7 @@ class VideoReader:
             if failure is None and not (self.plan.watch_b_frames and _has_b_prediction(record, motion)):
                 yield dataclasses.replace(record, motion=motion)
                 return
-            self._source = "reencode"
-            self._reason = failure or b_frames_reason(self.info.codec)
+            self._switch_to_reencode(failure or b_frames_reason(self.info.codec))
         if self._estimator is None or (self._estimator.width, self._estimator.height) != (frame.width, frame.height):
             if self._estimator is not None:  # the frame size changed: restart the re-encode
                 yield from _attach(self._estimator.flush())
@@ -279,6 +277,11 @@ class VideoReader:
         # Keyframes of the re-encode follow the source's, except in all-intra streams.
         key = intra and not self._previous_key
         yield from _attach(self._estimator.push(frame, record, key=key))
+
+    def _switch_to_reencode(self, reason: str) -> None:
+        self._source, self._reason = "reencode", reason
+        if self._hevc is not None:
+            self._hevc.stop_parsing()
 
     def _hevc_motion(self, frame: av.VideoFrame) -> BlockMotion | None:
         assert self._hevc is not None
