@@ -290,6 +290,25 @@ def test_a_block_pointing_before_the_keyframe_is_filled_and_not_exact() -> None:
     assert not record.exact and np.all(record.flow_px[0] == 1.0) and np.all(record.flow_px[1] == 0.0)
 
 
+@pytest.mark.parametrize("unusable_last", [True, False])
+def test_a_cell_shared_by_two_blocks_takes_the_vector_and_reference_of_the_last_one(unusable_last: bool) -> None:
+    # Cell 0 holds two 8x4 blocks: one to the keyframe (frame 1), one before it; cell 1 one 8x8 block.
+    halves = [((4, 2), (1.0, 0.0), -1), ((4, 6), (9.0, 9.0), -2)]
+    if not unusable_last:
+        halves.reverse()
+    blocks = [*halves, ((12, 4), (2.0, 0.0), -1)]
+    motion = BlockMotion(np.array([b[0] for b in blocks], np.int32), np.array([(8, 4), (8, 4), (8, 8)], np.int32),
+                         np.array([b[1] for b in blocks], np.float32), np.full(3, -1, np.int8), (8, 16),
+                         ref_offset=np.array([b[2] for b in blocks], np.int32))  # fmt: skip
+    accumulator = FlowAccumulator()
+    accumulator.push(frame(0, "P", None, (8, 16)), is_key=True)
+    accumulator.push(frame(1, "P", None, (8, 16)), is_key=True)
+    record = accumulator.push(frame(2, "P", motion, (8, 16)), is_key=False)
+    # Last written unusable: the cell is filled from its neighbour; last written usable: its own vector.
+    assert dx_values(record)[0, 0] == (2.0 if unusable_last else 1.0) and dx_values(record)[0, 1] == 2.0
+    assert not record.flow_px[1].any() and not record.exact
+
+
 def test_flow_to_reference_names_the_frame_most_blocks_point_to() -> None:
     hw = (16, 32)
     frames = [frame(0, "I", None), frame(1, "P", _named(hw, [(1.0, 0.0, -1)] * 8)),
