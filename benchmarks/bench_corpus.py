@@ -26,12 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import av  # noqa: E402
 import torch  # noqa: E402
 
-from _corpus import CASES, valid_clip  # noqa: E402
+from _corpus import CASES, frames_of, valid_clip  # noqa: E402
 from _forked_cli import ForkedCli  # noqa: E402
 from _fuzz import fuzz  # noqa: E402
+from _hevc_fuzz import valid_hevc_clip  # noqa: E402
 from _segment_fixtures import tiny_weights  # noqa: E402
 
+from arseg_cli.video._hevc_motion import parser_problem  # noqa: E402
+
 CONTAINERS = (".mp4", ".mkv", ".ts", ".h264")
+# HEVC through arseg's own parser (no B-frames, so that `auto` reads its vectors), when it is built.
+HEVC_CONTAINERS = (".hevc.mkv", ".hevc") if parser_problem() is None else ()
 
 
 def corpus(weights: Path, workdir: Path) -> dict[str, object]:
@@ -78,10 +83,13 @@ def main() -> int:
             result["corpus"] = corpus(weights, workdir / "corpus")
         fuzzed = {}
         findings = []
-        for suffix in CONTAINERS:
+        for suffix in CONTAINERS + HEVC_CONTAINERS:
             folder = workdir / f"fuzz{suffix}"
             folder.mkdir()
-            clip = valid_clip(folder / f"clip{suffix}", frames=6)
+            if suffix in HEVC_CONTAINERS:
+                clip = valid_hevc_clip(folder / f"clip{suffix}", frames_of(6))
+            else:
+                clip = valid_clip(folder / f"clip{suffix}", frames=6)
             report = fuzz(clip, weights, folder, seed=args.seed, count=args.count, budget_s=args.budget_s)
             fuzzed[suffix[1:]] = {"inputs": report.inputs, "seconds": round(report.seconds, 1), "outcomes": report.outcomes}
             findings += report.findings

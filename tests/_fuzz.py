@@ -54,17 +54,22 @@ class FuzzReport:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
-class _Worker:
-    def __init__(self, weights: Path) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.process = subprocess.Popen([sys.executable, __file__, str(weights)], stdin=subprocess.PIPE,
+class Worker:
+    """A Python script run as a worker: it prints 'ready', then one JSON verdict per line it reads."""
+
+    def __init__(self, *args: str, script: str = __file__) -> None:
+        # The worker imports the arseg of this tree (the script's folder is its sys.path[0], not the root).
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+        self.process = subprocess.Popen([sys.executable, script, *args], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, text=True)  # fmt: skip
         assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
 
-    def run(self, path: Path, timeout: float) -> dict[str, str] | None:
-        """The worker's verdict on `path`, or None when it did not answer within `timeout` seconds."""
+    def run(self, job: Path | str, timeout: float) -> dict[str, str] | None:
+        """The worker's verdict on `job` (a line), or None when it did not answer within `timeout` seconds."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(f"{path}\n")
+        self.process.stdin.write(f"{job}\n")
         self.process.stdin.flush()
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
         line = self.process.stdout.readline() if ready else ""
@@ -83,7 +88,7 @@ def fuzz(
     rng = np.random.default_rng(seed)
     report = FuzzReport()
     started = time.monotonic()
-    worker = _Worker(weights)
+    worker = Worker(str(weights))
     try:
         for index in range(count):
             if time.monotonic() - started > budget_s:
@@ -96,7 +101,7 @@ def fuzz(
                 alive = worker.process.poll() is None
                 worker.stop()
                 verdict = {"outcome": "hang" if alive else "crash", "detail": f"no answer in {timeout_s:g} s"}
-                worker = _Worker(weights)
+                worker = Worker(str(weights))
             report.add(verdict["outcome"])
             if verdict["outcome"] in ("hang", "crash", "uncaught", "multi-line message"):
                 report.findings.append({"input": str(path), "seed": str(seed), "index": str(index), **verdict})

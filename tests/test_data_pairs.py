@@ -12,7 +12,7 @@ from _data_fixtures import SYNTH_SPEC, make_synthstreet, save_png, texture_frame
 
 from arseg_cli.data import Dataset, LabelledFrame, PairCache, make_pair, open_dataset
 from arseg_cli.data.sources import ImageSequenceSource
-from arseg_cli.errors import InputError
+from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.palettes import CAMVID
 from arseg_cli.synth import SynthClip
 
@@ -148,3 +148,18 @@ def test_odd_frame_sizes_keep_their_size(tmp_path: Path) -> None:
     # measured 27.2 dB (4:2:0 chroma on saturated random colours costs most of it); a wrong frame: < 20 dB
     assert psnr(pair.rgb, texture_frame(3, 48, 64)[:height, :width]) > 24
     assert psnr(pair.rgb, texture_frame(1, 48, 64)[:height, :width]) < 20
+
+
+def test_the_cache_key_includes_the_codec_and_h264_keeps_the_old_keys(synth: Dataset, tmp_path: Path) -> None:
+    cache, frame = PairCache(tmp_path / "cache"), _frame(synth, 0, 7)
+    h264 = cache.path_for(synth, frame, 4, 23, "medium")
+    assert cache.path_for(synth, frame, 4, 23, "medium", codec="h264") == h264
+    assert cache.path_for(synth, frame, 4, 23, "medium", codec="hevc") != h264
+
+
+def test_hevc_pairs_without_the_parser_are_refused_in_one_line(synth: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("arseg_cli.data.pairs.parser_problem", lambda: "arseg's HEVC motion-vector parser is not built")
+    with pytest.raises(OptionsError, match="`codec` hevc reads the snippets' vectors with arseg's HEVC parser: .* not built"):
+        make_pair(synth, _frame(synth, 0, 7), 3, codec="hevc")
+    with pytest.raises(OptionsError, match="unknown `codec` 'vp9'"):
+        make_pair(synth, _frame(synth, 0, 7), 3, codec="vp9")  # type: ignore[arg-type]

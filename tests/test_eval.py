@@ -252,3 +252,12 @@ def test_a_model_of_other_classes_is_refused(dataset: Dataset, pairs: PairCache)
     meta = ModelMeta("camvid-bise18", tuple(f"c{i}" for i in range(12)), CAMVID.colors, CAMVID_MEAN, CAMVID_STD)
     with pytest.raises(InputError, match="classes are not the model's 12"):
         evaluate(build_arseg(meta).eval(), dataset, modes=("hr",), keyframe_interval=1, pairs=pairs.get)
+
+
+def test_cli_codec_hevc_needs_the_parser_and_the_pairs_source(data: Path, ar_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("arseg_cli.data.pairs.parser_problem", lambda: "arseg's HEVC motion-vector parser is not built")
+    code, out, err = _run("eval", str(data), "--weights", str(ar_weights), "--split", "all", "--codec", "hevc")
+    assert code == 2 and out == "" and "--codec hevc" in err and "not built" in err and "Traceback" not in err
+    code, out, err = _run("eval", str(data), "--weights", str(ar_weights), "--split", "all", "--source", "stream",
+                          "--codec", "hevc")  # fmt: skip
+    assert code == 2 and "--codec is for --source pairs" in err

@@ -37,18 +37,24 @@ def eval_command(
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (encoded pairs kept for later runs)."),
     source: Literal["pairs", "stream"] = typer.Option("pairs", "--source", help="pairs: the official per-d pairs; stream: the segment pipeline on each clip's own video (docs/EVAL.md)."),
     policy: KeyframePolicy = typer.Option(DEFAULT_POLICY, "--keyframe-policy", help="Keyframe policy of --source stream (as arseg segment)."),
+    codec: Literal["h264", "hevc"] = typer.Option("h264", "--codec", help="Codec of the --source pairs snippets: h264 (libx264) or hevc (libx265, the paper's; needs arseg's HEVC parser)."),
 ) -> None:
     """Evaluate weights on a data set split with the official AR-Seg protocol: for each keyframe distance
     d = 0..L-1 every eligible labelled frame is encoded d frames after a keyframe and decoded; modes hr
     (HR network), lr (LR network at scale s, or the HR network on downscaled frames) and ar (HR keyframe +
     LR with CReFF). Reports mIoU (mean over d), mIoU per d and IoU per class (docs/EVAL.md)."""
+    from functools import partial
+
     from arseg_cli.data import open_dataset
-    from arseg_cli.data.pairs import PairCache, make_pair
+    from arseg_cli.data.pairs import PairCache, check_codec, make_pair
     from arseg_cli.evaluate import protocol, report
     from arseg_cli.model import load_weights
     from arseg_cli.model.defaults import default_weights
     from arseg_cli.options import pick_device
 
+    if source == "stream" and codec != "h264":
+        raise OptionsError("--codec is for --source pairs (--source stream reads each clip's own video)")
+    check_codec(codec)
     dataset = open_dataset(data, split=split, layout=layout)
     path = weights if weights is not None else default_weights()
     if path is None:
@@ -61,7 +67,7 @@ def eval_command(
     chosen = protocol.available_modes(model) if modes is None else _parse_modes(modes)
     protocol.check_modes(model, chosen)
     rule = protocol.class_rule(model.meta.classes, classes)
-    pairs = PairCache(cache).get if cache is not None else make_pair
+    pairs = partial(PairCache(cache).get if cache is not None else make_pair, codec=codec)
     trained = model.meta.scale
     if scale is not None and trained is not None and scale != trained and model.lr is not None:
         console.print(f"note: the weights' LR branch was trained at scale {trained}; evaluating it at {scale}")
@@ -86,7 +92,7 @@ def eval_command(
             keyframe_interval=keyframe_interval or model.meta.keyframe_interval, rule=rule, limit=limit, batch=batch, workers=workers, pairs=pairs,
             on_pair=on_pair, lr_model=lr_model,
         )  # fmt: skip
-    output = report.to_json(result, data=str(data), weights=str(path))
+    output = report.to_json(result, data=str(data), weights=str(path)) | {"codec": codec}
     if lr_weights is not None:
         output["lr_weights"] = str(lr_weights)
     if as_json:

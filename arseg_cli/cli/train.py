@@ -52,6 +52,9 @@ def train_command(
     pair_frames: Literal["decoded", "source"] = typer.Option(
         "decoded", "--pair-frames", help="Pixels of the pairs: decoded from the compressed snippet (as inference) or the data's source frames (as the official code)."
     ),
+    codec: Literal["h264", "hevc"] = typer.Option(
+        "h264", "--codec", help="Codec of the pairs' snippets: h264 (libx264) or hevc (libx265, the paper's; needs arseg's HEVC parser)."
+    ),
     creff_init: Literal["kaiming", "zero", "identity"] = typer.Option(
         "kaiming", "--creff-init", help="Phase ar: CReFF's convolutions at the start: kaiming (official), zero value (AR starts as the LR baseline) or identity value (docs/TRAINING.md)."
     ),
@@ -104,7 +107,7 @@ def train_command(
         pairs = open_pairs(
             data, split=split, layout=layout, keyframe_interval=keyframe_interval, distance=distance, seed=seed, crop_hw=crop_hw,
             augment=augment, cache=paths.cache, frames=pair_frames, scale_range=aug_scale, jitter=jitter if augment else 0.0,
-            variants=variants,
+            variants=variants, codec=codec,
         )  # fmt: skip
         per_step = batch or recipe.batch
         per_epoch = steps_per_epoch(len(pairs), per_step, processes.world_size)
@@ -115,7 +118,7 @@ def train_command(
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
             weight_decay=recipe.weight_decay, scale=scale, keyframe_interval=keyframe_interval,
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
-            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, creff_init=creff_init,
+            crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, pair_codec=codec, creff_init=creff_init,
             loss=loss or official_pixel_loss(arch), scale_range=aug_scale, jitter=jitter if augment else 0.0,
             augment_variants=variants, checkpoint_every=checkpoint_every, seed=seed, workers=workers, amp=amp,
         )  # fmt: skip

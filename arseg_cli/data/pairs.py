@@ -6,7 +6,10 @@ the labelled frame sits d frames after an I-frame. Here the snippet [index - d, 
 memory with libx264 (keyframe at its first frame, no B-frames, one reference: every P-frame refers to
 the frame right before it, so the chain of vectors is exact) and decoded with motion-vector export;
 `FlowAccumulator` composes the vectors back to the keyframe (docs/MOTION.md). AR-Seg used x265 and
-per-pixel HEVC vectors rounded at each hop; FFmpeg exports no HEVC vectors, so arseg uses H.264's.
+per-pixel HEVC vectors rounded at each hop; `codec="hevc"` encodes the snippet with libx265 instead (no
+B-frames, x265's several references, video/x265.py) and reads its vectors with arseg's HEVC parser,
+which names each block's reference, so that chain is exact too (the paper's set-up, to repeat an
+evaluation on HEVC). H.264 is the default.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import Literal
 import numpy as np
 
 from arseg_cli.data.records import Dataset, LabelledFrame
-from arseg_cli.errors import InputError
+from arseg_cli.errors import InputError, OptionsError
+from arseg_cli.video._hevc_motion import parser_problem
 from arseg_cli.video.decode import decode_frames
 from arseg_cli.video.motion import FlowAccumulator
 from arseg_cli.video.x264 import H264Writer
+from arseg_cli.video.x265 import encode_hevc
 
 #: Changes whenever what make_pair computes changes: older cache entries are then not used.
 PAIR_FORMAT = 1
@@ -38,6 +43,18 @@ DEFAULT_PRESET = "medium"
 #: from the compressed snippet's vectors).
 PairFrames = Literal["decoded", "source"]
 PAIR_FRAMES: tuple[PairFrames, ...] = ("decoded", "source")
+
+#: The codec the snippets are encoded with: H.264 (libx264, arseg's default) or HEVC (libx265, the paper's).
+PairCodec = Literal["h264", "hevc"]
+PAIR_CODECS: tuple[PairCodec, ...] = ("h264", "hevc")
+
+
+def check_codec(codec: str) -> None:
+    """OptionsError (one line) unless pairs can be made with `codec` here."""
+    if codec not in PAIR_CODECS:
+        raise OptionsError(f"unknown `codec` {codec!r}: use {' or '.join(PAIR_CODECS)}")
+    if codec == "hevc" and (problem := parser_problem()) is not None:
+        raise OptionsError(f"`codec` hevc reads the snippets' vectors with arseg's HEVC parser: {problem}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +77,25 @@ class Pair:
 
 
 def encode_decode(
-    frames: list[np.ndarray], *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET
+    frames: list[np.ndarray], *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET, codec: PairCodec = "h264"
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Encode `frames` (RGB uint8 (H, W, 3), all one size) as one H.264 GOP in memory and decode them.
+    """Encode `frames` (RGB uint8 (H, W, 3), all one size) as one H.264 (or HEVC) GOP in memory and
+    decode them.
 
     Returns the decoded frames (same size) and the last frame's backward flow to the first,
     (2, H, W) float32 pixels, from the bitstream vectors (zeros for a single frame).
     """
+    check_codec(codec)
     height, width = frames[0].shape[:2]
-    buffer = io.BytesIO()
-    with H264Writer(buffer, width, height, 30, keyint=len(frames), crf=crf, bframes=0, refs=1, preset=preset,
-                    format="h264") as writer:  # fmt: skip
-        for frame in frames:
-            writer.write(frame)
-    buffer.seek(0)
+    if codec == "hevc":
+        buffer = io.BytesIO(encode_hevc(frames, keyint=len(frames), crf=crf, preset=preset))
+    else:
+        buffer = io.BytesIO()
+        with H264Writer(buffer, width, height, 30, keyint=len(frames), crf=crf, bframes=0, refs=1, preset=preset,
+                        format="h264") as writer:  # fmt: skip
+            for frame in frames:
+                writer.write(frame)
+        buffer.seek(0)
     accumulator = FlowAccumulator()
     decoded: list[np.ndarray] = []
     flow = None
@@ -90,11 +112,12 @@ def encode_decode(
 
 def make_pair(
     dataset: Dataset, frame: LabelledFrame, distance: int, *, crf: float = DEFAULT_CRF, preset: str = DEFAULT_PRESET,
-    frames: PairFrames = "decoded",
+    frames: PairFrames = "decoded", codec: PairCodec = "h264",
 ) -> Pair:
     """The pair of `frame` at keyframe distance `distance` (see the module docstring). Deterministic.
 
     `frames`: 'decoded' pixels of the snippet (default) or the data set's 'source' pixels (PairFrames).
+    `codec`: the snippet's codec, 'h264' (default) or 'hevc' (PairCodec).
     Requires 0 <= distance <= frame.index (else InputError: the keyframe would precede the video).
     """
     if frames not in PAIR_FRAMES:
@@ -107,14 +130,14 @@ def make_pair(
     if labels.shape != source[-1].shape[:2]:
         raise InputError(f"{frame.name}: labels are {labels.shape[1]}x{labels.shape[0]} but the frame is "
                          f"{source[-1].shape[1]}x{source[-1].shape[0]}")  # fmt: skip
-    decoded, flow = encode_decode(source, crf=crf, preset=preset)
+    decoded, flow = encode_decode(source, crf=crf, preset=preset, codec=codec)
     pixels = decoded if frames == "decoded" else source
     return Pair(frame.name, distance, pixels[0], pixels[-1], flow, labels)
 
 
 class PairCache:
     """make_pair results stored as .npz files under `directory`, keyed by the data set, the frame, d,
-    crf, preset and PAIR_FORMAT, so that training epochs and repeated evaluations encode each pair once.
+    crf, preset, the pixels and codec (PairFrames, PairCodec) and PAIR_FORMAT, so that training epochs and repeated evaluations encode each pair once.
 
     The key includes the label file's resolved path, so two data sets with the same name do not mix.
     Entries are written atomically (a temporary file renamed), so parallel loader workers are safe.
@@ -125,22 +148,24 @@ class PairCache:
 
     def path_for(
         self, dataset: Dataset, frame: LabelledFrame, distance: int, crf: float, preset: str,
-        frames: PairFrames = "decoded",
+        frames: PairFrames = "decoded", codec: PairCodec = "h264",
     ) -> Path:  # fmt: skip
         fields: list[object] = [PAIR_FORMAT, dataset.name, dataset.layout, frame.name, str(frame.labels.resolve()),
                                 distance, float(crf), preset]  # fmt: skip
-        if frames != "decoded":  # the default keeps the keys of caches made before the option
+        if frames != "decoded":  # the defaults keep the keys of caches made before the options
             fields.append(frames)
+        if codec != "h264":
+            fields.append(codec)
         key = json.dumps(fields)
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return self.directory / digest[:2] / f"{digest}.npz"
 
     def get(
         self, dataset: Dataset, frame: LabelledFrame, distance: int, *, crf: float = DEFAULT_CRF,
-        preset: str = DEFAULT_PRESET, frames: PairFrames = "decoded",
+        preset: str = DEFAULT_PRESET, frames: PairFrames = "decoded", codec: PairCodec = "h264",
     ) -> Pair:  # fmt: skip
         """The pair from the cache, made and stored first when missing (or unreadable)."""
-        path = self.path_for(dataset, frame, distance, crf, preset, frames)
+        path = self.path_for(dataset, frame, distance, crf, preset, frames, codec)
         if path.is_file():
             try:
                 with np.load(path) as stored:
@@ -148,7 +173,7 @@ class PairCache:
                                 stored["labels"])  # fmt: skip
             except (OSError, KeyError, ValueError):
                 pass  # a damaged entry is made again
-        pair = make_pair(dataset, frame, distance, crf=crf, preset=preset, frames=frames)
+        pair = make_pair(dataset, frame, distance, crf=crf, preset=preset, frames=frames, codec=codec)
         self._store(path, pair)
         return pair
 

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from arseg_cli.data.augment import augment_pair
-from arseg_cli.data.pairs import DEFAULT_CRF, DEFAULT_PRESET, Pair, PairCache, PairFrames, make_pair
+from arseg_cli.data.pairs import DEFAULT_CRF, DEFAULT_PRESET, Pair, PairCache, PairCodec, PairFrames, check_codec, make_pair
 from arseg_cli.data.records import Dataset
 from arseg_cli.errors import InputError, OutOfRangeError
 from arseg_cli.scale_interval import check_keyframe_interval
@@ -39,6 +39,7 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
     when given, at a random position).
     `cache`: a PairCache (or directory) so that each pair is encoded once.
     `frames`: the pixels the pairs carry, 'decoded' (default) or 'source' (pairs.PairFrames).
+    `codec`: the snippets' codec, 'h264' (default) or 'hevc' (pairs.PairCodec).
     """
 
     def __init__(
@@ -57,7 +58,9 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         crf: float = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
         frames: PairFrames = "decoded",
+        codec: PairCodec = "h264",
     ) -> None:
+        check_codec(codec)
         if policy not in ("official", "uniform"):
             raise InputError(f"unknown distance policy {policy!r}: use official or uniform")
         if check_keyframe_interval(keyframe_interval) < 2:
@@ -69,7 +72,7 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         self.augment, self.crop_hw, self.scale_range, self.jitter = augment, crop_hw, scale_range, jitter
         self.variants = variants
         self.cache = PairCache(cache) if isinstance(cache, str) else cache
-        self.crf, self.preset, self.pair_frames = crf, preset, frames
+        self.crf, self.preset, self.pair_frames, self.codec = crf, preset, frames, codec
         self.epoch = 0
         self.frames = tuple(f for f in dataset.frames if f.index >= keyframe_interval - 1)
         if not self.frames:
@@ -102,9 +105,11 @@ class PairDataset(TorchDataset[dict[str, torch.Tensor | int]]):
         frame = self.frames[index]
         distance = self._draw_distance(rng)  # drawn first: distance_of repeats it
         if self.cache is not None:
-            pair = self.cache.get(self.dataset, frame, distance, crf=self.crf, preset=self.preset, frames=self.pair_frames)
+            pair = self.cache.get(self.dataset, frame, distance, crf=self.crf, preset=self.preset, frames=self.pair_frames,
+                                  codec=self.codec)  # fmt: skip
         else:
-            pair = make_pair(self.dataset, frame, distance, crf=self.crf, preset=self.preset, frames=self.pair_frames)
+            pair = make_pair(self.dataset, frame, distance, crf=self.crf, preset=self.preset, frames=self.pair_frames,
+                             codec=self.codec)  # fmt: skip
         if self.augment:
             pair = augment_pair(
                 pair, rng, crop_hw=self.crop_hw, scale_range=self.scale_range, jitter=self.jitter, keep_size=True

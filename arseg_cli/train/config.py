@@ -25,7 +25,7 @@ DevicePolicy = Literal["auto", "cpu", "cuda"]
 #: What a checkpoint written before an option existed implies for it: such options are left out of the
 #: resume key when they hold these values, so older checkpoints still resume.
 _IMPLIED_BY_OLD_CHECKPOINTS: dict[str, Any] = {
-    "lr_backbone": "own", "pair_frames": "decoded", "creff_init": "zero", "loss": "ce",
+    "lr_backbone": "own", "pair_frames": "decoded", "pair_codec": "h264", "creff_init": "zero", "loss": "ce",
     "scale_range": [0.75, 1.25], "jitter": 0.0, "augment_variants": 0,
 }  # fmt: skip
 
@@ -49,6 +49,8 @@ class TrainConfig:
     pair_frames:    pixels of the training pairs: 'decoded' from the compressed snippet (what inference sees)
                     or the data set's 'source' frames (the official code's choice); the flow is the
                     snippet's motion vectors either way.
+    pair_codec:     the snippets' codec: 'h264' (libx264) or 'hevc' (libx265 as the paper, vectors read by
+                    arseg's HEVC parser).
     lr_backbone:    phase ar: 'own' (the paper: the LR branch trains its own ResNet-18) or 'shared' (the
                     LR branch uses the frozen HR backbone; only its heads and CReFF train).
     creff_init:     phase ar: CReFF's convolutions at the start: 'kaiming' (the official: query, key and
@@ -79,6 +81,7 @@ class TrainConfig:
     distance: Literal["official", "uniform"] = "uniform"
     lr_backbone: BackboneSharing = "own"
     pair_frames: Literal["decoded", "source"] = "decoded"
+    pair_codec: Literal["h264", "hevc"] = "h264"
     creff_init: CreffInit = "kaiming"
     loss: PixelLoss = "ce"
     scale_range: tuple[float, float] = (0.75, 1.25)  # PairDataset's defaults; `arseg train` passes the official
@@ -110,6 +113,8 @@ class TrainConfig:
             problems.append(f"lr_backbone must be own or shared, not {self.lr_backbone!r}")
         if self.pair_frames not in ("decoded", "source"):
             problems.append(f"pair frames must be decoded or source, not {self.pair_frames!r}")
+        if self.pair_codec not in ("h264", "hevc"):
+            problems.append(f"pair codec must be h264 or hevc, not {self.pair_codec!r}")
         if self.creff_init not in CREFF_INITS:
             problems.append(f"CReFF initialisation must be one of {', '.join(CREFF_INITS)}, not {self.creff_init!r}")
         if self.loss not in PIXEL_LOSSES:

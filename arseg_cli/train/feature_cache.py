@@ -52,7 +52,9 @@ def data_identity(pairs: Any) -> dict[str, Any]:
     """What a PairDataset's items are made from: the data set, its frames and the pair settings."""
     dataset = pairs.dataset
     names = hashlib.sha256("\n".join(str(f.labels.resolve()) for f in pairs.frames).encode()).hexdigest()
-    return {
+    # The codec only when not H.264, so that caches made before the option keep their identity.
+    codec = {"codec": pairs.codec} if getattr(pairs, "codec", "h264") != "h264" else {}
+    return codec | {
         "dataset": dataset.name, "layout": dataset.layout, "split": dataset.split, "frames": len(pairs),
         "frame_names_sha256": names, "keyint": pairs.keyframe_interval, "policy": pairs.policy, "seed": pairs.seed,
         "augment": pairs.augment, "crop_hw": list(pairs.crop_hw) if pairs.crop_hw else None,

@@ -14,7 +14,7 @@ import torch
 
 from arseg_cli import __version__
 from arseg_cli.data import Dataset, PairDataset, open_dataset
-from arseg_cli.data.pairs import PairFrames
+from arseg_cli.data.pairs import PairCodec, PairFrames
 from arseg_cli.errors import OptionsError, OutputExistsError, WeightsError
 from arseg_cli.model import arch_config, build_arseg, load_weights, save_weights
 from arseg_cli.model.arseg import ARSeg
@@ -65,15 +65,16 @@ def open_pairs(
     scale_range: tuple[float, float] = (0.75, 1.25),
     jitter: float = 0.0,
     variants: int = 0,
+    codec: PairCodec = "h264",
 ) -> PairDataset:
     """The training pairs of the data set at `root` (PairDataset: keyframe distance policy, seeded
     augmentation (scale range, colour jitter, a finite number of `variants` per item or none), optional
-    crop, pairs cached under `cache`, `frames` decoded or source pixels)."""
+    crop, pairs cached under `cache`, `frames` decoded or source pixels, snippets encoded with `codec`)."""
     dataset = open_dataset(root, split=split, layout=layout)
     return PairDataset(
         dataset, keyframe_interval=keyframe_interval, policy=distance, seed=seed, augment=augment, crop_hw=crop_hw,  # type: ignore[arg-type]
         scale_range=scale_range, jitter=jitter, variants=variants,
-        cache=str(cache) if cache is not None else None, frames=frames,
+        cache=str(cache) if cache is not None else None, frames=frames, codec=codec,
     )  # fmt: skip
 
 

@@ -5,13 +5,16 @@
 one-line message, and describes the stream (StreamInfo) before anything is decoded.
 
 What the headers tell about motion-vector chains (see decode.py for the policy built on it):
-- B-frames: `has_b_frames` of the opened decoder is reliable for H.264 and MPEG-4 Part 2 right after
-  opening (measured on mp4, mkv, avi, mpegts and raw H.264, files and pipes). The MPEG-1/2 decoder
+- B-frames: `has_b_frames` of the opened decoder is reliable for H.264, HEVC and MPEG-4 Part 2 right
+  after opening (measured on mp4, mkv, avi, mpegts and raw H.264; HEVC on mp4, mkv, mpegts and raw
+  Annex B, file and pipe). The MPEG-1/2 decoder
   always reports a reorder delay, so there B-frames are only known once one is decoded.
 - Several references: FFmpeg's vectors only say "past" or "future", so a P-frame of a stream with
   several reference frames may point 2 or more frames back without saying so. For H.264 the
   sequence parameter set's `max_num_ref_frames` bounds this; it is read from the extradata.
-  MPEG-1/2/4 P-frames always use the one previous reference.
+  MPEG-1/2/4 P-frames always use the one previous reference. HEVC's vectors are read by arseg's own
+  parser (_hevc_motion.py), which names each block's reference frame, so several references chain
+  exactly there.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import av.video.stream
 
 from arseg_cli.errors import InputError, InputNotFoundError, UnsupportedCodecError, VideoDecodeError
 from arseg_cli.video._h264_sps import max_ref_frames
+from arseg_cli.video._hevc_motion import parser_problem
 from arseg_cli.video.limits import DEFAULT_MAX_PIXELS
 
 Source = str | os.PathLike[str] | BinaryIO
@@ -39,7 +43,7 @@ Source = str | os.PathLike[str] | BinaryIO
 #: Decoders that export motion vectors as frame side data (FFmpeg source, reference/PYAV.md).
 MV_EXPORTING_CODECS = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
 # Decoders whose `has_b_frames` says right after opening whether the stream has B-frames.
-_RELIABLE_REORDER_FLAG = frozenset({"h264", "mpeg4"})
+_RELIABLE_REORDER_FLAG = frozenset({"h264", "hevc", "mpeg4"})
 _MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
 
 
@@ -88,14 +92,26 @@ class StreamInfo:
         """FFmpeg's decoder for this codec can export motion vectors."""
         return self.codec in MV_EXPORTING_CODECS
 
+    @property
+    def bitstream_mvs(self) -> bool:
+        """arseg can read this stream's own motion vectors: FFmpeg exports them, or arseg's HEVC parser reads them."""
+        return self.exports_mvs or (self.codec == "hevc" and parser_problem() is None)
+
+    def unreadable_mvs(self) -> str:
+        """Why `bitstream_mvs` is False (one line, without the input's name)."""
+        if self.codec == "hevc":
+            return f"hevc stream: {parser_problem()}"
+        return f"{self.codec} streams carry no motion vectors that FFmpeg exports"
+
     def chain_problem(self) -> str | None:
         """Why this stream's motion vectors do not chain exactly to the keyframe, as known up front."""
-        if not self.exports_mvs:
-            return f"{self.codec} stream has no motion vectors in its bitstream"
+        if not self.bitstream_mvs:
+            return self.unreadable_mvs()
         problems = []
         if self.has_b_frames:
             problems.append("B-frames")
-        if self.max_refs is not None and self.max_refs > 1:
+        # HEVC: arseg's parser names each block's reference, so several references chain exactly.
+        if self.max_refs is not None and self.max_refs > 1 and self.codec != "hevc":
             problems.append(f"up to {self.max_refs} reference frames")
         if not problems:
             return None

@@ -36,36 +36,53 @@ def grid_shape(frame_hw: tuple[int, int], cell: int = CELL_PX) -> tuple[int, int
 
 def rasterise_blocks(
     motion: BlockMotion | None, frame_hw: tuple[int, int], cell: int = CELL_PX
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Past-reference block vectors painted onto the cell grid.
 
-    Returns (grid, covered): grid (2, gh, gw) float32 backward offsets in pixels, covered (gh, gw)
-    bool. Only vectors to a past reference (source < 0) are used: a future reference cannot be
-    composed back to an earlier keyframe, so future-only blocks stay uncovered (docs/MOTION.md),
-    and so do B-frame partitions whose past vector is an export artefact (`_usable_past`).
-    Blocks partly outside the frame keep their inside cells; blocks smaller than a cell set the
-    whole cell (the last one written wins).
+    Returns (grid, covered, reference): grid (2, gh, gw) float32 backward offsets in pixels, covered
+    (gh, gw) bool, reference (gh, gw) int64 the `ref_offset` of the block painted on each covered cell
+    (0 elsewhere), or None when the blocks do not name their reference frames (FFmpeg's vectors).
+    Only vectors to a past reference (source < 0) are used: a future reference cannot be composed back
+    to an earlier keyframe, so future-only blocks stay uncovered (docs/MOTION.md), and so do B-frame
+    partitions whose past vector is an export artefact (`_usable_past`). Blocks partly outside the
+    frame keep their inside cells; blocks smaller than a cell set the whole cell (the last one written
+    wins, its vector and its reference alike).
     """
     gh, gw = grid_shape(frame_hw, cell)
-    grid = np.zeros((2, gh, gw), np.float32)
-    covered = np.zeros((gh, gw), bool)
     if motion is None or len(motion) == 0:
-        return grid, covered
+        return np.zeros((2, gh, gw), np.float32), np.zeros((gh, gw), bool), None
     past = _usable_past(motion)
-    size = motion.size_wh[past].astype(np.int64)
-    offset = motion.offset_px[past].astype(np.float32)
+    values = motion.offset_px[past].T.astype(np.float32)
+    if motion.ref_offset is not None:
+        # Painted with the vectors, in the same pass; reference offsets are small integers, exact in float32.
+        values = np.vstack([values, motion.ref_offset[past].astype(np.float32)])
+    painted, covered = _paint(motion, past, values, (gh, gw), cell)
+    reference = None if motion.ref_offset is None else painted[2].astype(np.int64)
+    return painted[:2], covered, reference
+
+
+def _paint(
+    motion: BlockMotion, keep: np.ndarray, values: np.ndarray, grid_hw: tuple[int, int], cell: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint `values` (c, k) of the k blocks selected by `keep` (n,) bool onto a (gh, gw) cell grid.
+    Returns (grid (c, gh, gw) of values' dtype, covered (gh, gw) bool)."""
+    gh, gw = grid_hw
+    grid = np.zeros((values.shape[0], gh, gw), values.dtype)
+    covered = np.zeros((gh, gw), bool)
+    size = motion.size_wh[keep].astype(np.int64)
     # dst is the block centre; FFmpeg's block sizes are even, so the top-left corner is exact.
-    corner = motion.dst_xy[past].astype(np.int64) - size // 2
+    corner = motion.dst_xy[keep].astype(np.int64) - size // 2
     first = corner // cell
     span = -(-(corner + size) // cell) - first  # cells touched along x and y, >= 1
-    # Loops over the (at most 2 x 2) cells a block spans, each step vectorised over all blocks.
+    # Loops over the cells a block spans (at most 2 x 2 for H.264; HEVC's 64-wide units span more),
+    # each step vectorised over all blocks.
     for row in range(int(span[:, 1].max(initial=0))):
         for col in range(int(span[:, 0].max(initial=0))):
             cx = first[:, 0] + col
             cy = first[:, 1] + row
-            keep = (col < span[:, 0]) & (row < span[:, 1]) & (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh)
-            grid[:, cy[keep], cx[keep]] = offset[keep].T
-            covered[cy[keep], cx[keep]] = True
+            inside = (col < span[:, 0]) & (row < span[:, 1]) & (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh)
+            grid[:, cy[inside], cx[inside]] = values[:, inside]
+            covered[cy[inside], cx[inside]] = True
     return grid, covered
 
 
@@ -152,16 +169,16 @@ def dense_flow(
     return cells_to_pixels(cells, frame_hw)
 
 
-
 class BlockCells:
     """One frame's past-reference block vectors on the cell grid, rasterised on first use and kept,
-    so that every consumer of the frame's motion shares one rasterisation (`rasterise_blocks`)."""
+    so that every consumer of the frame's motion shares one rasterisation (`rasterise_blocks`): the
+    vectors, the cells they cover and, where the blocks name them (HEVC), their reference frames."""
 
     __slots__ = ("_raster", "cell", "frame_hw", "motion")
 
     def __init__(self, motion: BlockMotion | None, frame_hw: tuple[int, int], cell: int = CELL_PX) -> None:
         self.motion, self.frame_hw, self.cell = motion, frame_hw, cell
-        self._raster: tuple[np.ndarray, np.ndarray] | None = None
+        self._raster: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     @classmethod
     def of(cls, frame: DecodedFrame, cell: int = CELL_PX) -> BlockCells:
@@ -169,6 +186,15 @@ class BlockCells:
 
     def raster(self) -> tuple[np.ndarray, np.ndarray]:
         """(grid, covered) of `rasterise_blocks`; callers must not modify them."""
+        grid, covered, _ = self._rasterised()
+        return grid, covered
+
+    def references(self) -> np.ndarray | None:
+        """(gh, gw) int64 `ref_offset` of the block on each covered cell (0 elsewhere), None when the
+        blocks do not name their references; callers must not modify it."""
+        return self._rasterised()[2]
+
+    def _rasterised(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if self._raster is None:
             self._raster = rasterise_blocks(self.motion, self.frame_hw, self.cell)
         return self._raster

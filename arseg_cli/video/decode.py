@@ -2,7 +2,11 @@
 
 Motion comes from one of two places (`motion=`):
 - 'bitstream': the vectors the codec stored, exported by FFmpeg (`flags2=+export_mvs`, set before
-  the first packet) for H.264, MPEG-1/2 and MPEG-4 Part 2.
+  the first packet) for H.264, MPEG-1/2 and MPEG-4 Part 2; for HEVC read from the same packets by
+  arseg's own parser (_hevc_motion.py), which also names each block's reference frame. When that
+  parser refuses a stream (a feature it does not read, damaged data) 'auto' switches to the re-encode
+  from the next frame on, with a notice saying why; asked for explicitly, the refusal at the start is
+  an error and a later one leaves the remaining frames without motion (a warning says so).
 - 'reencode': arseg's fallback (fallback.py): the decoded frames are re-encoded with libx264
   (no B-frames, one reference) and that stream's vectors are attached to the original frames.
 - 'auto' (the default) takes the bitstream vectors when they chain exactly to the keyframe and the
@@ -47,7 +51,8 @@ from types import TracebackType
 import av
 from av.video.frame import PictureType
 
-from arseg_cli.errors import InputError, VideoDecodeError
+from arseg_cli.errors import InputError, UnsupportedCodecError, VideoDecodeError
+from arseg_cli.video._hevc_motion import HevcStreamMotion, parser_errors, unreadable_reason
 from arseg_cli.video._input import Damage, demux_video
 from arseg_cli.video._motion_vectors import block_motion
 from arseg_cli.video.fallback import ReencodeMotion
@@ -137,10 +142,15 @@ class VideoReader:
         if (start is not None and start < 0) or (end is not None and end < 0):
             raise InputError("start and end are frame indices >= 0")
         self._start, self._end = start or 0, end
+        self._requested = motion
         self._opened = open_input(source, max_pixels=max_pixels)
+        self._hevc: HevcStreamMotion | None = None
+        self._warned_hevc = False
         try:
             self.info: StreamInfo = self._opened.info
             self.plan: MotionPlan = plan_motion(self.info, motion)
+            if self.plan.source == "bitstream" and self.info.codec == "hevc":
+                self._hevc, self.plan = self._start_hevc(motion == "auto")
             export = self.plan.source == "bitstream"
             configure_decoder(self._opened.stream, self.info, export_mvs=export, max_pixels=max_pixels)
         except BaseException:
@@ -155,6 +165,15 @@ class VideoReader:
         self._damage = Damage()
         self._last_pts: int | None = None
         self._times: tuple[float, float] | None = None  # first and last decoded frame time, seconds
+
+    def _start_hevc(self, auto: bool) -> tuple[HevcStreamMotion | None, MotionPlan]:
+        """arseg's HEVC parser on this stream; when it refuses the headers, the re-encode ('auto') or an error."""
+        try:
+            return HevcStreamMotion(bytes(self._opened.stream.codec_context.extradata or b"")), self.plan
+        except parser_errors() as error:
+            if not auto:
+                raise UnsupportedCodecError(f"{self.info.name}: {unreadable_reason(error)}; use motion 'auto' or 'reencode'") from None
+            return None, MotionPlan("reencode", unreadable_reason(error))
 
     def __enter__(self) -> VideoReader:
         return self
@@ -185,8 +204,7 @@ class VideoReader:
             intra = _is_intra(frame)  # before the re-encode takes the frame over
             watching = self._source == "bitstream" and self.plan.watch_intra_only
             if watching and index == 1 and intra and self._previous_key:
-                self._source = "reencode"
-                self._reason = intra_only_reason(self.info.codec)
+                self._switch_to_reencode(intra_only_reason(self.info.codec))
             if index >= self._start:
                 yield from self._with_motion(self._record(frame, index), frame, intra)
             self._previous, self._previous_key = frame, intra
@@ -198,7 +216,10 @@ class VideoReader:
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Decoder output in display order; failures are counted, not raised (see _check_complete)."""
         stream = self._opened.stream
+        hevc = self._hevc
         for packet in demux_video(self._opened, self._damage):
+            if hevc is not None:
+                hevc.feed(packet)
             try:
                 frames = stream.decode(packet)
             except av.FFmpegError:
@@ -206,6 +227,8 @@ class VideoReader:
                 continue
             for frame in frames:
                 self._damage.corrupt_frames += bool(frame.is_corrupt)
+                if hevc is not None:
+                    hevc.receive(frame)
                 yield frame
 
     def _record(self, frame: av.VideoFrame, index: int) -> DecodedFrame:
@@ -241,12 +264,12 @@ class VideoReader:
             yield record
             return
         if self._source == "bitstream":
-            motion = block_motion(frame)
-            if not (self.plan.watch_b_frames and _has_b_prediction(record, motion)):
+            motion = block_motion(frame) if self._hevc is None else self._hevc_motion(frame)
+            failure = self._hevc.failure if self._hevc is not None and self._requested == "auto" else None
+            if failure is None and not (self.plan.watch_b_frames and _has_b_prediction(record, motion)):
                 yield dataclasses.replace(record, motion=motion)
                 return
-            self._source = "reencode"
-            self._reason = b_frames_reason(self.info.codec)
+            self._switch_to_reencode(failure or b_frames_reason(self.info.codec))
         if self._estimator is None or (self._estimator.width, self._estimator.height) != (frame.width, frame.height):
             if self._estimator is not None:  # the frame size changed: restart the re-encode
                 yield from _attach(self._estimator.flush())
@@ -254,6 +277,18 @@ class VideoReader:
         # Keyframes of the re-encode follow the source's, except in all-intra streams.
         key = intra and not self._previous_key
         yield from _attach(self._estimator.push(frame, record, key=key))
+
+    def _switch_to_reencode(self, reason: str) -> None:
+        self._source, self._reason = "reencode", reason
+        if self._hevc is not None:
+            self._hevc.stop_parsing()
+
+    def _hevc_motion(self, frame: av.VideoFrame) -> BlockMotion | None:
+        assert self._hevc is not None
+        if self._hevc.failure is not None and not self._warned_hevc and self._requested != "auto":
+            self._warned_hevc = True
+            logger.warning("%s: %s; later frames have no motion", self.info.name, self._hevc.failure)
+        return self._hevc.motion(frame)
 
     def _new_estimator(self, frame: av.VideoFrame, reason: str) -> ReencodeMotion[DecodedFrame | None]:
         """A re-encoder primed with the previous frame, so that the next frame gets motion to it."""

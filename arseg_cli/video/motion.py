@@ -16,51 +16,21 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from arseg_cli.scale_interval import check_keyframe_interval
-from arseg_cli.video.block_cells import CELL_PX, BlockCells, FillRule, cells_to_pixels, grid_shape, motion_cells
+from arseg_cli.video._chain import Chain, StoredHop
+from arseg_cli.video.block_cells import (
+    CELL_PX,
+    BlockCells,
+    FillRule,
+    cells_to_pixels,
+    fill_uncovered,
+    grid_shape,
+    motion_cells,
+)
 from arseg_cli.video.records import DecodedFrame, FlowToKey
 
 #: Picture types a later frame may predict from, as far as arseg assumes (B-frames are taken as
 #: non-reference pictures; x264's B-pyramid breaks that assumption, see docs/MOTION.md).
 _ANCHOR_TYPES = frozenset({"I", "P", "S", "SI", "SP", "?"})
-
-
-def _cell_index(x: np.ndarray, y: np.ndarray, grid_hw: tuple[int, int], cell: int) -> np.ndarray:
-    """Flat index of the cell holding each point (pixel coordinates), clamped to the border cells.
-
-    Cell i spans pixels cell*i .. cell*i + cell - 1, i.e. the interval [cell*i - 0.5, cell*(i+1) - 0.5).
-    """
-    gh, gw = grid_hw
-    cx = np.clip(((x + 0.5) * (1.0 / cell)).astype(np.intp), 0, gw - 1)
-    cy = np.clip(((y + 0.5) * (1.0 / cell)).astype(np.intp), 0, gh - 1)
-    return cy * gw + cx
-
-
-def _follow(hop: np.ndarray, x: np.ndarray, y: np.ndarray, cell: int) -> tuple[np.ndarray, np.ndarray]:
-    """Move points (pixel coordinates) by a piecewise-constant cell field (2, gh, gw): p -> p + hop(p).
-
-    Exact: the field is constant over each cell, so the cell holding p gives hop(p). Points outside
-    the frame take the nearest border cell's vector.
-    """
-    index = _cell_index(x, y, hop.shape[1:], cell)
-    flat = hop.reshape(2, -1)
-    return x + flat[0].take(index), y + flat[1].take(index)
-
-
-def _sample_bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray, cell: int) -> np.ndarray:
-    """A field given at cell centres (2, gh, gw), sampled bilinearly at points in pixel coordinates
-    (clamped to the outermost centres). Returns (2, *x.shape) float32."""
-    gh, gw = field.shape[1:]
-    gx = np.clip((x - (cell - 1) / 2) / cell, 0, gw - 1)
-    gy = np.clip((y - (cell - 1) / 2) / cell, 0, gh - 1)
-    x0 = np.minimum(gx.astype(np.intp), max(gw - 2, 0))
-    y0 = np.minimum(gy.astype(np.intp), max(gh - 2, 0))
-    x1 = np.minimum(x0 + 1, gw - 1)
-    y1 = np.minimum(y0 + 1, gh - 1)
-    fx = gx - x0
-    fy = gy - y0
-    top = field[:, y0, x0] * (1 - fx) + field[:, y0, x1] * fx
-    bottom = field[:, y1, x0] * (1 - fx) + field[:, y1, x1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
 def has_past_motion(frame: DecodedFrame) -> bool:
@@ -129,7 +99,10 @@ class FlowAccumulator:
       B-pyramid and with one reference); future-only blocks are filled from their neighbours.
       B-frames never serve as a reference for later frames.
     - Several references: FFmpeg does not say which past frame a vector points to; it is taken as
-      the assumed reference above, which is wrong for blocks that point further back.
+      the assumed reference above, which is wrong for blocks that point further back. Where the
+      blocks name their reference (`BlockMotion.ref_offset`: HEVC read by arseg itself), each cell
+      is traced into the frame its own vector points to, so several references, and B-frames'
+      vectors to earlier B-frames, compose exactly; every such frame is kept in the chain.
     - Motion from the libx264 re-encode (decode.py's fallback): every frame, whatever its picture
       type in the source, is predicted from the frame right before it, so the chain is exact.
     - A non-key frame without past vectors (an I-frame the caller did not make a key, a B-frame
@@ -137,7 +110,9 @@ class FlowAccumulator:
       it inherits its reference's field.
     `FlowToKey.exact` is True only when every hop was a P-frame (or a re-encoded frame) predicted
     from the frame right before it, from a keyframe that is not a B-frame; several references in a
-    stream's own vectors cannot be detected (decode.py's 'auto' re-encodes such streams).
+    stream's own vectors cannot be detected (decode.py's 'auto' re-encodes such streams). With named
+    references, a frame is exact when every block points into an exact frame of the chain (the
+    keyframe included), whatever the distance; intra blocks are filled as always.
     """
 
     def __init__(self, cell: int = CELL_PX, max_trace_hops: int = 16, fill: FillRule = "neighbours") -> None:
@@ -151,8 +126,8 @@ class FlowAccumulator:
         self._anchor_index = -1
         self._anchor_exact = False
         self._centres: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.float32), np.zeros(0, np.float32))
-        self._chain: list[np.ndarray] = []  # cell fields of the anchors after `_base`, oldest first
-        self._base: np.ndarray | None = None  # accumulated cell field of an anchor; None: the keyframe
+        self._chain = Chain.empty(cell)
+        self._traced = 0  # frames with vectors stored since the chain's base
 
     def push(self, frame: DecodedFrame, *, is_key: bool, cells: BlockCells | None = None) -> FlowToKey:
         """Flow of `frame` to the current keyframe (itself when `is_key`; forced for the first frame
@@ -165,37 +140,69 @@ class FlowAccumulator:
             cells = BlockCells(frame.motion, frame_hw, self.cell)
         elif cells.cell != self.cell or cells.frame_hw != frame_hw:
             raise ValueError(f"cells of {cells.cell} px for {cells.frame_hw}, the accumulator works on {self.cell} px for {frame_hw}")
-        hop = cells.field(self.fill)
-        cells = self._trace(hop)
-        exact = hop is not None and self._anchor_exact and _single_hop(frame, self._anchor_index)
-        if _is_anchor(frame):
-            self._anchor_index, self._anchor_exact = frame.index, exact
-            if hop is not None:  # no vectors: zero motion assumed, nothing to add to the chain
-                self._chain.append(hop)
-            if len(self._chain) >= self.max_trace_hops:
-                self._base, self._chain = cells, []
-        return FlowToKey(frame.index, self._key_index, cells_to_pixels(cells, frame_hw, self.cell), exact)
-
-    def _trace(self, hop: np.ndarray | None) -> np.ndarray:
-        """Accumulated (2, gh, gw) field: cell centres followed through `hop`, then the anchor chain."""
+        referenced = self._referenced_hop(frame, cells)
+        if referenced is not None:
+            hop, reference, exact = referenced
+        else:
+            hop = cells.field(self.fill)
+            reference = np.full(grid_shape(frame_hw, self.cell), self._anchor_index, np.int64)
+            exact = hop is not None and self._anchor_exact and _single_hop(frame, self._anchor_index)
         x0, y0 = self._centres
-        x, y = x0, y0
-        for field in ([hop] if hop is not None else []) + self._chain[::-1]:
-            x, y = _follow(field, x, y, self.cell)
-        cells = np.stack([x - x0, y - y0])
-        if self._base is not None:
-            cells += _sample_bilinear(self._base, x, y, self.cell)
-        return cells
+        x, y = (x0, y0) if hop is None else (x0 + hop[0], y0 + hop[1])
+        traced = self._chain.trace(x0, y0, x, y, reference)
+        anchor = _is_anchor(frame)
+        if referenced is not None or anchor:
+            # No vectors: zero motion assumed; the frame is kept only as a pass-through to its reference.
+            field = hop if hop is not None else np.zeros_like(traced)
+            self._chain.add(frame.index, StoredHop(field, reference, traced, exact), keep=(self._anchor_index,))
+            self._traced += hop is not None
+        if anchor:
+            self._anchor_index, self._anchor_exact = frame.index, exact
+        if self._traced >= self.max_trace_hops:
+            self._chain.rebase(frame.index)
+            self._traced = 0
+        return FlowToKey(frame.index, self._key_index, cells_to_pixels(traced, frame_hw, self.cell), exact)
+
+    def _referenced_hop(self, frame: DecodedFrame, cells: BlockCells) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """(field, reference, exact) of a frame whose blocks name their reference frames (HEVC), None for
+        other frames or when no block points into a frame of the chain.
+
+        Blocks pointing before the keyframe (or to a frame not kept) are not used: their cells are filled
+        like intra blocks, and the frame is not exact. Filled cells take the frame's most used reference
+        (the nearest on a tie). Exact: every block points into the chain, to a frame whose flow is exact.
+        The cells' vectors and references come from the frame's one rasterisation (`cells`): a cell
+        shared by several blocks (HEVC's 8x4 and AMP units) holds the last one's, usable or not.
+        """
+        motion = frame.motion
+        offsets = cells.references()
+        if motion is None or motion.ref_offset is None or offsets is None:
+            return None
+        kept = np.fromiter(self._chain.frames, np.int64)
+        grid, covered = cells.raster()
+        reference = frame.index + offsets
+        usable_cells = covered & np.isin(reference, kept)
+        if not usable_cells.any():
+            return None
+        target = frame.index + motion.ref_offset.astype(np.int64)
+        usable = (motion.source < 0) & np.isin(target, kept)
+        field = fill_uncovered(grid, usable_cells, self.fill)
+        reference = np.where(usable_cells, reference, _most_used(target[usable]))
+        exact = bool(usable.all()) and all(self._chain.frames[int(t)].exact for t in np.unique(target))
+        return field, reference, exact
 
     def _reset(self, frame: DecodedFrame, frame_hw: tuple[int, int]) -> FlowToKey:
+        shape = grid_shape(frame_hw, self.cell)
         if frame_hw != self._frame_hw:
-            rows, cols = np.indices(grid_shape(frame_hw, self.cell), dtype=np.float32)
+            rows, cols = np.indices(shape, dtype=np.float32)
             centre = (self.cell - 1) / 2
             self._centres = (cols * self.cell + centre, rows * self.cell + centre)
             self._frame_hw = frame_hw
         self._key_index = self._anchor_index = frame.index
         self._anchor_exact = _is_anchor(frame)
-        self._chain, self._base = [], None
+        zeros = np.zeros((2, *shape), np.float32)
+        key = StoredHop(zeros, np.full(shape, frame.index, np.int64), zeros, True)
+        self._chain = Chain(key, frame.index, self.cell)
+        self._traced = 0
         return FlowToKey(frame.index, frame.index, np.zeros((2, *frame_hw), np.float32), True)
 
 
@@ -223,7 +230,9 @@ def flows_to_reference(frames: Iterable[DecodedFrame]) -> Iterator[tuple[Decoded
     The reference is the frame right before it for streams with one reference and no B-frames, and
     for motion from the libx264 re-encode; otherwise it is the assumed one of `FlowAccumulator` (the
     latest earlier I/P frame). `FlowToKey.key_index` names that frame. Frames without a past vector
-    (intra frames, the first frame) get zero flow and their own index.
+    (intra frames, the first frame) get zero flow and their own index. Where blocks name their
+    reference (HEVC), `key_index` is the frame most of them point to, and `exact` says whether all do
+    (several references mix frames in one field: use flows_to_key to compose them).
     """
     anchor: int | None = None
     anchor_hw: tuple[int, int] | None = None
@@ -234,7 +243,23 @@ def flows_to_reference(frames: Iterable[DecodedFrame]) -> Iterator[tuple[Decoded
             record = FlowToKey(frame.index, frame.index, np.zeros((2, *frame_hw), np.float32), True)
         else:
             assert anchor is not None
-            record = FlowToKey(frame.index, anchor, cells_to_pixels(cells, frame_hw), _single_hop(frame, anchor))
+            reference, exact = _named_reference(frame) or (anchor, _single_hop(frame, anchor))
+            record = FlowToKey(frame.index, reference, cells_to_pixels(cells, frame_hw), exact)
         if _is_anchor(frame):
             anchor, anchor_hw = frame.index, frame_hw
         yield frame, record
+
+
+def _named_reference(frame: DecodedFrame) -> tuple[int, bool] | None:
+    """(the frame most past blocks point to, whether all blocks do) for motion that names its references."""
+    motion = frame.motion
+    if motion is None or motion.ref_offset is None or not (motion.source < 0).any():
+        return None
+    targets = frame.index + motion.ref_offset[motion.source < 0].astype(np.int64)
+    return _most_used(targets), bool((targets == targets[0]).all()) and not (motion.source > 0).any()
+
+
+def _most_used(indices: np.ndarray) -> int:
+    """The most frequent of some frame indices; the latest on a tie."""
+    values, counts = np.unique(indices, return_counts=True)
+    return int(values[::-1][int(np.argmax(counts[::-1]))])

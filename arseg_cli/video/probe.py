@@ -19,6 +19,7 @@ import av.video.stream
 from av.video.frame import PictureType
 
 from arseg_cli.errors import UnsupportedCodecError, VideoDecodeError
+from arseg_cli.video._hevc_motion import HevcStreamMotion, has_inter_units, parser_errors, unreadable_reason
 from arseg_cli.video._input import (
     DEFAULT_MAX_PIXELS,
     MV_EXPORTING_CODECS,
@@ -65,19 +66,17 @@ class MotionPlan:
 def plan_motion(info: StreamInfo, requested: MotionRequest) -> MotionPlan:
     """Decide the motion source for `requested` ('auto', 'bitstream', 'reencode', 'none').
 
-    'auto' uses the bitstream vectors when they chain exactly (no B-frames, one reference) and the
-    re-encode otherwise; 'bitstream' raises UnsupportedCodecError for codecs without vectors.
+    'auto' uses the bitstream vectors when they chain exactly (no B-frames, one reference; for HEVC,
+    read by arseg's parser, any number of references) and the re-encode otherwise; 'bitstream' raises
+    UnsupportedCodecError for codecs without vectors arseg can read.
     """
     if requested == "none":
         return MotionPlan("none")
     if requested == "reencode":
         return MotionPlan("reencode", f"{info.codec} stream: re-encoding was asked for")
     if requested == "bitstream":
-        if not info.exports_mvs:
-            raise UnsupportedCodecError(
-                f"{info.name}: {info.codec} streams carry no motion vectors that FFmpeg exports; "
-                "use motion 'auto' or 'reencode'"
-            )
+        if not info.bitstream_mvs:
+            raise UnsupportedCodecError(f"{info.name}: {info.unreadable_mvs()}; use motion 'auto' or 'reencode'")
         return MotionPlan("bitstream")
     if requested != "auto":
         raise ValueError(f"unknown motion request {requested!r}")
@@ -108,9 +107,11 @@ def configure_decoder(
     (`max_pixels`, None or 0: FFmpeg's own limit) and the safe threading mode.
 
     Frame threading corrupts exported vectors on streams with B-frames (reference/PYAV.md), so with
-    export on it is used only when the headers rule B-frames out; otherwise slice threading.
+    export on it is used only when the headers rule B-frames out; otherwise slice threading. HEVC's
+    vectors come from arseg's parser, not from the decoder: no export.
     """
     context = stream.codec_context
+    export_mvs = export_mvs and info.exports_mvs
     options = {"flags2": "+export_mvs"} if export_mvs else {}
     context.options = options | decoder_pixel_limit(max_pixels)
     context.thread_count = 0
@@ -197,6 +198,8 @@ def probe_video(source: Source, *, scan_frames: int = DEFAULT_SCAN_FRAMES) -> Vi
         info = opened.info
         configure_decoder(opened.stream, info, export_mvs=info.exports_mvs)
         scan = _Scan(scan_frames)
+        if info.codec == "hevc" and info.bitstream_mvs:
+            scan.start_hevc(bytes(opened.stream.codec_context.extradata or b""))
         _demux_all(opened, scan)
     if scan.packets == 0:
         raise VideoDecodeError(f"{info.name}: no video frames in the stream")
@@ -205,7 +208,9 @@ def probe_video(source: Source, *, scan_frames: int = DEFAULT_SCAN_FRAMES) -> Vi
         raise VideoDecodeError(damage)
     b_frames = bool(info.has_b_frames) or "B" in scan.types
     motion = plan_motion(info, "auto")
-    if motion.watch_b_frames and b_frames:
+    if scan.hevc_failure is not None and motion.source == "bitstream":
+        motion = MotionPlan("reencode", scan.hevc_failure)
+    elif motion.watch_b_frames and b_frames:
         motion = MotionPlan("reencode", b_frames_reason(info.codec))
     elif motion.watch_intra_only and scan.types[:2] == ["I", "I"]:
         motion = MotionPlan("reencode", intra_only_reason(info.codec))
@@ -236,6 +241,22 @@ class _Scan:
         self.complete = False  # every packet was decoded
         self.first_pts: int | None = None
         self.end_pts: int | None = None
+        self.hevc: HevcStreamMotion | None = None  # arseg's HEVC parser, reading the scanned packets
+        self.hevc_failure: str | None = None
+
+    def start_hevc(self, extradata: bytes) -> None:
+        try:
+            self.hevc = HevcStreamMotion(extradata)
+        except parser_errors() as error:
+            self.hevc_failure = unreadable_reason(error)
+
+    def parse(self, packet: av.Packet) -> None:
+        """Read an HEVC packet's vectors with arseg's parser (before the decoder gets the packet)."""
+        if self.hevc is None:
+            return
+        picture = self.hevc.feed(packet)
+        self.mv_frames += picture is not None and has_inter_units(picture)
+        self.hevc_failure = self.hevc.failure
 
     def add_packet(self, packet: av.Packet) -> None:
         if packet.is_keyframe:
@@ -273,6 +294,7 @@ def _demux_all(opened: OpenedInput, scan: _Scan) -> None:
         if packet.size > 0:
             scan.add_packet(packet)
         if len(scan.types) < scan.scan_frames:
+            scan.parse(packet)
             try:
                 for frame in stream.decode(packet):
                     scan.add_frame(frame)
@@ -307,7 +329,7 @@ def _advice(report: VideoReport) -> list[str]:
             f"For exact motion at no cost, re-encode once: `{command}` "
             "(no B-frames, one reference, a keyframe every 12 frames).",
         ]
-    if not report.mvs_seen and info.exports_mvs and report.frame_count > 1:
+    if not report.mvs_seen and info.bitstream_mvs and report.frame_count > 1:
         return [f"no motion vectors were exported from the frames scanned; arseg will re-encode ({_REENCODE_COST})"]
     lines = ["The stream's own motion vectors chain exactly to the keyframe: no re-encode needed."]
     spacing = report.keyframes

@@ -29,6 +29,10 @@ class BlockMotion:
                the direction, not which frame.
     frame_hw:  (H, W) of the frame the blocks tile.
     method:    where the vectors come from: the stream itself, or arseg's libx264 re-encode fallback.
+    ref_offset: (n,) int32 or None: display index of each block's reference frame minus this frame's
+               (-1 = the frame right before, -2 = two back, +1 = the next frame). Known where arseg reads
+               the bitstream itself (HEVC, hevc/blocks.py), so multi-reference chains compose exactly;
+               None where FFmpeg exports the vectors (it gives only the direction).
     """
 
     dst_xy: np.ndarray
@@ -37,6 +41,7 @@ class BlockMotion:
     source: np.ndarray
     frame_hw: tuple[int, int]
     method: MotionMethod = "bitstream"
+    ref_offset: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.source.shape[0])
