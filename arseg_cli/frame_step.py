@@ -16,7 +16,7 @@ from torch import Tensor
 
 from arseg_cli.errors import OptionsError
 from arseg_cli.model.arseg import ARSeg
-from arseg_cli.model.resize import downscale
+from arseg_cli.model.resize import downscale, scores_to_labels
 
 
 class FrameStep:
@@ -53,6 +53,21 @@ class FrameStep:
         feature `feat` warped along `flow_px` (N, 2, H, W) float32 backward flow to the keyframe, pixels."""
         flow = torch.as_tensor(flow_px).to(device=x.device, dtype=self.dtype)
         return self.model.nonkeyframe(downscale(x, self.scale), feat, flow)
+
+    def key_labels(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(labels (N, H, W) uint8, feature): `key`'s argmax over classes, as the model makes it
+        cheapest (`ARSeg.keyframe_labels`; other backends: the argmax of their scores)."""
+        if isinstance(self.model, ARSeg):
+            return self.model.keyframe_labels(x)
+        scores, feat = self.key(x)
+        return scores_to_labels(scores, (x.shape[-2], x.shape[-1])).to(torch.uint8), feat
+
+    def nonkey_labels(self, x: Tensor, feat: Tensor, flow_px: np.ndarray | Tensor) -> Tensor:
+        """(N, H, W) uint8: `nonkey`'s argmax over classes (as `key_labels`)."""
+        if not isinstance(self.model, ARSeg):
+            return scores_to_labels(self.nonkey(x, feat, flow_px), (x.shape[-2], x.shape[-1])).to(torch.uint8)
+        flow = torch.as_tensor(flow_px).to(device=x.device, dtype=self.dtype)
+        return self.model.nonkeyframe_labels(downscale(x, self.scale), feat, flow)
 
     def lowres(self, x: Tensor) -> Tensor:
         """scores of normalised HR frames x downscaled by s through the plain LR network (no fusion)."""
