@@ -5,6 +5,8 @@
    (first decode to last write). 720x960, `--frames` frames of a synthetic H.264 video (panning texture,
    an I-frame every 12 frames). camvid-bise18 runs the default weights; camvid-psp18 random weights
    (seed 0, saved with scale 0.5 and L = 12: speed does not depend on the values).
+   Each run's CPU seconds (user + system, start-up included) are reported too: on a loaded machine
+   they are steadier than wall time, and their ratio is conservative (both runs pay the same start-up).
 2. Model level: `arseg bench --arch ARCH --json` (720x960, s = 0.5, L = 12; its measured speed-up).
 Every variant runs from each `--checkout` (a source tree: `python -m arseg_cli` imports the one it runs
 in), so that a before/after comparison alternates in one run; runs of one round take turns, and the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,26 +58,30 @@ def make_inputs(work: Path, frames: int, archs: list[str]) -> tuple[Path, dict[s
     return Path(video), weights
 
 
-def run_json(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_json(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[dict[str, Any], float]:
+    """The command's JSON output, and the CPU seconds (user + system) the process used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} in {cwd}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
-    return json.loads(done.stdout)
+    return json.loads(done.stdout), (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def segment_fps(checkout: Path, video: Path, weights: list[str], scale: float | None, out: Path, env: dict[str, str]) -> float:
+def segment_run(checkout: Path, video: Path, weights: list[str], scale: float | None, out: Path, env: dict[str, str]) -> dict[str, float]:
+    """fps as `--json` reports it (wall clock, first decode to last write) and the process's CPU seconds
+    (start-up included): on a machine other jobs load, CPU time is the steadier of the two."""
     command = [sys.executable, "-m", "arseg_cli", "segment", str(video), "-o", str(out), "--json", "--force", "-q", *weights]
     if scale is not None:
         command += ["--scale", str(scale)]
-    report = run_json(command, checkout, env)
+    report, cpu_s = run_json(command, checkout, env)
     record = report[0] if isinstance(report, list) else report
-    record = record.get("videos", [record])[0] if "videos" in record else record
-    return float(record["fps"])
+    return {"fps": float(record["fps"]), "cpu_s": cpu_s}
 
 
 def bench_speedup(checkout: Path, arch: str, repeats: int, env: dict[str, str]) -> dict[str, float]:
     command = [sys.executable, "-m", "arseg_cli", "bench", "--arch", arch, "--json", "--repeats", str(repeats), "--warmup", "1"]
-    scales = run_json(command, checkout, env)["archs"][0]["scales"]
+    scales = run_json(command, checkout, env)[0]["archs"][0]["scales"]
     half = next(s for s in scales if s["scale"] == 0.5)
     latency = half["latency"]
     return {"speedup": half["speedup_vs_1x"], "macs_ratio": half["macs_ratio_vs_1x"],
@@ -113,8 +120,8 @@ def main() -> None:
                     key = f"{arch}@{checkout.name}"
                     if "segment" in parts:
                         for mode, scale in (("ar", None), ("hr", 1.0)):
-                            fps = segment_fps(checkout, video, weights[arch], scale, work / "out", env)
-                            runs.setdefault(f"segment:{mode}:{key}", []).append(fps)
+                            run = segment_run(checkout, video, weights[arch], scale, work / "out", env)
+                            runs.setdefault(f"segment:{mode}:{key}", []).append(run)
                     if "bench" in parts:
                         runs.setdefault(f"bench:{key}", []).append(bench_speedup(checkout, arch, args.bench_repeats, env))
             print(json.dumps({"round_done": runs}), file=sys.stderr, flush=True)
@@ -123,9 +130,12 @@ def main() -> None:
         for checkout in checkouts:
             key, row = f"{arch}@{checkout.name}", {}
             if "segment" in parts:
-                ar, hr = runs[f"segment:ar:{key}"], runs[f"segment:hr:{key}"]
+                ar = [r["fps"] for r in runs[f"segment:ar:{key}"]]
+                hr = [r["fps"] for r in runs[f"segment:hr:{key}"]]
+                ar_cpu, hr_cpu = ([r["cpu_s"] for r in runs[f"segment:{m}:{key}"]] for m in ("ar", "hr"))
                 row |= {"ar_fps": ar, "hr_fps": hr, "ar_over_hr_of_medians": statistics.median(ar) / statistics.median(hr),
-                        "ar_over_hr_per_round": [a / h for a, h in zip(ar, hr)]}  # fmt: skip
+                        "ar_over_hr_per_round": [a / h for a, h in zip(ar, hr)], "ar_cpu_s": ar_cpu, "hr_cpu_s": hr_cpu,
+                        "hr_over_ar_cpu_s_of_medians": statistics.median(hr_cpu) / statistics.median(ar_cpu)}  # fmt: skip
             if "bench" in parts:
                 benches = runs[f"bench:{key}"]
                 row["bench"] = benches
