@@ -21,7 +21,7 @@ from queue import Empty, SimpleQueue
 import torch
 from torch import Tensor, nn
 
-from arseg_cli.model._local_attention import TILE_VALUES, TILES_PER_WORKER, _pixels_by_channels
+from arseg_cli.model._local_attention import TILE_VALUES, TILES_PER_WORKER, _keep_freed_memory, _pixels_by_channels
 from arseg_cli.model._native_build import ImageArgs, library
 
 MAX_WINDOW = 15
@@ -60,6 +60,7 @@ def native_creff(
     lib = library()
     if lib is None:
         return None
+    _keep_freed_memory()  # as the PyTorch kernel does; the networks' large activations gain from it too
     out = torch.empty_like(key_feat, memory_format=torch.channels_last)
     channels, height, width = out.shape[1:]
     band = _band_function(lib, dtype, channels)
