@@ -53,16 +53,16 @@ def library() -> ctypes.CDLL | None:
         try:
             lib = _declare(ctypes.CDLL(str(path)))
         except (OSError, AttributeError) as error:
-            logger.info("native CReFF: cannot load %s (%s)", path, error)
+            logger.debug("native CReFF: cannot load %s (%s)", path, error)
             continue
         if lib.arseg_creff_source_digest() == source_digest().encode():
             return lib
-        logger.info("native CReFF: %s was built from other sources; not used", path)
+        logger.debug("native CReFF: %s was built from other sources; not used", path)
     try:
         path = cached_build(cache_dir())
         return None if path is None else _declare(ctypes.CDLL(str(path)))
     except (OSError, AttributeError, subprocess.SubprocessError) as error:
-        logger.info("native CReFF unavailable (%s); using the PyTorch kernel", error)
+        logger.debug("native CReFF unavailable (%s); using the PyTorch kernel", error)
         return None
 
 
@@ -117,7 +117,7 @@ def cached_build(directory: Path) -> Path | None:
             command = [cc, *build_flags(), "-shared", "-o", scratch, str(SOURCE), "-lm"]
             result = subprocess.run(command, capture_output=True, text=True, timeout=300)
             if result.returncode != 0:
-                logger.info("native CReFF: %s failed: %s", cc, result.stderr.strip()[:300])
+                logger.debug("native CReFF: %s failed: %s", cc, result.stderr.strip()[:300])
                 return None
             os.replace(scratch, target)
         finally:
