@@ -12,7 +12,7 @@ DEMO_OUT := demo-out
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard arseg_cli/video/hevc/native/*.[ch])
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard arseg_cli/video/hevc/native/*.[ch] arseg_cli/model/_creff_native.c arseg_cli/model/_creff_native_real.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"

@@ -52,6 +52,16 @@ class FrameStep:
         flow = torch.as_tensor(flow_px).to(device=x.device, dtype=self.dtype)
         return self.model.nonkeyframe(downscale(x, self.scale), feat, flow)
 
+    def key_labels(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(labels (N, H, W) uint8, feature): `key`'s argmax over classes, as the backend makes it
+        cheapest (`ModelBackend.keyframe_labels`)."""
+        return self.model.keyframe_labels(x)
+
+    def nonkey_labels(self, x: Tensor, feat: Tensor, flow_px: np.ndarray | Tensor) -> Tensor:
+        """(N, H, W) uint8: `nonkey`'s argmax over classes (as `key_labels`)."""
+        flow = torch.as_tensor(flow_px).to(device=x.device, dtype=self.dtype)
+        return self.model.nonkeyframe_labels(downscale(x, self.scale), feat, flow)
+
     def lowres(self, x: Tensor) -> Tensor:
         """scores of normalised HR frames x downscaled by s through the plain LR network (no fusion)."""
         x_lr = downscale(x, self.scale)

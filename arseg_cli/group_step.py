@@ -17,7 +17,6 @@ import torch
 from arseg_cli.errors import OptionsError
 from arseg_cli.frame_step import FrameStep
 from arseg_cli.groups import ScheduledFrame
-from arseg_cli.model.resize import scores_to_labels
 from arseg_cli.resume import Resume
 
 #: Non-keyframes per model call in a group: a group of L = 12 runs in 3 calls of 4 and 1 of 3 frames.
@@ -51,8 +50,8 @@ class GroupStep:
                 to_run.append(position)
         if to_run and group[to_run[0]].decision.is_key:
             key = group[to_run[0]]
-            scores, feat = self.step.key(self.step.inputs(key.frame.rgb))
-            out[to_run.pop(0)] = _to_labels(scores, key.size)[0]
+            labels, feat = self.step.key_labels(self.step.inputs(key.frame.rgb))
+            out[to_run.pop(0)] = _to_numpy(labels, key.size)[0]
             self._feat, self._pending_key = (feat if self.keep_feature else None), None
         if to_run and self._feat is None and self._pending_key is not None:  # the first frame run after a resume
             self._feat = self.step.key(self.step.inputs(self._pending_key))[1]
@@ -69,12 +68,13 @@ class GroupStep:
         rgb = items[0].frame.rgb[None] if len(items) == 1 else np.stack([item.frame.rgb for item in items])
         flows = np.stack([item.flow_px for item in items])  # type: ignore[misc]
         feat = self._feat.expand(len(items), -1, -1, -1) if len(items) > 1 else self._feat
-        scores = self.step.nonkey(self.step.inputs(rgb), feat, flows)
-        return list(_to_labels(scores, items[0].size))
+        labels = self.step.nonkey_labels(self.step.inputs(rgb), feat, flows)
+        return list(_to_numpy(labels, items[0].size))
 
 
-def _to_labels(scores: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    return scores_to_labels(scores, size).to(torch.uint8).cpu().numpy()
+def _to_numpy(labels: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    assert tuple(labels.shape[-2:]) == tuple(size), "the model's labels are at the frame's size"
+    return labels.cpu().numpy()
 
 
 __all__ = ["DEFAULT_BATCH", "GroupStep"]

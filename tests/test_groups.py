@@ -105,18 +105,18 @@ def test_low_latency_option_and_its_json_field(tmp_path: Path, monkeypatch: pyte
 
 
 class _RecordingStep(FrameStep):
-    """FrameStep that keeps every non-keyframe's scores, one tensor per frame, in call order."""
+    """FrameStep that keeps every non-keyframe's scores, one tensor per frame, in call order: the scores
+    of each batch that GroupStep asks labels of."""
 
     def __init__(self, model: ARSeg) -> None:
         super().__init__(model, 0.5)
         self.scores: list[torch.Tensor] = []
         self.batches: list[int] = []
 
-    def nonkey(self, x: torch.Tensor, feat: torch.Tensor, flow_px: np.ndarray | torch.Tensor) -> torch.Tensor:
-        scores = super().nonkey(x, feat, flow_px)
-        self.scores.extend(scores.unbind(0))
+    def nonkey_labels(self, x: torch.Tensor, feat: torch.Tensor, flow_px: np.ndarray | torch.Tensor) -> torch.Tensor:
+        self.scores.extend(self.nonkey(x, feat, flow_px).unbind(0))
         self.batches.append(int(x.shape[0]))
-        return scores
+        return super().nonkey_labels(x, feat, flow_px)
 
 
 def _scheduled_groups(clip: Path, model: ARSeg) -> list[list[ScheduledFrame]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from arseg_cli.model.creff import CReFF
@@ -39,6 +40,11 @@ class SegNet(nn.Module):
     def to_image_size(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
         """The scores the official evaluation takes argmax of, (N, K, *size), from `classify`'s output."""
         raise NotImplementedError
+
+    def labels(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
+        """(N, *size) uint8 class ids of `classify`'s output: the argmax of `to_image_size`'s scores
+        (families skip what cannot change it, and may take a native upsample-and-argmax)."""
+        return self.to_image_size(scores, size).argmax(dim=1).to(torch.uint8)
 
     def use_classifier(self, classifier: nn.Conv2d) -> None:
         """Make `classifier` this network's `final_conv` under every name the current one has (the

@@ -104,7 +104,8 @@ class ARSeg(nn.Module):
     # --- inputs -------------------------------------------------------------------------------------
     def normalize(self, rgb: np.ndarray | Tensor) -> Tensor:
         """(N, 3, H, W) float32 on the model's device from RGB uint8 (H, W, 3) or (N, H, W, 3): x/255,
-        minus mean, over std (the checkpoint's normalisation)."""
+        minus mean, over std (the checkpoint's normalisation). Channels-last in memory when the model
+        runs its channels-last inference copies (eval mode, autograd off), else contiguous."""
         if isinstance(rgb, np.ndarray) and not rgb.flags.writeable:
             rgb = rgb.copy()
         images = torch.as_tensor(rgb)
@@ -115,7 +116,10 @@ class ARSeg(nn.Module):
         x = images.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.meta.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.meta.std, device=x.device).view(1, 3, 1, 1)
-        return ((x - mean) / std).contiguous()
+        x = x.sub_(mean).div_(std)  # in place on the permuted (channels-last) images: no copy
+        if getattr(self, "channels_last", False) and not self.training and not torch.is_grad_enabled():
+            return x  # the layout the folded inference copies take
+        return x.contiguous()
 
     def downscale(self, x_hr: Tensor) -> Tensor:
         """The LR input of an HR image batch, as the official evaluation makes it: size
@@ -131,11 +135,12 @@ class ARSeg(nn.Module):
         feat is the feature CReFF fuses on the following non-keyframes. A plain LR baseline (no HR
         branch) runs its LR network on `downscale(x_hr)` instead and returns that network's feature.
         """
-        _check_images(x_hr, "x_hr")
-        size = (x_hr.shape[-2], x_hr.shape[-1])
-        if self.hr is None:
-            return self._run("lr", self.downscale(x_hr), size)
-        return self._run("hr", x_hr, size)
+        return self._keyframe(x_hr, labels=False)
+
+    def keyframe_labels(self, x_hr: Tensor) -> tuple[Tensor, Tensor]:
+        """(labels (N, H, W) uint8, feat): `keyframe`'s argmax over classes, without the image-size
+        scores where the network can skip them (`SegNet.labels`)."""
+        return self._keyframe(x_hr, labels=True)
 
     def nonkeyframe(self, x_lr: Tensor, feat: Tensor, flow: Tensor) -> Tensor:
         """logits (N, K, H, W) of normalised LR images x_lr (N, 3, h, w), fusing the keyframe feature.
@@ -144,18 +149,32 @@ class ARSeg(nn.Module):
         flow: (N, 2, H, W) float32 backward flow (x, y) in HR image pixels, current frame -> keyframe;
               its size is the output size. A plain LR network (no CReFF) ignores feat and flow's values.
         """
+        return self._nonkeyframe(x_lr, feat, flow, labels=False)
+
+    def nonkeyframe_labels(self, x_lr: Tensor, feat: Tensor, flow: Tensor) -> Tensor:
+        """(N, H, W) uint8: `nonkeyframe`'s argmax over classes (as `keyframe_labels`)."""
+        return self._nonkeyframe(x_lr, feat, flow, labels=True)
+
+    def _keyframe(self, x_hr: Tensor, *, labels: bool) -> tuple[Tensor, Tensor]:
+        _check_images(x_hr, "x_hr")
+        size = (x_hr.shape[-2], x_hr.shape[-1])
+        if self.hr is None:
+            return self._run("lr", self.downscale(x_hr), size, labels=labels)
+        return self._run("hr", x_hr, size, labels=labels)
+
+    def _nonkeyframe(self, x_lr: Tensor, feat: Tensor, flow: Tensor, *, labels: bool) -> Tensor:
         self._require_lr()
         _check_images(x_lr, "x_lr")
         if flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[0] != x_lr.shape[0]:
             raise InputError(f"flow must be (N, 2, H, W) with N = {x_lr.shape[0]}, got {tuple(flow.shape)}")
         size = (flow.shape[-2], flow.shape[-1])
         if not self.has_creff:
-            return self._run("lr", x_lr, size)[0]
+            return self._run("lr", x_lr, size, labels=labels)[0]
         net = self._branch("lr")
         if feat.dim() != 4 or feat.shape[:2] != (x_lr.shape[0], net.feature_channels):
             raise InputError(f"feat must be (N, {net.feature_channels}, Hf, Wf) with N = {x_lr.shape[0]}, got {tuple(feat.shape)}")
-        fused = net.fuse(net.features(self._layout(x_lr)), feat, flow)
-        return net.to_image_size(net.classify(fused), size)
+        scores = net.classify(net.fuse(net.features(self._layout(x_lr)), feat, flow))
+        return net.labels(scores, size) if labels else net.to_image_size(scores, size)
 
     def lowres(self, x_lr: Tensor, size: tuple[int, int]) -> Tensor:
         """logits (N, K, *size) of the LR network alone (no fusion) on normalised x_lr (N, 3, h, w),
@@ -232,10 +251,11 @@ class ARSeg(nn.Module):
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _run(self, name: str, x: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def _run(self, name: str, x: Tensor, size: tuple[int, int], *, labels: bool = False) -> tuple[Tensor, Tensor]:
         net = self._branch(name)
         feat = net.features(self._layout(x))
-        return net.to_image_size(net.classify(feat), size), feat
+        scores = net.classify(feat)
+        return (net.labels(scores, size) if labels else net.to_image_size(scores, size)), feat
 
     def _require_lr(self) -> ModelMeta:
         if self.lr is None:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from arseg_cli.model._native_creff import native_labels
 from arseg_cli.model._registry import register
 from arseg_cli.model._segnet import SegNet, finish
 from arseg_cli.model.architecture import (
@@ -196,6 +197,14 @@ class BiSeNet18(SegNet):
 
     def to_image_size(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
         return resize_bilinear(self.conv_out.upsample(scores), size, align_corners=True)
+
+    def labels(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
+        up = self.conv_out.up
+        if (scores.shape[-2] * up, scores.shape[-1] * up) == tuple(size):  # the x8 upsampling alone
+            labels = native_labels(scores, size, align_corners=False, scale_factor=float(up))
+            if labels is not None:
+                return labels
+        return super().labels(scores, size)
 
 
 @register(CAMVID_BISE18)

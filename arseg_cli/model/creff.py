@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from arseg_cli.model._attention_autograd import local_attention_for_training
 from arseg_cli.model._local_attention import fused_creff
+from arseg_cli.model._native_creff import native_creff
 from arseg_cli.model.meta import WarpConvention
 from arseg_cli.model.resize import resize_bilinear
 
@@ -156,6 +157,10 @@ class CReFF(nn.Module):
             convs = (self.lr_query_conv, self.hr_key_conv, self.hr_value_conv)
             if key_feat.device.type == "cuda" and _triton_state["enabled"]:
                 fused = _triton_creff_or_none(lr_feat, key_feat, flow_feat, convs, self.warp, self.window)
+                if fused is not None:
+                    return fused
+            if key_feat.device.type == "cpu" and not self.compiled_attention:
+                fused = native_creff(lr_feat, key_feat, flow_feat, convs, warp=self.warp, window=self.window)
                 if fused is not None:
                     return fused
             return fused_creff(

@@ -73,6 +73,15 @@ class ModelBackend(Protocol):
         `feat` warped along `flow` (the LR + CReFF step); the output size is the flow's."""
         ...
 
+    def keyframe_labels(self, x_hr: Tensor) -> tuple[Tensor, Tensor]:
+        """(labels (N, H, W) uint8, feature): `keyframe`'s argmax over classes, as the backend makes it
+        cheapest (the image-size scores need not exist)."""
+        ...
+
+    def nonkeyframe_labels(self, x_lr: Tensor, feat: Tensor, flow: Tensor) -> Tensor:
+        """(N, H, W) uint8: `nonkeyframe`'s argmax over classes (as `keyframe_labels`)."""
+        ...
+
     def lowres(self, x_lr: Tensor, size: tuple[int, int]) -> Tensor:
         """scores at `size` of the plain LR network (no fusion) on normalised LR images, where the
         backend has one (the LR baseline of `arseg eval`); OptionsError otherwise."""

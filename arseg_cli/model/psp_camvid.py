@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from arseg_cli.model._native_creff import native_labels
 from arseg_cli.model._registry import register
 from arseg_cli.model._segnet import SegNet, finish
 from arseg_cli.model.architecture import CAMVID_DATA, CAMVID_MEAN, CAMVID_RECIPE, CAMVID_STD
@@ -94,6 +95,14 @@ class CamVidPSPNet(SegNet):
 
     def to_image_size(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
         return F.log_softmax(resize_bilinear(scores, size, align_corners=True), dim=1)
+
+    def labels(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
+        """The argmax of the resized scores: log_softmax subtracts one number per pixel, which cannot
+        change it (up to ties that rounding makes)."""
+        labels = native_labels(scores, size, align_corners=True)
+        if labels is None:
+            labels = resize_bilinear(scores, size, align_corners=True).argmax(dim=1).to(torch.uint8)
+        return labels
 
 
 @register(CAMVID_PSP18)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from arseg_cli.errors import InputError, InputNotFoundError, OptionsError, WeightsError
-from arseg_cli.model.resize import downscale
+from arseg_cli.model.resize import downscale, scores_to_labels
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.meta import ModelMeta
 from arseg_cli.onnx._extra import require
@@ -118,6 +118,15 @@ class OnnxARSeg:
         if "nonkeyframe" not in self._sessions:
             raise OptionsError(f"{self.directory} holds no non-keyframe graph: process every frame as a keyframe")
         return self._run("nonkeyframe", image_lr=x_lr, feature=feat, flow=flow)[0]
+
+    def keyframe_labels(self, x_hr: Tensor) -> tuple[Tensor, Tensor]:
+        """(labels (1, H, W) uint8, feature): the argmax of `keyframe`'s scores."""
+        logits, feat = self.keyframe(x_hr)
+        return scores_to_labels(logits, (x_hr.shape[-2], x_hr.shape[-1])).to(torch.uint8), feat
+
+    def nonkeyframe_labels(self, x_lr: Tensor, feat: Tensor, flow: Tensor) -> Tensor:
+        """(1, H, W) uint8: the argmax of `nonkeyframe`'s scores."""
+        return scores_to_labels(self.nonkeyframe(x_lr, feat, flow), (flow.shape[-2], flow.shape[-1])).to(torch.uint8)
 
     def lowres(self, x_lr: Tensor, size: tuple[int, int]) -> Tensor:
         raise OptionsError("the exported graphs hold no plain LR network (only keyframe and non-keyframe calls)")
