@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from arseg_cli.model.arseg import ARSeg
 
 HELP = (
-    "CPU: run CReFF's attention through torch.compile, ~1.4x faster CReFF after a one-off compile "
-    "(~12 s on a cold cache, ~2-3 s warm); needs a C++ compiler, else a warning and the uncompiled kernel."
+    "CPU: run CReFF's attention through torch.compile instead of arseg's native kernel (the default where it "
+    "is built, ~1.5x faster than the compiled path: docs/BENCHMARKS.md); for machines without that build. A "
+    "one-off compile (~12 s on a cold cache, ~2-3 s warm); needs a C++ compiler, else a warning and the PyTorch kernel."
 )
 
 
