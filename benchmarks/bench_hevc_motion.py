@@ -17,7 +17,7 @@ variant alike, `--repeats` times each (per frame, milliseconds):
 - h264_bitstream_extra: decode_frames(motion='bitstream') minus motion='none' on the H.264 file:
   FFmpeg's vector export and its conversion.
 
-Medians of the repeats, and ratios within this run (of the medians). Skips cleanly, saying why, when the
+Medians of the repeats (wall clock, and CPU time of the process, which other processes' load does not\ninflate), and ratios within this run (of the wall-clock medians). Skips cleanly, saying why, when the
 parser is not built. Usage: `python benchmarks/bench_hevc_motion.py [--frames 48] [--repeats 5]`.
 """
 
@@ -83,10 +83,24 @@ def arseg_decode(path: Path, motion: str) -> int:
     return sum(1 for _ in decode_frames(path, motion=motion))  # type: ignore[arg-type]
 
 
-def timed(run: Callable[[], int]) -> tuple[float, int]:
-    started = time.perf_counter()
+def timed(run: Callable[[], int]) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, frames) of one run."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     count = run()
-    return time.perf_counter() - started, count
+    return time.perf_counter() - started, time.process_time() - cpu_started, count
+
+
+def _per_frame(ms: dict[str, float]) -> dict[str, float]:
+    """The reported figures from the raw per-frame medians: the parser alone, and what each way of
+    getting vectors adds to decoding."""
+    return {
+        "hevc_parse": ms["hevc_parse"],
+        "hevc_parse_blocks": ms["hevc_parse_blocks"],
+        "hevc_decode": ms["hevc_decode"],
+        "hevc_bitstream_extra": ms["hevc_bitstream"] - ms["hevc_none"],
+        "hevc_reencode_extra": ms["hevc_reencode"] - ms["hevc_none"],
+        "h264_bitstream_extra": ms["h264_bitstream"] - ms["h264_none"],
+    }
 
 
 def main() -> int:
@@ -121,29 +135,27 @@ def main() -> int:
             "h264_bitstream": lambda: arseg_decode(h264, "bitstream"),
         }
         seconds: dict[str, list[float]] = {name: [] for name in variants}
+        cpu_seconds: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.repeats):
             for name, run in variants.items():
-                elapsed, count = timed(run)
+                elapsed, cpu, count = timed(run)
                 if count != args.frames:
                     raise SystemExit(f"{name}: {count} frames, expected {args.frames}")
                 seconds[name].append(elapsed)
+                cpu_seconds[name].append(cpu)
     ms = {name: 1e3 * statistics.median(values) / args.frames for name, values in seconds.items()}
-    per_frame = {
-        "hevc_parse": ms["hevc_parse"],
-        "hevc_parse_blocks": ms["hevc_parse_blocks"],
-        "hevc_decode": ms["hevc_decode"],
-        "hevc_bitstream_extra": ms["hevc_bitstream"] - ms["hevc_none"],
-        "hevc_reencode_extra": ms["hevc_reencode"] - ms["hevc_none"],
-        "h264_bitstream_extra": ms["h264_bitstream"] - ms["h264_none"],
-    }
+    cpu_ms = {name: 1e3 * statistics.median(values) / args.frames for name, values in cpu_seconds.items()}
+    per_frame = _per_frame(ms)
     result["ms_per_frame"] = {name: round(value, 3) for name, value in per_frame.items()}
     result["raw_ms_per_frame"] = {name: round(value, 3) for name, value in ms.items()}
+    # On a shared machine the wall clock counts other processes' time slices; CPU time does not.
+    result["cpu_ms_per_frame"] = {name: round(value, 3) for name, value in _per_frame(cpu_ms).items()}
     result["ratios"] = {
         "reencode_extra / hevc_bitstream_extra": round(per_frame["hevc_reencode_extra"] / per_frame["hevc_bitstream_extra"], 2),
         "hevc_bitstream_extra / h264_bitstream_extra": round(per_frame["hevc_bitstream_extra"] / per_frame["h264_bitstream_extra"], 2),
         "hevc_parse / hevc_decode": round(per_frame["hevc_parse"] / per_frame["hevc_decode"], 3),
     }
-    result["target_3ms_met"] = per_frame["hevc_parse_blocks"] <= 3.0
+    result["target_3ms_met"] = {"wall": per_frame["hevc_parse_blocks"] <= 3.0, "cpu": cpu_ms["hevc_parse_blocks"] <= 3.0}
     result["versions"] = {"python": platform.python_version(), "av": av.__version__, "numpy": np.__version__}
     result["machine"] = {"platform": platform.platform(), "processor": platform.processor() or None,
                          "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None}  # fmt: skip
