@@ -247,8 +247,8 @@ def test_the_captured_step_makes_no_tensor_from_host_data(step: FrameStep) -> No
     """What a replay runs (`FrameStep.nonkey` on the static buffers) neither makes tensors from Python
     or NumPy data nor reads any back (here on the CPU path; the CUDA path shares its Python code but for
     CReFF's kernels)."""
-    x, feat, flow = _inputs(step, 3, SIZES[0], 0)
     with torch.inference_mode():
+        x, feat, flow = _inputs(step, 3, SIZES[0], 0)
         flow_tensor = torch.from_numpy(flow)
         recorder = _HostDataCalls()
         with recorder:
