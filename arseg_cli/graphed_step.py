@@ -78,16 +78,18 @@ def graphs_unavailable(step: FrameStep) -> str | None:
     return None
 
 
-def nonkey_call(step: FrameStep, cuda_graphs: bool, *, capture: Capture | None = None) -> NonkeyCall:
-    """`step.nonkey`, or a `GraphedNonkey` of it when `cuda_graphs` is asked and possible (one
-    logged warning when asked and not possible). `capture`: how graphs are made (tests fake it)."""
+def nonkey_call(step: FrameStep, cuda_graphs: bool, *, capture: Capture | None = None, call: NonkeyCall | None = None) -> NonkeyCall:
+    """`call` (default `step.nonkey`; any call of its signature, e.g. one giving labels), or a
+    `GraphedNonkey` of it when `cuda_graphs` is asked and possible (one logged warning when asked and
+    not possible). `capture`: how graphs are made (tests fake it)."""
+    call = call or step.nonkey
     if not cuda_graphs:
-        return step.nonkey
+        return call
     reason = graphs_unavailable(step) if capture is None else None
     if reason is not None:
         logger.warning("CUDA graphs not used: %s; running the non-keyframe step eagerly", reason)
-        return step.nonkey
-    return GraphedNonkey(step, capture=capture or capture_cuda_graph)
+        return call
+    return GraphedNonkey(step, capture=capture or capture_cuda_graph, call=call)
 
 
 @dataclass
@@ -107,17 +109,20 @@ _ShapeKey = tuple[object, ...]
 
 
 class GraphedNonkey:
-    """`FrameStep.nonkey(x, feat, flow_px)` replayed from CUDA graphs (module docstring).
+    """`FrameStep.nonkey(x, feat, flow_px)` (or `call`, of the same signature) replayed from CUDA graphs
+    (module docstring).
 
-    The scores returned are a view of the graph's output: valid until the next call (GroupStep turns
-    them into labels at once). `feat` is the keyframe feature, batch 1 or expanded to the batch
+    The result is a view of the graph's output: valid until the next call (GroupStep turns it into
+    labels on the host at once). `feat` is the keyframe feature, batch 1 or expanded to the batch
     (stride 0, as GroupStep passes it), or one feature per frame.
     """
 
-    def __init__(self, step: FrameStep, *, capture: Capture = capture_cuda_graph, max_shapes: int = MAX_SHAPES) -> None:
+    def __init__(self, step: FrameStep, *, capture: Capture = capture_cuda_graph, max_shapes: int = MAX_SHAPES,
+                 call: NonkeyCall | None = None) -> None:  # fmt: skip
         if max_shapes < 1:
             raise ValueError(f"max_shapes must be >= 1, got {max_shapes}")
         self.step, self._capture, self.max_shapes = step, capture, max_shapes
+        self._call = call or step.nonkey
         self._graphs: OrderedDict[_ShapeKey, _Graph] = OrderedDict()
         self.failed: str | None = None  # why capturing failed; then every call runs eagerly
 
@@ -129,7 +134,7 @@ class GraphedNonkey:
     def __call__(self, x: Tensor, feat: Tensor, flow_px: np.ndarray | Tensor) -> Tensor:
         n = x.shape[0]
         if self.failed is not None or feat.shape[0] != n:  # a wrong feature batch: the eager step says what is wrong
-            return self.step.nonkey(x, feat, flow_px)
+            return self._call(x, feat, flow_px)
         shared = n == 1 or feat.stride(0) == 0
         source_feat = feat[:1] if shared else feat
         flow = torch.as_tensor(flow_px)
@@ -157,10 +162,10 @@ class GraphedNonkey:
         static_feat = _buffer_like(feat, 1 if shared else n)
         static_feat_batch = static_feat.expand(n, -1, -1, -1) if shared and n > 1 else static_feat
         _copy_rows((static_x, static_feat, static_flow), x, feat, flow, shared)
-        step = self.step
+        call = self._call
 
         def run() -> Tensor:  # reads only the static buffers: what a replay reads
-            return step.nonkey(static_x, static_feat_batch, static_flow)
+            return call(static_x, static_feat_batch, static_flow)
 
         replay, scores = self._capture(run)
         graph = _Graph(replay=replay, x=static_x, feat=static_feat, flow=static_flow, scores=scores)
@@ -172,7 +177,7 @@ class GraphedNonkey:
         self.failed = reason
         self._graphs.clear()
         logger.warning("CUDA graph capture failed (%s); running the non-keyframe step eagerly", reason)
-        return self.step.nonkey(x, feat, flow_px)
+        return self._call(x, feat, flow_px)
 
 
 def _buffer_like(t: Tensor, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | None = None) -> Tensor:

@@ -90,6 +90,20 @@ def test_replays_equal_the_eager_step_for_full_and_partial_batches_and_two_sizes
     assert len(graphed.shapes) == 3
 
 
+def test_any_call_of_the_step_signature_is_graphed_for_instance_one_giving_labels(step: FrameStep) -> None:
+    def labels(x: Tensor, feat: Tensor, flow: np.ndarray | Tensor) -> Tensor:
+        return step.nonkey(x, feat, flow).argmax(1).to(torch.uint8)
+
+    capture = FakeCapture()
+    graphed = nonkey_call(step, True, capture=capture, call=labels)
+    with torch.inference_mode():
+        for seed, n in enumerate((4, 3, 1)):
+            x, feat, flow = _inputs(step, n, SIZES[0], seed)
+            replayed = graphed(x, feat, flow)
+            assert replayed.dtype == torch.uint8 and torch.equal(replayed, labels(x, feat, flow))
+    assert capture.captures == 2 and capture.replays == 3
+
+
 def test_static_buffers_are_copied_into_not_rebound(step: FrameStep) -> None:
     capture = FakeCapture()
     graphed = GraphedNonkey(step, capture=capture)
