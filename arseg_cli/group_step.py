@@ -16,6 +16,7 @@ import torch
 
 from arseg_cli.errors import OptionsError
 from arseg_cli.frame_step import FrameStep
+from arseg_cli.graphed_step import nonkey_call
 from arseg_cli.groups import ScheduledFrame
 from arseg_cli.resume import Resume
 
@@ -27,13 +28,16 @@ class GroupStep:
     """Labels for the frames of keyframe groups, called group after group in display order.
 
     keep_feature: False when no frame is ever fused (L = 1): the keyframe feature is dropped at once.
-    batch: most non-keyframes per model call.
+    batch: most non-keyframes per model call. cuda_graphs: replay the non-keyframe step from CUDA graphs
+    where possible (`graphed_step.py`).
     """
 
-    def __init__(self, step: FrameStep, *, keep_feature: bool, batch: int = DEFAULT_BATCH, resume: Resume | None = None) -> None:
+    def __init__(self, step: FrameStep, *, keep_feature: bool, batch: int = DEFAULT_BATCH, resume: Resume | None = None,
+                 cuda_graphs: bool = False) -> None:  # fmt: skip
         if batch < 1:
             raise OptionsError(f"the group batch must be >= 1 frame, got {batch}")
         self.step, self.keep_feature, self.batch, self.resume = step, keep_feature, batch, resume
+        self._nonkey_labels = nonkey_call(step, cuda_graphs, call=step.nonkey_labels)
         self._feat: torch.Tensor | None = None
         self._pending_key: np.ndarray | None = None  # while resuming: the latest keyframe's input, its feature not yet computed
 
@@ -68,7 +72,7 @@ class GroupStep:
         rgb = items[0].frame.rgb[None] if len(items) == 1 else np.stack([item.frame.rgb for item in items])
         flows = np.stack([item.flow_px for item in items])  # type: ignore[misc]
         feat = self._feat.expand(len(items), -1, -1, -1) if len(items) > 1 else self._feat
-        labels = self.step.nonkey_labels(self.step.inputs(rgb), feat, flows)
+        labels = self._nonkey_labels(self.step.inputs(rgb), feat, flows)
         return list(_to_numpy(labels, items[0].size))
 
 

@@ -69,6 +69,8 @@ class Settings:
     low_latency: segment frame by frame, each result before the next frame is decoded (live
             pipelines); otherwise (the default) whole keyframe groups of up to L frames at once.
     group_batch: most non-keyframes of a group per model call (memory grows with it).
+    cuda_graphs: replay the non-keyframe step from CUDA graphs (`graphed_step.py`; PyTorch on CUDA
+            only, elsewhere it runs eagerly with one warning). Opt-in: not yet measured on a GPU.
     """
 
     scale: float | None = None
@@ -77,6 +79,7 @@ class Settings:
     half: bool = False
     low_latency: bool = False
     group_batch: int = DEFAULT_BATCH
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", KeyframePolicy.parse(self.policy, "keyframe policy"))
@@ -112,7 +115,7 @@ def segment_frames(
     scale, keyframe_interval = settings.resolve(model)
     batch = min(settings.group_batch, model.max_batch or settings.group_batch)
     step = GroupStep(FrameStep(model, scale, half=settings.half), keep_feature=keyframe_interval > 1, batch=batch,
-                     resume=resume)  # fmt: skip
+                     resume=resume, cuda_graphs=settings.cuda_graphs)  # fmt: skip
     clock = StageClock(model.device, times or StageTimes())
     accumulator = FlowAccumulator() if keyframe_interval > 1 else None
     scheduled = scheduled_frames(clock.pulled(frames), Scheduler(settings.policy, keyframe_interval), accumulator, clock)

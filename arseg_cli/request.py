@@ -44,7 +44,8 @@ class SegmentRequest:
     policy:   keyframe policy; device: where the model runs; half: float16 (CUDA only).
     backend:  torch, or onnxruntime on the graphs in the directory `onnx` (`arseg export-onnx`).
     low_latency: frame by frame instead of whole keyframe groups; compile_attention: CReFF's
-              attention through torch.compile (CPU only).
+              attention through torch.compile (CPU only); cuda_graphs: replay the non-keyframe step
+              from CUDA graphs (PyTorch on CUDA; elsewhere it runs eagerly, with a warning).
     palette:  a Palette, or a palette name / JSON file; None: the weights' classes and colours.
     opacity:  overlay opacity; start / end: the display indices to segment, [start, end).
     max_pixels: the largest frame decoded (0: FFmpeg's own limit).
@@ -70,6 +71,7 @@ class SegmentRequest:
     half: bool = False
     low_latency: bool = False
     compile_attention: bool = False
+    cuda_graphs: bool = False
     palette: Palette | str | None = None
     opacity: float = 0.5
     start: int | None = None
@@ -157,13 +159,15 @@ class SegmentRequest:
             raise OptionsError("`half` is for the torch backend; the ONNX graphs are float32")
         if self.compile_attention:
             raise OptionsError("`compile_attention` is for the torch backend; onnxruntime runs the exported graphs as they are")
+        if self.cuda_graphs:
+            raise OptionsError("`cuda_graphs` is for the torch backend; onnxruntime runs the exported graphs as they are")
 
     def settings(self) -> Settings:
         """How frames are segmented (arseg_cli.pipeline.Settings)."""
         from arseg_cli.pipeline import Settings
 
         return Settings(scale=self.scale, keyframe_interval=self.keyframe_interval, policy=self.policy, half=self.half,
-                        low_latency=self.low_latency)  # fmt: skip
+                        low_latency=self.low_latency, cuda_graphs=self.cuda_graphs)  # fmt: skip
 
     def load_palette(self) -> Palette | None:
         """The palette asked for, None for the weights' own."""

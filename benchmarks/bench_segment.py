@@ -4,7 +4,8 @@
    label PNGs written) on one synthetic 720x960 H.264 video (an I-frame every 12 frames, no B-frames),
    AR-Seg at 0.5x with L = 12 (keyframe groups, the default, and frame by frame, `--low-latency`)
    against per-frame HR (`--scale 1.0`), for camvid-bise18 and camvid-psp18 (`--archs`; random
-   weights: speed does not depend on them). Runs alternate the three, `--repeats` times; the
+   weights: speed does not depend on them); on CUDA also the grouped run with `--cuda-graphs`
+   (`ar_cuda_graphs`: graphs on against off). Runs alternate the modes, `--repeats` times; the
    median frames/s and the ratios are reported, with the share of decode + motion + writing in the AR
    run's total time (StageTimes, wall clock).
 2. Memory: peak RSS (VmHWM, KiB) of a fresh child process segmenting a short video and of one segmenting
@@ -80,6 +81,8 @@ def throughput(
     settings_by_mode = {"ar": Settings(scale=0.5, keyframe_interval=L, half=half),
                         "ar_low_latency": Settings(scale=0.5, keyframe_interval=L, half=half, low_latency=True),
                         "hr": Settings(scale=1.0, half=half)}  # fmt: skip
+    if device == "cuda":  # the non-keyframe step replayed from CUDA graphs (arseg_cli/graphed_step.py)
+        settings_by_mode["ar_cuda_graphs"] = Settings(scale=0.5, keyframe_interval=L, half=half, cuda_graphs=True)
     for arch in archs:
         model = random_model(arch).to(device)
         warm = write_video(work / "warm.mp4", 3, HEIGHT, WIDTH)
@@ -100,6 +103,10 @@ def throughput(
             "hr_io_share": round(statistics.median(r["io_share"] for r in runs["hr"]), 4),
             "runs": runs,
         }
+        if "ar_cuda_graphs" in fps:
+            results[arch] |= {"ar_0.5x_L12_cuda_graphs_fps": round(fps["ar_cuda_graphs"], 3),
+                              "speedup_ar_cuda_graphs_vs_hr": round(fps["ar_cuda_graphs"] / fps["hr"], 3),
+                              "speedup_cuda_graphs_on_vs_off": round(fps["ar_cuda_graphs"] / fps["ar"], 3)}  # fmt: skip
     return results
 
 

@@ -15,10 +15,16 @@ medians of `--repeats` after `--warmup`:
      False), and the batched non-keyframe call replayed as a CUDA graph (`graph`).
 2. `creff`: CReFF alone at each arch's shapes, batch 1 and 11, float32 and float16: Triton kernels,
    tiled kernel, plain definition (49 shifted products); psp18 batch 1 is the "<= 2 ms" target.
-3. `attention_launch`: the attention kernel alone at psp18's shape for a few (block, warps) settings.
+3. `grouped`: `GroupStep.labels` on one keyframe group of L synthetic frames (HR on the keyframe, the
+   other 11 in LR + CReFF calls of 4, 4 and 3 frames), host side included (normalisation, frames and
+   flows copied to the GPU, labels back), with CUDA graphs off and on (`cuda_graphs=True`,
+   arseg_cli/graphed_step.py: the shipped path), against per-frame HR the same way; frames per second,
+   label agreement of graphs on vs off, and whether the capture fell back. Also the non-keyframe call
+   alone at the group batch (4) and at 1, eager and through `GraphedNonkey`.
+4. `attention_launch`: the attention kernel alone at psp18's shape for a few (block, warps) settings.
 TF32 stays at torch's defaults (as `arseg segment` runs). `--smoke` runs the same code on the CPU at a
 tiny size, once (no graphs, no Triton): a check of the script itself where no GPU is lent. Usage:
-`python3 benchmarks/gpu_issue19.py [--out DIR] [--repeats 15] [--warmup 3] [--parts creff,model,attention_launch] [--smoke]`.
+`python3 benchmarks/gpu_issue19.py [--out DIR] [--repeats 15] [--warmup 3] [--parts creff,model,grouped,attention_launch] [--smoke]`.
 The report ends with `targets`: the issue's GPU targets, each with the figure it was decided on.
 """
 
@@ -32,7 +38,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,44 +118,49 @@ def frames(n: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.T
     return x, flow
 
 
-def model_part(repeats: int, warmup: int) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+def arch_steps(part: str) -> Iterator[tuple[str, FrameStep]]:
+    """(name, FrameStep on a fresh random model) for each arch and precision (float16 on CUDA only)."""
     for arch in ARCHS:
         for half in (False, True) if SIZE["device"].type == "cuda" else (False,):
             name = f"{arch} {'float16' if half else 'float32'}"
-            log(f"model: {name}")
-            step = FrameStep(random_model(arch), SCALE, half=half)
-            dtype = step.dtype
-            x1, flow1 = frames(1, dtype, 1)
-            x12, _ = frames(L, dtype, 2)
-            x11, flow11 = frames(L - 1, dtype, 3)
-            results[name] = {}
-            with torch.inference_mode():
-                _, feat = step.key(x1)
-                shared = feat.expand(L - 1, -1, -1, -1)
-                for kernel in ("fused", "unfused"):
-                    creff_module.use_triton_kernel(kernel == "fused")
-                    calls: dict[str, Callable[[], object]] = {
-                        "hr_1": lambda: step.key(x1),
-                        "nonkey_1": lambda: step.nonkey(x1, feat, flow1),
-                        "hr_12": lambda: step.key(x12),
-                        "nonkey_11": lambda: step.nonkey(x11, shared, flow11),
-                    }
-                    try:
-                        if SIZE["device"].type != "cuda":
-                            raise RuntimeError("CUDA graphs need CUDA")
-                        calls["nonkey_1_graph"] = as_graph(lambda: step.nonkey(x1, feat, flow1))
-                        calls["nonkey_11_graph"] = as_graph(lambda: step.nonkey(x11, shared, flow11))
-                        calls["hr_1_graph"] = as_graph(lambda: step.key(x1))
-                        calls["hr_12_graph"] = as_graph(lambda: step.key(x12))
-                    except Exception as error:  # noqa: BLE001 - report, measure the rest
-                        results[name][f"{kernel}_graph_error"] = repr(error)[:300]
-                    ms = cuda_times(calls, repeats, warmup)
-                    results[name][kernel] = ms | _ratios(ms)
-                    log(f"  {kernel}: {json.dumps(results[name][kernel])}")
-            creff_module.use_triton_kernel(True)
-            del step
-            torch.cuda.empty_cache()
+            log(f"{part}: {name}")
+            yield name, FrameStep(random_model(arch), SCALE, half=half)
+
+
+def model_part(repeats: int, warmup: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, step in arch_steps("model"):
+        dtype = step.dtype
+        x1, flow1 = frames(1, dtype, 1)
+        x12, _ = frames(L, dtype, 2)
+        x11, flow11 = frames(L - 1, dtype, 3)
+        results[name] = {}
+        with torch.inference_mode():
+            _, feat = step.key(x1)
+            shared = feat.expand(L - 1, -1, -1, -1)
+            for kernel in ("fused", "unfused"):
+                creff_module.use_triton_kernel(kernel == "fused")
+                calls: dict[str, Callable[[], object]] = {
+                    "hr_1": lambda: step.key(x1),
+                    "nonkey_1": lambda: step.nonkey(x1, feat, flow1),
+                    "hr_12": lambda: step.key(x12),
+                    "nonkey_11": lambda: step.nonkey(x11, shared, flow11),
+                }
+                try:
+                    if SIZE["device"].type != "cuda":
+                        raise RuntimeError("CUDA graphs need CUDA")
+                    calls["nonkey_1_graph"] = as_graph(lambda: step.nonkey(x1, feat, flow1))
+                    calls["nonkey_11_graph"] = as_graph(lambda: step.nonkey(x11, shared, flow11))
+                    calls["hr_1_graph"] = as_graph(lambda: step.key(x1))
+                    calls["hr_12_graph"] = as_graph(lambda: step.key(x12))
+                except Exception as error:  # noqa: BLE001 - report, measure the rest
+                    results[name][f"{kernel}_graph_error"] = repr(error)[:300]
+                ms = cuda_times(calls, repeats, warmup)
+                results[name][kernel] = ms | _ratios(ms)
+                log(f"  {kernel}: {json.dumps(results[name][kernel])}")
+        creff_module.use_triton_kernel(True)
+        del step
+        torch.cuda.empty_cache()
     return results
 
 
@@ -247,7 +258,75 @@ def attention_launch_part(repeats: int, warmup: int) -> dict[str, Any]:
     return results
 
 
-PARTS = {"model": model_part, "creff": creff_part, "attention_launch": attention_launch_part}
+def synthetic_group(seed: int) -> list[Any]:
+    """One keyframe group of L frames: random RGB, random backward flows (a few pixels)."""
+    import numpy as np
+
+    from arseg_cli.groups import ScheduledFrame
+    from arseg_cli.schedule import Decision, FrameKind
+    from arseg_cli.video.records import DecodedFrame
+
+    rng, size = np.random.default_rng(seed), (SIZE["height"], SIZE["width"])
+    group = []
+    for index in range(L):
+        frame = DecodedFrame(index=index, pts=index, time_s=None, rgb=rng.integers(0, 256, (*size, 3), dtype=np.uint8),
+                             pict_type="P", is_stream_keyframe=index == 0, motion=None)  # fmt: skip
+        flow = None if index == 0 else (2.0 * rng.standard_normal((2, *size))).astype(np.float32)
+        decision = Decision(FrameKind.KEY if index == 0 else FrameKind.NONKEY, "first" if index == 0 else "", index)
+        group.append(ScheduledFrame(frame, decision, flow))
+    return group
+
+
+def grouped_part(repeats: int, warmup: int) -> dict[str, Any]:
+    import numpy as np
+
+    from arseg_cli.graphed_step import GraphedNonkey, graphs_unavailable, nonkey_call
+    from arseg_cli.group_step import DEFAULT_BATCH, GroupStep
+    from arseg_cli.schedule import Decision, FrameKind
+
+    repeats = max(3, repeats // 3)  # each call is a whole group: a few suffice, and the step's time is bounded
+    results: dict[str, Any] = {}
+    for name, step in arch_steps("grouped"):
+        group = synthetic_group(7)
+        as_keys = [item.__class__(item.frame, Decision(FrameKind.KEY, "interval", 0), None) for item in group]
+        eager = GroupStep(step, keep_feature=True, batch=DEFAULT_BATCH)
+        graphed = GroupStep(step, keep_feature=True, batch=DEFAULT_BATCH, cuda_graphs=True)
+        per_frame_hr = GroupStep(step, keep_feature=False, batch=DEFAULT_BATCH)
+        x, flow = frames(DEFAULT_BATCH, step.dtype, 8)
+        graphed_call = nonkey_call(step, True)
+
+        def fallback(call: object) -> str | None:
+            """Why the graphs were not replayed (None: they were)."""
+            return call.failed if isinstance(call, GraphedNonkey) else f"not taken: {graphs_unavailable(step)}"
+
+        with torch.inference_mode():
+            feat = step.key(x[:1])[1]
+            batch_feat = feat.expand(DEFAULT_BATCH, -1, -1, -1)
+            calls: dict[str, Callable[[], object]] = {
+                "ar_group_eager": lambda: eager.labels(group),
+                "ar_group_graphs": lambda: graphed.labels(group),
+                "hr_per_frame_group": lambda: [per_frame_hr.labels([item]) for item in as_keys],
+                f"nonkey_{DEFAULT_BATCH}_eager": lambda: step.nonkey(x, batch_feat, flow),
+                f"nonkey_{DEFAULT_BATCH}_graphed": lambda: graphed_call(x, batch_feat, flow),
+                "nonkey_1_eager": lambda: step.nonkey(x[:1], feat, flow[:1]),
+                "nonkey_1_graphed": lambda: graphed_call(x[:1], feat, flow[:1]),
+            }
+            ms = cuda_times(calls, repeats, warmup)
+            same = np.mean(np.stack(eager.labels(group)) == np.stack(graphed.labels(group)))
+        fps = {mode: round(1000.0 * L / ms[mode], 2) for mode in ("ar_group_eager", "ar_group_graphs", "hr_per_frame_group")}
+        results[name] = {"ms": ms, "fps": fps, "labels_same_graphs_vs_eager": round(float(same), 6),
+                         "graph_fallback": {"group": fallback(graphed._nonkey), "call": fallback(graphed_call)},
+                         "speedup_graphs_on_vs_off": round(fps["ar_group_graphs"] / fps["ar_group_eager"], 3),
+                         "speedup_ar_vs_hr_eager": round(fps["ar_group_eager"] / fps["hr_per_frame_group"], 3),
+                         "speedup_ar_vs_hr_graphs": round(fps["ar_group_graphs"] / fps["hr_per_frame_group"], 3)}  # fmt: skip
+        log(f"  {json.dumps(results[name])}")
+        del step, eager, graphed, graphed_call, per_frame_hr
+        if SIZE["device"].type == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
+PARTS = {"model": model_part, "creff": creff_part, "grouped": grouped_part, "attention_launch": attention_launch_part}
 
 
 def main() -> None:
@@ -255,7 +334,7 @@ def main() -> None:
     parser.add_argument("--out", default=os.environ.get("OUT", "gpu-results"))
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--parts", default="creff,model,attention_launch")
+    parser.add_argument("--parts", default="creff,model,grouped,attention_launch")
     parser.add_argument("--smoke", action="store_true", help="CPU, 64 x 96, once: check the script without a GPU")
     args = parser.parse_args()
     if args.smoke:
@@ -295,6 +374,10 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
             if f"{mode}_speedup" in fused:
                 speedup = fused[f"{mode}_speedup"]
                 found[f"{name}: AR 0.5x >= 2x HR, {mode}"] = {"speedup": speedup, "met": speedup >= 2.0}
+    for name, grouped in report.get("grouped", {}).items():
+        for mode in ("eager", "graphs"):
+            speedup = grouped[f"speedup_ar_vs_hr_{mode}"]
+            found[f"{name}: AR 0.5x >= 2x HR, one group with its host side, {mode}"] = {"speedup": speedup, "met": speedup >= 2.0}
     return found
 
 

@@ -5,8 +5,8 @@
 # (PYTHONPATH=.). PyAV is needed for the end-to-end runs and tests/test_cuda.py only: where `import av`
 # fails, build/gpu-av/av.tar.xz (made by benchmarks/gpu/pack_av.sh; carry build/gpu-av) or wheels in
 # .whl/ are unpacked into /tmp, else those steps are skipped. Results and logs go to $OUT (default ./gpu-results): env.txt,
-# tests_triton.txt, gpu_issue19.json (+ its log), segment_e2e.json (+ log), tests_cuda.txt.
-# Each step has its own timeout; the whole run stays under ~9.5 minutes.
+# tests_triton.txt (+ the CUDA-graph tests), gpu_issue19.json (+ its log), segment_e2e.json (+ log),
+# tests_cuda.txt. Each step has its own timeout; at worst (every step timed out) the run takes ~9.8 minutes.
 set -u
 OUT=${OUT:-$PWD/gpu-results}
 mkdir -p "$OUT"
@@ -35,21 +35,21 @@ $PY -c "import av" 2>/dev/null && HAVE_AV=1
 } >"$OUT/env.txt" 2>&1
 log "env: $(grep -E '^(python|triton|av) ' "$OUT/env.txt" | tr '\n' ' ')"
 
-log "1/4 Triton CReFF kernels on CUDA (tests/test_triton_creff.py -k cuda)"
-timeout 60 $PY -m pytest -q -x -p no:cacheprovider tests/test_triton_creff.py -k cuda >"$OUT/tests_triton.txt" 2>&1
+log "1/4 Triton CReFF kernels and CUDA graphs on CUDA (tests/test_triton_creff.py tests/test_graphed_step.py -k cuda)"
+timeout 60 $PY -m pytest -q -x -p no:cacheprovider tests/test_triton_creff.py tests/test_graphed_step.py -k cuda >"$OUT/tests_triton.txt" 2>&1
 log "    exit $? ($(tail -n 1 "$OUT/tests_triton.txt"))"
 
-log "2/4 model-level figures, CReFF alone, kernel launch settings (benchmarks/gpu_issue19.py)"
+log "2/4 model-level figures, CReFF alone, one group with CUDA graphs off/on, kernel launch settings (benchmarks/gpu_issue19.py)"
 timeout 300 $PY benchmarks/gpu_issue19.py --out "$OUT" 2>&1 | tee "$OUT/gpu_issue19.log" >&2
 log "    exit ${PIPESTATUS[0]}"
 
 if [ "$HAVE_AV" = 1 ]; then
-  log "3/4 end to end, 48 frames, float32 and --half (benchmarks/bench_segment.py)"
-  timeout 120 $PY benchmarks/bench_segment.py --parts speed --device cuda --half --frames 48 --repeats 3 \
+  log "3/4 end to end, 48 frames, float32 and --half, --cuda-graphs off and on (benchmarks/bench_segment.py)"
+  timeout 150 $PY benchmarks/bench_segment.py --parts speed --device cuda --half --frames 48 --repeats 3 \
     >"$OUT/segment_e2e.json" 2>"$OUT/segment_e2e.log"
   log "    exit $?"
   log "4/4 tests/test_cuda.py"
-  timeout 90 $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda.py >"$OUT/tests_cuda.txt" 2>&1
+  timeout 75 $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda.py >"$OUT/tests_cuda.txt" 2>&1
   log "    exit $? ($(tail -n 1 "$OUT/tests_cuda.txt"))"
 else
   log "3/4 and 4/4 skipped: no PyAV (see the top of this script)"

@@ -39,6 +39,7 @@ def segment_command(
     half: bool = typer.Option(False, "--half", help="float16 (CUDA only)."),
     low_latency: bool = typer.Option(False, "--low-latency", help="Frame by frame, each mask written before the next frame is decoded (live pipelines); default: whole keyframe groups at once."),
     compile_attention: bool = compile_option(),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs/--no-cuda-graphs", help="Replay the non-keyframe step from CUDA graphs (PyTorch on CUDA; elsewhere a warning and the usual path). Not yet measured on a GPU."),
     palette: str | None = typer.Option(None, "--palette", help="camvid, cityscapes or a JSON file (default: the weights' classes and colours)."),
     video: str | None = typer.Option(None, "--video", help="Colour mask video file (H.264)."),
     overlay: str | None = typer.Option(None, "--overlay", help="Input blended with the mask colours, video file (H.264)."),
@@ -67,7 +68,7 @@ def segment_command(
     request = SegmentRequest(inputs, output, video=video, overlay=overlay, lossless=lossless, weights=weights, arch=arch,
                              scale=scale, keyframe_interval=keyframe_interval, policy=policy, device=device,
                              backend=backend, onnx=onnx, half=half, low_latency=low_latency,
-                             compile_attention=compile_attention, palette=palette, opacity=opacity, start=start, end=end,
+                             compile_attention=compile_attention, cuda_graphs=cuda_graphs, palette=palette, opacity=opacity, start=start, end=end,
                              max_pixels=max_pixels, force=force, resume=resume, ray=ray, shard=shard, workers=workers,
                              cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)  # fmt: skip
     if request.scaleout:

@@ -46,8 +46,9 @@ def resize_flow(flow_px: Tensor, size: tuple[int, int]) -> Tensor:
     height ratio: the same whenever the feature keeps the image's aspect ratio, as at 720x960 / 8.)
     """
     height, width = flow_px.shape[-2:]
-    scale = flow_px.new_tensor([size[1] / width, size[0] / height]).view(1, 2, 1, 1)
-    return resize_bilinear(flow_px * scale, size, align_corners=True)
+    # Python scalars, not a tensor made of them: that host-to-device copy would stop a CUDA graph capture
+    scaled = torch.stack((flow_px[:, 0] * (size[1] / width), flow_px[:, 1] * (size[0] / height)), dim=1)
+    return resize_bilinear(scaled, size, align_corners=True)
 
 
 def sampling_grid(flow_feat: Tensor) -> Tensor:
