@@ -24,6 +24,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,14 @@ def cache_dir() -> Path:
     return Path(base) / "arseg"
 
 
+_SYSCONFIG_LOCK = threading.Lock()
+
+
 def compiler() -> str | None:
     """The C compiler found here ($CC, the one Python was built with, cc), or None."""
-    candidates = [os.environ.get("CC", ""), (sysconfig.get_config_var("CC") or "").split(" ")[0], "cc"]
+    with _SYSCONFIG_LOCK:  # sysconfig fills its variables on first use, not thread-safely: a thread could see no CC
+        configured = sysconfig.get_config_var("CC") or ""
+    candidates = [os.environ.get("CC", ""), configured.split(" ")[0], "cc"]
     for name in candidates:
         if name and shutil.which(name):
             return shutil.which(name)
