@@ -26,10 +26,16 @@ train() {  # name, arseg train options...
 
 record() {  # name, order, change
   local name=$1
-  [ -f "$OUT/eval-$name.json" ] || $PY -m arseg_cli eval "$W/data" --weights "$OUT/$name.safetensors" --split test \
-      --cache "$W/pairs-test" --json > "$OUT/eval-$name.json.part" && mv "$OUT/eval-$name.json.part" "$OUT/eval-$name.json"
-  [ -f "$OUT/diag-$name.json" ] || $PY benchmarks/diagnose_creff.py "$W/data" --weights "$OUT/$name.safetensors" \
-      --split test --cache "$W/pairs-test" > "$OUT/diag-$name.json.part" && mv "$OUT/diag-$name.json.part" "$OUT/diag-$name.json"
+  if [ ! -f "$OUT/eval-$name.json" ]; then
+    $PY -m arseg_cli eval "$W/data" --weights "$OUT/$name.safetensors" --split test --cache "$W/pairs-test" \
+        --json > "$OUT/eval-$name.json.part"
+    mv "$OUT/eval-$name.json.part" "$OUT/eval-$name.json"
+  fi
+  if [ ! -f "$OUT/diag-$name.json" ]; then
+    $PY benchmarks/diagnose_creff.py "$W/data" --weights "$OUT/$name.safetensors" --split test \
+        --cache "$W/pairs-test" > "$OUT/diag-$name.json.part"
+    mv "$OUT/diag-$name.json.part" "$OUT/diag-$name.json"
+  fi
   $PY benchmarks/ablation_record.py --name "$name" --order "$2" --change "$3" --weights "$OUT/$name.safetensors" \
       --eval "$OUT/eval-$name.json" --diagnosis "$OUT/diag-$name.json" -o "weights/ablations/$name.json"
 }
@@ -44,8 +50,11 @@ for run in $RUNS; do
       record ar-S-long 13 "the shipped recipe trained 3x longer (4500 steps) with 8 augmentation forms" ;;
     lr-trained)  # the paper's separately trained LR baseline, then its row beside the default weights
       train lr-trained "${SHIPPED[@]}" --phase lr --scale 0.5 --steps 2500
-      [ -f "$OUT/eval-default-lrt.json" ] || $PY -m arseg_cli eval "$W/data" --weights weights/default.safetensors \
-          --lr-weights "$OUT/lr-trained.safetensors" --split test --cache "$W/pairs-test" --json > "$OUT/eval-default-lrt.json" ;;
+      if [ ! -f "$OUT/eval-default-lrt.json" ]; then
+        $PY -m arseg_cli eval "$W/data" --weights weights/default.safetensors --lr-weights "$OUT/lr-trained.safetensors" \
+            --split test --cache "$W/pairs-test" --json > "$OUT/eval-default-lrt.json.part"
+        mv "$OUT/eval-default-lrt.json.part" "$OUT/eval-default-lrt.json"
+      fi ;;
     *) echo "unknown run $run (s-own, s-long, lr-trained)" >&2; exit 2 ;;
   esac
 done
