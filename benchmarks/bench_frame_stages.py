@@ -6,7 +6,8 @@ prints one JSON object on stdout.
 downscale, LR features, CReFF, classifier, labels; then each whole frame as the pipeline asks for it
 (`keyframe_labels`, `nonkeyframe_labels`). Labels are what `arseg segment` writes: a checkout without
 `SegNet.labels` (before issue 19's labels) takes the argmax of `to_image_size`'s scores, as it did.
-CPU time (time.process_time) of one thread: on a machine other jobs load, steadier than wall time.
+CPU time (time.process_time) of one thread by default: on a machine other jobs load, steadier than wall
+time; `--threads N --clock wall` measures what N torch threads give on a quiet machine.
 `model_ratio` = HR / ((HR + (L - 1) NK) / L), L = 12: the speed-up of AR 0.5x over per-frame HR that
 the model alone allows. Run it from the checkout to measure (`python -m`/`-c` import from the current
 directory): `python /path/to/bench_frame_stages.py --arch camvid-bise18 --repeats 5`.
@@ -47,8 +48,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="camvid-bise18")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="CPU time (default) or wall time")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.manual_seed(0)
     meta = ModelMeta(args.arch, CAMVID.classes, CAMVID.colors, CAMVID_MEAN, CAMVID_STD, scale=0.5, keyframe_interval=L)
     model = build_arseg(meta).eval().optimize_for_inference()
@@ -57,9 +61,9 @@ def main() -> None:
     times: dict[str, list[float]] = {}
 
     def timed(name: str, call: Callable[[], Any]) -> Any:
-        start = time.process_time()
+        start = clock()
         result = call()
-        times.setdefault(name, []).append(time.process_time() - start)
+        times.setdefault(name, []).append(clock() - start)
         return result
 
     def whole_key() -> Any:
@@ -92,7 +96,8 @@ def main() -> None:
                 times.clear()
     ms = {name: round(statistics.median(values) * 1e3, 1) for name, values in times.items()}
     key, nonkey = ms["keyframe"], ms["non-keyframe"]
-    print(json.dumps({"arch": args.arch, "checkout": os.getcwd(), "cpu_ms": ms, "repeats": args.repeats,
+    print(json.dumps({"arch": args.arch, "checkout": os.getcwd(), f"{args.clock}_ms": ms, "repeats": args.repeats,
+                      "threads": args.threads,
                       "model_ratio": round(key / ((key + (L - 1) * nonkey) / L), 3), "load_average": os.getloadavg(),
                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))  # fmt: skip
 

@@ -79,6 +79,26 @@ def test_json_report_with_latency(capsys: pytest.CaptureFixture) -> None:
     assert len(result["summary"]) == 1 and SUMMARY.match(result["summary"][0])
 
 
+def test_latency_times_the_label_calls_the_pipeline_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hr` and `nonkeyframe` time keyframe_labels / nonkeyframe_labels (what GroupStep runs), not the
+    image-size scores that `arseg segment` never computes."""
+    from arseg_cli.bench.latency import measure_stages
+    from arseg_cli.model import build_arseg
+    from arseg_cli.model.architecture import CAMVID_MEAN, CAMVID_STD
+    from arseg_cli.model.arseg import ARSeg
+    from arseg_cli.model.meta import ModelMeta
+    from arseg_cli.palettes import CAMVID
+
+    calls: list[str] = []
+    for name in ("keyframe", "nonkeyframe", "keyframe_labels", "nonkeyframe_labels"):
+        original = getattr(ARSeg, name)
+        monkeypatch.setattr(ARSeg, name, lambda self, *a, _f=original, _n=name, **k: calls.append(_n) or _f(self, *a, **k))
+    meta = ModelMeta("camvid-bise18", CAMVID.classes, CAMVID.colors, CAMVID_MEAN, CAMVID_STD, scale=0.5, keyframe_interval=4)
+    measure_stages(build_arseg(meta).eval(), (32, 48), [0.5], repeats=2, warmup=1)
+    assert "keyframe" not in calls and "nonkeyframe" not in calls
+    assert calls.count("keyframe_labels") == 1 + 3 and calls.count("nonkeyframe_labels") == 3  # feature + (warm-up + 2)
+
+
 def test_text_report_states_the_convention_and_the_ratio(capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "--no-timing", "--scale", "0.5", "0.7"]) == 0
     out = capsys.readouterr().out

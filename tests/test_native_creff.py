@@ -212,3 +212,27 @@ def test_native_labels_follow_interpolate_then_argmax() -> None:
                                                  mode="bilinear", align_corners=align_corners)  # fmt: skip
             labels = native_labels(scores, size, align_corners=align_corners, scale_factor=factor)
             assert labels is not None and torch.equal(labels.long(), up.argmax(1))
+
+
+def test_native_labels_of_region_scores_and_near_ties() -> None:
+    """Scores as a network gives them (regions of one winning class, so most pixels take their corners'
+    class without interpolating) with ties and near-ties (1 ulp to 1e-5 apart) sprinkled in, at
+    magnitudes from 1e-3 to 1e4: the labels still equal interpolate + argmax on every pixel."""
+    from arseg_cli.model._native_creff import native_labels
+
+    gen = torch.Generator().manual_seed(5)
+    for magnitude in (1e-3, 1.0, 1e4):
+        regions = torch.randint(0, 12, (1, 1, 6, 8), generator=gen).float()
+        winners = torch.nn.functional.interpolate(regions, size=(45, 60), mode="nearest").long()[:, 0]
+        scores = torch.rand(1, 12, 45, 60, generator=gen) * magnitude
+        scores.scatter_(1, winners[:, None], magnitude * 1.5)
+        near = torch.rand(45, 60, generator=gen) < 0.05
+        rival = (winners[0] + 1) % 12
+        gap = magnitude * 1.5 * torch.tensor([0.0, 1e-7, 1e-6, 1e-5])[torch.randint(0, 4, (45, 60), generator=gen)]
+        rival_scores = scores[0].gather(0, rival[None])[0]
+        scores[0].scatter_(0, rival[None], torch.where(near, magnitude * 1.5 - gap, rival_scores)[None])
+        for align_corners, factor in ((False, 8.0), (True, None)):
+            up = torch.nn.functional.interpolate(scores, size=None if factor else (360, 480), scale_factor=factor,
+                                                 mode="bilinear", align_corners=align_corners)  # fmt: skip
+            labels = native_labels(scores, (360, 480), align_corners=align_corners, scale_factor=factor)
+            assert labels is not None and torch.equal(labels.long(), up.argmax(1))

@@ -1,11 +1,11 @@
 """Measured latency of AR-Seg's per-frame stages on one image size: HR, LR, CReFF, the whole non-keyframe.
 
 Stages (batch 1, the calls `arseg segment` makes, inside `torch.inference_mode()`):
-- `hr`: `keyframe(x)`, the HR network on the (H, W) image (scores at image size and the feature);
+- `hr`: `keyframe_labels(x)`, the HR network on the (H, W) image: the labels at image size and the feature;
 - `lr`: the plain LR network on the (int(H*s), int(W*s)) image (`lowres`; the LR baseline's frame);
 - `creff`: CReFF alone, fusing the LR network's feature with the keyframe feature along a flow;
-- `nonkeyframe`: `nonkeyframe(downscale(x), feat, flow)`: LR network + CReFF + classifier, the
-  scores resized to the image: what a non-keyframe costs in the pipeline.
+- `nonkeyframe`: `nonkeyframe_labels(downscale(x), feat, flow)`: LR network + CReFF + classifier, the
+  labels at image size: what a non-keyframe costs in the pipeline.
 The onnxruntime backend has only the two graphs: `hr` and `nonkeyframe`.
 Inputs are random (seeded): the time of these networks does not depend on the pixel values. The flow is
 a few pixels, as between video frames. Stages take turns (timing.interleaved).
@@ -71,8 +71,8 @@ def measure_stages(
         raise ValueError("the model has no LR branch: bench it at scale s 1.0 only")
     model.optimize_for_inference()
     with torch.inference_mode():
-        _, feat = model.keyframe(x)
-        calls: dict[str, Callable[[], object]] = {"hr": lambda: model.keyframe(x)}
+        _, feat = model.keyframe_labels(x)
+        calls: dict[str, Callable[[], object]] = {"hr": lambda: model.keyframe_labels(x)}
         for scale in lr_scales:
             calls |= {f"{name}@{scale}": call for name, call in _lr_calls(model, x, feat, flow, scale).items()}
         stats = interleaved(calls, repeats=repeats, warmup=warmup, device=device)
@@ -86,7 +86,9 @@ def measure_stages(
 
 def _lr_calls(model: ModelBackend, x: torch.Tensor, feat: torch.Tensor, flow: torch.Tensor, scale: float) -> dict[str, Callable[[], object]]:
     x_lr = downscale(x, scale)
-    calls: dict[str, Callable[[], object]] = {"nonkeyframe": lambda: model.nonkeyframe(downscale(x, scale), feat, flow)}
+    calls: dict[str, Callable[[], object]] = {
+        "nonkeyframe": lambda: model.nonkeyframe_labels(downscale(x, scale), feat, flow)
+    }
     if isinstance(model, ARSeg):  # the branches apart: the PyTorch backend only (the graphs are whole steps)
         size = (x_lr.shape[-2], x_lr.shape[-1])
         calls["lr"] = lambda: model.lowres(x_lr, size)

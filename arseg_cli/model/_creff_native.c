@@ -1,11 +1,12 @@
 /* CReFF's CPU inference for a band of output rows, in one call: the numbers of creff.py's plain path.
 
-   For output rows [y0, y1) of one image (features channels-last: pixel-major, channels contiguous):
-   1. warped = the keyframe feature sampled bilinearly at p + flow(p) (zero outside), rows with the
-      halo the 3x3 convolutions and the window need;
-   2. K, V = depthwise 3x3 convolutions of warped (zero padding at the image border), into stores of
-      r = window // 2 zero rows and columns around the band, so that the neighbour (dy, dx) of a pixel
-      is a fixed offset away and neighbours outside the image read zeros (logit 0, value 0);
+   For output rows [y0, y1) of one image (features channels-last: pixel-major, channels contiguous),
+   row after row, each intermediate row computed once per band and kept in a ring while it is needed:
+   1. warped = the keyframe feature sampled bilinearly at p + flow(p) (zero outside);
+   2. K, V = depthwise 3x3 convolutions of warped (zero padding at the image border), into rings of the
+      window's rows with r = window // 2 zero columns either side, so that the neighbour (dy, dx) of a
+      pixel is a fixed offset away within its ring row and neighbours outside the image read zeros
+      (logit 0, value 0);
    3. up = the LR feature resized bilinearly (align_corners=True) to the output size; Q = its depthwise
       3x3 convolution;
    4. out = up + sum_i softmax_i(<q, k_i>) v_i over the window x window neighbours.
@@ -20,6 +21,7 @@
 */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_WINDOW 15
@@ -205,12 +207,55 @@ int32_t arseg_creff_band_f64(const creff_image *image, int64_t y0, int64_t y1, d
     return band_f64(image, y0, y1, scratch, 0);
 }
 
+/* The class of each source point of (classes, height, width) scores when it wins there by more than
+   `margin`, else -1 (NaN scores never win). A pixel whose four interpolation corners name the same class
+   c gets c without interpolating: its upsampled scores are convex combinations of the corners', and c
+   beats every other class at each corner by more than any rounding of the interpolation can undo. */
+static void point_labels(const float *scores, int64_t classes, int64_t height, int64_t width, int64_t class_stride,
+                         int64_t row_stride, int64_t column_stride, float margin, int16_t *winners) {
+    for (int64_t y = 0; y < height; y++) {
+        for (int64_t x = 0; x < width; x++) {
+            const float *point = scores + y * row_stride + x * column_stride;
+            float best = point[0], second = -INFINITY;
+            int64_t best_class = 0;
+            for (int64_t k = 1; k < classes; k++) {
+                const float value = point[k * class_stride];
+                if (value > best) {
+                    second = best;
+                    best = value;
+                    best_class = k;
+                } else if (!(value <= second)) {
+                    second = value;
+                }
+            }
+            winners[y * width + x] = best - second > margin ? (int16_t)best_class : -1;
+        }
+    }
+}
+
+/* The largest |score| (infinity when a score is NaN or infinite). */
+static float largest_magnitude(const float *scores, int64_t classes, int64_t height, int64_t width, int64_t class_stride,
+                               int64_t row_stride, int64_t column_stride) {
+    float largest = 0.0f;
+    for (int64_t k = 0; k < classes; k++)
+        for (int64_t y = 0; y < height; y++)
+            for (int64_t x = 0; x < width; x++) {
+                const float value = fabsf(scores[k * class_stride + y * row_stride + x * column_stride]);
+                if (!(value <= largest)) largest = isnan(value) ? INFINITY : value;
+            }
+    return largest;
+}
+
 /* Labels of class scores: bilinear upsampling of (classes, height, width) float32 scores (any strides,
    in elements) to (out_height, out_width), then the first class of largest score at each pixel, as
    interpolate(..., align_corners) followed by argmax over classes computes them, without the
    upsampled scores. Source coordinates as PyTorch's upsample_bilinear2d: align_corners maps the
    corners onto each other, else src = scale * (dst + 0.5) - 0.5 (at least 0), scale = in / out unless
-   `scale_h`/`scale_w` (1 / the scale factor) are positive. Returns 0; -1 for more than 256 classes. */
+   `scale_h`/`scale_w` (1 / the scale factor) are positive. Pixels whose four corners agree by a clear
+   margin (point_labels) take the corners' class; the others are interpolated and compared. The margin,
+   4e-6 of the largest |score|, is four times what float32 rounding of a four-term interpolation can
+   move the difference of two classes' scores, so both ways give the same labels. Returns 0; -1 for more
+   than 256 classes. */
 int32_t arseg_scores_to_labels_f32(const float *scores, int64_t classes, int64_t height, int64_t width,
                                    int64_t class_stride, int64_t row_stride, int64_t column_stride,
                                    int64_t out_height, int64_t out_width, int32_t align_corners, double scale_h,
@@ -223,6 +268,11 @@ int32_t arseg_scores_to_labels_f32(const float *scores, int64_t classes, int64_t
     } else {
         ratio_h = scale_h > 0 ? (float)scale_h : (float)height / (float)out_height;
         ratio_w = scale_w > 0 ? (float)scale_w : (float)width / (float)out_width;
+    }
+    int16_t *winners = (int16_t *)malloc(sizeof(int16_t) * (size_t)(height * width));
+    if (winners) {
+        const float margin = 4e-6f * largest_magnitude(scores, classes, height, width, class_stride, row_stride, column_stride);
+        point_labels(scores, classes, height, width, class_stride, row_stride, column_stride, margin, winners);
     }
     int64_t *x0 = (int64_t *)__builtin_alloca(sizeof(int64_t) * 2 * (size_t)out_width), *x1 = x0 + out_width;
     float *wx = (float *)__builtin_alloca(sizeof(float) * 2 * (size_t)out_width), *wx0 = wx, *wx1 = wx + out_width;
@@ -241,8 +291,16 @@ int32_t arseg_scores_to_labels_f32(const float *scores, int64_t classes, int64_t
         const int64_t y0 = (int64_t)src, y1 = y0 + (y0 < height - 1 ? 1 : 0);
         const float wy1 = src - (float)y0, wy0 = 1.0f - wy1;
         const float *row0 = scores + y0 * row_stride, *row1 = scores + y1 * row_stride;
+        const int16_t *win0 = winners ? winners + y0 * width : NULL, *win1 = winners ? winners + y1 * width : NULL;
         uint8_t *out = labels + y * out_width;
         for (int64_t x = 0; x < out_width; x++) {
+            if (winners) {
+                const int16_t corner = win0[x0[x]];
+                if (corner >= 0 && corner == win0[x1[x]] && corner == win1[x0[x]] && corner == win1[x1[x]]) {
+                    out[x] = (uint8_t)corner;
+                    continue;
+                }
+            }
             const float *a = row0 + x0[x] * column_stride, *b = row0 + x1[x] * column_stride;
             const float *c = row1 + x0[x] * column_stride, *d = row1 + x1[x] * column_stride;
             const float w00 = wy0 * wx0[x], w01 = wy0 * wx1[x], w10 = wy1 * wx0[x], w11 = wy1 * wx1[x];
@@ -259,5 +317,6 @@ int32_t arseg_scores_to_labels_f32(const float *scores, int64_t classes, int64_t
             out[x] = (uint8_t)best_class;
         }
     }
+    free(winners);
     return 0;
 }

@@ -67,16 +67,17 @@ INLINE void NAME(sample_row)(const creff_image *image, const REAL *src, int64_t 
     }
 }
 
-/* Row `y` of the depthwise 3x3 convolution (weights (9, channels), zero padding at the image border)
-   of the image rows held in `rows` (row y' at rows + (y' - first) * width * channels), into `out`.
-   Taps outside the image read `zeros` (channels zeros), so every pixel runs the same 9-tap loop. */
-INLINE void NAME(conv_row)(const REAL *rows, int64_t first, int64_t y, int64_t height, int64_t width, int64_t channels,
-                           const REAL *weights, const REAL *bias, const REAL *zeros, REAL *out) {
+/* One row of the depthwise 3x3 convolution (weights (9, channels), zero padding at the image border)
+   of the image rows above, at and below it (`rows`; NULL outside the image), into `out`. Taps outside
+   the image read `zeros` (channels zeros), so every pixel runs the same 9-tap loop. */
+INLINE void NAME(conv_row)(const REAL *const rows[3], int64_t width, int64_t channels, const REAL *weights,
+                           const REAL *bias, const REAL *zeros, REAL *out) {
     for (int64_t x = 0; x < width; x++) {
         const REAL *in[9];
         for (int t = 0; t < 9; t++) {
-            const int64_t ty = y + t / 3 - 1, tx = x + t % 3 - 1;
-            in[t] = (ty < 0 || ty >= height || tx < 0 || tx >= width) ? zeros : rows + ((ty - first) * width + tx) * channels;
+            const REAL *row = rows[t / 3];
+            const int64_t tx = x + t % 3 - 1;
+            in[t] = (!row || tx < 0 || tx >= width) ? zeros : row + tx * channels;
         }
         REAL *o = out + x * channels;
         for (int64_t c = 0; c < channels; c++) o[c] = bias[c];
@@ -87,67 +88,90 @@ INLINE void NAME(conv_row)(const REAL *rows, int64_t first, int64_t y, int64_t h
     }
 }
 
+INLINE int64_t NAME(slot)(int64_t row, int64_t slots) { return ((row % slots) + slots) % slots; }
+
+/* Rows y - 1, y, y + 1 of a ring of 3 rows (NULL outside the image). */
+INLINE void NAME(three_rows)(REAL *ring, int64_t row_size, int64_t y, int64_t height, const REAL *rows[3]) {
+    for (int t = 0; t < 3; t++) {
+        const int64_t at = y - 1 + t;
+        rows[t] = (at < 0 || at >= height) ? NULL : ring + NAME(slot)(at, 3) * row_size;
+    }
+}
+
+/* Output rows [y0, y1), streaming: each row of the warped keyframe feature, of K and V and of the
+   upsampled LR feature is computed once per band, into rings of the rows still needed (K and V: the
+   window's rows, each with r zero columns either side, so that the neighbour (dy, dx) of a pixel is a
+   fixed offset away and neighbours outside the image read zeros; warped and upsampled: 3 rows). */
 INLINE int32_t NAME(band)(const creff_image *image, int64_t y0, int64_t y1, REAL *scratch, int avx2) {
     const int32_t window = image->window, r = window / 2, count = window * window;
     if (window < 1 || window > MAX_WINDOW || window % 2 == 0) return -1;
     const int64_t height = image->height, width = image->width, channels = image->channels;
-    const int64_t rows = y1 - y0, padded_width = width + 2 * r, pixel = channels;
-    const int64_t store_rows = rows + 2 * r, store_size = store_rows * padded_width * channels;
-    const int64_t warp_lo = y0 - r - 1 < 0 ? 0 : y0 - r - 1, warp_hi = y1 + r + 1 > height ? height : y1 + r + 1;
-    const int64_t up_lo = y0 - 1 < 0 ? 0 : y0 - 1, up_hi = y1 + 1 > height ? height : y1 + 1;
-    const int64_t row_size = width * channels;
-    REAL *k_store = scratch, *v_store = k_store + store_size, *warped = v_store + store_size;
-    REAL *up = warped + (warp_hi - warp_lo) * row_size, *q_row = up + (up_hi - up_lo) * row_size, *zeros = q_row + row_size;
+    const int64_t padded_width = width + 2 * r, store_row = padded_width * channels, row_size = width * channels;
+    REAL *k_ring = scratch, *v_ring = k_ring + window * store_row, *warped = v_ring + window * store_row;
+    REAL *up = warped + 3 * row_size, *q_row = up + 3 * row_size, *zeros = q_row + row_size;
     memset(zeros, 0, sizeof(REAL) * channels);
+    for (int64_t s = 0; s < window; s++) { /* the border columns; the rows' inner parts are written below */
+        for (REAL *store = k_ring + s * store_row; store; store = store == k_ring + s * store_row ? v_ring + s * store_row : NULL) {
+            memset(store, 0, sizeof(REAL) * r * channels);
+            memset(store + (r + width) * channels, 0, sizeof(REAL) * r * channels);
+        }
+    }
     const REAL *weights = image->weights, *biases = image->biases;
-    for (int64_t y = warp_lo; y < warp_hi; y++)
-        NAME(sample_row)(image, image->key, height, width, image->flow, y, warped + (y - warp_lo) * row_size);
-    for (int64_t y = up_lo; y < up_hi; y++)
-        NAME(sample_row)(image, image->lr, image->lr_height, image->lr_width, NULL, y, up + (y - up_lo) * row_size);
-    for (int64_t s = 0; s < store_rows; s++) {
-        const int64_t y = y0 - r + s, at = s * padded_width * channels;
-        if (y < 0 || y >= height) { /* rows outside the image are zero, and the r columns either side */
-            memset(k_store + at, 0, sizeof(REAL) * padded_width * channels);
-            memset(v_store + at, 0, sizeof(REAL) * padded_width * channels);
-            continue;
-        }
-        for (REAL *store = k_store; store; store = store == k_store ? v_store : NULL) {
-            memset(store + at, 0, sizeof(REAL) * r * channels);
-            memset(store + at + (r + width) * channels, 0, sizeof(REAL) * r * channels);
-        }
-        NAME(conv_row)(warped, warp_lo, y, height, width, channels, weights + 9 * channels, biases + channels, zeros, k_store + at + r * channels);
-        NAME(conv_row)(warped, warp_lo, y, height, width, channels, weights + 18 * channels, biases + 2 * channels, zeros, v_store + at + r * channels);
-    }
+    const REAL *rows[3];
+    int64_t warped_done = y0 - r - 2, kv_done = y0 - r - 1, up_done = y0 - 2; /* the last row in each ring */
     int64_t offsets[MAX_NEIGHBOURS + 8];
-    for (int32_t i = 0; i < count + 8; i++) {
-        const int32_t j = i < count ? i : count - 1;
-        offsets[i] = ((j / window) * padded_width + (j % window)) * channels;
-    }
     REAL *out = (REAL *)image->out;
     for (int64_t y = y0; y < y1; y++) {
-        NAME(conv_row)(up, up_lo, y, height, width, channels, weights, biases, zeros, q_row);
-        const REAL *up_row = up + (y - up_lo) * row_size;
+        for (int64_t j = kv_done + 1; j <= y + r; j++) {
+            REAL *k = k_ring + NAME(slot)(j, window) * store_row + r * channels;
+            REAL *v = v_ring + NAME(slot)(j, window) * store_row + r * channels;
+            if (j < 0 || j >= height) {
+                memset(k, 0, sizeof(REAL) * row_size);
+                memset(v, 0, sizeof(REAL) * row_size);
+                continue;
+            }
+            for (int64_t w = (warped_done + 1 > j - 1 ? warped_done + 1 : j - 1); w <= j + 1 && w < height; w++) {
+                if (w < 0) continue;
+                NAME(sample_row)(image, image->key, height, width, image->flow, w, warped + NAME(slot)(w, 3) * row_size);
+                warped_done = w;
+            }
+            NAME(three_rows)(warped, row_size, j, height, rows);
+            NAME(conv_row)(rows, width, channels, weights + 9 * channels, biases + channels, zeros, k);
+            NAME(conv_row)(rows, width, channels, weights + 18 * channels, biases + 2 * channels, zeros, v);
+        }
+        kv_done = y + r;
+        for (int64_t u = (up_done + 1 > y - 1 ? up_done + 1 : y - 1); u <= y + 1 && u < height; u++) {
+            if (u < 0) continue;
+            NAME(sample_row)(image, image->lr, image->lr_height, image->lr_width, NULL, u, up + NAME(slot)(u, 3) * row_size);
+            up_done = u;
+        }
+        NAME(three_rows)(up, row_size, y, height, rows);
+        NAME(conv_row)(rows, width, channels, weights, biases, zeros, q_row);
+        for (int32_t i = 0; i < count + 8; i++) {
+            const int32_t n = i < count ? i : count - 1;
+            offsets[i] = (NAME(slot)(y - r + n / window, window) * padded_width + n % window) * channels;
+        }
+        const REAL *up_row = rows[1];
         for (int64_t x = 0; x < width; x++) {
-            const int64_t at = ((y - y0) * padded_width + x) * channels; /* the window's top-left neighbour */
-            REAL *result = out + (y * width + x) * pixel;
+            const int64_t at = x * channels; /* the window's top-left neighbour, relative to each ring row */
+            REAL *result = out + (y * width + x) * channels;
 #if defined(ARSEG_AVX2)
             if (sizeof(REAL) == sizeof(float) && avx2) {
-                attend_avx2((const float *)(q_row + x * channels), (const float *)(k_store + at),
-                            (const float *)(v_store + at), offsets, count, channels,
-                            (const float *)(up_row + x * channels), (float *)result);
+                attend_avx2((const float *)(q_row + at), (const float *)(k_ring + at), (const float *)(v_ring + at),
+                            offsets, count, channels, (const float *)(up_row + at), (float *)result);
                 continue;
             }
 #endif
-            NAME(attend)(q_row + x * channels, k_store + at, v_store + at, offsets, count, channels,
-                         up_row + x * channels, result);
+            NAME(attend)(q_row + at, k_ring + at, v_ring + at, offsets, count, channels, up_row + at, result);
         }
     }
     (void)avx2;
     return 0;
 }
 
-/* REALs of scratch memory a band of `rows` output rows needs (the caller's, reused between bands). */
+/* REALs of scratch memory a band needs (the caller's, reused between bands): the same for any band. */
 INLINE int64_t NAME(scratch_size)(const creff_image *image, int64_t rows) {
     const int64_t r = image->window / 2, row_size = image->width * image->channels;
-    return 2 * (rows + 2 * r) * (image->width + 2 * r) * image->channels + (2 * rows + 2 * r + 5) * row_size + image->channels;
+    (void)rows;
+    return 2 * (int64_t)image->window * (image->width + 2 * r) * image->channels + 7 * row_size + image->channels;
 }

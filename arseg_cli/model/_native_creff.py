@@ -21,10 +21,14 @@ from queue import Empty, SimpleQueue
 import torch
 from torch import Tensor, nn
 
-from arseg_cli.model._local_attention import TILE_VALUES, TILES_PER_WORKER, _keep_freed_memory, _pixels_by_channels
+from arseg_cli.model._local_attention import _keep_freed_memory, _pixels_by_channels
 from arseg_cli.model._native_build import ImageArgs, library
 
 MAX_WINDOW = 15
+#: Fewest output rows per band: a band also computes K and V on window // 2 + 1 rows either side.
+MIN_BAND_ROWS = 8
+#: Bands per worker thread: two let a worker that finished early take over part of another's rows.
+BANDS_PER_WORKER = 2
 _state = {"enabled": True}
 
 
@@ -48,8 +52,8 @@ def native_creff(
     computes it (same arguments); None when the native code cannot run it here (module docstring;
     also other dtypes than float32/float64, devices other than the CPU, windows above 15).
 
-    rows: output rows per band (default: as the tiled kernel sizes its tiles); workers: Python threads
-    taking bands from a queue (default: torch's thread count when there are enough bands for each).
+    rows: output rows per band (default: `_default_rows`); workers: Python threads taking bands from a
+    queue (default: torch's thread count; never more than there are bands).
     """
     dtype = key_feat.dtype
     tensors = (lr_feat, key_feat, flow_feat, *(p for conv in convs for p in conv.parameters()))
@@ -67,10 +71,8 @@ def native_creff(
     weights = torch.stack([conv.weight.detach().reshape(channels, 9).t() for conv in convs]).contiguous()
     biases = torch.stack([conv.bias.detach() for conv in convs]).contiguous()  # type: ignore[union-attr]
     flow_feat = flow_feat.to(dtype).contiguous()
-    if workers is None:
-        threads, default_bands = torch.get_num_threads(), out.shape[0] * -(-out[0].numel() // TILE_VALUES)
-        workers = threads if default_bands >= TILES_PER_WORKER * threads else 1
-    rows = min(height, rows or max(1, TILE_VALUES // (width * channels)))
+    threads = workers or torch.get_num_threads()
+    rows = min(height, rows or _default_rows(height, threads))
     bands: SimpleQueue[tuple[ImageArgs, int, int]] = SimpleQueue()
     keep = [weights, biases, flow_feat]  # alive until the C calls are done
     for n in range(out.shape[0]):
@@ -97,7 +99,7 @@ def native_creff(
         finally:
             _spare_scratch.put(scratch)
 
-    workers = max(1, min(workers, bands.qsize()))
+    workers = max(1, min(threads, bands.qsize()))
     if workers == 1:
         work()
     else:
@@ -126,6 +128,12 @@ def native_labels(scores: Tensor, size: tuple[int, int], *, align_corners: bool,
         if status != 0:
             return None
     return labels
+
+
+def _default_rows(height: int, workers: int) -> int:
+    """Rows per band: BANDS_PER_WORKER bands per worker (a band recomputes window // 2 + 1 rows either
+    side of it), but not under MIN_BAND_ROWS."""
+    return max(1, min(height, max(MIN_BAND_ROWS, -(-height // (BANDS_PER_WORKER * workers)))))
 
 
 def _band_function(lib: ctypes.CDLL, dtype: torch.dtype, channels: int):  # type: ignore[no-untyped-def]
