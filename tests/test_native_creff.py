@@ -236,3 +236,13 @@ def test_native_labels_of_region_scores_and_near_ties() -> None:
                                                  mode="bilinear", align_corners=align_corners)  # fmt: skip
             labels = native_labels(scores, (360, 480), align_corners=align_corners, scale_factor=factor)
             assert labels is not None and torch.equal(labels.long(), up.argmax(1))
+
+
+def test_default_bands_give_each_thread_two_and_take_whole_images_from_a_batch() -> None:
+    from arseg_cli.model._native_creff import _default_rows
+
+    assert _default_rows(90, 2) == 23  # one bise18 frame on two threads: 4 bands
+    assert _default_rows(90, 2, images=4) == 90  # a group chunk of 4 frames: one band each, no rows recomputed
+    assert _default_rows(90, 2, images=3) == 45
+    assert _default_rows(720, 1) == 360
+    assert _default_rows(20, 8) == 8 and _default_rows(5, 2) == 5  # never under 8 rows, never over the height

@@ -72,7 +72,7 @@ def native_creff(
     biases = torch.stack([conv.bias.detach() for conv in convs]).contiguous()  # type: ignore[union-attr]
     flow_feat = flow_feat.to(dtype).contiguous()
     threads = workers or torch.get_num_threads()
-    rows = min(height, rows or _default_rows(height, threads))
+    rows = min(height, rows or _default_rows(height, threads, images=out.shape[0]))
     bands: SimpleQueue[tuple[ImageArgs, int, int]] = SimpleQueue()
     keep = [weights, biases, flow_feat]  # alive until the C calls are done
     for n in range(out.shape[0]):
@@ -130,10 +130,12 @@ def native_labels(scores: Tensor, size: tuple[int, int], *, align_corners: bool,
     return labels
 
 
-def _default_rows(height: int, workers: int) -> int:
-    """Rows per band: BANDS_PER_WORKER bands per worker (a band recomputes window // 2 + 1 rows either
-    side of it), but not under MIN_BAND_ROWS."""
-    return max(1, min(height, max(MIN_BAND_ROWS, -(-height // (BANDS_PER_WORKER * workers)))))
+def _default_rows(height: int, workers: int, *, images: int = 1) -> int:
+    """Rows per band: BANDS_PER_WORKER bands per worker over the batch's images (a band recomputes
+    window // 2 + 1 rows either side of it, so a batch with enough images takes them whole), but not
+    under MIN_BAND_ROWS."""
+    bands_per_image = -(-BANDS_PER_WORKER * workers // images)
+    return max(1, min(height, max(MIN_BAND_ROWS, -(-height // bands_per_image))))
 
 
 def _band_function(lib: ctypes.CDLL, dtype: torch.dtype, channels: int):  # type: ignore[no-untyped-def]
