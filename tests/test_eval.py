@@ -261,3 +261,62 @@ def test_cli_codec_hevc_needs_the_parser_and_the_pairs_source(data: Path, ar_wei
     code, out, err = _run("eval", str(data), "--weights", str(ar_weights), "--split", "all", "--source", "stream",
                           "--codec", "hevc")  # fmt: skip
     assert code == 2 and "--codec is for --source pairs" in err
+
+
+def test_an_attention_logit_factor_multiplies_every_logit() -> None:
+    from arseg_cli.evaluate.calibrate import scale_attention_logits
+    from arseg_cli.model.creff import window_logits
+
+    model = _model().double()
+    creff = model.lr.fuse_attention  # type: ignore[union-attr]
+    up, key = torch.randn(1, 256, 6, 8, dtype=torch.float64), torch.randn(1, 256, 6, 8, dtype=torch.float64)
+    before = window_logits(creff.lr_query_conv(up), creff.hr_key_conv(key))
+    scale_attention_logits(model, 2.5)
+    after = window_logits(creff.lr_query_conv(up), creff.hr_key_conv(key))
+    torch.testing.assert_close(after, 2.5 * before, rtol=1e-12, atol=1e-12)
+
+
+def test_calibration_keeps_the_best_factor_and_reports_what_eval_says_of_each(dataset: Dataset, pairs: PairCache) -> None:
+    from arseg_cli.evaluate.calibrate import calibrate_attention, scale_attention_logits
+
+    model = _model()
+    query = model.lr.fuse_attention.lr_query_conv  # type: ignore[union-attr]
+    original = query.weight.detach().clone()
+    seen: list[float] = []
+    result = calibrate_attention(model, dataset, factors=(4.0, 0.25), limit=2, pairs=pairs.get,
+                                 on_factor=lambda factor, miou: seen.append(factor))  # fmt: skip
+    assert seen == [0.25, 1.0, 4.0] and set(result.miou_by_factor) == {0.25, 1.0, 4.0}
+    for factor, miou in result.miou_by_factor.items():
+        fresh = _model()
+        scale_attention_logits(fresh, factor)
+        expected = evaluate(fresh, dataset, modes=("ar",), scale=0.5, keyframe_interval=L, limit=2, pairs=pairs.get)
+        assert miou == expected.modes["ar"].miou(expected.rule)
+    best = max(result.miou_by_factor.values())
+    assert result.miou_by_factor[result.factor] == best
+    assert result.factor == min(f for f, m in result.miou_by_factor.items() if m == best)
+    torch.testing.assert_close(query.weight.detach(), original * result.factor, rtol=0, atol=0)
+
+
+def test_cli_calibrate_writes_new_weights_and_never_overwrites(data: Path, ar_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "calibrated.safetensors"
+    args = ("calibrate", str(data), "--weights", str(ar_weights), "--split", "all", "--limit", "1", "--factors", "1,3",
+            "--device", "cpu", "--cache", str(tmp_path / "c"))  # fmt: skip
+    code, stdout, err = _run(*args, "-o", str(out), "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["factor"] in (1.0, 3.0) and set(report["miou_by_factor"]) == {"1", "3"} and report["output"] == str(out)
+    from arseg_cli.model import load_weights
+
+    saved = load_weights(out)
+    assert saved.meta.provenance["attention_calibration"]["factor"] == report["factor"]
+    original = load_weights(ar_weights).lr.fuse_attention.lr_query_conv.weight  # type: ignore[union-attr]
+    calibrated = saved.lr.fuse_attention.lr_query_conv.weight  # type: ignore[union-attr]
+    torch.testing.assert_close(calibrated, (original * report["factor"]).half().float(), rtol=0, atol=0)
+    written = out.read_bytes()
+    assert "exists" in _one_error_line(*_run(*args, "-o", str(out)))
+    assert out.read_bytes() == written
+    hr_only = save_weights(_model(None, creff=False), tmp_path / "hr.safetensors")
+    line = _one_error_line(*_run("calibrate", str(data), "-w", str(hr_only), "-o", str(tmp_path / "x.safetensors"), "--split", "all"))
+    assert "no CReFF" in line and not (tmp_path / "x.safetensors").exists()
+    code, _, err = _run(*args, "-o", str(tmp_path / "y.safetensors"), "--factors", "2,x")
+    assert code == 2 and "--factors" in err and not (tmp_path / "y.safetensors").exists()
