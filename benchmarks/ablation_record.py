@@ -3,7 +3,8 @@
     python benchmarks/ablation_record.py --name NAME --change "what differs" --weights AR.safetensors \
         --eval EVAL.json [--diagnosis DIAG.json] [--lr-eval LR_EVAL.json] [--order N] -o weights/ablations/NAME.json
 
-Reads the run's command and configuration from the weights' provenance, mIoU from `arseg eval --json`
+Reads the run's command and configuration from the weights' provenance (and, for weights that
+`arseg calibrate` made, the calibration's figures and command), mIoU from `arseg eval --json`
 (HR, the HR network downscaled, AR; `lr_trained` when the evaluation had --lr-weights) and the CReFF
 diagnosis from benchmarks/diagnose_creff.py. Every figure comes from those files.
 """
@@ -44,6 +45,13 @@ def record(name: str, change: str, weights: Path, report: dict[str, Any], diagno
         "ar_per_d": [_percent(v) for v in report["ar"]["per_d"]],
         "source": f"arseg eval --json of {weights.name} on {report.get('data')} (split test, {report.get('frames')} frames)",
     }
+    calibration = facts.get("attention_calibration")
+    if calibration:  # weights made by `arseg calibrate` from a training run's: both commands
+        result["calibration"] = {"factor": calibration["factor"], "miou_by_factor": calibration["miou_by_factor"],
+                                 "split": calibration["split"], "limit": calibration["limit"]}  # fmt: skip
+        calibrate = (f"arseg calibrate {calibration['data']} -w {calibration['source_weights']} -o {weights} "
+                     f"--split {calibration['split']} --limit {calibration['limit']}")  # fmt: skip
+        result["command"] = f"{result['command']}\n  {calibrate}" if result["command"] else calibrate
     if diagnosis is not None:
         d_miou = diagnosis["miou"]
         result["diagnosis"] = {

@@ -211,9 +211,12 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, a
         Trainer(seeded_model(camvid_meta(arch, scale)), pairs(), cfg, CPU, checkpoint=ckpt, metrics=metrics).run(
             stop_after(4)
         )
-    assert load_checkpoint(ckpt)["step"] == 3
+    state = load_checkpoint(ckpt)
+    first_three = [r["seconds"] for r in read_metrics(metrics)][2]  # the interrupted run's time at step 3
+    assert state["step"] == 3 and state["seconds"] >= first_three > 0  # the time of the run that wrote it counts
     resumed_model = seeded_model(camvid_meta(arch, scale), seed=99)  # other initial weights: all must come from the file
     resumed = Trainer(resumed_model, pairs(), cfg, CPU, checkpoint=ckpt, metrics=metrics).run(resume=True)
+    assert resumed.seconds > state["seconds"]
 
     assert resumed.steps == whole.steps == 6 and resumed.final_loss == whole.final_loss
     for name, tensor in straight.state_dict().items():

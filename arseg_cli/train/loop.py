@@ -143,6 +143,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(self.num_items, config.batch, processes.world_size)
         self.step = 0
         self.seconds_before = 0.0
+        self._run_started: float | None = None  # perf_counter at the start of this process's run
         self.recent: deque[float] = deque(maxlen=FINAL_LOSS_STEPS)
 
     # --- state --------------------------------------------------------------------------------------
@@ -159,8 +160,13 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rngs,
             "recent_losses": list(self.recent),
-            "seconds": self.seconds_before,
+            "seconds": self.elapsed_s(),
         }
+
+    def elapsed_s(self) -> float:
+        """Wall seconds of training so far: earlier runs (from the checkpoint) and this one."""
+        running = 0.0 if self._run_started is None else time.perf_counter() - self._run_started
+        return self.seconds_before + running
 
     def save(self) -> None:
         state = self.state()
@@ -195,7 +201,7 @@ class Trainer:
         else:
             seed_everything(self.config.seed + self.processes.rank)
         log = self._open_log(resume)
-        started = time.perf_counter()
+        started = self._run_started = time.perf_counter()
         try:
             while self.step < self.config.steps:
                 self._run_epoch_from(self.step, log, on_step, started)
@@ -203,6 +209,7 @@ class Trainer:
             if log is not None:
                 log.close()
         self.seconds_before += time.perf_counter() - started
+        self._run_started = None
         if self.checkpoint is not None:
             self.save()
         final = float(np.mean(self.recent)) if self.recent else float("nan")
