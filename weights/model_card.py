@@ -67,14 +67,16 @@ def _what_would_close_it(report: dict[str, Any], diagnosis: dict[str, Any] | Non
             "",
         ]
     lines += [
-        "What would close it, most promising first, not tried at full length:",
+        "What the ablations below measured against it, and what is left:",
         "",
-        "- Train phase ar longer. The run above is ~15 epochs of the training split; the official recipe",
-        "  runs 100 epochs, 50 with CReFF. Doubling the steps CReFF trains (750 -> 1500) gained 0.6 points.",
-        "- Give the LR branch its own backbone (`--lr-backbone own`, the paper's set-up): CReFF then fuses",
-        "  into a network trained for 0.5x rather than the HR context path run on small frames. Costs the",
-        "  30 MB budget (54 MB in float16) or a smaller-than-ResNet-18 LR backbone.",
-        "- More and more varied SynthStreet clips, and a GPU (one run is ~2 h on this 2-core CPU).",
+        "- Sharper attention helps: `arseg calibrate` (the logit factor chosen on the training split) and",
+        "  a 3x longer phase ar each gain about a point, and with them the bitstream flow starts to matter",
+        "  (AR above AR at zero flow). An own LR backbone (the paper's) gained nothing; the official recipe",
+        "  at this length and crop size lost 4 points.",
+        "- Even given the frame's own HR feature (a perfect warp) AR stays 3 points below HR: the fusion",
+        "  adds the attention-weighted HR value to the upsampled LR feature, and the shared classifier sees",
+        "  a mixture. Closing that needs CReFF trained much longer (the official 100 epochs, 50 with CReFF:",
+        "  a GPU run, `benchmarks/gpu/train_recipe.sh`) or more and more varied clips.",
         "",
     ]
     return lines
