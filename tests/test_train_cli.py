@@ -168,3 +168,22 @@ def test_phase_lr_trains_an_lr_only_file_that_eval_reports_beside_hr_and_lr(data
     assert code == 2 and "plain LR network" in _one_error_line(output)
     code, output = _run("train", str(data), "--phase", "lr", "--hr", str(hr), "-o", str(tmp_path / "x.safetensors"), *COMMON)
     assert code == 2 and "--hr is for phase ar" in _one_error_line(output)
+
+
+def test_ar_start_continues_phase_ar_from_ar_weights(data: Path, tmp_path: Path) -> None:
+    hr, ar, more = tmp_path / "hr.safetensors", tmp_path / "ar.safetensors", tmp_path / "more.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
+    assert _run("train", str(data), "--phase", "ar", "--hr", str(hr), "-o", str(ar), "--lr-backbone", "shared", *COMMON)[0] == 0
+    code, output = _run("train", str(data), "--phase", "ar", "--hr", str(hr), "--ar-start", str(ar), "-o", str(more),
+                        "--lr-backbone", "shared", "--lr", "1e-12", *COMMON)  # fmt: skip
+    assert code == 0, output
+    assert read_info(more).meta.provenance["ar_start"] == str(ar.resolve())
+    _, started = read_state_dict(ar)
+    _, continued = read_state_dict(more)
+    creff = [k for k in started if k.startswith("lr.fuse_attention.")]
+    assert creff and all(torch.allclose(continued[k], started[k], rtol=0, atol=1e-6) for k in creff)  # lr 1e-12: unmoved
+    line = _one_error_line(_run("train", str(data), "--phase", "ar", "--hr", str(hr), "--ar-start", str(hr),
+                                "-o", str(tmp_path / "x.safetensors"), "--lr-backbone", "shared", *COMMON)[1])  # fmt: skip
+    assert "no LR branch with CReFF" in line and not (tmp_path / "x.safetensors").exists()
+    code, output = _run("train", str(data), "--phase", "hr", "--ar-start", str(ar), "-o", str(tmp_path / "y.safetensors"), *COMMON)
+    assert code == 2 and "--ar-start is for phase ar" in output

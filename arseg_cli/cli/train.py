@@ -26,6 +26,7 @@ def train_command(
     ),
     arch: str = arch_option("camvid-bise18", help="Architecture; its data set's official recipe gives the defaults."),
     hr: Path | None = typer.Option(None, "--hr", help="Phase ar: the trained HR weights (phase hr's output)."),
+    ar_start: Path | None = typer.Option(None, "--ar-start", help="Phase ar: start the LR branch and CReFF from these AR weights (e.g. arseg calibrate's) instead of a copy of the HR network."),
     scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phases lr and ar: LR scale s."),
     keyframe_interval: int = typer.Option(12, "--keyframe-interval", "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps (default: the recipe's epochs)."),
@@ -92,6 +93,8 @@ def train_command(
         raise OptionsError("give --steps or --epochs, not both")
     check_phase_inputs(phase, hr)
     crop_hw = parse_size(crop) if crop is not None else None
+    if ar_start is not None and phase != "ar":
+        raise OptionsError("--ar-start is for phase ar (it starts the LR branch and CReFF from AR weights)")
     if feature_cache is not None and (phase != "ar" or no_feature_cache or augment_variants == 0):
         raise OptionsError("--feature-cache is for phase ar with --augment-variants > 0 (and without --no-feature-cache)")
     recipe = recipe_for(arch)
@@ -123,7 +126,7 @@ def train_command(
             augment_variants=variants, checkpoint_every=checkpoint_every, seed=seed, workers=workers, amp=amp,
         )  # fmt: skip
         seed_everything(seed)
-        model = build_model(config, pairs.dataset, hr_weights=hr)
+        model = build_model(config, pairs.dataset, hr_weights=hr, ar_start=ar_start)
         features = None
         if cached and variants > 0 and not no_feature_cache:
             where = feature_cache or output.with_name(output.name + ".features")
@@ -139,7 +142,8 @@ def train_command(
             command = _command_line(ctx)
             if processes.distributed:  # as launched (one node)
                 command = f"torchrun --nproc-per-node {processes.world_size} -m arseg_cli" + command.removeprefix("arseg")
-            facts = provenance(config, pairs, result, data_root=data, command=command, hr_weights=hr, device=processes.device)
+            facts = provenance(config, pairs, result, data_root=data, command=command, hr_weights=hr, device=processes.device,
+                               ar_start=ar_start)
             write_weights(model, facts, output, force=force or resume, half=fp16)
             console.print(
                 f"trained {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.4f}: {output}",

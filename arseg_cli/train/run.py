@@ -107,7 +107,7 @@ def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
         raise OptionsError("phase ar needs the trained HR network: give `hr` (its .safetensors file)")
 
 
-def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | None) -> ARSeg:
+def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | None, ar_start: Path | None = None) -> ARSeg:
     """Phase hr: a new HR network. Phase lr: a new plain LR network at scale s (no HR branch, no CReFF:
     the paper's LR baseline). Phase ar: HR branch loaded from `hr_weights` (its own metadata wins:
     classes must match the data), LR branch new at scale s with CReFF and the HR classifier shared."""
@@ -129,7 +129,23 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     model = build_arseg(meta)
     model.hr.load_state_dict(trained.hr.state_dict())  # type: ignore[union-attr]
     start_lr_from_hr(model, creff_init=config.creff_init)
+    if ar_start is not None:
+        start_lr_from_ar(model, ar_start)
     return model
+
+
+def start_lr_from_ar(model: ARSeg, path: Path) -> None:
+    """Phase ar continued: the LR branch and CReFF as the AR weights at `path` hold them (for example
+    `arseg calibrate`'s output), instead of a copy of the HR network; same architecture and scale."""
+    start = load_weights(path, arch=model.arch)
+    if start.lr is None or not start.has_creff:
+        raise WeightsError(f"{path} has no LR branch with CReFF to start phase ar from")
+    if start.meta.scale != model.meta.scale or start.meta.classes != model.meta.classes:
+        raise WeightsError(f"{path} is an AR model at scale {start.meta.scale} for {len(start.meta.classes)} classes; "
+                           f"this run trains scale {model.meta.scale} for {len(model.meta.classes)}")  # fmt: skip
+    if start.meta.lr_backbone != model.meta.lr_backbone:
+        raise WeightsError(f"{path} has a {start.meta.lr_backbone} LR backbone; this run's is {model.meta.lr_backbone}")
+    model.lr.load_state_dict(start.lr.state_dict())  # type: ignore[union-attr]
 
 
 def start_lr_from_hr(model: ARSeg, *, creff_init: CreffInit = "zero") -> None:
@@ -187,6 +203,7 @@ def provenance(
     command: str,
     hr_weights: Path | None,
     device: torch.device,
+    ar_start: Path | None = None,
 ) -> dict[str, Any]:
     """The facts that let someone reproduce the weights (stored in ModelMeta.provenance)."""
     dataset = pairs.dataset
@@ -213,6 +230,8 @@ def provenance(
     }
     if hr_weights is not None:
         facts["hr_weights"] = str(hr_weights.resolve())
+    if ar_start is not None:
+        facts["ar_start"] = str(ar_start.resolve())
     return facts
 
 
