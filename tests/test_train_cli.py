@@ -187,3 +187,8 @@ def test_ar_start_continues_phase_ar_from_ar_weights(data: Path, tmp_path: Path)
     assert "no LR branch with CReFF" in line and not (tmp_path / "x.safetensors").exists()
     code, output = _run("train", str(data), "--phase", "hr", "--ar-start", str(ar), "-o", str(tmp_path / "y.safetensors"), *COMMON)
     assert code == 2 and "--ar-start is for phase ar" in output
+    other_hr = tmp_path / "other-hr.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(other_hr), "--seed", "1", *COMMON)[0] == 0
+    line = _one_error_line(_run("train", str(data), "--phase", "ar", "--hr", str(other_hr), "--ar-start", str(ar),
+                                "-o", str(tmp_path / "z.safetensors"), "--lr-backbone", "shared", *COMMON)[1])  # fmt: skip
+    assert "another HR network" in line and not (tmp_path / "z.safetensors").exists()

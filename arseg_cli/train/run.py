@@ -145,6 +145,9 @@ def start_lr_from_ar(model: ARSeg, path: Path) -> None:
                            f"this run trains scale {model.meta.scale} for {len(model.meta.classes)}")  # fmt: skip
     if start.meta.lr_backbone != model.meta.lr_backbone:
         raise WeightsError(f"{path} has a {start.meta.lr_backbone} LR backbone; this run's is {model.meta.lr_backbone}")
+    hr_state, start_hr = model.hr.state_dict(), start.hr.state_dict() if start.hr is not None else {}  # type: ignore[union-attr]
+    if model.meta.lr_backbone == "shared" and not all(torch.equal(start_hr.get(k, v.new_empty(0)), v) for k, v in hr_state.items()):
+        raise WeightsError(f"{path} was trained on another HR network than this run's (its LR branch shares that network's backbone)")
     model.lr.load_state_dict(start.lr.state_dict())  # type: ignore[union-attr]
 
 
