@@ -95,3 +95,26 @@ def test_attention_statistics_of_attention_on_one_position() -> None:
     # is 0 and only the window centred on (3, 3) puts its weight on its centre.
     assert entropy < 1e-6
     assert math.isclose(centre, 1 / 36, rel_tol=1e-6)
+
+
+def test_value_gain_of_the_fusion_probe_weighs_only_the_keyframe_term() -> None:
+    from types import SimpleNamespace
+
+    from arseg_cli.model.creff import CReFF, resize_bilinear
+
+    probe = _load(ROOT / "benchmarks" / "fusion_by_distance.py")
+    torch.manual_seed(0)
+    creff = CReFF(6, warp="exact")
+    model = SimpleNamespace(lr=SimpleNamespace(fuse_attention=creff))
+    lr, key, flow = torch.rand(1, 6, 4, 5), torch.rand(1, 6, 8, 10), 3 * torch.randn(1, 2, 64, 80)
+    with torch.no_grad():
+        before = creff(lr, key, flow)
+        up = resize_bilinear(lr, (8, 10), align_corners=True)
+        original = probe._scaled_value(model, 2.5)
+        scaled = creff(lr, key, flow)
+        probe._restore_value(model, original)
+        after = creff(lr, key, flow)
+    # up + G * sum_k w_k V_k: the LR term stays, the keyframe term is multiplied by G (float32 rounding)
+    assert torch.allclose(scaled - up, 2.5 * (before - up), atol=1e-5)
+    assert not torch.allclose(scaled, before, atol=1e-2)
+    assert torch.equal(after, before)

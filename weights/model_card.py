@@ -77,6 +77,12 @@ def _what_would_close_it(report: dict[str, Any], diagnosis: dict[str, Any] | Non
         "  adds the attention-weighted HR value to the upsampled LR feature, and the shared classifier sees",
         "  a mixture. Closing that needs CReFF trained much longer (the official 100 epochs, 50 with CReFF:",
         "  a GPU run, `benchmarks/gpu/train_recipe.sh`) or more and more varied clips.",
+        "- By keyframe distance (`benchmarks/fusion_by_distance.py`, ar-S-long-calibrated, docs/TRAINING.md):",
+        "  the classifier on the bitstream-warped keyframe feature alone scores 52.66 at d = 1 and 45.84 at",
+        "  d = 11 (HR 53.9-54.1, LR branch alone 47.7); AR 50.89 and 48.93. So the fusion loses to the",
+        "  warped feature at small d, and at large d the warped feature itself has lost 8 points; weighing",
+        "  the keyframe term x2 or x0.5 raises AR at no d. Training more from the calibrated weights lowers",
+        "  held-out AR whatever d it draws (official d = 11, uniform 1..11, FST x5).",
         "",
     ]
     return lines

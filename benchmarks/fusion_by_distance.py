@@ -1,0 +1,120 @@
+"""What CReFF's fusion adds at each keyframe distance d. Prints one JSON object on stdout.
+
+For each d given, on the labelled frames of a split (the `arseg eval` pairs: the keyframe d frames
+earlier, bitstream motion), the mIoU (%, the eval class rule) of:
+
+- `hr`: the HR network on the frame (the ceiling AR is measured against);
+- `lr_branch`: the AR network's LR branch alone on the downscaled frame (no keyframe);
+- `warp_only`: the shared classifier on the keyframe's HR feature warped with the bitstream flow,
+  no LR branch: what the motion vectors alone carry over d frames;
+- `ar`: the fusion as inference runs it;
+- `ar_value_xG` for each `--value-gain G`: the fusion with CReFF's value (the attention-weighted
+  keyframe term) multiplied by G. The classifier is one 1x1 convolution, so this weighs the keyframe
+  term's logits against the LR branch's: G > 1 trusts the keyframe more.
+
+Where `ar` stays below `warp_only` at small d, the fusion throws away part of what the aligned
+keyframe feature knows; where `warp_only` falls far below `hr` at large d, no fusion of the warped
+feature can close the gap alone. Usage:
+`python benchmarks/fusion_by_distance.py DATA --weights W [--split test] [--cache DIR] [--distances 1,6,11]
+[--value-gain 2] [--limit N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arseg_cli.data import open_dataset
+from arseg_cli.data.pairs import PairCache, make_pair
+from arseg_cli.errors import ArsegError
+from arseg_cli.evaluate import protocol
+from arseg_cli.evaluate.metrics import ConfusionMatrix
+from arseg_cli.model import load_weights
+from arseg_cli.model.arseg import ARSeg
+from arseg_cli.model.creff import warp_feature
+
+
+def _scaled_value(model: ARSeg, gain: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multiply CReFF's value convolution by `gain` in place; returns the original weight and bias."""
+    value = model.lr.fuse_attention.hr_value_conv  # type: ignore[union-attr]
+    original = (value.weight.detach().clone(), value.bias.detach().clone())
+    with torch.no_grad():
+        value.weight.mul_(gain)
+        value.bias.mul_(gain)
+    return original
+
+
+def _restore_value(model: ARSeg, original: tuple[torch.Tensor, torch.Tensor]) -> None:
+    value = model.lr.fuse_attention.hr_value_conv  # type: ignore[union-attr]
+    with torch.no_grad():
+        value.weight.copy_(original[0])
+        value.bias.copy_(original[1])
+
+
+def fusion_by_distance(model: ARSeg, dataset, distances: list[int], gains: list[float], pairs, limit: int | None) -> dict:
+    net = model.lr
+    if net is None or not model.has_creff or model.hr is None:
+        raise SystemExit("error: the weights need an HR branch and an LR branch with CReFF")
+    rule = protocol.class_rule(model.meta.classes)
+    frames = protocol.eligible_frames(dataset, model.meta.keyframe_interval, limit)
+    modes = ["hr", "lr_branch", "warp_only", "ar", *(f"ar_value_x{g:g}" for g in gains)]
+    table: dict[int, dict[str, float]] = {}
+    with torch.inference_mode():
+        for d in distances:
+            matrices = {mode: ConfusionMatrix(model.num_classes, dataset.ignore_index) for mode in modes}
+            for frame in frames:
+                pair = pairs(dataset, frame, d)
+                x = model.normalize(pair.rgb)
+                size = (x.shape[-2], x.shape[-1])
+                _, key_feat = model.keyframe(model.normalize(pair.key_rgb))
+                flow = torch.from_numpy(pair.flow.astype(np.float32))[None].to(model.device)
+                x_lr = model.downscale(x)
+                outputs = {
+                    "hr": model.keyframe(x)[0],
+                    "lr_branch": model.lowres(x_lr, size),
+                    "warp_only": net.to_image_size(net.classify(warp_feature(key_feat, flow, net.fuse_attention.warp)), size),
+                    "ar": model.nonkeyframe(x_lr, key_feat, flow),
+                }
+                for gain in gains:
+                    original = _scaled_value(model, gain)
+                    outputs[f"ar_value_x{gain:g}"] = model.nonkeyframe(x_lr, key_feat, flow)
+                    _restore_value(model, original)
+                target = protocol.target_ids(pair.labels, rule, dataset.ignore_index)
+                for mode, logits in outputs.items():
+                    matrices[mode].update(logits.argmax(1)[0].cpu().numpy(), target)
+            table[d] = {mode: round(100 * matrices[mode].miou(rule.counted), 2) for mode in modes}
+    mean = {mode: round(float(np.mean([table[d][mode] for d in distances])), 2) for mode in modes}
+    return {"frames": len(frames), "distances": distances, "by_distance": table, "mean": mean}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--cache", type=Path, default=None, help="PairCache directory (e.g. the one arseg eval used)")
+    parser.add_argument("--distances", default="1,3,6,9,11")
+    parser.add_argument("--value-gain", type=float, action="append", default=[])
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    try:
+        distances = [int(d) for d in args.distances.split(",")]
+        model = load_weights(args.weights).float().eval()
+        if any(not 1 <= d < model.meta.keyframe_interval for d in distances):
+            raise SystemExit(f"error: --distances must lie in 1..{model.meta.keyframe_interval - 1}")
+        dataset = open_dataset(args.data, split=args.split)
+        pairs = PairCache(args.cache).get if args.cache else make_pair
+        report = fusion_by_distance(model, dataset, distances, args.value_gain, partial(pairs, codec="h264"), args.limit)
+    except (ArsegError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    report.update(weights=str(args.weights), data=str(args.data), split=args.split)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
