@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from arseg_cli.data import open_dataset
-from arseg_cli.data.pairs import PairCache, make_pair
+from arseg_cli.data import Dataset, LabelledFrame, open_dataset
+from arseg_cli.data.pairs import Pair, PairCache, make_pair
 from arseg_cli.errors import ArsegError
 from arseg_cli.evaluate import protocol
 from arseg_cli.evaluate.metrics import ConfusionMatrix
@@ -56,7 +58,10 @@ def _restore_value(model: ARSeg, original: tuple[torch.Tensor, torch.Tensor]) ->
         value.bias.copy_(original[1])
 
 
-def fusion_by_distance(model: ARSeg, dataset, distances: list[int], gains: list[float], pairs, limit: int | None) -> dict:
+def fusion_by_distance(
+    model: ARSeg, dataset: Dataset, distances: list[int], gains: list[float], pairs: Callable[[Dataset, LabelledFrame, int], Pair],
+    limit: int | None,
+) -> dict[str, Any]:
     net = model.lr
     if net is None or not model.has_creff or model.hr is None:
         raise SystemExit("error: the weights need an HR branch and an LR branch with CReFF")
