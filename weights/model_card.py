@@ -82,7 +82,8 @@ def _what_would_close_it(report: dict[str, Any], diagnosis: dict[str, Any] | Non
         "  d = 11 (HR 53.9-54.1, LR branch alone 47.7); AR 50.89 and 48.93. So the fusion loses to the",
         "  warped feature at small d, and at large d the warped feature itself has lost 8 points; weighing",
         "  the keyframe term x2 or x0.5 raises AR at no d. Training more from the calibrated weights lowers",
-        "  held-out AR whatever d it draws (official d = 11, uniform 1..11, FST x5).",
+        "  held-out AR whatever d it draws (official d = 11, uniform 1..11, FST x5). Phase ar on fresh clips",
+        "  that the HR network never saw (its features there as unreliable as at test) gains nothing either.",
         "",
     ]
     return lines
