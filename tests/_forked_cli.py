@@ -2,7 +2,7 @@
 
 Starting Python and importing torch costs ~2 s per process on the shared 2-core machine; a corpus of
 dozens of inputs run as `python -m arseg_cli ...` each would take minutes. Instead one server process
-imports the CLI once (no torch work, so forking is safe) and forks one child per command line: each
+imports the CLI and the segment path once (no torch op runs, so forking is safe) and forks one child per command line: each
 child is a real process running the CLI entry point (`arseg_cli.cli.main`) with its own stdin, stdout
 and stderr files, its exit code is the process's, and it is killed (SIGKILL) when it exceeds its
 timeout: a hang shows up as `timed_out`, never as a stuck test.
@@ -117,7 +117,11 @@ def _wait(pid: int, timeout: float) -> tuple[int | None, bool]:
 
 
 def _serve() -> None:
-    import arseg_cli.cli  # noqa: F401  (imported once, before any fork)
+    # Imported once, before any fork: the CLI and what `segment` loads (torch, PyAV, the pipeline), so
+    # that a child does not pay ~2 s of imports. Importing runs no torch op, so no thread pool exists
+    # yet and forking is safe (as DataLoader workers fork after importing torch).
+    import arseg_cli.cli  # noqa: F401
+    import arseg_cli.segment_run  # noqa: F401
 
     print("ready", flush=True)
     for line in sys.stdin:
