@@ -2,10 +2,10 @@
 
 Starting Python and importing torch costs ~2 s per process on the shared 2-core machine; a corpus of
 dozens of inputs run as `python -m arseg_cli ...` each would take minutes. Instead one server process
-imports the CLI and the segment path once (no torch op runs, so forking is safe) and forks one child per command line: each
-child is a real process running the CLI entry point (`arseg_cli.cli.main`) with its own stdin, stdout
-and stderr files, its exit code is the process's, and it is killed (SIGKILL) when it exceeds its
-timeout: a hang shows up as `timed_out`, never as a stuck test.
+imports the CLI and the segment path once (no torch op runs, so forking is safe) and forks one child
+per command line: each child is a real process running the CLI entry point (`arseg_cli.cli.main`)
+with its own stdin, stdout and stderr files, its exit code is the process's, and it is killed
+(SIGKILL) when it exceeds its timeout: a hang shows up as `timed_out`, never as a stuck test.
 
 Protocol: the test writes one JSON request per line on the server's stdin ({"args": [...], "dir": ...,
 "timeout": s, "stdin": path or null}); the server answers one JSON line on its stdout ({"code": int or
