@@ -67,6 +67,8 @@ def fusion_by_distance(
         raise SystemExit("error: the weights need an HR branch and an LR branch with CReFF")
     rule = protocol.class_rule(model.meta.classes)
     frames = protocol.eligible_frames(dataset, model.meta.keyframe_interval, limit)
+    if not frames:
+        raise SystemExit("error: no labelled frames to score (empty split, or --limit below 1)")
     modes = ["hr", "lr_branch", "warp_only", "ar", *(f"ar_value_x{g:g}" for g in gains)]
     table: dict[int, dict[str, float]] = {}
     with torch.inference_mode():
@@ -108,7 +110,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     try:
-        distances = [int(d) for d in args.distances.split(",")]
+        try:
+            distances = [int(d) for d in args.distances.split(",")]
+        except ValueError:
+            raise SystemExit(f"error: --distances takes whole numbers separated by commas, got {args.distances!r}") from None
         model = load_weights(args.weights).float().eval()
         if any(not 1 <= d < model.meta.keyframe_interval for d in distances):
             raise SystemExit(f"error: --distances must lie in 1..{model.meta.keyframe_interval - 1}")
