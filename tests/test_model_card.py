@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +119,15 @@ def test_value_gain_of_the_fusion_probe_weighs_only_the_keyframe_term() -> None:
     assert torch.allclose(scaled - up, 2.5 * (before - up), atol=1e-5)
     assert not torch.allclose(scaled, before, atol=1e-2)
     assert torch.equal(after, before)
+
+
+def test_label_warp_of_the_fusion_probe_moves_labels_along_the_backward_flow() -> None:
+    probe = _load(ROOT / "benchmarks" / "fusion_by_distance.py")
+    key = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    flow = np.zeros((2, 4, 5), np.float32)
+    flow[0] = 1.0  # pixel p shows what the keyframe shows one pixel to its right
+    flow[1, 2:] = -0.6  # and the lower half what it shows (rounded) one row up
+    moved = probe.warp_labels(key, flow)
+    np.testing.assert_array_equal(moved[:2, :4], key[:2, 1:])
+    np.testing.assert_array_equal(moved[2:, :4], key[1:3, 1:])
+    np.testing.assert_array_equal(moved[:, 4], [4, 9, 9, 14])  # past the right edge: the border column

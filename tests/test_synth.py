@@ -304,3 +304,31 @@ def test_cli_rejects_sizes_h264_cannot_take(tmp_path: Path, size: str) -> None:
     result = CliRunner().invoke(app, ["synth", "-o", str(tmp_path / "x"), "--size", size])
     assert result.exit_code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_exact_motion_rendered_again_from_a_set_on_disk(tmp_path: Path) -> None:
+    from arseg_cli.data import open_dataset
+    from arseg_cli.errors import InputError
+    from arseg_cli.synth.truth import SynthTruth
+
+    out = tmp_path / "set"
+    args = ["synth", "-o", str(out), "--clips", "2", "--frames", "4", "--size", f"{H}x{W}", "--seed", "5", "--flow"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    dataset = open_dataset(out, split="all")
+    truth = SynthTruth(dataset)
+    frame = next(f for f in dataset.frames if f.name == "synth/clip_0001/000003")
+    written = np.load(out / "clip_0001" / "flow" / "000003.npy")  # flow to the previous frame
+    flow, visible = truth.flow(frame, 2)
+    np.testing.assert_array_equal(flow, written)
+    np.testing.assert_array_equal(visible, np.asarray(Image.open(out / "clip_0001" / "visible" / "000003.png")).astype(bool))
+    far = SynthClip(5, 1, 4, H, W)
+    want = far.flow(3, far.render(3), 0, far.render(0))
+    np.testing.assert_array_equal(truth.flow(frame, 0)[0], want.flow_px)  # any earlier frame, not only the written one
+    zero, seen = truth.flow(frame, 3)
+    assert not zero.any() and seen.all()
+    labels = out / "clip_0001" / "labels" / "000003.png"
+    image = np.asarray(Image.open(labels)).copy()
+    image[0, 0] = (image[0, 0] + 1) % NUM_CLASSES
+    Image.fromarray(image, mode="P").save(labels)
+    with pytest.raises(InputError, match="another arseg version"):
+        SynthTruth(dataset).flow(frame, 2)
