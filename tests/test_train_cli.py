@@ -192,3 +192,32 @@ def test_ar_start_continues_phase_ar_from_ar_weights(data: Path, tmp_path: Path)
     line = _one_error_line(_run("train", str(data), "--phase", "ar", "--hr", str(other_hr), "--ar-start", str(ar),
                                 "-o", str(tmp_path / "z.safetensors"), "--lr-backbone", "shared", *COMMON)[1])  # fmt: skip
     assert "another HR network" in line and not (tmp_path / "z.safetensors").exists()
+
+
+def test_gate_only_trains_the_fusion_gate_and_nothing_else(data: Path, tmp_path: Path) -> None:
+    hr, ar, gated = tmp_path / "hr.safetensors", tmp_path / "ar.safetensors", tmp_path / "gated.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
+    assert _run("train", str(data), "--phase", "ar", "--hr", str(hr), "-o", str(ar), "--lr-backbone", "shared", *COMMON)[0] == 0
+    gate_args = ("--phase", "ar", "--hr", str(hr), "--lr-backbone", "shared", "--fusion-gate", "--gate-only", "--lr", "0.01")
+    code, output = _run("train", str(data), *gate_args, "--ar-start", str(ar), "-o", str(gated), *COMMON)
+    assert code == 0, output
+    info = read_info(gated)
+    assert info.meta.fusion_gate and info.meta.provenance["config"]["gate_only"]
+    assert info.meta.provenance["config"]["plain_steps"] == 0  # every step goes through CReFF and the gate
+    _, started = read_state_dict(ar)
+    _, trained = read_state_dict(gated)
+    gate = {k for k in trained if k.startswith("lr.fusion_gate.")}
+    assert gate and gate.isdisjoint(started) and set(trained) - gate == set(started)
+    assert all(torch.equal(trained[k], started[k]) for k in started)  # frozen, BatchNorm statistics included
+    assert trained["lr.fusion_gate.weigh.weight"].abs().max() > 0  # the gate started at zero and moved
+    code, output = _run("eval", str(data), "--weights", str(gated), "--split", "all", "-L", "4", "--json")
+    assert code == 0, output
+    line = _one_error_line(_run("train", str(data), *gate_args, "-o", str(tmp_path / "x.safetensors"), *COMMON)[1])
+    assert "give --ar-start" in line
+    code, output = _run("train", str(data), "--phase", "ar", "--hr", str(hr), "--gate-only", "--ar-start", str(ar),
+                        "-o", str(tmp_path / "y.safetensors"), "--lr-backbone", "shared", *COMMON)  # fmt: skip
+    assert code == 2 and "needs the fusion gate" in _one_error_line(output)
+    line = _one_error_line(_run("train", str(data), "--phase", "ar", "--hr", str(hr), "--ar-start", str(gated),
+                                "-o", str(tmp_path / "z.safetensors"), "--lr-backbone", "shared", *COMMON)[1])  # fmt: skip
+    assert "has a fusion gate" in line
+    assert not any((tmp_path / name).exists() for name in ("x.safetensors", "y.safetensors", "z.safetensors"))

@@ -68,10 +68,12 @@ class ScaleCosts:
         }
 
 
-def scale_costs(arch: str, size_hw: tuple[int, int], scale: float, keyframe_interval: int, *, num_classes: int | None = None) -> ScaleCosts:
-    """ScaleCosts of `arch` at `size_hw` (height, width) and scale `scale`."""
+def scale_costs(
+    arch: str, size_hw: tuple[int, int], scale: float, keyframe_interval: int, *, num_classes: int | None = None, fusion_gate: bool = False
+) -> ScaleCosts:
+    """ScaleCosts of `arch` at `size_hw` (height, width) and scale `scale` (with the fusion gate's cost when `fusion_gate`)."""
     height, width = size_hw
-    costs = branch_costs(arch, height, width, scale, num_classes=num_classes)
+    costs = branch_costs(arch, height, width, scale, num_classes=num_classes, fusion_gate=fusion_gate)
     try:
         paper = paper_costs(arch, height, width, scale)
     except ValueError:  # an architecture the paper has no figures for

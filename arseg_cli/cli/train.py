@@ -59,6 +59,12 @@ def train_command(
     creff_init: Literal["kaiming", "zero", "identity"] = typer.Option(
         "kaiming", "--creff-init", help="Phase ar: CReFF's convolutions at the start: kaiming (official), zero value (AR starts as the LR baseline) or identity value (docs/TRAINING.md)."
     ),
+    fusion_gate: bool = typer.Option(
+        False, "--fusion-gate", help="Phase ar: add a per-pixel gate on CReFF's two terms (arseg's extension, not the paper's network; docs/TRAINING.md)."
+    ),
+    gate_only: bool = typer.Option(
+        False, "--gate-only", help="Phase ar with --fusion-gate and --ar-start: train the gate alone, everything else frozen."
+    ),
     split: str = typer.Option("train", "--split", help="Data split to train on."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (default: OUT.pairs)."),
@@ -116,6 +122,8 @@ def train_command(
         per_epoch = steps_per_epoch(len(pairs), per_step, processes.world_size)
         total = steps or per_epoch * (epochs or recipe.epochs)
         fraction = recipe.plain_fraction if plain_fraction is None else plain_fraction
+        if gate_only and plain_fraction is None:
+            fraction = 0.0  # the gate weighs CReFF's terms: every step uses CReFF
         config = TrainConfig(
             phase=phase, arch=arch, steps=total, batch=per_step, lr=recipe.lr if lr is None else lr,
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
@@ -123,7 +131,8 @@ def train_command(
             plain_steps=round(fraction * total) if phase == "ar" else 0, fst_weight=fst_weight,
             crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, pair_codec=codec, creff_init=creff_init,
             loss=loss or official_pixel_loss(arch), scale_range=aug_scale, jitter=jitter if augment else 0.0,
-            augment_variants=variants, checkpoint_every=checkpoint_every, seed=seed, workers=workers, amp=amp,
+            augment_variants=variants, fusion_gate=fusion_gate, gate_only=gate_only, checkpoint_every=checkpoint_every,
+            seed=seed, workers=workers, amp=amp,
         )  # fmt: skip
         seed_everything(seed)
         model = build_model(config, pairs.dataset, hr_weights=hr, ar_start=ar_start)

@@ -6,7 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from arseg_cli.model.creff import CReFF
+from arseg_cli.model.fusion_gate import FusionGate
 from arseg_cli.model.meta import WarpConvention
+from arseg_cli.model.resize import resize_bilinear
 
 
 class SegNet(nn.Module):
@@ -76,9 +78,19 @@ class SegNet(nn.Module):
         """Attach CReFF as `fuse_attention` (the official AR network's name, so its keys load)."""
         self.fuse_attention = CReFF(self.feature_channels, warp=warp)
 
+    def add_gate(self) -> None:
+        """Attach the per-pixel fusion gate as `fusion_gate` (fusion_gate.py; arseg's extension)."""
+        if not self.has_fusion:
+            raise ValueError("the fusion gate weighs CReFF's terms: attach CReFF first")
+        self.fusion_gate = FusionGate(self.feature_channels)
+
     @property
     def has_fusion(self) -> bool:
         return isinstance(getattr(self, "fuse_attention", None), nn.Module)
+
+    @property
+    def has_gate(self) -> bool:
+        return isinstance(getattr(self, "fusion_gate", None), nn.Module)
 
     def fuse(self, lr_feat: Tensor, key_feat: Tensor, flow_px: Tensor) -> Tensor:
         """Fused feature (N, C, Hf, Wf) at key_feat's size: CReFF(LR feature, keyframe feature, flow).
@@ -89,7 +101,12 @@ class SegNet(nn.Module):
         creff: CReFF | None = getattr(self, "fuse_attention", None)
         if creff is None:
             raise RuntimeError(f"this {self.arch} network has no CReFF module (built without fuse=True)")
-        return creff(lr_feat, key_feat, flow_px)
+        fused = creff(lr_feat, key_feat, flow_px)
+        gate: FusionGate | None = getattr(self, "fusion_gate", None)
+        if gate is None:
+            return fused
+        up = resize_bilinear(lr_feat, (fused.shape[-2], fused.shape[-1]), align_corners=True)
+        return gate(up, fused.to(up.dtype))
 
 
 def finish(net: SegNet, *, fuse: bool, warp: WarpConvention) -> SegNet:

@@ -57,6 +57,10 @@ class ARSeg(nn.Module):
         self.lr = None
         if meta.scale is not None:
             self.lr = build(meta.arch, num_classes=meta.num_classes, fuse=meta.has_creff, warp=meta.warp)
+            if meta.fusion_gate:
+                if not meta.has_creff:
+                    raise OptionsError("a fusion gate weighs CReFF's terms: it needs has_creff")
+                self.lr.add_gate()
             if self.hr is not None and meta.has_creff and meta.lr_classifier == "shared":
                 self.lr.use_classifier(self.hr.final_conv)
             if meta.lr_backbone == "shared":
@@ -68,6 +72,7 @@ class ARSeg(nn.Module):
                     raise OptionsError(f"{meta.arch}: lr_backbone 'shared' is not possible ({error})") from None
         self.channels_last = True
         self._hr_frozen = False
+        self._lr_frozen = False
         self._inference_copies: dict[str, tuple[Any, nn.Module]] = {}
 
     # --- facts --------------------------------------------------------------------------------------
@@ -198,10 +203,24 @@ class ARSeg(nn.Module):
         self._hr_frozen = True
         self.hr.eval()
 
+    def freeze_all_but_gate(self) -> None:
+        """Freeze everything but the LR branch's fusion gate (`arseg train --gate-only`): the HR branch as
+        freeze_hr, the LR branch and CReFF likewise (no gradients, BatchNorm statistics fixed)."""
+        if self.lr is None or not self.lr.has_gate:
+            raise OptionsError("this model has no fusion gate to train")
+        self.freeze_hr()
+        self.lr.requires_grad_(False)
+        self.lr.fusion_gate.requires_grad_(True)
+        self._lr_frozen = True
+        self.train(self.training)
+
     def train(self, mode: bool = True) -> ARSeg:
         super().train(mode)
         if self._hr_frozen and self.hr is not None:
             self.hr.eval()
+        if self._lr_frozen and self.lr is not None:
+            self.lr.eval()
+            self.lr.fusion_gate.train(mode)
         return self
 
     def use_compiled_attention(self, enabled: bool = True) -> ARSeg:

@@ -53,6 +53,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from arseg_cli.model._registry import arch_config, build
 from arseg_cli.model._segnet import SegNet
+from arseg_cli.model.fusion_gate import FusionGate
 from arseg_cli.model.resize import lr_size
 from arseg_cli.scale_interval import check_keyframe_interval
 
@@ -105,6 +106,7 @@ class BranchCosts:
     creff_convs:  CReFF's three depthwise 3x3 convolutions (Q, K, V) at (Hf, Wf).
     creff_attention: CReFF's 7x7 local attention at (Hf, Wf), analytic.
     classifier:   the 1x1 classifier on the fused feature at (Hf, Wf).
+    fusion_gate:  the fusion gate's two convolutions at (Hf, Wf) (model/fusion_gate.py), None without one.
     Not counted anywhere: warping (grid_sample), feature/flow resizing, softmax, BN, activations.
     """
 
@@ -118,6 +120,7 @@ class BranchCosts:
     creff_convs: Cost
     creff_attention: Cost
     classifier: Cost
+    fusion_gate: Cost | None = None
 
     @property
     def creff(self) -> Cost:
@@ -129,7 +132,10 @@ class BranchCosts:
     def nonkeyframe(self) -> Cost:
         """A non-keyframe: LR features + CReFF + classifier on the fused feature."""
         macs = self.lr_features.macs + self.creff.macs + self.classifier.macs
-        return Cost("nonkeyframe", self.lr_features.input_hw, macs, "lr_features + creff + classifier")
+        if self.fusion_gate is None:
+            return Cost("nonkeyframe", self.lr_features.input_hw, macs, "lr_features + creff + classifier")
+        macs += self.fusion_gate.macs
+        return Cost("nonkeyframe", self.lr_features.input_hw, macs, "lr_features + creff + fusion_gate + classifier")
 
     def ar_average(self, keyframe_interval: int) -> float:
         """Mean MACs per frame of AR-Seg with keyframe interval L (one HR frame, L-1 non-keyframes)."""
@@ -138,7 +144,10 @@ class BranchCosts:
     def parts(self) -> dict[str, Cost]:
         """Every part by name, the sums included ('creff', 'nonkeyframe')."""
         names = ("hr", "lr", "lr_features", "creff_convs", "creff_attention", "classifier", "creff", "nonkeyframe")
-        return {name: getattr(self, name) for name in names}
+        parts = {name: getattr(self, name) for name in names}
+        if self.fusion_gate is not None:
+            parts["fusion_gate"] = self.fusion_gate
+        return parts
 
     def to_json(self, keyframe_interval: int = 12) -> dict[str, Any]:
         return {
@@ -157,9 +166,12 @@ class BranchCosts:
 
 
 @functools.lru_cache(maxsize=64)
-def branch_costs(arch: str, height: int, width: int, scale: float, *, num_classes: int | None = None) -> BranchCosts:
-    """MACs of each part of AR-Seg `arch` for a (height, width) image and LR scale `scale` (kept per
-    arguments: the count builds the networks on the meta device, ~0.4 s each; the result is frozen)."""
+def branch_costs(
+    arch: str, height: int, width: int, scale: float, *, num_classes: int | None = None, fusion_gate: bool = False
+) -> BranchCosts:
+    """MACs of each part of AR-Seg `arch` for a (height, width) image and LR scale `scale`, with the fusion
+    gate's when `fusion_gate` (kept per arguments: the count builds the networks on the meta device,
+    ~0.4 s each; the result is frozen)."""
     h_lr, w_lr = lr_size(height, width, scale)
     net = _meta_net(arch, num_classes)
     hr_macs, (_, feat) = _count(lambda: net(meta_input(height, width)))
@@ -168,6 +180,12 @@ def branch_costs(arch: str, height: int, width: int, scale: float, *, num_classe
     channels, hf, wf = (int(d) for d in feat.shape[1:])
     cls_macs, _ = _count(lambda: net.classify(torch.empty(1, channels, hf, wf, device="meta")))
     conv_macs = creff_conv_macs(channels, hf, wf)
+    gate = None
+    if fusion_gate:
+        with torch.device("meta"):
+            module = FusionGate(channels)
+        maps = torch.empty(1, channels, hf, wf, device="meta")
+        gate = Cost("fusion_gate", (hf, wf), count_macs(lambda: module(maps, maps)), COUNTER_NOTE)
     return BranchCosts(
         arch=arch,
         image_hw=(height, width),
@@ -179,6 +197,7 @@ def branch_costs(arch: str, height: int, width: int, scale: float, *, num_classe
         creff_convs=Cost("creff.convs", (hf, wf), conv_macs, COUNTER_NOTE),
         creff_attention=Cost("creff.attention", (hf, wf), creff_attention_macs(channels, hf, wf), ATTENTION_NOTE),
         classifier=Cost("classifier", (hf, wf), cls_macs, COUNTER_NOTE),
+        fusion_gate=gate,
     )
 
 

@@ -28,6 +28,8 @@ class ModelMeta:
     lr_backbone: 'own': the LR branch has its own backbone (the paper, the official files); 'shared':
                 its ResNet-18 *is* the HR branch's, frozen with it, so only the LR heads and CReFF are
                 trained and stored (a file half the size; AR training skips the backbone's backward).
+    fusion_gate: the LR branch weighs CReFF's two terms per pixel (`fusion_gate.*`, model/fusion_gate.py):
+                arseg's extension, not the paper's network; False for every official file.
     provenance: free-form facts: data, command, date, source files, ...
     metrics:    measured figures (e.g. {"miou_hr": ..., "miou_ar": ...}).
     """
@@ -43,6 +45,7 @@ class ModelMeta:
     has_creff: bool = True
     lr_classifier: ClassifierSharing = "shared"
     lr_backbone: BackboneSharing = "own"
+    fusion_gate: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -71,6 +74,7 @@ class ModelMeta:
             has_creff=bool(data.get("has_creff", True)),
             lr_classifier=data.get("lr_classifier", "shared"),
             lr_backbone=data.get("lr_backbone", "own"),
+            fusion_gate=bool(data.get("fusion_gate", False)),
             provenance=dict(data.get("provenance", {})),
             metrics=dict(data.get("metrics", {})),
         )

@@ -26,7 +26,7 @@ DevicePolicy = Literal["auto", "cpu", "cuda"]
 #: resume key when they hold these values, so older checkpoints still resume.
 _IMPLIED_BY_OLD_CHECKPOINTS: dict[str, Any] = {
     "lr_backbone": "own", "pair_frames": "decoded", "pair_codec": "h264", "creff_init": "zero", "loss": "ce",
-    "scale_range": [0.75, 1.25], "jitter": 0.0, "augment_variants": 0,
+    "scale_range": [0.75, 1.25], "jitter": 0.0, "augment_variants": 0, "fusion_gate": False, "gate_only": False,
 }  # fmt: skip
 
 
@@ -62,6 +62,10 @@ class TrainConfig:
     augment_variants: 0: every epoch draws a new augmentation (and d); V > 0: epoch e draws the one of
                     variant e mod V, so an item takes V forms in all (what lets phase ar cache the frozen
                     HR features of each form).
+    fusion_gate:    phase ar: the LR branch gets the per-pixel fusion gate (model/fusion_gate.py; arseg's
+                    extension, not the paper's network).
+    gate_only:      phase ar with `fusion_gate`: train the gate alone, everything else frozen as the
+                    starting weights (--ar-start) hold it.
     checkpoint_every: save the resumable state every N steps (0 = only at the end).
     """
 
@@ -87,6 +91,8 @@ class TrainConfig:
     scale_range: tuple[float, float] = (0.75, 1.25)  # PairDataset's defaults; `arseg train` passes the official
     jitter: float = 0.0
     augment_variants: int = 0
+    fusion_gate: bool = False
+    gate_only: bool = False
     checkpoint_every: int = 0
     seed: int = 0
     workers: int = 0
@@ -127,6 +133,12 @@ class TrainConfig:
             problems.append(f"augmentation variants must be >= 0, got {self.augment_variants}")
         if self.phase != "ar" and self.lr_backbone != "own":
             problems.append("`lr_backbone` shared is for phase ar (only it shares the HR backbone)")
+        if self.fusion_gate and self.phase != "ar":
+            problems.append("the fusion gate is for phase ar (it weighs CReFF's terms)")
+        if self.gate_only and not self.fusion_gate:
+            problems.append("training the gate alone needs the fusion gate")
+        if self.gate_only and self.plain_steps:
+            problems.append("training the gate alone has no steps without CReFF (plain steps must be 0)")
         if self.checkpoint_every < 0 or self.workers < 0:
             problems.append("checkpoint interval and workers must be >= 0")
         if self.crop_hw is not None and min(self.crop_hw) < 8:

@@ -128,6 +128,8 @@ class Trainer:
         self.metrics_path = metrics
         if config.phase == "ar":
             model.freeze_hr()
+        if config.gate_only:
+            model.freeze_all_but_gate()
         self.feature_cache = feature_cache
         self.objective = PhaseObjective(
             model, config.phase, fst_weight=config.fst_weight, loss=config.loss, feature_cache=feature_cache

@@ -124,13 +124,15 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
         raise WeightsError(f"{hr_weights} was trained for {len(trained.meta.classes)} classes {trained.meta.classes[:3]}..., the data have {dataset.palette.classes[:3]}...")
     meta = replace(
         trained.meta, scale=config.scale, keyframe_interval=config.keyframe_interval, has_creff=True, lr_classifier="shared",
-        lr_backbone=config.lr_backbone, warp="exact", provenance={}, metrics={},
+        lr_backbone=config.lr_backbone, warp="exact", fusion_gate=config.fusion_gate, provenance={}, metrics={},
     )  # fmt: skip
     model = build_arseg(meta)
     model.hr.load_state_dict(trained.hr.state_dict())  # type: ignore[union-attr]
     start_lr_from_hr(model, creff_init=config.creff_init)
     if ar_start is not None:
         start_lr_from_ar(model, ar_start)
+    elif config.gate_only:
+        raise OptionsError("training the gate alone starts from trained AR weights: give --ar-start")
     return model
 
 
@@ -148,7 +150,12 @@ def start_lr_from_ar(model: ARSeg, path: Path) -> None:
     hr_state, start_hr = model.hr.state_dict(), start.hr.state_dict() if start.hr is not None else {}  # type: ignore[union-attr]
     if model.meta.lr_backbone == "shared" and not all(torch.equal(start_hr.get(k, v.new_empty(0)), v) for k, v in hr_state.items()):
         raise WeightsError(f"{path} was trained on another HR network than this run's (its LR branch shares that network's backbone)")
-    model.lr.load_state_dict(start.lr.state_dict())  # type: ignore[union-attr]
+    if start.meta.fusion_gate and not model.meta.fusion_gate:
+        raise WeightsError(f"{path} has a fusion gate; this run's LR branch has none (add --fusion-gate)")
+    state = start.lr.state_dict()  # type: ignore[union-attr]
+    if model.meta.fusion_gate and not start.meta.fusion_gate:  # a new gate: it starts as no gate (fusion_gate.py)
+        state.update({k: v for k, v in model.lr.state_dict().items() if k.startswith("fusion_gate.")})  # type: ignore[union-attr]
+    model.lr.load_state_dict(state)  # type: ignore[union-attr]
 
 
 def start_lr_from_hr(model: ARSeg, *, creff_init: CreffInit = "zero") -> None:
@@ -168,7 +175,7 @@ def start_lr_from_hr(model: ARSeg, *, creff_init: CreffInit = "zero") -> None:
     hr, lr = model.hr, model.lr
     if hr is None or lr is None or not lr.has_fusion:
         raise ValueError("phase ar needs a model with an HR branch and an LR branch with CReFF")
-    own = {name: tensor for name, tensor in lr.state_dict().items() if not name.startswith("fuse_attention.")}
+    own = {name: tensor for name, tensor in lr.state_dict().items() if not name.startswith(("fuse_attention.", "fusion_gate."))}
     source = hr.state_dict()
     missing = [name for name in own if name not in source or source[name].shape != own[name].shape]
     if missing:
