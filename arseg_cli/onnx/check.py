@@ -6,10 +6,16 @@ flow fields the pipeline meets, not only random tensors. Both graphs get the sam
 the non-keyframe graph fuses PyTorch's keyframe feature, so a difference is that graph's own.
 The PyTorch side is the inference path `arseg segment` runs (`torch.inference_mode()`: BatchNorm folded,
 channels-last, CReFF's tiled kernel on the CPU).
+
+The bound is 1e-4, or twice the model's own float32 error where that is larger: the same model run in
+float64 on the same inputs gives that error (`float32_noise`). Two float32 implementations of one
+computation can each stray that far from the exact result, so no float32 runtime could be held closer.
+Weights with sharp attention (`arseg calibrate`'s) have a float32 error above 1e-4.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +57,20 @@ class ParityReport:
     nonkeyframe_max_abs: float | None
     label_agreement: float
     tolerance: float = TOLERANCE
+    float32_noise: float = 0.0
 
     @property
     def max_abs(self) -> float:
         return max(self.keyframe_max_abs, self.nonkeyframe_max_abs or 0.0)
 
     @property
+    def bound(self) -> float:
+        """The tolerance, or twice the model's own float32 error where that is larger."""
+        return max(self.tolerance, 2.0 * self.float32_noise)
+
+    @property
     def ok(self) -> bool:
-        return self.max_abs <= self.tolerance
+        return self.max_abs <= self.bound
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +81,8 @@ class ParityReport:
             "max_abs_diff": self.max_abs,
             "label_agreement": self.label_agreement,
             "tolerance": self.tolerance,
+            "float32_noise": self.float32_noise,
+            "bound": self.bound,
             "ok": self.ok,
         }
 
@@ -100,11 +114,14 @@ def check_parity(model: ARSeg, runtime: OnnxARSeg, inputs: Sequence[ParityFrame]
     if not inputs:
         raise ValueError("check_parity needs at least one frame")
     key_diff, nonkey_diff, agree, total = 0.0, None, 0, 0
+    exact = copy.deepcopy(model).double()
     with torch.inference_mode():
         x = model.normalize(inputs[0].rgb)
         logits, feat = model.keyframe(x)
         ort_logits, ort_feat = runtime.keyframe(x)
         key_diff = max(_max_abs(logits, ort_logits), _max_abs(feat, ort_feat))
+        exact_logits, exact_feat = exact.keyframe(x.double())
+        noise = max(_max_abs(logits, exact_logits), _max_abs(feat, exact_feat))
         agree, total = _agreement(logits, ort_logits)
         if runtime.has_lr and model.has_lr:
             for frame in inputs[1:]:
@@ -113,16 +130,17 @@ def check_parity(model: ARSeg, runtime: OnnxARSeg, inputs: Sequence[ParityFrame]
                 logits = model.nonkeyframe(x_lr, feat, flow)
                 ort_logits = runtime.nonkeyframe(x_lr, feat, flow)
                 nonkey_diff = max(nonkey_diff or 0.0, _max_abs(logits, ort_logits))
+                noise = max(noise, _max_abs(logits, exact.nonkeyframe(x_lr.double(), feat.double(), flow.double())))
                 same, count = _agreement(logits, ort_logits)
                 agree, total = agree + same, total + count
     height, width = inputs[0].rgb.shape[:2]
-    return ParityReport(len(inputs), (height, width), key_diff, nonkey_diff, agree / total, tolerance)
+    return ParityReport(len(inputs), (height, width), key_diff, nonkey_diff, agree / total, tolerance, noise)
 
 
 def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.shape != b.shape:
         raise AssertionError(f"onnxruntime gave shape {tuple(b.shape)} where PyTorch gave {tuple(a.shape)}")
-    return float((a.float().cpu() - b.float().cpu()).abs().max())
+    return float((a.double().cpu() - b.double().cpu()).abs().max())
 
 
 def _agreement(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int]:
