@@ -239,7 +239,7 @@ def test_the_fusion_gate_costs_its_two_convolutions_per_feature_pixel() -> None:
     plain = branch_costs("camvid-bise18", 360, 480, 0.5)
     gated = branch_costs("camvid-bise18", 360, 480, 0.5, fusion_gate=True)
     channels, hf, wf = gated.feature
-    per_pixel = (2 * channels) * 32 + 32 * 2 * 3 * 3  # 1x1 over both terms to 32, then 3x3 to the two weights
+    per_pixel = (3 * channels) * 32 + 32 * 3 * 3 * 3  # 1x1 over the three terms to 32, then 3x3 to the three weights
     assert gated.fusion_gate is not None and gated.fusion_gate.macs == per_pixel * hf * wf
     assert gated.nonkeyframe.macs == plain.nonkeyframe.macs + gated.fusion_gate.macs
     assert plain.fusion_gate is None and "fusion_gate" not in plain.parts() and gated.hr == plain.hr

@@ -15,15 +15,16 @@ from arseg_cli.model.fusion_gate import FusionGate
 from tests._train_fixtures import camvid_meta
 
 
-def test_a_new_gate_passes_the_fusion_through_and_a_set_one_weighs_the_two_terms() -> None:
+def test_a_new_gate_passes_the_fusion_through_and_a_set_one_weighs_the_three_terms() -> None:
     torch.manual_seed(0)
     gate = FusionGate(8)
-    up, fused = torch.randn(2, 8, 5, 6), torch.randn(2, 8, 5, 6)
+    up, fused, warped = torch.randn(2, 8, 5, 6), torch.randn(2, 8, 5, 6), torch.randn(2, 8, 5, 6)
     with torch.no_grad():
-        assert torch.allclose(gate(up, fused), fused, rtol=0, atol=1e-6)  # a = b = 1: (fused - up) + up
-        gate.weigh.bias.copy_(torch.tensor([math.log(1 / 3), math.log(3)]))  # 2 sigmoid: a = 0.5, b = 1.5
-        weighed = gate(up, fused)
-    assert torch.allclose(weighed, 0.5 * up + 1.5 * (fused - up), rtol=0, atol=1e-5)
+        assert torch.allclose(gate(up, fused, warped), fused, rtol=0, atol=1e-6)  # a = b = 1, c = 0
+        # 2 sigmoid(bias): a = 0.5, b = 1.5, c = 1.5 - 1 = 0.5
+        gate.weigh.bias.copy_(torch.tensor([math.log(1 / 3), math.log(3), math.log(3)]))
+        weighed = gate(up, fused, warped)
+    assert torch.allclose(weighed, 0.5 * up + 1.5 * (fused - up) + 0.5 * warped, rtol=0, atol=1e-5)
 
 
 def test_a_gated_model_computes_the_same_in_inference_as_with_autograd() -> None:

@@ -143,7 +143,8 @@ def _run_facts(title: str, facts: dict[str, Any]) -> list[str]:
         str(facts.get("command", "?")),
         "```",
         "",
-        f"- {facts.get('steps')} steps of batch {config.get('batch')} (crops {config.get('crop_hw')}), "
+        f"- {facts.get('steps')} steps of batch {config.get('batch')} "
+        f"({'crops ' + 'x'.join(map(str, config['crop_hw'])) if config.get('crop_hw') else 'whole frames'}), "
         f"{facts.get('seconds', 0) / 3600:.2f} h on {facts.get('device')} ({facts.get('date')}), "
         f"final loss {facts.get('final_loss')}",
         f"- data: {data.get('labelled_frames')} labelled frames of split `{data.get('split')}`; SynthStreet seed "
@@ -163,20 +164,64 @@ def _parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     return {**counts, "shared": shared, "stored": stored}
 
 
+def phase_ar_chain(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The provenance of the AR weights and of each file its run started from (`ar_start`), newest first:
+    e.g. the fusion gate's run, the calibrated weights it started from (whose provenance is the phase ar
+    run's, plus the calibration)."""
+    chain = [facts]
+    while (start := chain[-1].get("ar_start")) and Path(start).is_file() and len(chain) < 8:
+        chain.append(read_info(Path(start)).meta.provenance)
+    return chain
+
+
+def _made_lines(chain: list[dict[str, Any]]) -> list[str]:
+    """'How they were made' for the phase ar chain, oldest run first."""
+    lines: list[str] = []
+    for facts in reversed(chain):
+        config = facts.get("config", {})
+        if config.get("gate_only"):
+            lines += _run_facts("The fusion gate, trained alone on the calibrated weights (HR, LR branch and CReFF frozen)", facts)
+            continue
+        lines += _run_facts("Phase ar: the LR 0.5x branch with CReFF (FST), HR frozen", facts)
+        calibration = facts.get("attention_calibration")
+        if calibration:
+            factors = ", ".join(f"x{k} {100 * v:.2f}" for k, v in calibration.get("miou_by_factor", {}).items())
+            lines += [
+                "### Attention calibration",
+                "",
+                "```sh",
+                f"arseg calibrate {calibration.get('data')} -w {calibration.get('source_weights')} -o OUT "
+                f"--split {calibration.get('split')} --limit {calibration.get('limit')}",
+                "```",
+                "",
+                f"- chosen: x{calibration.get('factor'):g} (AR mIoU on the calibration frames: {factors})",
+                "",
+            ]
+    return lines
+
+
 def write_card(
     hr_path: Path, ar_path: Path, report: dict[str, Any], weights_file: Path, diagnosis: dict[str, Any] | None = None
 ) -> str:
     """The model card's Markdown."""
     hr_facts = read_info(hr_path).meta.provenance
     info = read_info(weights_file)
-    ar_facts = info.meta.provenance
+    chain = phase_ar_chain(info.meta.provenance)
+    ar_facts = chain[-1]
     counts = _parameter_counts(load_weights(weights_file))
+    gate = [
+        "- `fusion_gate`: after CReFF, a per-pixel gate (arseg's extension, not the paper's network;",
+        "  docs/TRAINING.md) weighs the upsampled LR feature, CReFF's keyframe term and the warped keyframe",
+        "  feature itself, from all three (a 1x1 convolution to 32 channels and a 3x3 one to the three",
+        "  weights): where the warp holds the HR feature reaches the classifier, where the keyframe does not",
+        "  show what is there the LR frame decides. It costs +1.8 % of a non-keyframe's MACs.",
+    ] if info.meta.fusion_gate else []
     lines = [
         "# arseg default weights: camvid-bise18, HR + AR 0.5x, trained on SynthStreet",
         "",
         "`default.safetensors` is what `arseg segment`, `arseg eval` and the Python API load when no",
         "`--weights` is given. It is one file holding the pair: the HR BiSeNet-18 (keyframes) and the LR 0.5x",
-        "branch with CReFF (non-keyframes), 12 CamVid classes (Void included), float16 storage,",
+        "branch with CReFF" + (" and a fusion gate" if info.meta.fusion_gate else "") + " (non-keyframes), 12 CamVid classes (Void included), float16 storage,",
         f"{weights_file.stat().st_size / 1e6:.1f} MB. Made by `make weights` (Makefile), which re-runs every",
         "step below (resuming an interrupted run) and then this card's script, `weights/model_card.py`.",
         "",
@@ -199,6 +244,7 @@ def write_card(
         "  26.9 M parameters = 54 MB, above the issue's 30 MB budget. Sharing keeps the pair under 30 MB and",
         "  skips the backbone's backward pass in phase ar; what it costs in mIoU against an own LR backbone",
         "  was not measured (one more two-hour run on this CPU).",
+        *gate,
         *_start_of_phase_ar(ar_facts),
         "",
         "## Held-out evaluation (`arseg eval`, the official protocol)",
@@ -227,7 +273,7 @@ def write_card(
         "## How they were made",
         "",
         *_run_facts("Phase hr: the HR network at 1.0x", hr_facts),
-        *_run_facts("Phase ar: the LR 0.5x branch with CReFF (FST), HR frozen", ar_facts),
+        *_made_lines(chain),
         "### Evaluation",
         "",
         "```sh",

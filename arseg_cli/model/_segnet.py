@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from arseg_cli.model.creff import CReFF
+from arseg_cli.model.creff import CReFF, warp_feature
 from arseg_cli.model.fusion_gate import FusionGate
 from arseg_cli.model.meta import WarpConvention
 from arseg_cli.model.resize import resize_bilinear
@@ -79,7 +79,8 @@ class SegNet(nn.Module):
         self.fuse_attention = CReFF(self.feature_channels, warp=warp)
 
     def add_gate(self) -> None:
-        """Attach the per-pixel fusion gate as `fusion_gate` (fusion_gate.py; arseg's extension)."""
+        """Attach the per-pixel fusion gate as `fusion_gate` (fusion_gate.py; arseg's extension): fuse then
+        weighs CReFF's two terms and the warped keyframe feature per pixel."""
         if not self.has_fusion:
             raise ValueError("the fusion gate weighs CReFF's terms: attach CReFF first")
         self.fusion_gate = FusionGate(self.feature_channels)
@@ -106,7 +107,8 @@ class SegNet(nn.Module):
         if gate is None:
             return fused
         up = resize_bilinear(lr_feat, (fused.shape[-2], fused.shape[-1]), align_corners=True)
-        return gate(up, fused.to(up.dtype))
+        warped = warp_feature(key_feat, flow_px, creff.warp)
+        return gate(up, fused.to(up.dtype), warped.to(up.dtype))
 
 
 def finish(net: SegNet, *, fuse: bool, warp: WarpConvention) -> SegNet:

@@ -185,7 +185,7 @@ def branch_costs(
         with torch.device("meta"):
             module = FusionGate(channels)
         maps = torch.empty(1, channels, hf, wf, device="meta")
-        gate = Cost("fusion_gate", (hf, wf), count_macs(lambda: module(maps, maps)), COUNTER_NOTE)
+        gate = Cost("fusion_gate", (hf, wf), count_macs(lambda: module(maps, maps, maps)), COUNTER_NOTE)
     return BranchCosts(
         arch=arch,
         image_hw=(height, width),
