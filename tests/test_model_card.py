@@ -131,3 +131,25 @@ def test_label_warp_of_the_fusion_probe_moves_labels_along_the_backward_flow() -
     np.testing.assert_array_equal(moved[:2, :4], key[:2, 1:])
     np.testing.assert_array_equal(moved[2:, :4], key[1:3, 1:])
     np.testing.assert_array_equal(moved[:, 4], [4, 9, 9, 14])  # past the right edge: the border column
+
+
+def test_the_card_follows_the_phase_ar_chain_back_through_ar_start(tmp_path: Path) -> None:
+    import dataclasses
+
+    from arseg_cli.model import save_weights
+    from tests._train_fixtures import camvid_meta, seeded_model
+
+    card = _load(ROOT / "weights" / "model_card.py")
+    model = seeded_model(camvid_meta(scale=0.5))
+    calibration = {"data": "d", "source_weights": "ar.safetensors", "split": "train", "limit": 24, "factor": 6.0,
+                   "miou_by_factor": {"1": 0.5, "6": 0.55}}  # fmt: skip
+    first = {"command": "arseg train d --phase ar", "config": {"batch": 8, "crop_hw": [192, 256]}, "attention_calibration": calibration}
+    calibrated = save_weights(model, tmp_path / "cal.safetensors", meta=dataclasses.replace(model.meta, provenance=first))
+    gated = {"command": "arseg train d --fusion-gate --gate-only", "config": {"batch": 4, "crop_hw": None, "gate_only": True},
+             "ar_start": str(calibrated)}  # fmt: skip
+    chain = card.phase_ar_chain(gated)
+    assert [facts["command"] for facts in chain] == [gated["command"], first["command"]]
+    text = "\n".join(card._made_lines(chain))
+    order = [text.index(words) for words in ("Phase ar:", "Attention calibration", "chosen: x6", "The fusion gate")]
+    assert order == sorted(order) and "(whole frames)" in text and "(crops 192x256)" in text
+    assert card.phase_ar_chain({"ar_start": str(tmp_path / "gone.safetensors")}) == [{"ar_start": str(tmp_path / "gone.safetensors")}]
