@@ -42,6 +42,15 @@ def _targets(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
     ]
 
 
+_GATE_FINDING = """- Exact motion (SynthStreet's, rendered again) instead of the codec's vectors changes AR by at most
+  0.6: the motion vectors are not what holds AR back. What does: the fusion's fixed sum. A per-pixel
+  gate after CReFF (`--fusion-gate`, arseg's extension; row `gate`) that can pass the warped HR feature
+  itself raised held-out AR to 52.86 (HR - 1.16) and seed 6's to 52.21, but barely moved it at other
+  frame sizes (288x384 +0.40, 480x640 +0.15): it was trained on 360x480 clips only
+  (docs/TRAINING.md, "Fusion gate").
+"""
+
+
 def _what_would_close_it(report: dict[str, Any], diagnosis: dict[str, Any] | None) -> list[str]:
     """For unmet targets: the gap in points, what the CReFF diagnosis found, and the levers not yet
     pulled (empty when all are met)."""
@@ -84,6 +93,7 @@ def _what_would_close_it(report: dict[str, Any], diagnosis: dict[str, Any] | Non
         "  the keyframe term x2 or x0.5 raises AR at no d. Training more from the calibrated weights lowers",
         "  held-out AR whatever d it draws (official d = 11, uniform 1..11, FST x5). Phase ar on fresh clips",
         "  that the HR network never saw (its features there as unreliable as at test) gains nothing either.",
+        *_GATE_FINDING.splitlines(),
         "",
     ]
     return lines
