@@ -132,7 +132,7 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     if ar_start is not None:
         start_lr_from_ar(model, ar_start)
     elif config.gate_only:
-        raise OptionsError("training the gate alone starts from trained AR weights: give --ar-start")
+        raise OptionsError("training the gate alone starts from trained AR weights: give `ar_start`")
     return model
 
 
@@ -151,7 +151,7 @@ def start_lr_from_ar(model: ARSeg, path: Path) -> None:
     if model.meta.lr_backbone == "shared" and not all(torch.equal(start_hr.get(k, v.new_empty(0)), v) for k, v in hr_state.items()):
         raise WeightsError(f"{path} was trained on another HR network than this run's (its LR branch shares that network's backbone)")
     if start.meta.fusion_gate and not model.meta.fusion_gate:
-        raise WeightsError(f"{path} has a fusion gate; this run's LR branch has none (add --fusion-gate)")
+        raise WeightsError(f"{path} has a fusion gate; this run's LR branch has none (add `fusion_gate`)")
     state = start.lr.state_dict()  # type: ignore[union-attr]
     if model.meta.fusion_gate and not start.meta.fusion_gate:  # a new gate: it starts as no gate (fusion_gate.py)
         state.update({k: v for k, v in model.lr.state_dict().items() if k.startswith("fusion_gate.")})  # type: ignore[union-attr]
