@@ -60,7 +60,7 @@ def train_command(
         "kaiming", "--creff-init", help="Phase ar: CReFF's convolutions at the start: kaiming (official), zero value (AR starts as the LR baseline) or identity value (docs/TRAINING.md)."
     ),
     fusion_gate: bool = typer.Option(
-        False, "--fusion-gate", help="Phase ar: add a per-pixel gate on CReFF's two terms (arseg's extension, not the paper's network; docs/TRAINING.md)."
+        False, "--fusion-gate", help="Phase ar: add a per-pixel gate after CReFF weighing the LR feature, CReFF's keyframe term and the warped keyframe feature (arseg's extension; docs/TRAINING.md)."
     ),
     gate_only: bool = typer.Option(
         False, "--gate-only", help="Phase ar with --fusion-gate and --ar-start: train the gate alone, everything else frozen."
