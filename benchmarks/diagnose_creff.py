@@ -21,10 +21,8 @@ the window as a fraction of ln 49 (1 = uniform, 0 = one position). Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-from pathlib import Path
 
 import torch
 
@@ -34,6 +32,8 @@ from arseg_cli.evaluate.metrics import ConfusionMatrix
 from arseg_cli.model import load_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.creff import CReFF, resize_bilinear, warp_feature, window_logits
+
+from _diagnosis_args import diagnosis_parser
 
 MODES = ("hr", "lr_branch", "ar", "ar_zero_flow", "ar_own_feature", "warp_only")
 
@@ -97,13 +97,8 @@ def diagnose(model: ARSeg, pairs: PairDataset, limit: int | None) -> dict[str, o
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path)
-    parser.add_argument("--weights", type=Path, required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--cache", type=Path, default=None, help="PairCache directory (e.g. the one arseg eval used)")
+    parser = diagnosis_parser(__doc__.splitlines()[0])
     parser.add_argument("-L", "--keyint", type=int, default=12)
-    parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     try:

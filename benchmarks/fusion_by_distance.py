@@ -10,7 +10,8 @@ earlier, bitstream motion), the mIoU (%, the eval class rule) of:
 - `ar`: the fusion as inference runs it;
 - `label_warp`: no network: the keyframe's ground-truth labels warped with the same flow (nearest
   pixel): how much of the scene any warp of the keyframe can carry over d frames (what moved out of
-  view, what came into view, what block motion cannot follow);
+  view, what came into view, what block motion cannot follow); SynthStreet sets only (every frame
+  labelled), null elsewhere;
 - `ar_value_xG` for each `--value-gain G`: the fusion with CReFF's value (the attention-weighted
   keyframe term) multiplied by G. The classifier is one 1x1 convolution, so this weighs the keyframe
   term's logits against the LR branch's: G > 1 trusts the keyframe more.
@@ -29,11 +30,9 @@ feature can close the gap alone. Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +47,8 @@ from arseg_cli.model import load_weights
 from arseg_cli.model.arseg import ARSeg
 from arseg_cli.model.creff import warp_feature
 from arseg_cli.synth.truth import SynthTruth
+
+from _diagnosis_args import diagnosis_parser
 
 
 def _scaled_value(model: ARSeg, gain: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,12 +91,13 @@ def warp_labels(key_labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return key_labels[source_y, source_x]
 
 
-def _keyframe_labels(dataset: Dataset, frame: LabelledFrame, distance: int, scored_as: int) -> np.ndarray:
-    """The keyframe's labels (every SynthStreet frame is labelled), unlabelled pixels as class `scored_as`
-    (a prediction must name a class)."""
+def _keyframe_labels(dataset: Dataset, frame: LabelledFrame, distance: int, scored_as: int) -> np.ndarray | None:
+    """The keyframe's labels where it has a label file named as SynthStreet names them (every SynthStreet
+    frame is labelled; CamVid and Cityscapes label few frames: None), unlabelled pixels as class
+    `scored_as` (a prediction must name a class)."""
     path = frame.labels.with_name(f"{frame.index - distance:06d}{frame.labels.suffix}")
-    if not path.is_file():
-        raise SystemExit(f"error: label_warp needs the keyframe's labels, {path} does not exist")
+    if dataset.layout != "synthstreet" or not path.is_file():
+        return None
     labels = dataset.read_labels(LabelledFrame(frame.name, frame.source, frame.index - distance, path))
     return np.where(labels == dataset.ignore_index, scored_as, labels)
 
@@ -117,7 +119,7 @@ def fusion_by_distance(
     with torch.inference_mode():
         for d in distances:
             matrices = {mode: ConfusionMatrix(model.num_classes, dataset.ignore_index) for mode in modes}
-            shares = []
+            shares, label_frames = [], 0
             for frame in frames:
                 pair = pairs(dataset, frame, d)
                 flow_px, seen = flows(frame, pair)
@@ -142,11 +144,16 @@ def fusion_by_distance(
                 for mode, logits in outputs.items():
                     matrices[mode].update(logits.argmax(1)[0].cpu().numpy(), target)
                 key_labels = _keyframe_labels(dataset, frame, d, scored_as=model.num_classes - 1)
-                matrices["label_warp"].update(warp_labels(key_labels, flow_px), target)
+                if key_labels is not None:
+                    matrices["label_warp"].update(warp_labels(key_labels, flow_px), target)
+                    label_frames += 1
             table[d] = {mode: round(100 * matrices[mode].miou(rule.counted), 2) for mode in modes}
             if shares:
                 visible[d] = round(float(np.mean(shares)), 4)
-    mean = {mode: round(float(np.mean([table[d][mode] for d in distances])), 2) for mode in modes}
+            if label_frames < len(frames):  # a column over some of the frames would not compare with the others
+                table[d]["label_warp"] = None  # type: ignore[assignment]
+    mean = {mode: None if any(table[d][mode] is None for d in distances) else round(float(np.mean([table[d][mode] for d in distances])), 2)
+            for mode in modes}  # fmt: skip
     report: dict[str, Any] = {"frames": len(frames), "distances": distances, "by_distance": table, "mean": mean}
     if visible:
         report["visible_share"] = visible
@@ -154,14 +161,9 @@ def fusion_by_distance(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path)
-    parser.add_argument("--weights", type=Path, required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--cache", type=Path, default=None, help="PairCache directory (e.g. the one arseg eval used)")
+    parser = diagnosis_parser(__doc__.splitlines()[0])
     parser.add_argument("--distances", default="1,3,6,9,11")
     parser.add_argument("--value-gain", type=float, action="append", default=[])
-    parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--flow", choices=("bitstream", "exact"), default="bitstream",
                         help="exact: the rendered motion of a SynthStreet set instead of the codec's vectors")
     args = parser.parse_args()

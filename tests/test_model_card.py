@@ -133,6 +133,19 @@ def test_label_warp_of_the_fusion_probe_moves_labels_along_the_backward_flow() -
     np.testing.assert_array_equal(moved[:, 4], [4, 9, 9, 14])  # past the right edge: the border column
 
 
+
+def test_label_warp_is_left_out_where_the_keyframe_has_no_labels(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    probe = _load(ROOT / "benchmarks" / "fusion_by_distance.py")
+    labels = tmp_path / "000012.png"
+    (tmp_path / "000011.png").write_bytes(b"")  # a keyframe label file of the same naming
+    frame = SimpleNamespace(name="f", source=None, index=12, labels=labels)
+    camvid = SimpleNamespace(layout="camvid")  # CamVid labels one frame in 30, under other names
+    assert probe._keyframe_labels(camvid, frame, 1, scored_as=11) is None
+    assert probe._keyframe_labels(SimpleNamespace(layout="synthstreet"), frame, 2, scored_as=11) is None  # no 000010.png
+
+
 def test_the_card_follows_the_phase_ar_chain_back_through_ar_start(tmp_path: Path) -> None:
     import dataclasses
 

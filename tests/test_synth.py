@@ -326,6 +326,8 @@ def test_exact_motion_rendered_again_from_a_set_on_disk(tmp_path: Path) -> None:
     np.testing.assert_array_equal(truth.flow(frame, 0)[0], want.flow_px)  # any earlier frame, not only the written one
     zero, seen = truth.flow(frame, 3)
     assert not zero.any() and seen.all()
+    with pytest.raises(InputError, match="not both in its clip of 4 frames"):
+        truth.flow(frame, 4)
     labels = out / "clip_0001" / "labels" / "000003.png"
     image = np.asarray(Image.open(labels)).copy()
     image[0, 0] = (image[0, 0] + 1) % NUM_CLASSES

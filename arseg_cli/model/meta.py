@@ -28,7 +28,8 @@ class ModelMeta:
     lr_backbone: 'own': the LR branch has its own backbone (the paper, the official files); 'shared':
                 its ResNet-18 *is* the HR branch's, frozen with it, so only the LR heads and CReFF are
                 trained and stored (a file half the size; AR training skips the backbone's backward).
-    fusion_gate: the LR branch weighs CReFF's two terms per pixel (`fusion_gate.*`, model/fusion_gate.py):
+    fusion_gate: after CReFF the LR branch weighs, per pixel, its feature, CReFF's keyframe term and the warped
+                keyframe feature (`fusion_gate.*`, model/fusion_gate.py):
                 arseg's extension, not the paper's network; False for every official file.
     provenance: free-form facts: data, command, date, source files, ...
     metrics:    measured figures (e.g. {"miou_hr": ..., "miou_ar": ...}).

@@ -38,6 +38,8 @@ class SynthTruth:
         of its clip shows at p + flow[:, p] (docs/MOTION.md's convention); visible is False where that
         point is hidden in the reference."""
         clip = self._clip(frame)
+        if not 0 <= reference < clip.num_frames or not 0 <= frame.index < clip.num_frames:
+            raise InputError(f"{frame.name}: frames {reference} and {frame.index} are not both in its clip of {clip.num_frames} frames")
         current = self._render(frame.labels, clip, frame.index)
         stored = read_label_png(frame.labels, self.dataset.label_format, num_classes=len(self.dataset.classes))
         if not np.array_equal(current.labels, stored):
