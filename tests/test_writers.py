@@ -127,8 +127,9 @@ def decode_input(path: Path) -> tuple[list[Any], Fraction, Fraction]:
     container = av.open(str(path))
     stream = container.streams.video[0]
     frames = list(container.decode(stream))
+    time_base, rate = stream.time_base, stream.average_rate  # a closed container's streams are not to be read
     container.close()
-    return frames, stream.time_base, stream.average_rate
+    return frames, time_base, rate
 
 
 VIDEO_KINDS = ("colour", "overlay", "lossless")
