@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,16 @@ def long_reference(long_clips: list[Path], weights: Path, tmp_path_factory: pyte
     return _local_run(long_clips, weights, tmp_path_factory.mktemp("ref") / "out")
 
 
-NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024**2, "node_ip_address": "127.0.0.1"}
+# The store holds the tiny model (112 MB) with room to spare: what does not fit goes to disk, which Ray
+# refuses once the disk is 95% full (the next-to-last test shows that refusal).
+NODE = {"num_cpus": 1, "object_store_memory": 256 * 1024**2, "node_ip_address": "127.0.0.1"}
 
 
-@pytest.fixture(scope="module")
-def nodes() -> Iterator[Any]:
-    """Two Ray nodes on this machine (ray.cluster_utils.Cluster), bound to 127.0.0.1, one CPU and a small
-    object store each. Ray resolves 127.0.0.1 to the machine's outward address unless told that this
-    is a single-machine cluster (the variable, read by the processes Ray starts, and its constant here)."""
+@contextmanager
+def _loopback_cluster(head: dict[str, Any], more_nodes: int = 0) -> Iterator[Any]:
+    """Ray nodes on this machine (ray.cluster_utils.Cluster), bound to 127.0.0.1. Ray resolves 127.0.0.1
+    to the machine's outward address unless told that this is a single-machine cluster (the variable,
+    read by the processes Ray starts, and its constant here)."""
     import ray
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
@@ -83,12 +86,22 @@ def nodes() -> Iterator[Any]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
-        two = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
-        two.add_node(**NODE)
+        nodes = Cluster(initialize_head=True, head_node_args={**head, "include_dashboard": False})
+        try:
+            for _ in range(more_nodes):
+                nodes.add_node(**NODE)
+            yield nodes
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            nodes.shutdown()
+
+
+@pytest.fixture(scope="module")
+def nodes() -> Iterator[Any]:
+    """Two nodes, one CPU and a 256 MB object store each."""
+    with _loopback_cluster(NODE, more_nodes=1) as two:
         yield two
-        if ray.is_initialized():
-            ray.shutdown()
-        two.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +269,27 @@ def test_a_worker_that_cannot_start_is_one_line_not_a_retry_loop(
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1, err
     assert "a Ray worker failed to start" in err and "no CUDA device" in err and "Traceback" not in err
+
+
+@pytest.mark.cluster
+def test_a_model_ray_cannot_store_is_one_line(
+    short_clips: list[Path], weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A node whose store is smaller than the model, and a disk fuller than Ray's bar for the fallback
+    (the bar set below this disk's use, as a nearly full disk would be): Ray's OutOfDiskError."""
+    import tempfile
+
+    disk = os.statvfs(tempfile.gettempdir())
+    used = 1 - disk.f_bavail / disk.f_blocks
+    if used < 0.02:
+        pytest.skip("the temporary directory's disk is empty: no bar below its use")
+    small = {**NODE, "object_store_memory": 80 * 1024**2, "_system_config": {"local_fs_capacity_threshold": used / 2}}
+    with _loopback_cluster(small) as one:
+        code = main(["segment", str(short_clips[0]), "-o", str(tmp_path / "out"), "-w", str(weights),
+                     "--video", "colour.mp4", "--ray", str(one.address)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("error: Ray cannot store the model (112 MB)") and "fuller than Ray allows" in err, err
 
 
 def _wait_gone(pid: int, timeout: float = 60) -> None:

@@ -39,6 +39,32 @@ def import_ray() -> Any:
     return ray
 
 
+class RayStorageError(ArsegError):
+    """Ray would not store the model in its object store."""
+
+
+def _put_model(ray: Any, model: Any) -> Any:
+    """The model in Ray's object store, where every worker reads it; Ray's refusal in one line."""
+    from ray.exceptions import ObjectStoreFullError, OutOfDiskError
+
+    try:
+        return ray.put(model)
+    except OutOfDiskError:
+        raise RayStorageError(
+            f"Ray cannot store the model ({_megabytes(model)}): its object store is full and the disk it falls "
+            "back to is fuller than Ray allows (95% by default); give Ray a larger object store "
+            "(ray start --object-store-memory), free disk space, or raise RAY_local_fs_capacity_threshold"
+        ) from None
+    except ObjectStoreFullError:
+        raise RayStorageError(f"Ray's object store has no room for the model ({_megabytes(model)}): give Ray a "
+                              "larger one (ray start --object-store-memory) or free what other jobs hold") from None
+
+
+def _megabytes(model: Any) -> str:
+    tensors = model.state_dict().values() if hasattr(model, "state_dict") else ()
+    return f"{sum(t.numel() * t.element_size() for t in tensors) / 1e6:.0f} MB"
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """The actors of a run: how many (None: as many as the cluster's CPUs, or GPUs, allow), the
@@ -111,7 +137,7 @@ def run_on_ray(
     actor_class = ray.remote(SegmentWorker).options(
         num_cpus=spec.cpus, num_gpus=spec.gpus, max_restarts=0, max_concurrency=2, scheduling_strategy="SPREAD"
     )
-    model_ref = ray.put(model)
+    model_ref = _put_model(ray, model)
     threads = max(1, int(spec.cpus))
 
     def start_actor() -> _Actor:
