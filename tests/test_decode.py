@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 from pathlib import Path
 
@@ -80,6 +81,21 @@ def test_decoding_without_motion_gives_the_same_pixels(h264_mp4: Path) -> None:
     assert all(frame.motion is None for frame in without)
     for a, b in zip(with_mvs, without, strict=True):
         np.testing.assert_array_equal(a.rgb, b.rgb)
+
+
+def _decoded_digest(path: str, motion: str) -> list[int]:
+    return [int(frame.rgb.sum()) for frame in decode_frames(path, motion=motion)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("motion", ["bitstream", "reencode"])
+def test_a_process_forked_after_decoding_decodes_too(h264_mp4: Path, motion: str) -> None:
+    """DataLoader workers are forked from a process that has decoded already (PyAV 18.1.1 left a
+    conversion's thread pool behind, and the child waited for its threads for ever)."""
+    here = _decoded_digest(str(h264_mp4), motion)
+    fork = multiprocessing.get_context("fork")
+    with fork.Pool(1) as pool:
+        there = pool.apply_async(_decoded_digest, (str(h264_mp4), motion)).get(timeout=60)
+    assert there == here
 
 
 def test_start_and_end_select_frames_keeping_stream_indices_and_vectors(h264_mp4: Path) -> None:

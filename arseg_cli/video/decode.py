@@ -56,6 +56,7 @@ from arseg_cli.video._hevc_motion import HevcStreamMotion, parser_errors, unread
 from arseg_cli.video._input import Damage, demux_video
 from arseg_cli.video._motion_vectors import block_motion
 from arseg_cli.video.fallback import ReencodeMotion
+from arseg_cli.video.pixels import to_rgb24
 from arseg_cli.video.probe import (
     DEFAULT_MAX_PIXELS,
     MotionPlan,
@@ -248,7 +249,7 @@ class VideoReader:
             index=index,
             pts=pts,
             time_s=time_s,
-            rgb=frame.to_ndarray(format="rgb24"),
+            rgb=to_rgb24(frame),
             pict_type=pict_type,
             is_stream_keyframe=bool(frame.key_frame),
             motion=None,

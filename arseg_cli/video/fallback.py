@@ -27,6 +27,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from arseg_cli.video._motion_vectors import block_motion
+from arseg_cli.video.pixels import to_rgb24, to_yuv420p
 from arseg_cli.video.records import BlockMotion
 
 logger = logging.getLogger(__name__)
@@ -124,14 +125,14 @@ class ReencodeMotion(Generic[Token]):
 
     def _to_yuv420p(self, frame: av.VideoFrame | np.ndarray) -> av.VideoFrame:
         if isinstance(frame, av.VideoFrame) and (frame.width, frame.height) == (self._coded_w, self._coded_h):
-            return frame.reformat(format="yuv420p")
-        rgb = frame.to_ndarray(format="rgb24") if isinstance(frame, av.VideoFrame) else frame
+            return to_yuv420p(frame)
+        rgb = to_rgb24(frame) if isinstance(frame, av.VideoFrame) else frame
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"expected ({self.height}, {self.width}, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
         if (self._coded_w, self._coded_h) != (self.width, self.height):
             pad = ((0, self._coded_h - self.height), (0, self._coded_w - self.width), (0, 0))
             rgb = np.pad(rgb, pad, mode="edge")
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+        return to_yuv420p(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"))
 
     def _notice(self) -> None:
         if self._noticed or self.ms_per_frame is None:
