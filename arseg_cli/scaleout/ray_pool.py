@@ -53,11 +53,11 @@ def _put_model(ray: Any, model: Any) -> Any:
         raise RayStorageError(
             f"Ray cannot store the model ({_megabytes(model)}): its object store is full and the disk it falls "
             "back to is fuller than Ray allows (95% by default); give Ray a larger object store "
-            "(ray start --object-store-memory), free disk space, or raise RAY_local_fs_capacity_threshold"
+            "(`ray start --object-store-memory`), free disk space, or raise RAY_local_fs_capacity_threshold"
         ) from None
     except ObjectStoreFullError:
         raise RayStorageError(f"Ray's object store has no room for the model ({_megabytes(model)}): give Ray a "
-                              "larger one (ray start --object-store-memory) or free what other jobs hold") from None
+                              "larger one (`ray start --object-store-memory`) or free what other jobs hold") from None
 
 
 def _megabytes(model: Any) -> str:
