@@ -70,7 +70,7 @@ def long_reference(long_clips: list[Path], weights: Path, tmp_path_factory: pyte
 
 
 # The store holds the tiny model (112 MB) with room to spare: what does not fit goes to disk, which Ray
-# refuses once the disk is 95% full (the next-to-last test shows that refusal).
+# refuses once the disk is 95% full (test_a_model_ray_cannot_store_is_one_line shows that refusal).
 NODE = {"num_cpus": 1, "object_store_memory": 256 * 1024**2, "node_ip_address": "127.0.0.1"}
 
 

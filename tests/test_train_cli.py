@@ -7,6 +7,8 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -47,6 +49,13 @@ def _one_error_line(output: str) -> str:
     return lines[0]
 
 
+def _convert_a_frame_on_all_threads() -> None:
+    """A PyAV conversion with swscale's default thread pool in this process (PyAV 18.1.1 keeps it: a
+    DataLoader worker forked from here afterwards waited for ever on its threads)."""
+    frame = av.VideoFrame.from_ndarray(np.zeros((64, 96, 3), np.uint8), format="rgb24")
+    frame.reformat(format="yuv420p").to_ndarray(format="rgb24")
+
+
 def test_hr_then_ar_write_weights_with_provenance(data: Path, tmp_path: Path) -> None:
     hr = tmp_path / "hr.safetensors"
     code, output = _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)
@@ -65,6 +74,7 @@ def test_hr_then_ar_write_weights_with_provenance(data: Path, tmp_path: Path) ->
     assert hr.with_name("hr.safetensors.ckpt").is_file()
 
     ar = tmp_path / "ar.safetensors"
+    _convert_a_frame_on_all_threads()  # as a caller may have before training; the loader workers must not hang
     code, output = _run(
         "train", str(data), "--phase", "ar", "--hr", str(hr), "-o", str(ar), "--fst-weight", "0.5", "--fp16", "--workers", "2", *COMMON
     )  # fmt: skip

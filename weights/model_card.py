@@ -307,7 +307,8 @@ def rewrite_ablations(card: Path) -> Path:
     end_marker = "## How they were made"
     start = text.find("## Ablations")
     start = start if start >= 0 else text.index(end_marker)
-    section = "\n".join(ablation_lines(Path(__file__).parent / "ablations")).rstrip("\n") + "\n\n"
+    lines = ablation_lines(Path(__file__).parent / "ablations")
+    section = "\n".join(lines).rstrip("\n") + "\n\n" if lines else ""
     card.write_text(text[:start] + section + text[text.index(end_marker):], encoding="utf-8")
     return card
 

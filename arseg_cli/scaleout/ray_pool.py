@@ -51,8 +51,8 @@ def _put_model(ray: Any, model: Any) -> Any:
         return ray.put(model)
     except OutOfDiskError:
         raise RayStorageError(
-            f"Ray cannot store the model ({_megabytes(model)}): its object store is full and the disk it falls "
-            "back to is fuller than Ray allows (95% by default); give Ray a larger object store "
+            f"Ray cannot store the model ({_megabytes(model)}): it does not fit in the object store, and the disk "
+            "Ray falls back to is fuller than Ray allows (95% by default); give Ray a larger object store "
             "(`ray start --object-store-memory`), free disk space, or raise RAY_local_fs_capacity_threshold"
         ) from None
     except ObjectStoreFullError:

@@ -11,6 +11,7 @@ says which data come next: resuming needs no sampler state.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import random
 import time
 from collections import deque
@@ -36,6 +37,12 @@ from arseg_cli.train.objective import PhaseObjective
 
 #: How many of the last steps' losses the reported final loss averages.
 FINAL_LOSS_STEPS = 10
+
+
+#: How loader workers start: from a clean server process, not as forks of this one. A fork inherits
+#: the native thread pools this process holds without their threads (with PyAV 18.1.1, swscale's after
+#: any frame conversion here, arseg's or the caller's) and can wait on them for ever.
+LOADER_START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,7 @@ class Trainer:
             num_workers=self.config.workers,
             pin_memory=self.processes.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.config.seed),  # keeps the global RNG untouched
+            multiprocessing_context=LOADER_START_METHOD if self.config.workers > 0 else None,
         )
         tick = time.perf_counter()
         for batch in loader:

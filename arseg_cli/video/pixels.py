@@ -2,8 +2,8 @@
 
 With PyAV 18.1.1 a conversion keeps a swscale context that runs on FFmpeg's slice threads, and a
 process forked after one (a DataLoader worker making training pairs) inherits the context without
-its threads and waits for them for ever. One thread per conversion avoids that; it costs little
-next to the model's work on the same frame.
+its threads and waits for them for ever. One thread per conversion avoids that, at some speed on
+large frames.
 """
 
 from __future__ import annotations
