@@ -39,10 +39,17 @@ from arseg_cli.train.objective import PhaseObjective
 FINAL_LOSS_STEPS = 10
 
 
-#: How loader workers start: from a clean server process, not as forks of this one. A fork inherits
-#: the native thread pools this process holds without their threads (with PyAV 18.1.1, swscale's after
-#: any frame conversion here, arseg's or the caller's) and can wait on them for ever.
-LOADER_START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
+def loader_start_method() -> str | None:
+    """How loader workers start: from a clean server process (Python 3.14's default on Linux), not as
+    forks of this one. A fork inherits the native thread pools this process holds without their
+    threads (with PyAV 18.1.1, swscale's after any frame conversion here, arseg's or the caller's) and
+    can wait on them for ever. The server imports torch and the pair dataset once, so that each
+    epoch's workers start as fast as forks. As with any non-fork start, a script that trains with
+    workers must guard its entry point (`if __name__ == "__main__":`)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    multiprocessing.set_forkserver_preload(["torch", "arseg_cli.data.torch_dataset"])  # before it starts
+    return "forkserver"
 
 
 @dataclass(frozen=True)
@@ -249,7 +256,7 @@ class Trainer:
             num_workers=self.config.workers,
             pin_memory=self.processes.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.config.seed),  # keeps the global RNG untouched
-            multiprocessing_context=LOADER_START_METHOD if self.config.workers > 0 else None,
+            multiprocessing_context=loader_start_method() if self.config.workers > 0 else None,
         )
         tick = time.perf_counter()
         for batch in loader:
