@@ -14,12 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _ray_cluster import NODE, loopback_cluster, wait_for_idle_cpus
 from _segment_fixtures import tiny_weights, write_test_clip
 from _segment_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
 from arseg_cli.cli import main
@@ -69,38 +69,10 @@ def long_reference(long_clips: list[Path], weights: Path, tmp_path_factory: pyte
     return _local_run(long_clips, weights, tmp_path_factory.mktemp("ref") / "out")
 
 
-# The store holds the tiny model (112 MB) with room to spare: what does not fit goes to disk, which Ray
-# refuses once the disk is 95% full (test_a_model_ray_cannot_store_is_one_line shows that refusal).
-NODE = {"num_cpus": 1, "object_store_memory": 256 * 1024**2, "node_ip_address": "127.0.0.1"}
-
-
-@contextmanager
-def _loopback_cluster(head: dict[str, Any], more_nodes: int = 0) -> Iterator[Any]:
-    """Ray nodes on this machine (ray.cluster_utils.Cluster), bound to 127.0.0.1. Ray resolves 127.0.0.1
-    to the machine's outward address unless told that this is a single-machine cluster (the variable,
-    read by the processes Ray starts, and its constant here)."""
-    import ray
-    from ray._private import ray_constants
-    from ray.cluster_utils import Cluster
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
-        nodes = Cluster(initialize_head=True, head_node_args={**head, "include_dashboard": False})
-        try:
-            for _ in range(more_nodes):
-                nodes.add_node(**NODE)
-            yield nodes
-        finally:
-            if ray.is_initialized():
-                ray.shutdown()
-            nodes.shutdown()
-
-
 @pytest.fixture(scope="module")
 def nodes() -> Iterator[Any]:
     """Two nodes, one CPU and a 256 MB object store each."""
-    with _loopback_cluster(NODE, more_nodes=1) as two:
+    with loopback_cluster(NODE, more_nodes=1) as two:
         yield two
 
 
@@ -163,8 +135,10 @@ def test_a_node_that_dies_mid_video_has_its_video_retried_on_the_other(
         report = segment_many(long_clips, out, ray_address=nodes.address, weights=[str(weights)], video="colour.mp4",
                               workers=WorkerSpec(workers=2), on_event=remove_the_other_node)  # fmt: skip
     finally:
+        if not removed:  # its worker may still be starting: a later test once waited 300 s for a free CPU
+            nodes.remove_node(other)
         if not nodes.worker_nodes:
-            nodes.add_node(**NODE)  # the next tests get two nodes again
+            nodes.add_node(**NODE)  # the next tests get two nodes again, the second one fresh
     if not removed:  # on a loaded machine the head can finish all three before the other's worker starts
         pytest.skip("the second node's worker started after the head had taken every video: no node to remove mid-video")
     assert [r.outcome for r in report.results] == ["done"] * 3 and report.progress.retried == 1
@@ -264,6 +238,7 @@ def test_resume_after_the_driver_is_stopped_runs_only_what_was_unfinished(
 def test_a_worker_that_cannot_start_is_one_line_not_a_retry_loop(
     cluster: str, short_clips: list[Path], weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    wait_for_idle_cpus(cluster)
     code = main(["segment", str(short_clips[0]), "-o", str(tmp_path / "out"), "-w", str(weights), "--device", "cuda",
                  "--ray", cluster])  # CPU-only workers: loading the model on CUDA fails in every one  # fmt: skip
     err = capsys.readouterr().err
@@ -284,7 +259,7 @@ def test_a_model_ray_cannot_store_is_one_line(
     if used < 0.02:
         pytest.skip("the temporary directory's disk is empty: no bar below its use")
     small = {**NODE, "object_store_memory": 80 * 1024**2, "_system_config": {"local_fs_capacity_threshold": used / 2}}
-    with _loopback_cluster(small) as one:
+    with loopback_cluster(small) as one:
         code = main(["segment", str(short_clips[0]), "-o", str(tmp_path / "out"), "-w", str(weights),
                      "--video", "colour.mp4", "--ray", str(one.address)])  # fmt: skip
     err = capsys.readouterr().err

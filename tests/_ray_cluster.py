@@ -1,0 +1,52 @@
+"""A Ray cluster of several nodes on this machine, for tests/test_scaleout.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+# The store holds the tiny model (112 MB) with room to spare: what does not fit goes to disk, which Ray
+# refuses once the disk is 95% full (test_a_model_ray_cannot_store_is_one_line shows that refusal).
+NODE = {"num_cpus": 1, "object_store_memory": 256 * 1024**2, "node_ip_address": "127.0.0.1"}
+
+
+@contextmanager
+def loopback_cluster(head: dict[str, Any], more_nodes: int = 0) -> Iterator[Any]:
+    """Ray nodes on this machine (ray.cluster_utils.Cluster), bound to 127.0.0.1. Ray resolves 127.0.0.1
+    to the machine's outward address unless told that this is a single-machine cluster (the variable,
+    read by the processes Ray starts, and its constant here)."""
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+        nodes = Cluster(initialize_head=True, head_node_args={**head, "include_dashboard": False})
+        try:
+            for _ in range(more_nodes):
+                nodes.add_node(**NODE)
+            yield nodes
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            nodes.shutdown()
+
+
+def wait_for_idle_cpus(address: str, timeout: float = 120) -> None:
+    """Until every CPU of the cluster is free: Ray ends the actors of earlier tests' runs (a killed
+    driver's among them) asynchronously, and a test whose one worker waits for a CPU would time out."""
+    import ray
+
+    ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    try:
+        deadline = time.monotonic() + timeout
+        while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+            assert time.monotonic() < deadline, f"CPUs still held after {timeout:.0f} s: {ray.available_resources()}"
+            time.sleep(0.5)
+    finally:
+        ray.shutdown()
