@@ -10,7 +10,7 @@ import pytest
 
 # The tiny model (112 MB) does not fit this store: Ray keeps it on disk, which it refuses once the disk is
 # 95% full (test_a_model_ray_cannot_store_is_one_line shows the refusal). Stores that held it (256 MB)
-# left the worker-cannot-start test waiting for an actor that never started, in 3 runs out of 7.
+# left the worker-cannot-start test waiting for an actor that never started, in 3 of 6 module runs.
 NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024**2, "node_ip_address": "127.0.0.1"}
 
 
