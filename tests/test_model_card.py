@@ -133,7 +133,6 @@ def test_label_warp_of_the_fusion_probe_moves_labels_along_the_backward_flow() -
     np.testing.assert_array_equal(moved[:, 4], [4, 9, 9, 14])  # past the right edge: the border column
 
 
-
 def test_label_warp_is_left_out_where_the_keyframe_has_no_labels(tmp_path: Path) -> None:
     from types import SimpleNamespace
 

@@ -2,8 +2,9 @@
 
 With PyAV 18.1.1 a conversion keeps a swscale context that runs on FFmpeg's slice threads, and a
 process forked after one (a DataLoader worker making training pairs) inherits the context without
-its threads and waits for them for ever. One thread per conversion avoids that, at some speed on
-large frames.
+its threads and waits for them for ever. arseg's conversions run on one thread, so they leave no such
+pool behind (at some speed on large frames); a pool the caller's own conversions left is why training's
+loader workers start from a forkserver instead (train/loop.py).
 """
 
 from __future__ import annotations
