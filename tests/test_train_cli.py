@@ -4,6 +4,8 @@ weights, the files beside them, refusals and one-line errors."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,6 +204,55 @@ def test_ar_start_continues_phase_ar_from_ar_weights(data: Path, tmp_path: Path)
     line = _one_error_line(_run("train", str(data), "--phase", "ar", "--hr", str(other_hr), "--ar-start", str(ar),
                                 "-o", str(tmp_path / "z.safetensors"), "--lr-backbone", "shared", *COMMON)[1])  # fmt: skip
     assert "another HR network" in line and not (tmp_path / "z.safetensors").exists()
+    rebased = tmp_path / "rebased.safetensors"  # benchmarks/rebase_ar.py: AR's LR branch on the other HR network
+    script = Path(__file__).parents[1] / "benchmarks" / "rebase_ar.py"
+    done = subprocess.run([sys.executable, str(script), "--ar", str(ar), "--hr", str(other_hr), "-o", str(rebased)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    again = subprocess.run([sys.executable, str(script), "--ar", str(tmp_path / "gone.safetensors"), "--hr", str(other_hr),
+                            "-o", str(tmp_path / "v.safetensors")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "does not exist" in again.stderr, again.stderr
+    _, moved = read_state_dict(rebased)
+    _, other = read_state_dict(other_hr)
+    shared = ("lr.cp.", "lr.final_conv.", "lr.conv_out.conv_out.")  # bise18's shared context path; the classifier, twice
+    assert all(torch.equal(moved[k], other[k]) for k in other if k.startswith("hr."))
+    assert all(torch.equal(moved[k], other["hr." + k[3:]]) for k in moved if k.startswith(shared))
+    lr_own = [k for k in started if k.startswith("lr.") and not k.startswith(shared)]
+    assert lr_own and all(torch.equal(moved[k], started[k]) for k in lr_own)
+    assert _run("train", str(data), "--phase", "ar", "--hr", str(other_hr), "--ar-start", str(rebased), "-o", str(tmp_path / "w.safetensors"),
+                "--lr-backbone", "shared", *COMMON)[0] == 0  # fmt: skip
+
+
+def _learnt(path: Path) -> dict[str, torch.Tensor]:
+    """The weights' learnt tensors (BatchNorm's running statistics move in training whatever the rate)."""
+    _, state = read_state_dict(path)
+    return {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+
+
+def test_start_fine_tunes_phases_hr_and_lr_from_trained_networks(data: Path, tmp_path: Path) -> None:
+    hr, lr = tmp_path / "hr.safetensors", tmp_path / "lr.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
+    assert _run("train", str(data), "--phase", "lr", "--scale", "0.5", "-o", str(lr), *COMMON)[0] == 0
+    for phase, start, extra in (("hr", hr, ()), ("lr", lr, ("--scale", "0.5"))):
+        tuned, fresh = tmp_path / f"{phase}-tuned.safetensors", tmp_path / f"{phase}-fresh.safetensors"
+        code, output = _run("train", str(data), "--phase", phase, "--start", str(start), "-o", str(tuned), "--lr", "1e-12", *extra, *COMMON)
+        assert code == 0, output
+        assert read_info(tuned).meta.provenance["start"] == str(start.resolve())
+        assert _run("train", str(data), "--phase", phase, "-o", str(fresh), "--seed", "1", "--lr", "1e-12", *extra, *COMMON)[0] == 0
+        started, continued, new = _learnt(start), _learnt(tuned), _learnt(fresh)
+        assert continued.keys() == started.keys()
+        assert all(torch.allclose(continued[k], started[k], rtol=0, atol=1e-6) for k in started)  # lr 1e-12: unmoved
+        assert not all(torch.allclose(new[k], started[k], rtol=0, atol=1e-6) for k in started)  # not what a fresh run gives
+    refusals = (
+        (("--phase", "hr", "--start", str(lr)), "no HR network to start phase hr from"),
+        (("--phase", "lr", "--scale", "0.5", "--start", str(hr)), "not a plain LR network"),
+        (("--phase", "lr", "--scale", "0.25", "--start", str(lr)), "LR network at scale 0.5; this run trains scale 0.25"),
+        (("--phase", "ar", "--hr", str(hr), "--start", str(hr)), "--start is for phases hr and lr"),
+    )
+    for args, message in refusals:
+        code, output = _run("train", str(data), *args, "-o", str(tmp_path / "x.safetensors"), *COMMON)
+        assert code != 0 and message in _one_error_line(output), output
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_gate_only_trains_the_fusion_gate_and_nothing_else(data: Path, tmp_path: Path) -> None:

@@ -27,6 +27,9 @@ def train_command(
     arch: str = arch_option("camvid-bise18", help="Architecture; its data set's official recipe gives the defaults."),
     hr: Path | None = typer.Option(None, "--hr", help="Phase ar: the trained HR weights (phase hr's output)."),
     ar_start: Path | None = typer.Option(None, "--ar-start", help="Phase ar: start the LR branch and CReFF from these AR weights (e.g. arseg calibrate's) instead of a copy of the HR network."),
+    start: Path | None = typer.Option(
+        None, "--start", help="Phases hr and lr: start from the network in these weights (fine-tuning) instead of new weights."
+    ),
     scale: float = typer.Option(0.5, "--scale", min=0.05, max=1.0, help="Phases lr and ar: LR scale s."),
     keyframe_interval: int = typer.Option(12, "--keyframe-interval", "--keyint", "-L", min=2, help="Keyframe interval L (pairs use d in 1..L-1)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps (default: the recipe's epochs)."),
@@ -101,6 +104,8 @@ def train_command(
     crop_hw = parse_size(crop) if crop is not None else None
     if ar_start is not None and phase != "ar":
         raise OptionsError("--ar-start is for phase ar (it starts the LR branch and CReFF from AR weights)")
+    if start is not None and phase == "ar":
+        raise OptionsError("--start is for phases hr and lr; phase ar starts from --hr (and --ar-start)")
     if feature_cache is not None and (phase != "ar" or no_feature_cache or augment_variants == 0):
         raise OptionsError("--feature-cache is for phase ar with --augment-variants > 0 (and without --no-feature-cache)")
     recipe = recipe_for(arch)
@@ -135,7 +140,7 @@ def train_command(
             seed=seed, workers=workers, amp=amp,
         )  # fmt: skip
         seed_everything(seed)
-        model = build_model(config, pairs.dataset, hr_weights=hr, ar_start=ar_start)
+        model = build_model(config, pairs.dataset, hr_weights=hr, ar_start=ar_start, start=start)
         features = None
         if cached and variants > 0 and not no_feature_cache:
             where = feature_cache or output.with_name(output.name + ".features")
@@ -152,7 +157,7 @@ def train_command(
             if processes.distributed:  # as launched (one node)
                 command = f"torchrun --nproc-per-node {processes.world_size} -m arseg_cli" + command.removeprefix("arseg")
             facts = provenance(config, pairs, result, data_root=data, command=command, hr_weights=hr, device=processes.device,
-                               ar_start=ar_start)
+                               ar_start=ar_start, start=start)
             write_weights(model, facts, output, force=force or resume, half=fp16)
             console.print(
                 f"trained {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.4f}: {output}",

@@ -107,16 +107,24 @@ def check_phase_inputs(phase: str, hr_weights: Path | None) -> None:
         raise OptionsError("phase ar needs the trained HR network: give `hr` (its .safetensors file)")
 
 
-def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | None, ar_start: Path | None = None) -> ARSeg:
+def build_model(
+    config: TrainConfig, dataset: Dataset, *, hr_weights: Path | None, ar_start: Path | None = None, start: Path | None = None
+) -> ARSeg:
     """Phase hr: a new HR network. Phase lr: a new plain LR network at scale s (no HR branch, no CReFF:
-    the paper's LR baseline). Phase ar: HR branch loaded from `hr_weights` (its own metadata wins:
-    classes must match the data), LR branch new at scale s with CReFF and the HR classifier shared."""
+    the paper's LR baseline). Either starts from the trained network in `start` instead (fine-tuning).
+    Phase ar: HR branch loaded from `hr_weights` (its own metadata wins: classes must match the data),
+    LR branch new at scale s with CReFF and the HR classifier shared."""
     check_phase_inputs(config.phase, hr_weights)
-    if config.phase == "hr":
-        return build_arseg(hr_meta(config.arch, dataset, config.keyframe_interval))
-    if config.phase == "lr":
-        meta = replace(hr_meta(config.arch, dataset, config.keyframe_interval), scale=config.scale, has_creff=False)
-        return build_arseg(meta, has_hr=False)
+    if start is not None and config.phase == "ar":
+        raise OptionsError("`start` is for phases hr and lr; phase ar starts from `hr` (and `ar_start`)")
+    if config.phase in ("hr", "lr"):
+        meta = hr_meta(config.arch, dataset, config.keyframe_interval)
+        if config.phase == "lr":
+            meta = replace(meta, scale=config.scale, has_creff=False)
+        model = build_arseg(meta, has_hr=config.phase == "hr")
+        if start is not None:
+            start_network(model, start)
+        return model
     trained = load_weights(hr_weights, arch=config.arch)  # type: ignore[arg-type]
     if trained.hr is None:
         raise WeightsError(f"{hr_weights} has no HR branch (a plain LR baseline?)")
@@ -134,6 +142,26 @@ def build_model(config: TrainConfig, dataset: Dataset, *, hr_weights: Path | Non
     elif config.gate_only:
         raise OptionsError("training the gate alone starts from trained AR weights: give `ar_start`")
     return model
+
+
+def start_network(model: ARSeg, path: Path) -> None:
+    """Phases hr and lr continued: the network as the weights at `path` hold it. Phase hr takes the HR
+    branch of any arseg weights of the same architecture (an HR+AR file included); phase lr takes a
+    plain LR network of the same scale (phase lr's output)."""
+    start = load_weights(path, arch=model.arch)
+    if start.meta.classes != model.meta.classes:
+        raise WeightsError(f"{path} was trained for {len(start.meta.classes)} classes {start.meta.classes[:3]}..., "
+                           f"the data have {model.meta.classes[:3]}...")  # fmt: skip
+    if model.hr is not None:
+        if start.hr is None:
+            raise WeightsError(f"{path} has no HR network to start phase hr from (a plain LR baseline?)")
+        model.hr.load_state_dict(start.hr.state_dict())
+        return
+    if start.hr is not None or start.lr is None or start.has_creff:
+        raise WeightsError(f"{path} is not a plain LR network (phase lr's output) to start phase lr from")
+    if start.meta.scale != model.meta.scale:
+        raise WeightsError(f"{path} is an LR network at scale {start.meta.scale}; this run trains scale {model.meta.scale}")
+    model.lr.load_state_dict(start.lr.state_dict())  # type: ignore[union-attr]
 
 
 def start_lr_from_ar(model: ARSeg, path: Path) -> None:
@@ -214,6 +242,7 @@ def provenance(
     hr_weights: Path | None,
     device: torch.device,
     ar_start: Path | None = None,
+    start: Path | None = None,
 ) -> dict[str, Any]:
     """The facts that let someone reproduce the weights (stored in ModelMeta.provenance)."""
     dataset = pairs.dataset
@@ -242,6 +271,8 @@ def provenance(
         facts["hr_weights"] = str(hr_weights.resolve())
     if ar_start is not None:
         facts["ar_start"] = str(ar_start.resolve())
+    if start is not None:
+        facts["start"] = str(start.resolve())
     return facts
 
 
