@@ -264,6 +264,25 @@ def test_a_model_ray_cannot_store_is_one_line(
     assert err.startswith("error: Ray cannot store the model (112 MB)") and "fuller than Ray allows" in err, err
 
 
+def test_an_object_store_without_room_for_the_model_is_one_line() -> None:
+    """Ray's other refusal, ObjectStoreFullError (a store that other jobs fill, spilling off), from a
+    `ray` whose put raises it: the cluster test above provokes the disk refusal for real."""
+    exceptions = pytest.importorskip("ray.exceptions")
+    import torch
+
+    from arseg_cli.scaleout.ray_pool import RayStorageError, _put_model
+
+    class FullStore:
+        def put(self, value: Any) -> Any:
+            raise exceptions.ObjectStoreFullError("object store is full")
+
+    with pytest.raises(RayStorageError) as refused:
+        _put_model(FullStore(), torch.nn.Linear(1000, 1000))  # 4.004 MB of float32
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("Ray's object store has no room for the model (4 MB)"), message
+    assert "--object-store-memory" in message and refused.value.__cause__ is None
+
+
 def _wait_gone(pid: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
