@@ -69,9 +69,10 @@ W := $(WEIGHTS_WORK)
 SYNTH_TRAIN := --clips 21 --frames 48 --size 360x480 --seed 1
 SYNTH_TEST := --clips 4 --frames 24 --size 360x480 --seed 2
 # The shipped weights predate the official-recipe defaults of `arseg train` (OHEM, scale 0.5-2.5 of whole
-# frames, colour jitter, kaiming CReFF): these options keep the recipe they were made with.
+# frames, colour jitter, kaiming CReFF, input padded to a multiple of 32): these options keep the recipe they
+# were made with.
 TRAIN_COMMON := --arch camvid-bise18 --batch 8 --crop 192x256 --distance official --cache $(W)/pairs --checkpoint-every 250 --seed 0 \
-	--loss ce --aug-scale 0.75 1.25 --jitter 0 --augment-variants 0
+	--loss ce --aug-scale 0.75 1.25 --jitter 0 --augment-variants 0 --input-multiple 1
 HR_STEPS ?= 2500
 AR_STEPS ?= 1500
 CREFF_INIT ?= identity

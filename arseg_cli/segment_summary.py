@@ -42,13 +42,13 @@ class SegmentSummary:
             self.keyframes += 1
             self.keyframe_reasons[reason] = self.keyframe_reasons.get(reason, 0) + 1
 
-    def macs(self, arch: str, num_classes: int, fusion_gate: bool = False) -> dict[str, Any]:
+    def macs(self, arch: str, num_classes: int, fusion_gate: bool = False, input_multiple: int = 1) -> dict[str, Any]:
         """MACs per frame (FLOPs = 2 MACs): the HR keyframe, the LR + CReFF non-keyframe, and the mean
         over this run's frames (from model.flops.branch_costs at the input size)."""
         if not self.frames:
             return {}
         height, width = self.size_hw
-        costs = _branch_costs(arch, height, width, self.scale if self.scale < 1.0 else 0.5, num_classes, fusion_gate)
+        costs = _branch_costs(arch, height, width, self.scale if self.scale < 1.0 else 0.5, num_classes, fusion_gate, input_multiple)
         nonkeys = self.frames - self.keyframes
         nonkey = costs.nonkeyframe.macs if self.scale < 1.0 else 0
         mean = (self.keyframes * costs.hr.macs + nonkeys * nonkey) / self.frames
@@ -77,16 +77,16 @@ class SegmentSummary:
         }
         if model is not None:
             data["arch"] = model.arch
-            data["macs_per_frame"] = self.macs(model.arch, model.num_classes, model.meta.fusion_gate)
+            data["macs_per_frame"] = self.macs(model.arch, model.num_classes, model.meta.fusion_gate, model.meta.input_multiple)
         return data
 
 
 @functools.lru_cache(maxsize=8)
-def _branch_costs(arch: str, height: int, width: int, scale: float, num_classes: int, fusion_gate: bool) -> Any:
+def _branch_costs(arch: str, height: int, width: int, scale: float, num_classes: int, fusion_gate: bool, input_multiple: int) -> Any:
     """model.flops.branch_costs, once per size (it traces the network: seconds for camvid-psp18)."""
     from arseg_cli.model.flops import branch_costs
 
-    return branch_costs(arch, height, width, scale, num_classes=num_classes, fusion_gate=fusion_gate)
+    return branch_costs(arch, height, width, scale, num_classes=num_classes, fusion_gate=fusion_gate, input_multiple=input_multiple)
 
 
 __all__ = ["SegmentSummary"]

@@ -282,3 +282,17 @@ def test_gate_only_trains_the_fusion_gate_and_nothing_else(data: Path, tmp_path:
                                 "-o", str(tmp_path / "z.safetensors"), "--lr-backbone", "shared", *COMMON)[1])  # fmt: skip
     assert "has a fusion gate" in line
     assert not any((tmp_path / name).exists() for name in ("x.safetensors", "y.safetensors", "z.safetensors"))
+
+
+def test_new_weights_pad_their_input_and_the_feature_cache_tells_paddings_apart(data: Path, tmp_path: Path) -> None:
+    hr, plain = tmp_path / "hr.safetensors", tmp_path / "plain.safetensors"
+    assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
+    assert _run("train", str(data), "--phase", "hr", "-o", str(plain), "--input-multiple", "1", *COMMON)[0] == 0
+    assert read_info(hr).meta.input_multiple == 32 and read_info(plain).meta.input_multiple == 1  # bise18's default, or as asked
+    features = tmp_path / "features"
+    ar = ("train", str(data), "--phase", "ar", "--hr", str(hr), "--lr-backbone", "shared", "--feature-cache", str(features), *COMMON)
+    assert _run(*ar, "-o", str(tmp_path / "ar.safetensors"))[0] == 0
+    assert read_info(tmp_path / "ar.safetensors").meta.input_multiple == 32
+    code, output = _run(*ar, "-o", str(tmp_path / "ar1.safetensors"), "--input-multiple", "1")
+    assert code != 0 and "input_multiple" in _one_error_line(output)  # the cache names the padding it was made with
+    assert not (tmp_path / "ar1.safetensors").exists()

@@ -69,11 +69,13 @@ class ScaleCosts:
 
 
 def scale_costs(
-    arch: str, size_hw: tuple[int, int], scale: float, keyframe_interval: int, *, num_classes: int | None = None, fusion_gate: bool = False
+    arch: str, size_hw: tuple[int, int], scale: float, keyframe_interval: int, *, num_classes: int | None = None, fusion_gate: bool = False,
+    input_multiple: int = 1,
 ) -> ScaleCosts:
-    """ScaleCosts of `arch` at `size_hw` (height, width) and scale `scale` (with the fusion gate's cost when `fusion_gate`)."""
+    """ScaleCosts of `arch` at `size_hw` (height, width) and scale `scale` (with the fusion gate's cost when `fusion_gate`,
+    the networks padding their input to `input_multiple`)."""
     height, width = size_hw
-    costs = branch_costs(arch, height, width, scale, num_classes=num_classes, fusion_gate=fusion_gate)
+    costs = branch_costs(arch, height, width, scale, num_classes=num_classes, fusion_gate=fusion_gate, input_multiple=input_multiple)
     try:
         paper = paper_costs(arch, height, width, scale)
     except ValueError:  # an architecture the paper has no figures for

@@ -142,7 +142,8 @@ def _bench_model(model: ModelBackend, weights: str, config: BenchConfig) -> dict
     if not model.has_lr and scales != [1.0]:
         raise OptionsError(f"{weights}: the model has no LR branch (HR only): bench it with scale s 1.0")
     L = config.keyframe_interval
-    costs = {s: scale_costs(arch, size, s, L, num_classes=model.num_classes, fusion_gate=model.meta.fusion_gate) for s in scales}
+    costs = {s: scale_costs(arch, size, s, L, num_classes=model.num_classes, fusion_gate=model.meta.fusion_gate,
+                            input_multiple=model.meta.input_multiple) for s in scales}  # fmt: skip
     latency: StageLatency | None = None
     if config.timing:
         latency = measure_stages(model, size, scales, repeats=config.repeats, warmup=config.warmup)

@@ -68,6 +68,9 @@ def train_command(
     gate_only: bool = typer.Option(
         False, "--gate-only", help="Phase ar with --fusion-gate and --ar-start: train the gate alone, everything else frozen."
     ),
+    input_multiple: int | None = typer.Option(
+        None, "--input-multiple", min=1, help="Pad each network's input to a multiple of this (the weights keep it; default: the architecture's, 32 for BiSeNet, 1 = no padding; docs/TRAINING.md)."
+    ),
     split: str = typer.Option("train", "--split", help="Data split to train on."),
     layout: str | None = typer.Option(None, "--layout", help="Data layout (detected by default)."),
     cache: Path | None = typer.Option(None, "--cache", help="Pair cache directory (default: OUT.pairs)."),
@@ -93,6 +96,7 @@ def train_command(
     Several processes: `torchrun --nproc-per-node N -m arseg_cli train ...` (DDP).
     """
     from arseg_cli.train import Trainer, TrainConfig, distributed, recipe_for, seed_everything
+    from arseg_cli.train.config import input_multiple_for
     from arseg_cli.train.loop import steps_per_epoch
     from arseg_cli.cli._train_progress import training_progress
     from arseg_cli.train.losses import official_pixel_loss
@@ -137,6 +141,7 @@ def train_command(
             crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, pair_codec=codec, creff_init=creff_init,
             loss=loss or official_pixel_loss(arch), scale_range=aug_scale, jitter=jitter if augment else 0.0,
             augment_variants=variants, fusion_gate=fusion_gate, gate_only=gate_only, checkpoint_every=checkpoint_every,
+            input_multiple=input_multiple_for(arch) if input_multiple is None else input_multiple,
             seed=seed, workers=workers, amp=amp,
         )  # fmt: skip
         seed_everything(seed)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from arseg_cli.model.creff import CReFF, warp_feature
 from arseg_cli.model.fusion_gate import FusionGate
@@ -25,6 +28,10 @@ class SegNet(nn.Module):
     final_conv: nn.Conv2d
     #: The attribute holding the module a 'shared' LR branch takes from the HR branch (None: not possible).
     backbone_name: str | None = None
+    #: Whether the family honours `input_multiple` (pads its input, crops its outputs back).
+    pads_input: bool = False
+    #: ModelMeta.input_multiple: the input is padded to a multiple of this (1: as given).
+    input_multiple: int = 1
 
     def features_and_aux(self, x: Tensor, *, aux: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
         """F (N, C, Hf, Wf) float of normalised images x (N, 3, H, W), and the auxiliary training
@@ -109,6 +116,17 @@ class SegNet(nn.Module):
         up = resize_bilinear(lr_feat, (fused.shape[-2], fused.shape[-1]), align_corners=True)
         warped = warp_feature(key_feat, flow_px, creff.warp)
         return gate(up, fused.to(up.dtype), warped.to(up.dtype))
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """x (N, C, H, W) padded at the bottom and right, edge pixels repeated, to multiples of `multiple`."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
+def crop_to_extent(maps: Tensor, size: tuple[int, int], stride: int) -> Tensor:
+    """The part of maps (N, C, h, w) at output stride `stride` that covers an input of `size`."""
+    return maps[..., : math.ceil(size[0] / stride), : math.ceil(size[1] / stride)]
 
 
 def finish(net: SegNet, *, fuse: bool, warp: WarpConvention) -> SegNet:

@@ -148,6 +148,8 @@ class ArchConfig:
     aux_heads:        the training-only heads and their loss weights.
     official:         the released checkpoints' key markers and quirks (None: no official release).
     paper:            the published MACs and mIoU (None: no published figures).
+    input_multiple:   what arseg's own trainings pad each network's input to (ModelMeta.input_multiple;
+                      1: the family does not pad).
     """
 
     arch: str
@@ -162,6 +164,7 @@ class ArchConfig:
     aux_heads: tuple[AuxHead, ...]
     official: OfficialCheckpoint | None = None
     paper: PaperFigures | None = None
+    input_multiple: int = 1
 
     @property
     def palette(self) -> Palette:

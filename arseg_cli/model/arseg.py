@@ -70,6 +70,9 @@ class ARSeg(nn.Module):
                     self.lr.use_backbone(self.hr)
                 except ValueError as error:
                     raise OptionsError(f"{meta.arch}: lr_backbone 'shared' is not possible ({error})") from None
+        for net in (self.hr, self.lr):
+            if net is not None:
+                use_input_multiple(net, meta)
         self.channels_last = True
         self._hr_frozen = False
         self._lr_frozen = False
@@ -291,6 +294,15 @@ def build_arseg(meta: ModelMeta, *, has_hr: bool = True) -> ARSeg:
     """A freshly initialised ARSeg model as `meta` describes it (LR branch iff meta.scale is set, CReFF
     iff meta.has_creff); `has_hr=False` for a plain LR baseline without HR branch."""
     return ARSeg(meta, has_hr=has_hr)
+
+
+def use_input_multiple(net: SegNet, meta: ModelMeta) -> None:
+    """Have `net` pad its input as `meta.input_multiple` says; one line where its family cannot."""
+    if meta.input_multiple < 1:
+        raise OptionsError(f"input_multiple must be at least 1, got {meta.input_multiple}")
+    if meta.input_multiple > 1 and not net.pads_input:
+        raise OptionsError(f"{meta.arch} networks do not pad their input: input_multiple must be 1, got {meta.input_multiple}")
+    net.input_multiple = meta.input_multiple
 
 
 def _check_images(x: Tensor, name: str) -> None:

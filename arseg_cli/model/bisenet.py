@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from arseg_cli.model._native_creff import native_labels
 from arseg_cli.model._registry import register
-from arseg_cli.model._segnet import SegNet, finish
+from arseg_cli.model._segnet import SegNet, crop_to_extent, finish, pad_to_multiple
 from arseg_cli.model.architecture import (
     CAMVID_DATA,
     CAMVID_MEAN,
@@ -48,7 +48,7 @@ def _bise18_config(arch: str, data: DataSetInfo, mean: Stats, std: Stats, recipe
         # BiSeNet's recipe: principal loss + both auxiliary losses (OHEM), weight 1.0.
         aux_heads=(AuxHead("conv_out16", "pixels", 1.0), AuxHead("conv_out32", "pixels", 1.0)),
         official=OfficialCheckpoint(backbone_key="cp.resnet.conv1.weight", classifier_key="conv_out.conv_out.weight"),
-        paper=paper,
+        paper=paper, input_multiple=32,
     )  # fmt: skip
 
 
@@ -172,6 +172,9 @@ class BiSeNet18(SegNet):
 
     # BiSeNet's backbone is its context path (ResNet-18 + attention refinement), not the spatial path.
     backbone_name = "cp"
+    # Its stride-32 branch is resized onto the stride-16 grid: where 32 does not divide the input, the two
+    # grids are offset by a fraction of a cell, which networks trained on dividing crops never saw.
+    pads_input = True
 
     feature_channels = 256
 
@@ -190,10 +193,15 @@ class BiSeNet18(SegNet):
         self.conv_out32 = OutputHead(128, 64, num_classes, up=16)
 
     def features_and_aux(self, x: Tensor, *, aux: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
-        context8, context16 = self.cp(x)
-        spatial = resize_bilinear(self.sp(x), (context8.shape[-2], context8.shape[-1]), align_corners=True)
+        size = (x.shape[-2], x.shape[-1])
+        padded = pad_to_multiple(x, self.input_multiple)
+        context8, context16 = self.cp(padded)
+        spatial = resize_bilinear(self.sp(padded), (context8.shape[-2], context8.shape[-1]), align_corners=True)
         feat = self.feat_conv_out(self.ffm(spatial, context8))
-        return feat, ((self.conv_out16(context8), self.conv_out32(context16)) if aux else ())
+        extra = (self.conv_out16(context8), self.conv_out32(context16)) if aux else ()
+        if padded is x:
+            return feat, extra
+        return crop_to_extent(feat, size, 8), tuple(crop_to_extent(scores, size, 1) for scores in extra)
 
     def to_image_size(self, scores: Tensor, size: tuple[int, int]) -> Tensor:
         return resize_bilinear(self.conv_out.upsample(scores), size, align_corners=True)

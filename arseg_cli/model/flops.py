@@ -167,13 +167,15 @@ class BranchCosts:
 
 @functools.lru_cache(maxsize=64)
 def branch_costs(
-    arch: str, height: int, width: int, scale: float, *, num_classes: int | None = None, fusion_gate: bool = False
+    arch: str, height: int, width: int, scale: float, *, num_classes: int | None = None, fusion_gate: bool = False,
+    input_multiple: int = 1,
 ) -> BranchCosts:
     """MACs of each part of AR-Seg `arch` for a (height, width) image and LR scale `scale`, with the fusion
-    gate's when `fusion_gate` (kept per arguments: the count builds the networks on the meta device,
-    ~0.4 s each; the result is frozen)."""
+    gate's when `fusion_gate`, the networks padding their input to `input_multiple` (ModelMeta's) (kept
+    per arguments: the count builds the networks on the meta device, ~0.4 s each; the result is frozen)."""
     h_lr, w_lr = lr_size(height, width, scale)
     net = _meta_net(arch, num_classes)
+    net.input_multiple = input_multiple
     hr_macs, (_, feat) = _count(lambda: net(meta_input(height, width)))
     lr_macs, _ = _count(lambda: net(meta_input(h_lr, w_lr)))
     lr_feat_macs, _ = _count(lambda: net.features(meta_input(h_lr, w_lr)))

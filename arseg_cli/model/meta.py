@@ -31,6 +31,10 @@ class ModelMeta:
     fusion_gate: after CReFF the LR branch weighs, per pixel, its feature, CReFF's keyframe term and the warped
                 keyframe feature (`fusion_gate.*`, model/fusion_gate.py):
                 arseg's extension, not the paper's network; False for every official file.
+    input_multiple: each network pads its input (edge pixels repeated) to a multiple of this and crops its
+                feature back to the input's extent, so that every stride's grid divides the frame evenly
+                (32 for BiSeNet's context path); 1: no padding, as the official code and files (and arseg
+                weights from before 2026-12-08) run.
     provenance: free-form facts: data, command, date, source files, ...
     metrics:    measured figures (e.g. {"miou_hr": ..., "miou_ar": ...}).
     """
@@ -47,6 +51,7 @@ class ModelMeta:
     lr_classifier: ClassifierSharing = "shared"
     lr_backbone: BackboneSharing = "own"
     fusion_gate: bool = False
+    input_multiple: int = 1
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +61,8 @@ class ModelMeta:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        if self.input_multiple == 1:  # files from before the field read the same
+            del data["input_multiple"]
         data["classes"] = list(self.classes)
         data["palette"] = [list(c) for c in self.palette]
         data["mean"], data["std"] = list(self.mean), list(self.std)
@@ -76,6 +83,7 @@ class ModelMeta:
             lr_classifier=data.get("lr_classifier", "shared"),
             lr_backbone=data.get("lr_backbone", "own"),
             fusion_gate=bool(data.get("fusion_gate", False)),
+            input_multiple=int(data.get("input_multiple", 1)),
             provenance=dict(data.get("provenance", {})),
             metrics=dict(data.get("metrics", {})),
         )

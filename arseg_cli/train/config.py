@@ -27,12 +27,18 @@ DevicePolicy = Literal["auto", "cpu", "cuda"]
 _IMPLIED_BY_OLD_CHECKPOINTS: dict[str, Any] = {
     "lr_backbone": "own", "pair_frames": "decoded", "pair_codec": "h264", "creff_init": "zero", "loss": "ce",
     "scale_range": [0.75, 1.25], "jitter": 0.0, "augment_variants": 0, "fusion_gate": False, "gate_only": False,
+    "input_multiple": 1,
 }  # fmt: skip
 
 
 def recipe_for(arch: str) -> Recipe:
     """The default training recipe of a registered architecture (its `ArchConfig.recipe`)."""
     return arch_config(arch).recipe
+
+
+def input_multiple_for(arch: str) -> int:
+    """What new weights of `arch` pad their networks' input to by default (`ArchConfig.input_multiple`)."""
+    return arch_config(arch).input_multiple
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class TrainConfig:
                     extension, not the paper's network).
     gate_only:      phase ar with `fusion_gate`: train the gate alone, everything else frozen as the
                     starting weights (--ar-start) hold it.
+    input_multiple: each network pads its input to a multiple of this (ModelMeta.input_multiple; the
+                    new weights keep it); 1: no padding.
     checkpoint_every: save the resumable state every N steps (0 = only at the end).
     """
 
@@ -93,6 +101,7 @@ class TrainConfig:
     augment_variants: int = 0
     fusion_gate: bool = False
     gate_only: bool = False
+    input_multiple: int = 1
     checkpoint_every: int = 0
     seed: int = 0
     workers: int = 0
@@ -139,6 +148,8 @@ class TrainConfig:
             problems.append("training the gate alone needs the fusion gate")
         if self.gate_only and self.plain_steps:
             problems.append("training the gate alone has no steps without CReFF (plain steps must be 0)")
+        if self.input_multiple < 1:
+            problems.append(f"input multiple must be >= 1, got {self.input_multiple}")
         if self.checkpoint_every < 0 or self.workers < 0:
             problems.append("checkpoint interval and workers must be >= 0")
         if self.crop_hw is not None and min(self.crop_hw) < 8:

@@ -89,6 +89,8 @@ def open_feature_cache(
     kind = (device or torch.device("cpu")).type
     identity = {"hr_weights_sha256": weights_hash(model.hr), "data": data_identity(pairs), "device": kind,
                 "amp": bool(amp and kind == "cuda")}  # fmt: skip
+    if model.meta.input_multiple > 1:  # the features of frames it does not divide differ
+        identity["input_multiple"] = model.meta.input_multiple
     return FeatureCache(directory, identity=identity, items=len(pairs), variants=pairs.variants)
 
 
@@ -118,7 +120,7 @@ def build_model(
     if start is not None and config.phase == "ar":
         raise OptionsError("`start` is for phases hr and lr; phase ar starts from `hr` (and `ar_start`)")
     if config.phase in ("hr", "lr"):
-        meta = hr_meta(config.arch, dataset, config.keyframe_interval)
+        meta = replace(hr_meta(config.arch, dataset, config.keyframe_interval), input_multiple=config.input_multiple)
         if config.phase == "lr":
             meta = replace(meta, scale=config.scale, has_creff=False)
         model = build_arseg(meta, has_hr=config.phase == "hr")
@@ -132,7 +134,8 @@ def build_model(
         raise WeightsError(f"{hr_weights} was trained for {len(trained.meta.classes)} classes {trained.meta.classes[:3]}..., the data have {dataset.palette.classes[:3]}...")
     meta = replace(
         trained.meta, scale=config.scale, keyframe_interval=config.keyframe_interval, has_creff=True, lr_classifier="shared",
-        lr_backbone=config.lr_backbone, warp="exact", fusion_gate=config.fusion_gate, provenance={}, metrics={},
+        lr_backbone=config.lr_backbone, warp="exact", fusion_gate=config.fusion_gate, input_multiple=config.input_multiple,
+        provenance={}, metrics={},
     )  # fmt: skip
     model = build_arseg(meta)
     model.hr.load_state_dict(trained.hr.state_dict())  # type: ignore[union-attr]
