@@ -262,14 +262,21 @@ def test_a_model_ray_cannot_store_is_one_line(
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("error: Ray cannot store the model (112 MB)") and "fuller than Ray allows" in err, err
+    assert not (tmp_path / "out" / "_runs").exists()
 
 
-def test_an_object_store_without_room_for_the_model_is_one_line() -> None:
+def test_an_object_store_without_room_for_the_model_is_one_line_and_writes_nothing(
+    weights: Path, short_clips: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Ray's other refusal, ObjectStoreFullError (a store that other jobs fill, spilling off), from a
-    `ray` whose put raises it: the cluster test above provokes the disk refusal for real."""
+    `ray` whose put raises it: the cluster test above provokes the disk refusal for real. The model is
+    put before the run record is written, so the refused run leaves no record of videos `started`."""
     exceptions = pytest.importorskip("ray.exceptions")
+    import contextlib
+
     import torch
 
+    from arseg_cli.scaleout import ray_pool, run
     from arseg_cli.scaleout.ray_pool import RayStorageError, _put_model
 
     class FullStore:
@@ -281,6 +288,12 @@ def test_an_object_store_without_room_for_the_model_is_one_line() -> None:
     message = str(refused.value)
     assert "\n" not in message and message.startswith("Ray's object store has no room for the model (4 MB)"), message
     assert "--object-store-memory" in message and refused.value.__cause__ is None
+    monkeypatch.setattr(run, "ray_connection", lambda address: contextlib.nullcontext())
+    monkeypatch.setattr(ray_pool, "import_ray", FullStore)
+    code = main(["segment", str(short_clips[0]), "-o", str(tmp_path / "out"), "-w", str(weights), "--ray", "local"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("error: Ray's object store has no room"), err
+    assert not (tmp_path / "out" / "_runs").exists()
 
 
 def _wait_gone(pid: int, timeout: float = 60) -> None:

@@ -43,8 +43,13 @@ class RayStorageError(ArsegError):
     """Ray would not store the model in its object store."""
 
 
+def share_model(model: Any) -> Any:
+    """A reference to `model` in the connected Ray cluster's object store, where every worker reads it
+    (run_on_ray's `model_ref`); Ray's refusal in one line (RayStorageError)."""
+    return _put_model(import_ray(), model)
+
+
 def _put_model(ray: Any, model: Any) -> Any:
-    """The model in Ray's object store, where every worker reads it; Ray's refusal in one line."""
     from ray.exceptions import ObjectStoreFullError, OutOfDiskError
 
     try:
@@ -119,7 +124,7 @@ class _Actor:
 
 def run_on_ray(
     jobs: Sequence[VideoJob],
-    model: Any,
+    model_ref: Any,
     options: JobOptions,
     spec: WorkerSpec,
     *,
@@ -128,8 +133,9 @@ def run_on_ray(
     on_event: OnEvent | None = None,
     max_attempts: int = 3,
 ) -> None:
-    """Segment `jobs` on the connected Ray cluster. on_result(job, result) for every outcome, a lost
-    worker's attempt included (outcome `worker-lost`); on_event for the progress display."""
+    """Segment `jobs` on the connected Ray cluster with the model `share_model` put in its object store.
+    on_result(job, result) for every outcome, a lost worker's attempt included (outcome `worker-lost`);
+    on_event for the progress display."""
     ray = import_ray()
     from ray.exceptions import RayError, RayTaskError
 
@@ -137,7 +143,6 @@ def run_on_ray(
     actor_class = ray.remote(SegmentWorker).options(
         num_cpus=spec.cpus, num_gpus=spec.gpus, max_restarts=0, max_concurrency=2, scheduling_strategy="SPREAD"
     )
-    model_ref = _put_model(ray, model)
     threads = max(1, int(spec.cpus))
 
     def start_actor() -> _Actor:
@@ -264,4 +269,4 @@ def _first_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-__all__ = ["RayExtraMissingError", "SegmentWorker", "WorkerSpec", "import_ray", "run_on_ray"]
+__all__ = ["RayExtraMissingError", "SegmentWorker", "WorkerSpec", "import_ray", "run_on_ray", "share_model"]

@@ -17,7 +17,7 @@ from typing import Any
 from arseg_cli.errors import ArsegError
 from arseg_cli.scaleout.jobs import JobOptions, VideoJob, VideoResult, model_fingerprint, model_palette, run_job, worker_identity
 from arseg_cli.scaleout.progress import InFlight, OnEvent, RunProgress
-from arseg_cli.scaleout.ray_pool import WorkerSpec, import_ray, run_on_ray
+from arseg_cli.scaleout.ray_pool import WorkerSpec, import_ray, run_on_ray, share_model
 from arseg_cli.scaleout.records import RunRecorder, completed_inputs, read_records
 from arseg_cli.scaleout.shards import Shard
 from arseg_cli.output_plan import plan_runs
@@ -90,22 +90,25 @@ def segment_many(
     if resume:
         options = replace(options, force=True)
     results: dict[str, VideoResult] = {}
-    # Connected before the record file is created: a cluster that cannot be reached leaves nothing behind.
-    with ray_connection(ray_address) if ray_address is not None else nullcontext(), RunRecorder(output) as recorder:
+    # Connected, and the model in Ray's object store, before the record file is created: a cluster that
+    # cannot be reached or will not hold the model leaves nothing behind.
+    with ray_connection(ray_address) if ray_address is not None else nullcontext():
+        model_ref = share_model(model) if ray_address is not None else None
+        with RunRecorder(output) as recorder:
 
-        def finish(job: VideoJob, result: VideoResult) -> None:
-            recorder.record(job, result, fingerprint)
-            if result.outcome != "worker-lost":
-                results[job.source] = result
+            def finish(job: VideoJob, result: VideoResult) -> None:
+                recorder.record(job, result, fingerprint)
+                if result.outcome != "worker-lost":
+                    results[job.source] = result
 
-        jobs = _resumed(jobs, output, fingerprint, finish, progress, on_event) if resume else jobs
-        for job in jobs:  # before any output changes: a cut-off video is never taken for done
-            recorder.started(job, fingerprint)
-        if jobs and ray_address is not None:
-            run_on_ray(jobs, model, options, workers, progress=progress, on_result=finish, on_event=on_event,
-                       max_attempts=max_attempts)  # fmt: skip
-        elif jobs:
-            _run_here(jobs, model, options, workers, progress, finish, on_event)
+            jobs = _resumed(jobs, output, fingerprint, finish, progress, on_event) if resume else jobs
+            for job in jobs:  # before any output changes: a cut-off video is never taken for done
+                recorder.started(job, fingerprint)
+            if jobs and model_ref is not None:
+                run_on_ray(jobs, model_ref, options, workers, progress=progress, on_result=finish, on_event=on_event,
+                           max_attempts=max_attempts)  # fmt: skip
+            elif jobs:
+                _run_here(jobs, model, options, workers, progress, finish, on_event)
     progress.ended = time.perf_counter()
     ordered = [results[run.source] for run in runs if run.source in results]
     return RunReport(ordered, progress, recorder.path, model, weights_name)
