@@ -46,6 +46,7 @@ def test_info_prints_the_metadata(weights_file: Path) -> None:
     assert rows["provenance.data"] == "unit test"
     assert rows["branches"] == "hr, lr"
     assert rows["parameters"] == "hr 348, lr 348, total 696"  # conv 224 + BN 16 + classifier 108 per branch
+    assert rows["CReFF"] == "yes" and rows["input padding"] == "none"
 
 
 def test_info_json_is_one_parseable_object(weights_file: Path) -> None:
