@@ -3,6 +3,7 @@ their feature and auxiliary scores back to the input's extent; 1 leaves every ne
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -102,3 +103,34 @@ def test_families_that_do_not_pad_refuse_a_multiple_in_one_line() -> None:
     assert "\n" not in str(refused.value)
     with pytest.raises(OptionsError, match="at least 1"):
         build_arseg(replace(_meta(), input_multiple=0))
+
+
+def test_a_file_with_an_impossible_padding_is_refused_naming_it(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from arseg_cli.errors import WeightsError
+    from arseg_cli.model.weights import read_state_dict
+
+    plain, _ = _models()
+    good = tmp_path / "good.safetensors"
+    save_weights(plain, good, meta=plain.meta, force=False)
+    with safe_open(str(good), "pt") as stored:
+        tensors, header = {k: stored.get_tensor(k) for k in stored.keys()}, dict(stored.metadata())
+    for arch, multiple, problem in (("camvid-bise18", 0, "input_multiple 0 is below 1"),
+                                    ("camvid-psp18", 32, "camvid-psp18 networks do not pad their input")):  # fmt: skip
+        meta = {**json.loads(header["meta"]), "arch": arch, "input_multiple": multiple}
+        path = tmp_path / f"{arch}-{multiple}.safetensors"
+        save_file(tensors, str(path), metadata={**header, "meta": json.dumps(meta)})
+        with pytest.raises(WeightsError, match=problem) as refused:
+            read_state_dict(path)
+        assert str(path) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_resumed_scale_out_run_tells_padded_from_unpadded_weights() -> None:
+    from arseg_cli.scaleout.jobs import model_fingerprint
+
+    plain, padded = _models()
+    assert model_fingerprint(plain) != model_fingerprint(padded)
+    again, _ = _models()
+    assert model_fingerprint(again) == model_fingerprint(plain)

@@ -289,6 +289,7 @@ def test_new_weights_pad_their_input_and_the_feature_cache_tells_paddings_apart(
     assert _run("train", str(data), "--phase", "hr", "-o", str(hr), *COMMON)[0] == 0
     assert _run("train", str(data), "--phase", "hr", "-o", str(plain), "--input-multiple", "1", *COMMON)[0] == 0
     assert read_info(hr).meta.input_multiple == 32 and read_info(plain).meta.input_multiple == 1  # bise18's default, or as asked
+    assert "--input-multiple 32" in read_info(hr).meta.provenance["command"]  # the default, spelled out
     shown = {line.split("  ", 1)[0]: line.split("  ", 1)[1].strip() for line in _run("weights", "info", str(hr))[1].splitlines()}
     assert shown["input padding"] == "to a multiple of 32"
     features = tmp_path / "features"

@@ -133,6 +133,8 @@ def train_command(
         fraction = recipe.plain_fraction if plain_fraction is None else plain_fraction
         if gate_only and plain_fraction is None:
             fraction = 0.0  # the gate weighs CReFF's terms: every step uses CReFF
+        padding = input_multiple_for(arch) if input_multiple is None else input_multiple
+        ctx.params["input_multiple"] = padding  # the provenance's command names the padding the weights use
         config = TrainConfig(
             phase=phase, arch=arch, steps=total, batch=per_step, lr=recipe.lr if lr is None else lr,
             optimizer=(optimizer or recipe.optimizer), momentum=recipe.momentum,
@@ -141,7 +143,7 @@ def train_command(
             crop_hw=crop_hw, distance=distance, lr_backbone=lr_backbone, pair_frames=pair_frames, pair_codec=codec, creff_init=creff_init,
             loss=loss or official_pixel_loss(arch), scale_range=aug_scale, jitter=jitter if augment else 0.0,
             augment_variants=variants, fusion_gate=fusion_gate, gate_only=gate_only, checkpoint_every=checkpoint_every,
-            input_multiple=input_multiple_for(arch) if input_multiple is None else input_multiple,
+            input_multiple=padding,
             seed=seed, workers=workers, amp=amp,
         )  # fmt: skip
         seed_everything(seed)

@@ -125,9 +125,12 @@ def worker_identity() -> dict[str, Any]:
 
 
 def model_fingerprint(model: Any) -> str:
-    """sha256 of the model's tensors (names, dtypes, shapes, bytes): the same weights give the same
-    fingerprint whatever file or format they were loaded from."""
+    """sha256 of the model's tensors (names, dtypes, shapes, bytes) and of the input padding where there
+    is one: the same weights give the same fingerprint whatever file or format they were loaded from."""
     digest = hashlib.sha256()
+    padding = getattr(getattr(model, "meta", None), "input_multiple", 1)
+    if padding > 1:  # the same tensors segment differently padded; unpadded models keep their old fingerprints
+        digest.update(f"input_multiple:{padding}".encode())
     for name, tensor in sorted(model.state_dict().items()):
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
