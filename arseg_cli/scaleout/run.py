@@ -109,6 +109,7 @@ def segment_many(
                            max_attempts=max_attempts)  # fmt: skip
             elif jobs:
                 _run_here(jobs, model, options, workers, progress, finish, on_event)
+        del model_ref  # released while Ray is still up
     progress.ended = time.perf_counter()
     ordered = [results[run.source] for run in runs if run.source in results]
     return RunReport(ordered, progress, recorder.path, model, weights_name)
