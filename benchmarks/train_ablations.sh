@@ -15,7 +15,7 @@ mkdir -p "$OUT"
 # The shipped recipe (Makefile: TRAIN_COMMON, identity CReFF, CReFF from the first step, shared backbone),
 # with 8 augmentation forms so that the frozen HR features are cached.
 SHIPPED=(--arch camvid-bise18 --batch 8 --crop 192x256 --distance official --cache "$W/pairs" --checkpoint-every 250
-         --seed 0 --loss ce --aug-scale 0.75 1.25 --jitter 0)
+         --seed 0 --loss ce --aug-scale 0.75 1.25 --jitter 0 --input-multiple 1)  # as they ran: unpadded
 AR=(--phase ar --hr weights/default.safetensors --scale 0.5 --creff-init identity --plain-fraction 0 --fp16 --augment-variants 8)
 
 train() {  # name, arseg train options...
