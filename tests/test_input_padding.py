@@ -103,6 +103,10 @@ def test_families_that_do_not_pad_refuse_a_multiple_in_one_line() -> None:
     assert "\n" not in str(refused.value)
     with pytest.raises(OptionsError, match="at least 1"):
         build_arseg(replace(_meta(), input_multiple=0))
+    from arseg_cli.train import TrainConfig  # `arseg train --arch camvid-psp18 --input-multiple 32`: before any work
+
+    with pytest.raises(OptionsError, match="camvid-psp18 networks do not pad their input"):
+        TrainConfig(phase="hr", arch="camvid-psp18", steps=1, batch=2, lr=1e-3, optimizer="adam", input_multiple=32)
 
 
 def test_a_file_with_an_impossible_padding_is_refused_naming_it(tmp_path: Path) -> None:
@@ -117,7 +121,7 @@ def test_a_file_with_an_impossible_padding_is_refused_naming_it(tmp_path: Path) 
     save_weights(plain, good, meta=plain.meta, force=False)
     with safe_open(str(good), "pt") as stored:
         tensors, header = {k: stored.get_tensor(k) for k in stored.keys()}, dict(stored.metadata())
-    for arch, multiple, problem in (("camvid-bise18", 0, "input_multiple 0 is below 1"),
+    for arch, multiple, problem in (("camvid-bise18", 0, "input_multiple must be at least 1"),
                                     ("camvid-psp18", 32, "camvid-psp18 networks do not pad their input")):  # fmt: skip
         meta = {**json.loads(header["meta"]), "arch": arch, "input_multiple": multiple}
         path = tmp_path / f"{arch}-{multiple}.safetensors"

@@ -38,6 +38,16 @@ def list_archs() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def input_multiple_problem(arch: str, multiple: int) -> str | None:
+    """What is wrong with padding `arch`'s networks to `multiple` (ModelMeta.input_multiple), or None:
+    at least 1, and above 1 only for families that pad (`ArchConfig.input_multiple` > 1)."""
+    if multiple < 1:
+        return f"input_multiple must be at least 1, got {multiple}"
+    if multiple > 1 and arch in _CONFIGS and _CONFIGS[arch].input_multiple == 1:
+        return f"{arch} networks do not pad their input: input_multiple must be 1, got {multiple}"
+    return None
+
+
 def arch_config(arch: str) -> ArchConfig:
     """The configuration record of architecture `arch` (an unknown id is a usage error naming the known)."""
     try:

@@ -28,9 +28,8 @@ class SegNet(nn.Module):
     final_conv: nn.Conv2d
     #: The attribute holding the module a 'shared' LR branch takes from the HR branch (None: not possible).
     backbone_name: str | None = None
-    #: Whether the family honours `input_multiple` (pads its input, crops its outputs back).
-    pads_input: bool = False
-    #: ModelMeta.input_multiple: the input is padded to a multiple of this (1: as given).
+    #: ModelMeta.input_multiple: the input is padded to a multiple of this (1: as given); families
+    #: that honour it say so in their ArchConfig.input_multiple.
     input_multiple: int = 1
 
     def features_and_aux(self, x: Tensor, *, aux: bool) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from arseg_cli.errors import InputError, OptionsError
 from arseg_cli.model._fold import fold_batchnorms, state_signature
-from arseg_cli.model._registry import build
+from arseg_cli.model._registry import build, input_multiple_problem
 from arseg_cli.model._compiled_attention import compile_failed
 from arseg_cli.model._segnet import SegNet
 from arseg_cli.model.creff import CReFF
@@ -298,10 +298,9 @@ def build_arseg(meta: ModelMeta, *, has_hr: bool = True) -> ARSeg:
 
 def use_input_multiple(net: SegNet, meta: ModelMeta) -> None:
     """Have `net` pad its input as `meta.input_multiple` says; one line where its family cannot."""
-    if meta.input_multiple < 1:
-        raise OptionsError(f"input_multiple must be at least 1, got {meta.input_multiple}")
-    if meta.input_multiple > 1 and not net.pads_input:
-        raise OptionsError(f"{meta.arch} networks do not pad their input: input_multiple must be 1, got {meta.input_multiple}")
+    problem = input_multiple_problem(meta.arch, meta.input_multiple)
+    if problem:
+        raise OptionsError(problem)
     net.input_multiple = meta.input_multiple
 
 

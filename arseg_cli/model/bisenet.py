@@ -48,6 +48,8 @@ def _bise18_config(arch: str, data: DataSetInfo, mean: Stats, std: Stats, recipe
         # BiSeNet's recipe: principal loss + both auxiliary losses (OHEM), weight 1.0.
         aux_heads=(AuxHead("conv_out16", "pixels", 1.0), AuxHead("conv_out32", "pixels", 1.0)),
         official=OfficialCheckpoint(backbone_key="cp.resnet.conv1.weight", classifier_key="conv_out.conv_out.weight"),
+        # The stride-32 branch is resized onto the stride-16 grid: where 32 does not divide the input, the
+        # grids are a fraction of a cell apart, which networks trained on dividing crops never saw.
         paper=paper, input_multiple=32,
     )  # fmt: skip
 
@@ -172,9 +174,6 @@ class BiSeNet18(SegNet):
 
     # BiSeNet's backbone is its context path (ResNet-18 + attention refinement), not the spatial path.
     backbone_name = "cp"
-    # Its stride-32 branch is resized onto the stride-16 grid: where 32 does not divide the input, the two
-    # grids are offset by a fraction of a cell, which networks trained on dividing crops never saw.
-    pads_input = True
 
     feature_channels = 256
 

@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from arseg_cli.errors import WeightsError
-from arseg_cli.model._registry import arch_config, list_archs
+from arseg_cli.model._registry import input_multiple_problem, list_archs
 from arseg_cli.model._safetensors_header import read_header
 from arseg_cli.model.arseg import ARSeg, build_arseg
 from arseg_cli.model.meta import ModelMeta, WarpConvention
@@ -234,10 +234,9 @@ def _check_meta(path: Path, meta: ModelMeta) -> None:
     for problem in (None if meta.scale is None else scale_problem(meta.scale), keyframe_interval_problem(meta.keyframe_interval)):
         if problem:
             problems.append(problem)
-    if meta.input_multiple < 1:
-        problems.append(f"input_multiple {meta.input_multiple} is below 1")
-    elif meta.input_multiple > 1 and meta.arch in list_archs() and arch_config(meta.arch).input_multiple == 1:
-        problems.append(f"{meta.arch} networks do not pad their input (input_multiple {meta.input_multiple})")
+    padding = input_multiple_problem(meta.arch, meta.input_multiple)
+    if padding:
+        problems.append(padding)
     if not meta.classes or len(meta.palette) != len(meta.classes):
         problems.append(f"{len(meta.classes)} classes but {len(meta.palette)} palette colours")
     if problems:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from arseg_cli.errors import OptionsError
 from arseg_cli.scale_interval import keyframe_interval_problem, scale_problem
 from arseg_cli.model import arch_config
+from arseg_cli.model._registry import input_multiple_problem
 from arseg_cli.model.architecture import OptimizerName, PixelLoss, Recipe
 from arseg_cli.train.losses import PIXEL_LOSSES
 
@@ -148,8 +149,9 @@ class TrainConfig:
             problems.append("training the gate alone needs the fusion gate")
         if self.gate_only and self.plain_steps:
             problems.append("training the gate alone has no steps without CReFF (plain steps must be 0)")
-        if self.input_multiple < 1:
-            problems.append(f"input multiple must be >= 1, got {self.input_multiple}")
+        padding = input_multiple_problem(self.arch, self.input_multiple)
+        if padding:
+            problems.append(padding)
         if self.checkpoint_every < 0 or self.workers < 0:
             problems.append("checkpoint interval and workers must be >= 0")
         if self.crop_hw is not None and min(self.crop_hw) < 8:
